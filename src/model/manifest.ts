@@ -1,0 +1,68 @@
+/**
+ * The model directory's manifest: what travels with a model so that a model directory
+ * (and the ONNX file's metadata_props) is self-describing. Declared once, here; the
+ * TypeScript types come from the schema.
+ *
+ * Sections owned by later stages are optional: `quantization` (facegate quantize),
+ * `recognition` (thresholds and references for refusing strangers).
+ */
+import { z } from 'zod';
+
+export const MANIFEST_FILE = 'manifest.json';
+export const MODEL_FP32_FILE = 'model.onnx';
+export const MODEL_INT8_FILE = 'model.int8.onnx';
+export const LABELS_FILE = 'labels.json';
+
+export const backboneNames = ['mobilenet_v1', 'faceres'] as const;
+export type BackboneName = (typeof backboneNames)[number];
+
+/** The ONNX input contract: uint8 RGB pixels, NHWC; preprocessing happens inside the graph. */
+export const inputSchema = z.object({
+  name: z.string().describe('ONNX input name').default('pixels'),
+  dtype: z.literal('uint8').describe('element type of the input tensor').default('uint8'),
+  layout: z.literal('NHWC').describe('tensor layout').default('NHWC'),
+  height: z.number().int().positive().describe('input height in pixels'),
+  width: z.number().int().positive().describe('input width in pixels'),
+  channels: z.literal(3).describe('RGB').default(3),
+  preprocessing: z.object({
+    scale: z.number().describe('the graph computes pixel * scale + offset'),
+    offset: z.number(),
+  }).strict().describe('done inside the graph; recorded for tools that feed floats'),
+}).strict();
+export type InputContract = z.infer<typeof inputSchema>;
+
+export const fileEntrySchema = z.object({
+  sha256: z.string().regex(/^[0-9a-f]{64}$/).describe('hex sha256 of the file'),
+  bytes: z.number().int().nonnegative().describe('file size'),
+}).strict();
+
+export const manifestSchema = z.object({
+  format: z.literal('facegate-model').describe('marks a facegate model directory'),
+  formatVersion: z.literal(1).describe('manifest format version'),
+  version: z.string().min(1).describe('model version; newer models sort later (YYYYMMDD.HHMMSS by default)'),
+  createdAt: z.string().describe('ISO 8601 creation time'),
+  backbone: z.object({
+    name: z.enum(backboneNames),
+    alpha: z.number().optional().describe('MobileNet width multiplier'),
+    source: z.string().describe('where the backbone weights came from (path or URL)'),
+    featureNode: z.string().describe('the backbone layer/node whose (pooled) output feeds the head'),
+    featureSize: z.number().int().positive(),
+  }).strict(),
+  input: inputSchema,
+  outputs: z.object({
+    probabilities: z.string().default('probabilities'),
+    embedding: z.string().default('embedding'),
+    embeddingSize: z.number().int().positive().default(512),
+  }).strict(),
+  classes: z.array(z.string().min(1)).min(2).describe('class names; index i is output i'),
+  files: z.record(z.string(), fileEntrySchema).describe('sha256 and size of every file in the directory except the manifest'),
+  training: z.record(z.string(), z.unknown()).optional().describe('metrics, seed, epochs, package versions'),
+  quantization: z.record(z.string(), z.unknown()).optional().describe('calibration method, samples, float layers, agreement with fp32'),
+  recognition: z.record(z.string(), z.unknown()).optional().describe('thresholds for refusing strangers'),
+}).strict();
+export type Manifest = z.infer<typeof manifestSchema>;
+
+/** Formats zod issues as `path: message` lines. */
+export function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
+  return issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`).join('\n');
+}
