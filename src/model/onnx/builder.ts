@@ -100,7 +100,7 @@ export function tensorValues(t: ITensorProto): TypedArray {
     case 'int8': return Int8Array.from(t.int32Data ?? []);
     case 'uint8': return Uint8Array.from(t.int32Data ?? []);
     case 'int32': return Int32Array.from(t.int32Data ?? []);
-    case 'int64': return BigInt64Array.from((t.int64Data ?? []).map((v) => BigInt(v.toString())));
+    case 'int64': return BigInt64Array.from((t.int64Data ?? []).map((v) => BigInt(String(v))));
   }
 }
 
@@ -215,7 +215,7 @@ export class GraphBuilder {
 }
 
 export function encodeModel(model: OnnxTypes.IModelProto): Uint8Array {
-  return onnx.ModelProto.encode(onnx.ModelProto.fromObject(model as Record<string, unknown>)).finish();
+  return onnx.ModelProto.encode(onnx.ModelProto.fromObject(model)).finish();
 }
 
 export function decodeModel(bytes: Uint8Array): OnnxTypes.ModelProto {

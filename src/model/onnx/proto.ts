@@ -5,5 +5,4 @@
 import onnxProto from 'onnx-proto';
 
 export const onnx = onnxProto.onnx;
-// eslint-disable-next-line @typescript-eslint/no-namespace
 export type { onnx as OnnxTypes } from 'onnx-proto';
