@@ -1,0 +1,48 @@
+/**
+ * Image decoding with sharp: every image becomes 8-bit RGB (greyscale expanded to three
+ * channels, alpha dropped), the layout every model input here expects.
+ */
+import sharp from 'sharp';
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+
+/** Interleaved 8-bit RGB pixels, row-major (HWC). */
+export interface RgbImage {
+  readonly data: Uint8Array;
+  readonly width: number;
+  readonly height: number;
+}
+
+export const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set(['.jpg', '.jpeg', '.png', '.gif', '.webp']);
+
+export function isImageFile(file: string): boolean {
+  return IMAGE_EXTENSIONS.has(path.extname(file).toLowerCase());
+}
+
+/** Image files directly in `dir`, sorted by name (stable order for seeds and class indices). */
+export async function listImages(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true });
+  return entries
+    .filter((e) => e.isFile() && isImageFile(e.name))
+    .map((e) => path.join(dir, e.name))
+    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/**
+ * Decodes a file or buffer to RGB; with `size`, resizes to exactly width×height
+ * (bilinear, aspect ratio not kept, like Keras `target_size`). Throws on a corrupt image.
+ */
+export async function decodeRgb(input: string | Buffer | Uint8Array, size?: { width: number; height: number }): Promise<RgbImage> {
+  let img = sharp(input, { failOn: 'error', animated: false }).rotate().removeAlpha().toColourspace('srgb');
+  if (size) img = img.resize(size.width, size.height, { fit: 'fill', kernel: 'linear' });
+  const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
+  if (info.channels === 3) return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height };
+  // Greyscale that sharp kept single-channel: expand to RGB.
+  const px = info.width * info.height;
+  const rgb = new Uint8Array(px * 3);
+  for (let i = 0; i < px; i++) {
+    const v = data[i * info.channels] ?? 0;
+    rgb[i * 3] = v; rgb[i * 3 + 1] = v; rgb[i * 3 + 2] = v;
+  }
+  return { data: rgb, width: info.width, height: info.height };
+}

@@ -1,0 +1,77 @@
+/**
+ * Typed messages between the stages of the device pipeline:
+ * capture → detect → recognise → decide → publish. Readonly, never tuples.
+ */
+import type { RgbImage } from './image.js';
+
+/** A camera frame as captured (encoded bytes; decoding happens in the detect stage). */
+export interface Frame {
+  /** Monotonic per-source frame number. */
+  readonly id: number;
+  /** Capture time, ms since the epoch. */
+  readonly timestamp: number;
+  /** Camera name or file path, for logs. */
+  readonly source: string;
+  /** Encoded image (JPEG, PNG, ...). */
+  readonly image: Buffer;
+}
+
+export interface Point {
+  readonly x: number;
+  readonly y: number;
+}
+
+/** Axis-aligned box in frame pixels. */
+export interface Box {
+  readonly x: number;
+  readonly y: number;
+  readonly width: number;
+  readonly height: number;
+}
+
+/** A face found in a frame. */
+export interface Face {
+  readonly frameId: number;
+  readonly box: Box;
+  /** Detector confidence 0..1. */
+  readonly score: number;
+  /** Detector keypoints in frame pixels (BlazeFace: right eye, left eye, nose, mouth, right ear, left ear). */
+  readonly keypoints: readonly Point[];
+}
+
+/** A face crop ready for the recogniser, at the model's input size. */
+export interface FaceCrop {
+  readonly face: Face;
+  readonly image: RgbImage;
+  /** Sharpness measure used by the quality gate (variance of the Laplacian). */
+  readonly sharpness: number;
+}
+
+/** What the recogniser says about one face. `label` null means nobody known. */
+export interface Match {
+  readonly face: Face;
+  readonly label: string | null;
+  /** The best candidate even when refused (for logs and evaluation). */
+  readonly candidate: string;
+  /** Similarity of the embedding to the candidate's reference (cosine, -1..1). */
+  readonly similarity: number;
+  /** Softmax probability of the candidate. */
+  readonly probability: number;
+  /** Probability of the candidate minus that of the runner-up. */
+  readonly margin: number;
+}
+
+export type DecisionKind = 'recognized' | 'unknown';
+
+/** A decision across frames, to be published. */
+export interface Decision {
+  readonly kind: DecisionKind;
+  /** Person's name for `recognized`; null for `unknown`. */
+  readonly name: string | null;
+  /** Mean similarity over the agreeing frames. */
+  readonly score: number;
+  readonly trackId: number;
+  readonly frameId: number;
+  /** Time of the frame that completed the decision, ms since the epoch. */
+  readonly timestamp: number;
+}
