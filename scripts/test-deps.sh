@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the system packages the test suite needs (Debian / Raspberry Pi OS / Ubuntu):
+# a real MQTT broker for the integration tests and a font for the charts.
+set -euo pipefail
+need=()
+command -v mosquitto >/dev/null 2>&1 || need+=(mosquitto)
+command -v mosquitto_sub >/dev/null 2>&1 || need+=(mosquitto-clients)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
+[ ${#need[@]} -eq 0 ] && exit 0
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+# The Debian package starts a system broker on port 1883; the tests start their own.
