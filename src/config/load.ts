@@ -72,7 +72,7 @@ export function envOverrides(env: NodeJS.ProcessEnv): JsonObject {
   for (const [name, raw] of Object.entries(env)) {
     if (!name.startsWith(ENV_PREFIX) || raw === undefined) continue;
     const parts = name.slice(ENV_PREFIX.length).split('__').filter((p) => p.length > 0);
-    let node: SchemaNode = configSchema as unknown as SchemaNode;
+    let node: SchemaNode = configSchema;
     const keys: string[] = [];
     let ok = parts.length > 0;
     for (const part of parts) {
@@ -106,7 +106,7 @@ export interface LoadOptions {
 
 export function validateConfig(input: unknown, origin = 'config'): Config {
   const r = configSchema.safeParse(input);
-  if (!r.success) throw new ConfigError(`invalid ${origin}:\n${formatIssues(r.error.issues as z.core.$ZodIssue[])}`);
+  if (!r.success) throw new ConfigError(`invalid ${origin}:\n${formatIssues(r.error.issues)}`);
   return r.data;
 }
 
