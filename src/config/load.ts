@@ -6,7 +6,7 @@
  */
 import { readFileSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { toJSONSchema, type z } from 'zod';
+import { toJSONSchema } from 'zod';
 import { ConfigError } from '../shared/errors.js';
 import { formatIssues } from '../model/manifest.js';
 import { configSchema, type Config } from './schema.js';
