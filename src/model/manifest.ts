@@ -36,6 +36,40 @@ export const fileEntrySchema = z.object({
   bytes: z.number().int().nonnegative().describe('file size'),
 }).strict();
 
+/**
+ * How faces were cut from images at training time; the device and `facegate eval` cut them
+ * the same way (src/recognise/faces.ts).
+ */
+export const cropSchema = z.object({
+  margin: z.number().positive().describe('side of the square crop as a multiple of the face box longer side').default(1.3),
+  rotate: z.boolean().describe('level the eyes using the detector keypoints').default(true),
+}).strict();
+export type CropSettings = z.infer<typeof cropSchema>;
+
+/**
+ * Refusing strangers: per-person references (unit centroids of descriptors from `source`,
+ * after subtracting the enrolment mean), a cosine threshold calibrated to `targetFar`,
+ * and a minimum softmax margin (candidate minus runner-up).
+ */
+export const recognitionSectionSchema = z.object({
+  score: z.literal('centroid-cosine').describe('how a face is scored against the references').default('centroid-cosine'),
+  source: z.enum(['features', 'embedding']).describe('model output the references are built from').default('features'),
+  mean: z.array(z.number()).nullable().describe('enrolment mean of the unit descriptors, subtracted before the cosine; null when not subtracted'),
+  references: z.record(z.string(), z.array(z.number())).describe('per class: unit centroid of its centred descriptors'),
+  threshold: z.number().describe('cosine similarity at or above which the nearest person is named'),
+  minMargin: z.number().min(-1).max(1).describe('the candidate\'s softmax probability minus the runner-up\'s must be at least this').default(0.1),
+  targetFar: z.number().min(0).max(1).describe('false-accept rate the threshold was calibrated to'),
+  crop: cropSchema.describe('how faces were cut at training time').default({ margin: 1.3, rotate: true }),
+  calibration: z.object({
+    method: z.literal('leave-one-person-out').describe('each known person in turn treated as a stranger'),
+    impostorProbes: z.number().int().nonnegative(),
+    genuineProbes: z.number().int().nonnegative(),
+    far: z.number().describe('false-accept rate on the impostor probes at the threshold'),
+    frr: z.number().describe('false-reject rate on the held-out genuine probes at the threshold'),
+  }).strict().describe('what the calibration measured'),
+}).strict();
+export type RecognitionSection = z.infer<typeof recognitionSectionSchema>;
+
 export const manifestSchema = z.object({
   format: z.literal('facegate-model').describe('marks a facegate model directory'),
   formatVersion: z.literal(1).describe('manifest format version'),
@@ -58,7 +92,7 @@ export const manifestSchema = z.object({
   files: z.record(z.string(), fileEntrySchema).describe('sha256 and size of every file in the directory except the manifest'),
   training: z.record(z.string(), z.unknown()).optional().describe('metrics, seed, epochs, package versions'),
   quantization: z.record(z.string(), z.unknown()).optional().describe('calibration method, samples, float layers, agreement with fp32'),
-  recognition: z.record(z.string(), z.unknown()).optional().describe('thresholds for refusing strangers'),
+  recognition: recognitionSectionSchema.optional().describe('references and thresholds for refusing strangers (facegate train)'),
 }).strict();
 export type Manifest = z.infer<typeof manifestSchema>;
 

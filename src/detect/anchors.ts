@@ -1,0 +1,91 @@
+/**
+ * BlazeFace (short range, 256×256, as shipped in `@vladmandic/human`'s `models/blazeface.json`)
+ * anchors and output decoding, as pure functions.
+ *
+ * Layout, read from `@vladmandic/human` src/face/blazeface.ts and facemeshutil.ts:
+ * - anchors: stride inputSize/16 with 2 anchors a cell, then stride inputSize/8 with 6 a cell
+ *   (256 → 16×16×2 + 8×8×6 = 896), centred at stride·(cell + 0.5), in input pixels;
+ * - each anchor's 17 values: [logit, dx, dy, w, h, kx0, ky0, …, kx5, ky5], offsets and sizes in
+ *   input pixels, box centre = anchor + (dx, dy), keypoint k = anchor + (kxk, kyk);
+ * - score = sigmoid(logit).
+ */
+import type { Point } from '../shared/messages.js';
+
+/** One anchor centre in input pixels. */
+export interface Anchor {
+  readonly x: number;
+  readonly y: number;
+}
+
+export interface AnchorSpec {
+  readonly strides: readonly number[];
+  /** Anchors per grid cell, per stride. */
+  readonly anchorsPerCell: readonly number[];
+}
+
+/** BlazeFace's anchor spec for a square input of `inputSize` pixels. */
+export function blazefaceAnchorSpec(inputSize: number): AnchorSpec {
+  return { strides: [inputSize / 16, inputSize / 8], anchorsPerCell: [2, 6] };
+}
+
+/** Anchor centres, row-major per stride, repeated `anchorsPerCell` times a cell. */
+export function generateAnchors(inputSize: number, spec: AnchorSpec = blazefaceAnchorSpec(inputSize)): Anchor[] {
+  const anchors: Anchor[] = [];
+  spec.strides.forEach((stride, i) => {
+    const cells = Math.ceil(inputSize / stride);
+    const perCell = spec.anchorsPerCell[i] ?? 1;
+    for (let gy = 0; gy < cells; gy++) {
+      for (let gx = 0; gx < cells; gx++) {
+        for (let n = 0; n < perCell; n++) anchors.push({ x: stride * (gx + 0.5), y: stride * (gy + 0.5) });
+      }
+    }
+  });
+  return anchors;
+}
+
+export function sigmoid(x: number): number {
+  return 1 / (1 + Math.exp(-x));
+}
+
+/** A decoded candidate in detector-input pixels (before NMS). */
+export interface Candidate {
+  readonly x1: number;
+  readonly y1: number;
+  readonly x2: number;
+  readonly y2: number;
+  readonly score: number;
+  readonly keypoints: readonly Point[];
+}
+
+export const BLAZEFACE_VALUES_PER_ANCHOR = 17;
+export const BLAZEFACE_KEYPOINTS = 6;
+
+/**
+ * Decodes the raw regressors (`anchors.length × 17`, row-major; column 0 the logit) into
+ * candidates with score ≥ `minScore`. Pure; the caller runs NMS.
+ */
+export function decodeBlazeface(raw: Float32Array, anchors: readonly Anchor[], minScore: number): Candidate[] {
+  const stride = BLAZEFACE_VALUES_PER_ANCHOR;
+  if (raw.length !== anchors.length * stride) {
+    throw new RangeError(`expected ${anchors.length}×${stride} detector values, got ${raw.length}`);
+  }
+  const out: Candidate[] = [];
+  // Compare logits, not sigmoids, so that most anchors cost one comparison.
+  const minLogit = minScore <= 0 ? -Infinity : minScore >= 1 ? Infinity : Math.log(minScore / (1 - minScore));
+  for (let i = 0; i < anchors.length; i++) {
+    const o = i * stride;
+    const logit = raw[o] ?? -Infinity;
+    if (logit < minLogit) continue;
+    const a = anchors[i] as Anchor;
+    const cx = a.x + (raw[o + 1] ?? 0);
+    const cy = a.y + (raw[o + 2] ?? 0);
+    const w = raw[o + 3] ?? 0;
+    const h = raw[o + 4] ?? 0;
+    const keypoints: Point[] = [];
+    for (let k = 0; k < BLAZEFACE_KEYPOINTS; k++) {
+      keypoints.push({ x: a.x + (raw[o + 5 + 2 * k] ?? 0), y: a.y + (raw[o + 6 + 2 * k] ?? 0) });
+    }
+    out.push({ x1: cx - w / 2, y1: cy - h / 2, x2: cx + w / 2, y2: cy + h / 2, score: sigmoid(logit), keypoints });
+  }
+  return out;
+}

@@ -1,0 +1,50 @@
+/**
+ * Quality gate measures: sharpness as the variance of the Laplacian (Pech-Pacheco et al.,
+ * "Diatom autofocusing in brightfield microscopy", 2000), on the luma of a face crop.
+ */
+import type { RgbImage } from '../shared/image.js';
+
+/** ITU-R BT.601 luma, one value a pixel. */
+export function luma(img: RgbImage): Float32Array {
+  const n = img.width * img.height;
+  const y = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    y[i] = 0.299 * (img.data[i * 3] ?? 0) + 0.587 * (img.data[i * 3 + 1] ?? 0) + 0.114 * (img.data[i * 3 + 2] ?? 0);
+  }
+  return y;
+}
+
+/** Variance of the 4-neighbour Laplacian over the interior pixels of a grey image. */
+export function laplacianVariance(grey: Float32Array, width: number, height: number): number {
+  if (width < 3 || height < 3) return 0;
+  let sum = 0; let sumSq = 0; let n = 0;
+  for (let y = 1; y < height - 1; y++) {
+    for (let x = 1; x < width - 1; x++) {
+      const i = y * width + x;
+      const l = (grey[i - 1] ?? 0) + (grey[i + 1] ?? 0) + (grey[i - width] ?? 0) + (grey[i + width] ?? 0) - 4 * (grey[i] ?? 0);
+      sum += l; sumSq += l * l; n++;
+    }
+  }
+  const mean = sum / n;
+  return Math.max(0, sumSq / n - mean * mean);
+}
+
+export function sharpness(img: RgbImage): number {
+  return laplacianVariance(luma(img), img.width, img.height);
+}
+
+export interface QualityThresholds {
+  /** Smallest face (longer box side, frame pixels) that is matched. */
+  readonly minFaceSize: number;
+  /** Smallest Laplacian variance of the aligned crop that is matched. */
+  readonly minSharpness: number;
+}
+
+export type QualityVerdict = { readonly ok: true } | { readonly ok: false; readonly reason: 'too-small' | 'too-blurred' };
+
+/** Pure gate: too small first (cheaper, and a tiny face is also blurred once upscaled). */
+export function qualityVerdict(faceSize: number, cropSharpness: number, t: QualityThresholds): QualityVerdict {
+  if (faceSize < t.minFaceSize) return { ok: false, reason: 'too-small' };
+  if (cropSharpness < t.minSharpness) return { ok: false, reason: 'too-blurred' };
+  return { ok: true };
+}
