@@ -1,0 +1,69 @@
+/**
+ * Decide across frames: track faces by box overlap, name a person only when k of the last n
+ * frames of a track agree, then hold that person for `cooldownMs`; an unknown face is
+ * reported once per track.
+ */
+import { z } from 'zod';
+import type { Decision, Match } from '../shared/messages.js';
+import { IouTracker } from './tracker.js';
+import { kOfN, type Vote } from './voting.js';
+
+export const deciderOptionsSchema = z.object({
+  k: z.number().int().positive().describe('frames of the window that must agree').default(3),
+  n: z.number().int().positive().describe('sliding window length, frames').default(5),
+  cooldownMs: z.number().nonnegative().describe('after naming a person, do not name them again for this long').default(10_000),
+  iouThreshold: z.number().min(0).max(1).describe('box overlap for a face to continue a track').default(0.3),
+  maxAgeFrames: z.number().int().nonnegative().describe('frames a track survives without its face').default(10),
+}).strict().refine((o) => o.k <= o.n, { message: 'k must not exceed n', path: ['k'] });
+export type DeciderOptions = z.input<typeof deciderOptionsSchema>;
+
+interface TrackState {
+  votes: Vote[];
+  unknownReported: boolean;
+}
+
+export class Decider {
+  private readonly opts: z.output<typeof deciderOptionsSchema>;
+  private readonly tracker: IouTracker;
+  private readonly states = new Map<number, TrackState>();
+  /** Last time each person was announced (any track). */
+  private readonly lastAnnounced = new Map<string, number>();
+
+  constructor(opts: DeciderOptions = {}) {
+    this.opts = deciderOptionsSchema.parse(opts);
+    this.tracker = new IouTracker({ iouThreshold: this.opts.iouThreshold, maxAgeFrames: this.opts.maxAgeFrames });
+  }
+
+  /** Feeds one frame's matches (possibly none); returns the decisions this frame completes. */
+  update(frameId: number, timestamp: number, matches: readonly Match[]): Decision[] {
+    const { ids, expired } = this.tracker.update(frameId, timestamp, matches.map((m) => m.face.box));
+    for (const id of expired) this.states.delete(id);
+    const decisions: Decision[] = [];
+    matches.forEach((m, i) => {
+      const trackId = ids[i] as number;
+      let st = this.states.get(trackId);
+      if (!st) { st = { votes: [], unknownReported: false }; this.states.set(trackId, st); }
+      st.votes.push({ label: m.label, score: m.similarity });
+      if (st.votes.length > this.opts.n) st.votes.shift();
+      const r = kOfN(st.votes, this.opts.k, this.opts.n);
+      if (r.kind === 'recognized') {
+        const last = this.lastAnnounced.get(r.label);
+        const cooling = last !== undefined && timestamp - last < this.opts.cooldownMs;
+        // A person lingering at the door is announced again once the cooldown has passed.
+        if (!cooling) {
+          this.lastAnnounced.set(r.label, timestamp);
+          decisions.push({ kind: 'recognized', name: r.label, score: r.score, trackId, frameId, timestamp });
+        }
+      } else if (r.kind === 'unknown' && !st.unknownReported) {
+        st.unknownReported = true;
+        const window = st.votes.filter((v) => v.label === null);
+        const score = window.reduce((s, v) => s + v.score, 0) / Math.max(1, window.length);
+        decisions.push({ kind: 'unknown', name: null, score, trackId, frameId, timestamp });
+      }
+    });
+    return decisions;
+  }
+
+  /** Live tracks (for metrics). */
+  get activeTracks(): number { return this.tracker.size; }
+}

@@ -1,0 +1,38 @@
+/** k-of-n voting over a sliding window of per-frame labels, as a pure function. */
+
+/** One frame's vote: a name, or null for "unknown". */
+export interface Vote {
+  readonly label: string | null;
+  readonly score: number;
+}
+
+export type VoteResult =
+  | { readonly kind: 'recognized'; readonly label: string; readonly score: number; readonly votes: number }
+  | { readonly kind: 'unknown'; readonly votes: number }
+  | { readonly kind: 'undecided' };
+
+/**
+ * Looks at the last `n` votes: a name wins when at least `k` of them agree on it (score =
+ * mean over those frames); "unknown" wins when at least `k` are unknown. A window with fewer
+ * than k votes for anything is undecided. When both could win (k ≤ n/2), the name with the
+ * most votes wins, then the more recent.
+ */
+export function kOfN(votes: readonly Vote[], k: number, n: number): VoteResult {
+  if (!(k >= 1 && n >= k)) throw new RangeError(`need 1 ≤ k ≤ n, got k=${k}, n=${n}`);
+  const window = votes.slice(-n);
+  const tally = new Map<string | null, { count: number; sum: number; last: number }>();
+  window.forEach((v, i) => {
+    const t = tally.get(v.label) ?? { count: 0, sum: 0, last: 0 };
+    t.count++; t.sum += v.score; t.last = i;
+    tally.set(v.label, t);
+  });
+  let best: { label: string; count: number; sum: number; last: number } | null = null;
+  for (const [label, t] of tally) {
+    if (label === null || t.count < k) continue;
+    if (!best || t.count > best.count || (t.count === best.count && t.last > best.last)) best = { label, ...t };
+  }
+  if (best) return { kind: 'recognized', label: best.label, score: best.sum / best.count, votes: best.count };
+  const unknown = tally.get(null);
+  if (unknown && unknown.count >= k) return { kind: 'unknown', votes: unknown.count };
+  return { kind: 'undecided' };
+}
