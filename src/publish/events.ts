@@ -1,0 +1,137 @@
+/**
+ * Turns decisions into `events` messages and delivers them in order, exactly as decided:
+ * each event goes to the on-disk outbox first, then one at a time to the broker (QoS 1);
+ * it leaves the outbox when the broker acknowledged it. While the broker is unreachable
+ * events pile up on disk (bounded) and are sent in order, marked `delayed`, when it returns.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Decision } from '../shared/messages.js';
+import { moduleLogger } from '../shared/logger.js';
+import type { EventPayload } from './topics.js';
+import { Outbox } from './outbox.js';
+
+/** The part of the MQTT connection the event publisher needs (a fake in unit tests). */
+export interface EventSink {
+  readonly connected: boolean;
+  publish(topic: 'events', payload: EventPayload): Promise<void>;
+  onConnect(listener: () => void): void;
+}
+
+export interface EventPublisherOptions {
+  stateDir: string;
+  maxEvents: number;
+  kiosk: string;
+  camera: string;
+  /** fsync each event (true on devices; tests may turn it off for speed). */
+  fsync?: boolean;
+  /** Called once an event was acknowledged, with ms from decision to acknowledgement. */
+  onDelivered?: (payload: EventPayload, latencyMs: number) => void;
+  /** Called when events had to be dropped because the outbox was full. */
+  onDropped?: (count: number) => void;
+}
+
+export class EventPublisher {
+  private readonly outbox: Outbox;
+  private readonly log: Logger;
+  private pumping = false;
+  private stopped = false;
+  private idle: Promise<void> = Promise.resolve();
+  private wake: (() => void) | undefined;
+  /** Decision timestamps by seq, for frame → event latency. */
+  private readonly decidedAt = new Map<number, number>();
+
+  constructor(private readonly sink: EventSink, private readonly opts: EventPublisherOptions) {
+    this.outbox = new Outbox(opts.stateDir, opts.maxEvents, opts.fsync ?? true);
+    this.log = moduleLogger('events');
+  }
+
+  get pending(): number { return this.outbox.size; }
+  get dropped(): number { return this.outbox.dropped; }
+
+  start(): Promise<void> {
+    this.outbox.load();
+    if (this.outbox.corruptLines) this.log.warn({ lines: this.outbox.corruptLines }, 'skipped corrupt outbox lines');
+    if (this.outbox.size) this.log.info({ pending: this.outbox.size }, 'events from before the restart wait for the broker');
+    if (this.outbox.dropped) this.opts.onDropped?.(this.outbox.dropped);
+    this.sink.onConnect(() => this.kick());
+    this.kick();
+    return Promise.resolve();
+  }
+
+  /** Records a decision durably and queues it for the broker. Returns the payload. */
+  publish(decision: Decision, modelVersion: string): EventPayload {
+    const delayed = !this.sink.connected || this.outbox.size > 0;
+    const payload: EventPayload = {
+      id: randomUUID(),
+      seq: this.outbox.nextSeq(),
+      kind: decision.kind,
+      name: decision.name,
+      score: Math.round(decision.score * 10000) / 10000,
+      time: new Date(decision.timestamp).toISOString(),
+      modelVersion,
+      kiosk: this.opts.kiosk,
+      camera: this.opts.camera,
+      trackId: decision.trackId,
+      frameId: decision.frameId,
+      delayed: false,
+    };
+    const dropped = this.outbox.add(payload, delayed);
+    if (dropped) {
+      this.log.warn({ dropped, max: this.opts.maxEvents }, 'outbox full: dropped the oldest events');
+      this.opts.onDropped?.(dropped);
+      const oldest = this.outbox.peek()?.payload.seq ?? Infinity;
+      for (const seq of this.decidedAt.keys()) if (seq < oldest) this.decidedAt.delete(seq);
+    }
+    this.decidedAt.set(payload.seq, decision.timestamp);
+    this.kick();
+    return payload;
+  }
+
+  private kick(): void {
+    if (this.wake) { const w = this.wake; this.wake = undefined; w(); }
+    if (this.pumping || this.stopped) return;
+    this.pumping = true;
+    this.idle = this.pump().finally(() => { this.pumping = false; });
+  }
+
+  /** Sends the outbox head, one at a time, so order on the wire is the order of decisions. */
+  private async pump(): Promise<void> {
+    for (;;) {
+      if (this.stopped) return;
+      const head = this.outbox.peek();
+      if (!head) return;
+      if (!this.sink.connected) {
+        this.outbox.markAllDelayed();
+        return; // onConnect kicks again
+      }
+      const payload: EventPayload = { ...head.payload, delayed: head.delayed };
+      try {
+        // mqtt.js keeps an unacknowledged QoS 1 message across a reconnect and resends it.
+        await this.sink.publish('events', payload);
+      } catch (err) {
+        if (this.stopped) return;
+        this.log.warn({ err: (err as Error).message, seq: payload.seq }, 'event not acknowledged; will retry');
+        this.outbox.markAllDelayed();
+        await new Promise<void>((resolve) => { this.wake = resolve; setTimeout(resolve, 1000).unref(); });
+        continue;
+      }
+      this.outbox.ack(payload.seq);
+      const decided = this.decidedAt.get(payload.seq);
+      this.decidedAt.delete(payload.seq);
+      this.opts.onDelivered?.(payload, decided === undefined ? NaN : Date.now() - decided);
+    }
+  }
+
+  /** Waits (up to `ms`) for the outbox to drain, then stops sending; what is left stays on disk. */
+  async stop(ms = 2000): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (this.outbox.size > 0 && this.sink.connected && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    this.stopped = true;
+    this.kick();
+    await Promise.race([this.idle, new Promise((r) => setTimeout(r, 100))]);
+    this.outbox.compact();
+  }
+}

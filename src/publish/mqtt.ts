@@ -1,0 +1,212 @@
+/**
+ * The MQTT connection (mqtt.js, MQTT 5 or 3.1.1, TLS, user/password, client certificates).
+ * The last will is a retained "offline" on the status topic; a retained "online" is
+ * published on every connect; stop() publishes "offline" itself before disconnecting.
+ * Publishing takes topics relative to `<base>/<kiosk>` (see topics.ts).
+ */
+import { readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import { EventEmitter } from 'node:events';
+import { connect, type IClientOptions, type MqttClient } from 'mqtt';
+import type { Logger } from 'pino';
+import { ConfigError } from '../shared/errors.js';
+import type { MqttConfig } from '../config/schema.js';
+import { moduleLogger } from '../shared/logger.js';
+import { Topics, TOPIC_OPTIONS, encodePayload, assertTopicName, type RelativeTopic, type TopicPayloads } from './topics.js';
+
+export type MessageHandler = (topic: string, payload: Buffer) => void;
+
+/** What other parts (the model updater, HA discovery) need from the connection. */
+export interface MqttPort {
+  readonly topics: Topics;
+  readonly connected: boolean;
+  /** Typed publish to a topic relative to `<base>/<kiosk>`; resolves when the broker acknowledged (QoS 1) or sent (QoS 0). */
+  publish<T extends RelativeTopic>(topic: T, payload: TopicPayloads[T]): Promise<void>;
+  /** Publish raw text/bytes to a relative topic with explicit options (for parts with their own topics). */
+  publishRelative(topic: string, payload: string | Buffer, opts: { qos: 0 | 1; retain: boolean }): Promise<void>;
+  /** Publish to an absolute topic outside the base (Home Assistant discovery only). */
+  publishAbsolute(topic: string, payload: string | Buffer, opts: { qos: 0 | 1; retain: boolean }): Promise<void>;
+  /** Subscribe to a relative topic; the handler gets the relative topic. Re-subscribed after reconnects. */
+  subscribe(relativeTopic: string, handler: MessageHandler): Promise<void>;
+  /** Subscribe to an absolute topic (Home Assistant's status). */
+  subscribeAbsolute(topic: string, handler: MessageHandler): Promise<void>;
+  /** Called on every (re)connect, after "online" was published. */
+  onConnect(listener: () => void): void;
+}
+
+export function buildClientOptions(cfg: MqttConfig, topics: Topics): IClientOptions {
+  const readFile = (file: string, key: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new ConfigError(`mqtt.${key}: cannot read ${file}: ${(err as Error).message}`);
+    }
+  };
+  let password: string | undefined = cfg.password || undefined;
+  if (cfg.passwordFile) password = readFile(cfg.passwordFile, 'passwordFile').toString('utf8').split(/\r?\n/)[0] ?? '';
+  const opts: IClientOptions = {
+    protocolVersion: cfg.protocolVersion,
+    clientId: cfg.clientId || `facegate-${cfg.kioskId}`,
+    keepalive: cfg.keepaliveSeconds,
+    reconnectPeriod: cfg.reconnectMs,
+    connectTimeout: cfg.connectTimeoutMs,
+    clean: true,
+    will: { topic: topics.status, payload: Buffer.from('offline'), qos: 1, retain: true },
+    rejectUnauthorized: cfg.tls.rejectUnauthorized,
+  };
+  if (cfg.username) opts.username = cfg.username;
+  if (password !== undefined) opts.password = password;
+  if (cfg.tls.ca) opts.ca = readFile(cfg.tls.ca, 'tls.ca');
+  if (cfg.tls.cert) opts.cert = readFile(cfg.tls.cert, 'tls.cert');
+  if (cfg.tls.key) opts.key = readFile(cfg.tls.key, 'tls.key');
+  if ((cfg.tls.cert === '') !== (cfg.tls.key === '')) throw new ConfigError('mqtt.tls: give both cert and key for a client certificate, or neither');
+  return opts;
+}
+
+/** Strips credentials from a URL for logs. */
+export function safeUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    u.username = '';
+    u.password = '';
+    return u.toString();
+  } catch {
+    return '(unparsable url)';
+  }
+}
+
+export class MqttConnection implements MqttPort {
+  private client: MqttClient | undefined;
+  private readonly log: Logger;
+  private readonly handlers = new Map<string, MessageHandler[]>();
+  private readonly connectListeners: (() => void)[] = [];
+  private readonly events = new EventEmitter();
+  private stopping = false;
+  private everConnected = false;
+
+  constructor(
+    private readonly url: string,
+    private readonly options: IClientOptions,
+    readonly topics: Topics,
+    private readonly onState: (connected: boolean) => void = () => undefined,
+  ) {
+    this.log = moduleLogger('mqtt');
+  }
+
+  get connected(): boolean {
+    return this.client?.connected ?? false;
+  }
+
+  /**
+   * Starts connecting and resolves once connected or after `waitMs` (the daemon runs on
+   * without a broker: events wait in the outbox). Bad options throw.
+   */
+  async start(waitMs = 3000): Promise<void> {
+    const client = connect(this.url, this.options);
+    this.client = client;
+    client.on('connect', () => {
+      // Nagle + delayed ACK turns a QoS 1 round trip from ~0.2 ms into ~40-90 ms.
+      (client.stream as Partial<Socket> | undefined)?.setNoDelay?.(true);
+      this.everConnected = true;
+      this.log.info({ url: safeUrl(this.url) }, 'connected to broker');
+      this.onState(true);
+      client.publish(this.topics.status, 'online', { qos: 1, retain: true }, (err) => {
+        if (err && !this.stopping) this.log.warn({ err: err.message }, 'could not publish online');
+      });
+      for (const l of this.connectListeners) {
+        try { l(); } catch (err) { this.log.error({ err }, 'connect listener failed'); }
+      }
+      this.events.emit('connect');
+    });
+    client.on('close', () => {
+      if (!this.stopping) this.onState(false);
+    });
+    client.on('offline', () => {
+      if (!this.stopping) this.log.warn({ url: safeUrl(this.url) }, 'broker unreachable; events wait on disk, reconnecting');
+    });
+    client.on('error', (err) => {
+      this.log.warn({ err: err.message }, 'mqtt error');
+    });
+    client.on('message', (topic, payload) => {
+      for (const [filter, hs] of this.handlers) {
+        if (filter !== topic) continue;
+        for (const h of hs) {
+          try { h(this.topics.relative(topic) ?? topic, payload); } catch (err) { this.log.error({ err, topic }, 'message handler failed'); }
+        }
+      }
+    });
+    if (!client.connected) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, waitMs);
+        this.events.once('connect', () => { clearTimeout(t); resolve(); });
+      });
+    }
+    if (!this.everConnected) this.log.warn({ url: safeUrl(this.url) }, 'broker not reachable yet; running on, events are kept on disk');
+  }
+
+  onConnect(listener: () => void): void {
+    this.connectListeners.push(listener);
+  }
+
+  /** Resolves on the next connect (or at once when connected). */
+  waitConnected(): Promise<void> {
+    if (this.connected) return Promise.resolve();
+    return new Promise((resolve) => this.events.once('connect', () => resolve()));
+  }
+
+  publish<T extends RelativeTopic>(topic: T, payload: TopicPayloads[T]): Promise<void> {
+    return this.raw(this.topics.full(topic), encodePayload(topic, payload), TOPIC_OPTIONS[topic]);
+  }
+
+  publishRelative(topic: string, payload: string | Buffer, opts: { qos: 0 | 1; retain: boolean }): Promise<void> {
+    return this.raw(this.topics.full(topic), payload, opts);
+  }
+
+  publishAbsolute(topic: string, payload: string | Buffer, opts: { qos: 0 | 1; retain: boolean }): Promise<void> {
+    assertTopicName(topic);
+    return this.raw(topic, payload, opts);
+  }
+
+  private raw(topic: string, payload: string | Buffer, opts: { qos: 0 | 1; retain: boolean }): Promise<void> {
+    const client = this.client;
+    if (!client) return Promise.reject(new Error('mqtt connection not started'));
+    return new Promise((resolve, reject) => {
+      client.publish(topic, payload, { qos: opts.qos, retain: opts.retain }, (err) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  subscribe(relativeTopic: string, handler: MessageHandler): Promise<void> {
+    return this.subscribeAbsolute(this.topics.full(relativeTopic), handler);
+  }
+
+  subscribeAbsolute(topic: string, handler: MessageHandler): Promise<void> {
+    assertTopicName(topic);
+    const client = this.client;
+    if (!client) return Promise.reject(new Error('mqtt connection not started'));
+    const list = this.handlers.get(topic) ?? [];
+    list.push(handler);
+    this.handlers.set(topic, list);
+    if (list.length > 1) return Promise.resolve();
+    // mqtt.js re-subscribes after a reconnect (resubscribe: true by default).
+    return new Promise((resolve, reject) => {
+      client.subscribe(topic, { qos: 1 }, (err) => (err ? reject(err) : resolve()));
+      if (!client.connected) resolve(); // queued until connected; do not block start on a missing broker
+    });
+  }
+
+  /** Publishes "offline" (retained) when connected, then disconnects cleanly (no last will). */
+  async stop(): Promise<void> {
+    const client = this.client;
+    if (!client) return;
+    this.stopping = true;
+    if (client.connected) {
+      await Promise.race([
+        new Promise<void>((resolve) => client.publish(this.topics.status, 'offline', { qos: 1, retain: true }, () => resolve())),
+        new Promise<void>((resolve) => setTimeout(resolve, 2000)),
+      ]);
+    }
+    await new Promise<void>((resolve) => client.end(false, {}, () => resolve()));
+    this.onState(false);
+    this.client = undefined;
+  }
+}

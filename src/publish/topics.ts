@@ -1,0 +1,119 @@
+/**
+ * The ONE module that builds MQTT topics, and the typed payload of each topic.
+ * Everything else publishes to topics relative to `<baseTopic>/<kioskId>`; this module
+ * adds the prefix and refuses wildcards, empty levels and absolute paths.
+ */
+import type { DecisionKind } from '../shared/messages.js';
+
+/** `<base>/<kiosk>/status`, retained: "online" after connecting; the last will is "offline". */
+export type StatusPayload = 'online' | 'offline';
+
+/** `<base>/<kiosk>/events`, QoS 1, never retained: one message per decision. */
+export interface EventPayload {
+  /** Unique id (UUID v4): subscribers drop duplicates (QoS 1 is at-least-once). */
+  readonly id: string;
+  /** Monotonic per kiosk, across restarts. */
+  readonly seq: number;
+  readonly kind: DecisionKind;
+  /** Person's name for `recognized`; null for `unknown`. */
+  readonly name: string | null;
+  /** Mean similarity over the agreeing frames (cosine, -1..1). */
+  readonly score: number;
+  /** When the decision was taken (ISO 8601). */
+  readonly time: string;
+  readonly modelVersion: string;
+  readonly kiosk: string;
+  readonly camera: string;
+  readonly trackId: number;
+  readonly frameId: number;
+  /** True when the event waited (broker unreachable, or across a restart) before it was sent. */
+  readonly delayed: boolean;
+}
+
+/** `<base>/<kiosk>/state`, retained, every few seconds: what the HA sensors read. */
+export interface StatePayload {
+  readonly lastPerson: string | null;
+  readonly lastEventTime: string | null;
+  /** Frames per second processed over the last interval. */
+  readonly fps: number;
+  readonly modelVersion: string;
+  /** Whether the camera is delivering frames. */
+  readonly camera: 'ok' | 'failed' | 'starting' | 'ended';
+  /** Events waiting on disk for the broker. */
+  readonly pendingEvents: number;
+  readonly uptimeSeconds: number;
+}
+
+/**
+ * Relative topic → payload type. Parts that need their own topics add an entry here
+ * (for example the model updater's `model/...` topics).
+ */
+export interface TopicPayloads {
+  status: StatusPayload;
+  events: EventPayload;
+  state: StatePayload;
+}
+export type RelativeTopic = Extract<keyof TopicPayloads, string>;
+
+/** Publish options per topic: events are QoS 1 and never retained; status and state are retained. */
+export const TOPIC_OPTIONS: { readonly [K in RelativeTopic]: { readonly qos: 0 | 1; readonly retain: boolean } } = {
+  status: { qos: 1, retain: true },
+  events: { qos: 1, retain: false },
+  state: { qos: 0, retain: true },
+};
+
+export class TopicError extends Error {}
+
+/** Throws unless `t` is a usable topic name (no wildcards, no empty level, no leading/trailing slash). */
+export function assertTopicName(t: string, what = 'topic'): void {
+  if (t.length === 0) throw new TopicError(`${what} is empty`);
+  if (/[+#]/.test(t)) throw new TopicError(`${what} "${t}" contains a wildcard (+ or #); publish to a concrete topic`);
+  if (t.startsWith('/') || t.endsWith('/') || t.includes('//')) throw new TopicError(`${what} "${t}" has an empty level`);
+  if (t.includes('\u0000')) throw new TopicError(`${what} contains a NUL character`);
+}
+
+export class Topics {
+  /** `<base>/<kiosk>`. */
+  readonly root: string;
+
+  constructor(readonly baseTopic: string, readonly kioskId: string, readonly haPrefix = 'homeassistant') {
+    assertTopicName(baseTopic, 'mqtt.baseTopic');
+    if (kioskId.includes('/')) throw new TopicError(`mqtt.kioskId "${kioskId}" must be one topic level (no /)`);
+    assertTopicName(kioskId, 'mqtt.kioskId');
+    assertTopicName(haPrefix, 'mqtt.homeAssistant.prefix');
+    this.root = `${baseTopic}/${kioskId}`;
+  }
+
+  /** The full topic for a topic relative to `<base>/<kiosk>`. */
+  full(relative: string): string {
+    assertTopicName(relative, 'relative topic');
+    return `${this.root}/${relative}`;
+  }
+
+  /** Inverse of full(): the relative topic, or null when `topic` is not under the root. */
+  relative(topic: string): string | null {
+    return topic.startsWith(`${this.root}/`) ? topic.slice(this.root.length + 1) : null;
+  }
+
+  get status(): string { return this.full('status'); }
+  get events(): string { return this.full('events'); }
+  get state(): string { return this.full('state'); }
+
+  /** Home Assistant's birth topic: "online" when HA (re)starts. */
+  get haStatus(): string { return `${this.haPrefix}/status`; }
+
+  /** Unique id of this kiosk as a Home Assistant device. */
+  get haNodeId(): string { return `facegate_${this.kioskId.replace(/[^A-Za-z0-9_-]/g, '_')}`; }
+
+  /** `<prefix>/<component>/<node>/<object>/config` (HA MQTT discovery). */
+  haConfig(component: 'event' | 'sensor' | 'binary_sensor', objectId: string): string {
+    const t = `${this.haPrefix}/${component}/${this.haNodeId}/${objectId}/config`;
+    assertTopicName(t);
+    return t;
+  }
+}
+
+/** Serialises a payload for the wire: status as plain text (HA availability), the rest as JSON. */
+export function encodePayload<T extends RelativeTopic>(topic: T, payload: TopicPayloads[T]): string {
+  return typeof payload === 'string' && topic === 'status' ? payload : JSON.stringify(payload);
+}
