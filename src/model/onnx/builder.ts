@@ -86,7 +86,9 @@ export function tensorValues(t: ITensorProto): TypedArray {
   const dims = (t.dims ?? []).map(Number);
   const size = dims.reduce((a, b) => a * b, 1);
   if (t.rawData && t.rawData.length > 0) {
-    const bytes = t.rawData.slice();
+    // Copy into a fresh buffer: decoded bytes may be a Buffer view at an unaligned offset,
+    // and Float32Array / Int32Array views need an offset that is a multiple of their size.
+    const bytes = new Uint8Array(t.rawData);
     switch (dtype) {
       case 'float32': return new Float32Array(bytes.buffer, bytes.byteOffset, size);
       case 'int8': return new Int8Array(bytes.buffer, bytes.byteOffset, size);
