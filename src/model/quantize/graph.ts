@@ -1,0 +1,388 @@
+/**
+ * The graph half of the quantiser: decides which nodes run in int8 and rewrites an fp32
+ * ONNX graph into QDQ form (QuantizeLinear → DequantizeLinear pairs around the integer
+ * candidates), the form onnxruntime's graph optimiser fuses into QLinearConv, QGemm and
+ * QLinearGlobalAveragePool.
+ *
+ * Decisions, after onnxruntime's QDQ quantiser:
+ * - Conv and Gemm with constant weights run in int8 (per-channel int8 weights, int32 bias).
+ * - A Relu, or a Clip whose lower bound is 0 (ReLU6), that alone follows a Conv / Gemm is
+ *   absorbed: it is removed and the node's output is quantised with the activation's
+ *   calibrated range, whose uint8 saturation at zero point 0 and at the top of the range
+ *   does the clipping. This is what lets onnxruntime fuse DQ → Conv → Q.
+ * - Layout and pooling ops between int8 nodes (Transpose, Reshape, Flatten, Squeeze,
+ *   Unsqueeze, MaxPool, GlobalAveragePool, AveragePool) get quantised inputs too, and
+ *   the layout ones share their input's scale so onnxruntime can drop the Q/DQ around
+ *   them and move uint8 data.
+ * - Everything else stays float behind a DequantizeLinear (preprocessing, Softmax,
+ *   ReduceMean, normalisation), and a Gemm that feeds only float ops keeps a float output
+ *   (QGemm writes float), so logits reach Softmax unrounded.
+ */
+import type { OnnxTypes } from '../onnx/proto.js';
+import { onnx } from '../onnx/proto.js';
+import { tensorProto, tensorValues, attr } from '../onnx/builder.js';
+import { ModelError } from '../../shared/errors.js';
+import { quantizeWeightsAndBias, type ActivationParams } from './params.js';
+
+type INodeProto = OnnxTypes.INodeProto;
+type ITensorProto = OnnxTypes.ITensorProto;
+type IModelProto = OnnxTypes.IModelProto;
+
+const FLOAT = onnx.TensorProto.DataType.FLOAT;
+
+/** Ops whose output takes its input's quantisation parameters unchanged. */
+const LAYOUT_OPS = new Set(['Transpose', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'MaxPool']);
+/** Ops that pass a quantised tensor through (their input is quantised when their output is). */
+const PASS_OPS = new Set([...LAYOUT_OPS, 'GlobalAveragePool', 'AveragePool']);
+
+/** Why a node stays in float; reported to the user. */
+export interface FloatNode {
+  readonly name: string;
+  readonly opType: string;
+  readonly reason: string;
+}
+
+/** The quantisation plan of a graph, before calibration. */
+export interface QuantPlan {
+  /** Nodes that run with int8 weights (Conv, Gemm). */
+  readonly intNodes: readonly string[];
+  /** Relu / Clip nodes absorbed into the range of the node before them. */
+  readonly absorbed: readonly string[];
+  /** Activation tensors that get a QuantizeLinear / DequantizeLinear pair. */
+  readonly tensors: readonly string[];
+  /** Compute nodes left in float, with the reason. */
+  readonly floatNodes: readonly FloatNode[];
+  /** For a tensor whose params copy another's (layout ops), the tensor copied. */
+  readonly sharesWith: ReadonlyMap<string, string>;
+}
+
+interface Indexed {
+  readonly nodes: INodeProto[];
+  readonly inits: Map<string, ITensorProto>;
+  readonly producer: Map<string, number>;
+  readonly consumers: Map<string, number[]>;
+  readonly graphInputs: Set<string>;
+  readonly graphOutputs: Set<string>;
+}
+
+function graphOf(model: IModelProto): OnnxTypes.IGraphProto {
+  if (!model.graph) throw new ModelError('the ONNX model has no graph: export it again (facegate export)');
+  return model.graph;
+}
+
+function index(model: IModelProto): Indexed {
+  const g = graphOf(model);
+  const nodes = g.node ?? [];
+  const inits = new Map<string, ITensorProto>();
+  for (const t of g.initializer ?? []) if (t.name) inits.set(t.name, t);
+  const producer = new Map<string, number>();
+  const consumers = new Map<string, number[]>();
+  nodes.forEach((n, i) => {
+    for (const o of n.output ?? []) if (o) producer.set(o, i);
+    for (const x of n.input ?? []) {
+      if (!x) continue;
+      const list = consumers.get(x) ?? [];
+      if (!list.includes(i)) list.push(i);
+      consumers.set(x, list);
+    }
+  });
+  return {
+    nodes,
+    inits,
+    producer,
+    consumers,
+    graphInputs: new Set((g.input ?? []).map((v) => v.name ?? '').filter((n) => n && !inits.has(n))),
+    graphOutputs: new Set((g.output ?? []).map((v) => v.name ?? '')),
+  };
+}
+
+function getAttr(n: INodeProto, name: string): OnnxTypes.IAttributeProto | undefined {
+  return (n.attribute ?? []).find((a) => a.name === name);
+}
+function intAttr(n: INodeProto, name: string, dflt: number): number {
+  const a = getAttr(n, name);
+  return a?.i !== undefined && a.i !== null ? Number(a.i) : dflt;
+}
+function floatAttr(n: INodeProto, name: string, dflt: number): number {
+  const a = getAttr(n, name);
+  return a?.f !== undefined && a.f !== null ? a.f : dflt;
+}
+
+function floatInit(ix: Indexed, name: string | undefined): ITensorProto | undefined {
+  if (!name) return undefined;
+  const t = ix.inits.get(name);
+  return t && t.dataType === FLOAT ? t : undefined;
+}
+
+/** A scalar from an initializer or a Constant node (Clip's min/max since opset 11). */
+function scalarOf(ix: Indexed, name: string | undefined): number | undefined {
+  if (!name) return undefined;
+  const init = ix.inits.get(name);
+  if (init) { const v = tensorValues(init); return v.length === 1 ? Number(v[0]) : undefined; }
+  const p = ix.producer.get(name);
+  const node = p === undefined ? undefined : ix.nodes[p];
+  if (node?.opType === 'Constant') {
+    const t = getAttr(node, 'value')?.t;
+    if (t) { const v = tensorValues(t); return v.length === 1 ? Number(v[0]) : undefined; }
+  }
+  return undefined;
+}
+
+/** Lower bound of a Relu (0) or Clip (its min), or undefined for other ops. */
+function activationFloor(ix: Indexed, n: INodeProto): number | undefined {
+  if (n.opType === 'Relu') return 0;
+  if (n.opType !== 'Clip') return undefined;
+  if (getAttr(n, 'min')) return floatAttr(n, 'min', -Infinity);
+  return scalarOf(ix, n.input?.[1]) ?? -Infinity;
+}
+
+/** Why Conv/Gemm node `n` cannot run in int8, or undefined if it can. */
+function intBlocker(ix: Indexed, n: INodeProto): string | undefined {
+  const inputs = n.input ?? [];
+  if (n.opType === 'Conv') {
+    if (!floatInit(ix, inputs[1])) return 'weights are not a float constant';
+    if (inputs[2] && !floatInit(ix, inputs[2])) return 'bias is not a float constant';
+    return undefined;
+  }
+  if (n.opType === 'Gemm') {
+    const b = floatInit(ix, inputs[1]);
+    if (!b || (b.dims ?? []).length !== 2) return 'B is not a 2-D float constant';
+    if (intAttr(n, 'transA', 0) !== 0) return 'transA=1 is not supported by QGemm fusion';
+    if (floatAttr(n, 'alpha', 1) !== 1 || (inputs[2] && floatAttr(n, 'beta', 1) !== 1)) return 'alpha/beta other than 1';
+    if (inputs[2]) {
+      const c = floatInit(ix, inputs[2]);
+      const n0 = Number((b.dims ?? [])[intAttr(n, 'transB', 0) ? 0 : 1]);
+      if (!c) return 'bias C is not a float constant';
+      const size = (c.dims ?? []).map(Number).reduce((a, v) => a * v, 1);
+      if (size !== n0) return 'bias C is not one value per output';
+    }
+    return undefined;
+  }
+  return 'not an integer op';
+}
+
+/** Plans which nodes run in int8 and which tensors get Q/DQ. `keepFloat`: node names to leave alone. */
+export function planQuantization(model: IModelProto, keepFloat: ReadonlySet<string> = new Set()): QuantPlan {
+  const ix = index(model);
+  const names = new Set(ix.nodes.map((n) => n.name ?? ''));
+  for (const k of keepFloat) {
+    if (!names.has(k)) {
+      const sample = ix.nodes.filter((n) => n.opType === 'Conv' || n.opType === 'Gemm').slice(0, 5).map((n) => n.name).join(', ');
+      throw new ModelError(`keep-float node "${k}" is not in the model (Conv/Gemm nodes include: ${sample || 'none'})`);
+    }
+  }
+  const floatNodes: FloatNode[] = [];
+  const intNodes = new Set<number>();
+  ix.nodes.forEach((n, i) => {
+    if (n.opType !== 'Conv' && n.opType !== 'Gemm') return;
+    const name = n.name ?? `#${i}`;
+    if (keepFloat.has(name)) { floatNodes.push({ name, opType: n.opType, reason: 'kept float on request (keepFloat)' }); return; }
+    const blocker = intBlocker(ix, n);
+    if (blocker) { floatNodes.push({ name, opType: n.opType, reason: blocker }); return; }
+    intNodes.add(i);
+  });
+
+  // Relu / Clip(0, x) alone after an int node: absorb into the output range.
+  const absorbedBy = new Map<number, number>(); // int node -> activation node
+  for (const i of intNodes) {
+    const out = ix.nodes[i]?.output?.[0];
+    if (!out || ix.graphOutputs.has(out)) continue;
+    const cons = ix.consumers.get(out) ?? [];
+    if (cons.length !== 1) continue;
+    const a = cons[0] as number;
+    const act = ix.nodes[a];
+    if (act && act.input?.[0] === out && activationFloor(ix, act) === 0 && !keepFloat.has(act.name ?? '')) absorbedBy.set(i, a);
+  }
+  const removed = new Set(absorbedBy.values());
+  const logicalOut = (i: number): string => {
+    const a = absorbedBy.get(i);
+    return ((a === undefined ? ix.nodes[i] : ix.nodes[a])?.output?.[0]) ?? '';
+  };
+
+  const isFloatActivation = (t: string): boolean => {
+    if (!t || ix.inits.has(t)) return false;
+    if (ix.graphInputs.has(t)) {
+      const vi = (graphOf(model).input ?? []).find((v) => v.name === t);
+      return vi?.type?.tensorType?.elemType === FLOAT;
+    }
+    const p = ix.producer.get(t);
+    return p !== undefined && ix.nodes[p]?.opType !== 'Constant' && ix.nodes[p]?.opType !== 'Cast';
+  };
+
+  const tensors = new Set<string>();
+  for (const i of intNodes) {
+    const n = ix.nodes[i] as INodeProto;
+    const x = n.input?.[0] ?? '';
+    if (isFloatActivation(x)) tensors.add(x);
+    const out = logicalOut(i);
+    const feedsInt = (ix.consumers.get(out) ?? []).some((c) => intNodes.has(c));
+    if (n.opType === 'Conv' || absorbedBy.has(i) || feedsInt) tensors.add(out);
+  }
+  // Backwards through pass-through ops: quantise their input when their output is.
+  for (let i = ix.nodes.length - 1; i >= 0; i--) {
+    const n = ix.nodes[i] as INodeProto;
+    if (!PASS_OPS.has(n.opType ?? '') || keepFloat.has(n.name ?? '')) continue;
+    const out = n.output?.[0] ?? '';
+    const x = n.input?.[0] ?? '';
+    if (tensors.has(out) && isFloatActivation(x)) tensors.add(x);
+  }
+  // Forwards: a layout op's output copies its input's scale (same values, same range).
+  const sharesWith = new Map<string, string>();
+  for (const n of ix.nodes) {
+    if (!LAYOUT_OPS.has(n.opType ?? '')) continue;
+    const out = n.output?.[0] ?? '';
+    const x = n.input?.[0] ?? '';
+    if (tensors.has(out) && tensors.has(x)) sharesWith.set(out, sharesWith.get(x) ?? x);
+  }
+
+  ix.nodes.forEach((n, i) => {
+    if (intNodes.has(i) || removed.has(i) || n.opType === 'Conv' || n.opType === 'Gemm') return;
+    if (n.opType === 'Constant') return;
+    const name = n.name ?? `#${i}`;
+    const op = n.opType ?? '?';
+    const out = n.output?.[0] ?? '';
+    if (PASS_OPS.has(op) && tensors.has(out)) return; // runs on uint8 / fused
+    const reason =
+      op === 'Softmax' ? 'Softmax stays float: probabilities are compared with thresholds, uint8 would round them to steps of 1/255'
+        : op === 'Cast' || (ix.graphInputs.has(n.input?.[0] ?? '') && op !== 'Conv') ? 'reads the uint8 input: preprocessing stays float'
+          : keepFloat.has(name) ? 'kept float on request (keepFloat)'
+            : `no int8 kernel for ${op} in onnxruntime's QDQ fusion`;
+    floatNodes.push({ name, opType: op, reason });
+  });
+
+  return {
+    intNodes: [...intNodes].map((i) => ix.nodes[i]?.name ?? `#${i}`),
+    absorbed: [...removed].map((i) => ix.nodes[i]?.name ?? `#${i}`),
+    tensors: [...tensors],
+    floatNodes,
+    sharesWith,
+  };
+}
+
+/**
+ * Rewrites the graph into QDQ form with the given activation parameters (one per
+ * `plan.tensors` entry). Returns a new model; the input is not modified.
+ */
+export function applyQdq(
+  model: IModelProto,
+  plan: QuantPlan,
+  params: ReadonlyMap<string, ActivationParams>,
+): OnnxTypes.IModelProto {
+  const copy = onnx.ModelProto.decode(onnx.ModelProto.encode(onnx.ModelProto.fromObject(model)).finish());
+  const g = graphOf(copy);
+  const ix = index(copy);
+  const nameOf = (n: INodeProto, i: number): string => n.name ?? `#${i}`;
+  const intNodes = new Set(plan.intNodes);
+  const absorbed = new Set(plan.absorbed);
+  const used = new Set<string>([...ix.producer.keys(), ...ix.inits.keys(), ...ix.graphInputs, ...ix.nodes.map((n) => n.name ?? '')]);
+  const unique = (base: string): string => {
+    let name = base.replace(/[^A-Za-z0-9_./:-]/g, '_');
+    for (let k = 1; used.has(name); k++) name = `${base}_${k}`;
+    used.add(name);
+    return name;
+  };
+  const newInits: ITensorProto[] = [];
+  const addInit = (base: string, dims: readonly number[], data: Float32Array | Int8Array | Uint8Array | Int32Array): string => {
+    const name = unique(base);
+    newInits.push(tensorProto(name, dims, data));
+    return name;
+  };
+  const paramsOf = (t: string): ActivationParams => {
+    const p = params.get(plan.sharesWith.get(t) ?? t);
+    if (!p) throw new Error(`no quantisation parameters for tensor ${t}`);
+    return p;
+  };
+
+  // source tensor (what QuantizeLinear reads) for each quantised tensor
+  const sourceOf = new Map<string, string>();
+  for (const t of plan.tensors) sourceOf.set(t, t);
+  ix.nodes.forEach((n) => {
+    if (!absorbed.has(n.name ?? '')) return;
+    const pre = n.input?.[0] ?? '';
+    sourceOf.set(n.output?.[0] ?? '', pre);
+  });
+  const bySource = new Map<string, string[]>();
+  for (const t of plan.tensors) {
+    const s = sourceOf.get(t) ?? t;
+    bySource.set(s, [...(bySource.get(s) ?? []), t]);
+  }
+
+  // Each consumer of a quantised tensor gets its own DequantizeLinear (onnxruntime
+  // fuses a node unit only when its DQ feeds nothing else).
+  const out: INodeProto[] = [];
+  const node = (opType: string, inputs: string[], outputs: string[], attrs: Record<string, ReturnType<typeof attr.i>> = {}): void => {
+    const T = onnx.AttributeProto.AttributeType;
+    out.push({
+      name: unique(`${opType}_${outputs[0] ?? ''}`),
+      opType,
+      input: inputs,
+      output: outputs,
+      attribute: Object.entries(attrs).map(([k, a]) => (a.kind === 'i' ? { name: k, type: T.INT, i: a.value } : { name: k })),
+    });
+  };
+  const rename = new Map<number, Map<string, string>>(); // consumer index -> tensor -> dq output
+  const emitQdq = (t: string): void => {
+    const p = paramsOf(t);
+    const scale = addInit(`${t}_scale`, [], new Float32Array([p.scale]));
+    const zp = addInit(`${t}_zero_point`, [], new Uint8Array([p.zeroPoint]));
+    const q = unique(`${t}_quantized`);
+    node('QuantizeLinear', [sourceOf.get(t) ?? t, scale, zp], [q]);
+    const consumers = (ix.consumers.get(t) ?? []).filter((c) => !absorbed.has(ix.nodes[c]?.name ?? ''));
+    consumers.forEach((c) => {
+      const dq = unique(`${t}_dequantized`);
+      node('DequantizeLinear', [q, scale, zp], [dq]);
+      const m = rename.get(c) ?? new Map<string, string>();
+      m.set(t, dq);
+      rename.set(c, m);
+    });
+    // A graph output whose producer was absorbed is rebuilt by its own DQ.
+    if (ix.graphOutputs.has(t) && sourceOf.get(t) !== t) node('DequantizeLinear', [q, scale, zp], [t]);
+  };
+
+  for (const s of ix.graphInputs) for (const t of bySource.get(s) ?? []) emitQdq(t);
+  ix.nodes.forEach((n, i) => {
+    const name = nameOf(n, i);
+    if (absorbed.has(name)) return;
+    const inputs = [...(n.input ?? [])].map((x) => rename.get(i)?.get(x) ?? x);
+    if (intNodes.has(name)) {
+      const x = n.input?.[0] ?? '';
+      const inScale = paramsOf(x).scale;
+      const w = ix.inits.get(n.input?.[1] ?? '') as ITensorProto;
+      const wDims = (w.dims ?? []).map(Number);
+      const axis = n.opType === 'Gemm' && intAttr(n, 'transB', 0) === 0 ? 1 : 0;
+      const bName = n.input?.[2];
+      const b = bName ? ix.inits.get(bName) : undefined;
+      const q = quantizeWeightsAndBias(tensorValues(w) as Float32Array, wDims, axis, b ? (tensorValues(b) as Float32Array) : undefined, inScale);
+      const channels = q.weights.scales.length;
+      const wq = addInit(`${w.name ?? 'W'}_quantized`, wDims, q.weights.values);
+      const ws = addInit(`${w.name ?? 'W'}_scale`, [channels], q.weights.scales);
+      const wz = addInit(`${w.name ?? 'W'}_zero_point`, [channels], new Int8Array(channels));
+      const wdq = unique(`${w.name ?? 'W'}_dequantized`);
+      node('DequantizeLinear', [wq, ws, wz], [wdq], { axis: attr.i(axis) });
+      inputs[1] = wdq;
+      if (b && q.bias) {
+        const bq = addInit(`${b.name ?? 'B'}_quantized`, [channels], q.bias.values);
+        const bs = addInit(`${b.name ?? 'B'}_scale`, [channels], q.bias.scales);
+        const bz = addInit(`${b.name ?? 'B'}_zero_point`, [channels], new Int32Array(channels));
+        const bdq = unique(`${b.name ?? 'B'}_dequantized`);
+        node('DequantizeLinear', [bq, bs, bz], [bdq], { axis: attr.i(0) });
+        inputs[2] = bdq;
+      }
+    }
+    out.push({ ...n, input: inputs });
+    for (const o of n.output ?? []) for (const t of bySource.get(o) ?? []) emitQdq(t);
+  });
+
+  // Drop float initializers nothing reads any more (the weights now stored as int8).
+  const read = new Set<string>();
+  for (const n of out) for (const x of n.input ?? []) read.add(x);
+  for (const o of g.output ?? []) read.add(o.name ?? '');
+  g.initializer = [...(g.initializer ?? []).filter((t) => read.has(t.name ?? '')), ...newInits];
+  g.input = (g.input ?? []).filter((v) => !ix.inits.has(v.name ?? '') || read.has(v.name ?? ''));
+  g.node = out;
+  // value_info of removed or renamed tensors would mislead shape inference.
+  const live = new Set<string>();
+  for (const n of out) for (const o of n.output ?? []) live.add(o);
+  g.valueInfo = (g.valueInfo ?? []).filter((v) => live.has(v.name ?? ''));
+  return copy;
+}
