@@ -78,9 +78,10 @@ export function applyAffine(m: Affine, u: number, v: number): Point {
  * Samples an RGB image through `m` into a `width`×`height` image, bilinear, clamping at the
  * edges (a face at the border gets its border pixels repeated rather than black bars).
  * When the map shrinks by more than 2×, it averages a 2×2 / 3×3 … grid of bilinear samples
- * per output pixel so that large faces are not aliased.
+ * per output pixel so that large faces are not aliased. With `fill`, samples outside the
+ * image take that grey level instead (letterboxing for the detector).
  */
-export function warpAffine(src: RgbImage, m: Affine, width: number, height: number): RgbImage {
+export function warpAffine(src: RgbImage, m: Affine, width: number, height: number, fill?: number): RgbImage {
   const out = new Uint8Array(width * height * 3);
   const scale = Math.hypot(m.a, m.d);
   const n = Math.max(1, Math.min(4, Math.floor(scale)));
@@ -93,7 +94,10 @@ export function warpAffine(src: RgbImage, m: Affine, width: number, height: numb
         for (let sx = 0; sx < n; sx++) {
           const uu = u + (sx + 0.5) / n - 0.5;
           const vv = v + (sy + 0.5) / n - 0.5;
-          bilinear(data, W, H, m.a * uu + m.b * vv + m.c, m.d * uu + m.e * vv + m.f, sample);
+          const x = m.a * uu + m.b * vv + m.c;
+          const y = m.d * uu + m.e * vv + m.f;
+          if (fill !== undefined && (x < -0.5 || y < -0.5 || x > W - 0.5 || y > H - 0.5)) sample.fill(fill);
+          else bilinear(data, W, H, x, y, sample);
           r += sample[0] ?? 0; g += sample[1] ?? 0; b += sample[2] ?? 0;
         }
       }

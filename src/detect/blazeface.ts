@@ -1,0 +1,128 @@
+/**
+ * The BlazeFace face detector run by onnxruntime: letterbox the frame to the detector's
+ * square input, run, decode against the anchors, NMS, map back to frame pixels.
+ * The ONNX comes from `./model.ts` (converted once from `@vladmandic/human`'s TF.js model).
+ */
+import { OnnxModel, type TensorData } from '../runtime/ort.js';
+import { ModelError } from '../shared/errors.js';
+import type { RgbImage } from '../shared/image.js';
+import type { Face } from '../shared/messages.js';
+import { alignmentTransform, warpAffine } from './align.js';
+import { BLAZEFACE_VALUES_PER_ANCHOR, decodeBlazeface, generateAnchors, type Anchor, type Candidate } from './anchors.js';
+import { nonMaxSuppression } from './nms.js';
+
+export interface DetectorOptions {
+  /** Lowest detector confidence kept (sigmoid of the logit). */
+  readonly minScore?: number;
+  /** NMS overlap above which the weaker box is dropped. */
+  readonly iouThreshold?: number;
+  /** Most faces returned, best first. */
+  readonly maxFaces?: number;
+  /** Faces whose longer box side is below this (frame pixels) are ignored. */
+  readonly minFaceSize?: number;
+  readonly threads?: number;
+}
+
+/** Defaults: `@vladmandic/human` uses 0.2 / 0.1 for its single-face mode; several faces at a door need a stricter score. */
+export const DETECTOR_DEFAULTS = { minScore: 0.5, iouThreshold: 0.3, maxFaces: 10, minFaceSize: 0 } as const;
+
+/**
+ * Puts BlazeFace's outputs into one `[anchors × 17]` array, anchor order as `generateAnchors`.
+ * Accepts the single `[1, 896, 17]` output of the original TF Hub model, or the four outputs
+ * of `@vladmandic/human`'s model (scores and regressors per stride; ordered by size as
+ * human does: 384×1, 512×1, 384×16, 512×16 → stride 16's 512 anchors first).
+ */
+export function assembleBlazefaceOutputs(outputs: readonly TensorData[], anchorCount: number): Float32Array {
+  const V = BLAZEFACE_VALUES_PER_ANCHOR;
+  const single = outputs.find((o) => o.data.length === anchorCount * V);
+  if (outputs.length === 1 && single) return Float32Array.from(single.data as Float32Array);
+  if (outputs.length !== 4) throw new ModelError(`BlazeFace: expected 1 or 4 outputs, got ${outputs.length}`);
+  const sorted = [...outputs].sort((a, b) => a.data.length - b.data.length);
+  const [s384, s512, r384, r512] = sorted as [TensorData, TensorData, TensorData, TensorData];
+  const n512 = s512.data.length; const n384 = s384.data.length;
+  if (n512 + n384 !== anchorCount || r512.data.length !== n512 * (V - 1) || r384.data.length !== n384 * (V - 1)) {
+    throw new ModelError(`BlazeFace: output sizes ${sorted.map((o) => o.data.length).join(', ')} do not fit ${anchorCount} anchors`);
+  }
+  const out = new Float32Array(anchorCount * V);
+  const put = (scores: TensorData, regs: TensorData, n: number, offset: number): void => {
+    for (let i = 0; i < n; i++) {
+      out[(offset + i) * V] = scores.data[i] as number;
+      for (let j = 0; j < V - 1; j++) out[(offset + i) * V + 1 + j] = regs.data[i * (V - 1) + j] as number;
+    }
+  };
+  put(s512, r512, n512, 0);
+  put(s384, r384, n384, n512);
+  return out;
+}
+
+/**
+ * Letterbox geometry: the frame scaled to fit a `size`×`size` square, centred, padded black.
+ * Returns the scale (frame pixels per input pixel) and the frame offset of input (0, 0).
+ */
+export function letterbox(width: number, height: number, size: number): { scale: number; x0: number; y0: number } {
+  const scale = Math.max(width, height) / size;
+  return { scale, x0: (width - size * scale) / 2, y0: (height - size * scale) / 2 };
+}
+
+/** Maps a candidate in detector-input pixels to a face in frame pixels, clipped to the frame. */
+export function toFrameFace(c: Candidate, lb: { scale: number; x0: number; y0: number }, frame: { width: number; height: number }, frameId: number): Face {
+  const fx = (x: number): number => lb.x0 + x * lb.scale;
+  const fy = (y: number): number => lb.y0 + y * lb.scale;
+  const x1 = Math.max(0, fx(c.x1)); const y1 = Math.max(0, fy(c.y1));
+  const x2 = Math.min(frame.width, fx(c.x2)); const y2 = Math.min(frame.height, fy(c.y2));
+  return {
+    frameId,
+    box: { x: x1, y: y1, width: Math.max(0, x2 - x1), height: Math.max(0, y2 - y1) },
+    score: c.score,
+    keypoints: c.keypoints.map((p) => ({ x: fx(p.x), y: fy(p.y) })),
+  };
+}
+
+export class BlazeFaceDetector {
+  private constructor(
+    private readonly model: OnnxModel,
+    private readonly inputName: string,
+    readonly inputSize: number,
+    private readonly anchors: readonly Anchor[],
+    private readonly opts: Required<Omit<DetectorOptions, 'threads'>>,
+  ) {}
+
+  /** Loads the detector ONNX (bytes or path) and checks it is a BlazeFace: one float NHWC square input. */
+  static async load(onnx: Uint8Array | string, options: DetectorOptions = {}): Promise<BlazeFaceDetector> {
+    const model = await OnnxModel.load(onnx, { threads: options.threads });
+    const sig = model.signature();
+    const input = sig.inputs[0];
+    const size = input?.shape[1];
+    if (!input || sig.inputs.length !== 1 || input.dtype !== 'float32' || input.shape.length !== 4 || typeof size !== 'number' || input.shape[2] !== size || input.shape[3] !== 3) {
+      await model.release();
+      throw new ModelError(`detector ${model.source}: expected one float32 input [1,S,S,3], got ${JSON.stringify(sig.inputs)}`);
+    }
+    const { minScore, iouThreshold, maxFaces, minFaceSize } = { ...DETECTOR_DEFAULTS, ...stripUndefined(options) };
+    return new BlazeFaceDetector(model, input.name, size, generateAnchors(size), { minScore, iouThreshold, maxFaces, minFaceSize });
+  }
+
+  /** Faces in an RGB frame, best first; small faces (below minFaceSize) dropped. */
+  async detect(img: RgbImage, frameId = 0): Promise<Face[]> {
+    const S = this.inputSize;
+    const lb = letterbox(img.width, img.height, S);
+    const m = alignmentTransform({ cx: img.width / 2, cy: img.height / 2, side: S * lb.scale, angle: 0 }, S);
+    const small = warpAffine(img, m, S, S, 0);
+    const input = new Float32Array(S * S * 3);
+    // BlazeFace expects RGB scaled to −1..1 (human: x / 127.5 − 1).
+    for (let i = 0; i < input.length; i++) input[i] = (small.data[i] as number) / 127.5 - 1;
+    const out = await this.model.run({ [this.inputName]: { data: input, dims: [1, S, S, 3] } });
+    const raw = assembleBlazefaceOutputs(Object.values(out), this.anchors.length);
+    const candidates = decodeBlazeface(raw, this.anchors, this.opts.minScore);
+    return nonMaxSuppression(candidates, this.opts.iouThreshold, this.opts.maxFaces)
+      .map((c) => toFrameFace(c, lb, img, frameId))
+      .filter((f) => Math.max(f.box.width, f.box.height) >= this.opts.minFaceSize && f.box.width > 0 && f.box.height > 0);
+  }
+
+  async close(): Promise<void> {
+    await this.model.release();
+  }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
