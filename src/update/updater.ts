@@ -1,0 +1,363 @@
+/**
+ * ModelUpdater: the kiosk side of remote model updates. Receives offers and chunks over
+ * MQTT, reassembles the bundle in a temp file with per-chunk and whole-file hash checks,
+ * hands it to the ModelStore (verify, self-test, atomic swap), asks the model host to
+ * switch the running pipeline, keeps the probation timer, and publishes the outcome
+ * retained on `<base>/<kiosk>/model`.
+ *
+ * Constructor only assigns; `recover()` runs before the pipeline loads (it decides which
+ * model directory to load), `start()` subscribes, `stop()` undoes it.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rm, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { moduleLogger } from '../shared/logger.js';
+import { checkPolicy, verifySignature } from './bundle.js';
+import type { UpdatesConfig } from './config.js';
+import { UpdateRejected } from './errors.js';
+import { loadPublicKeys, type PublicKey } from './keys.js';
+import { sha256 } from './modeldir.js';
+import { OnnxModelRunner, type ModelRunner } from './selftest.js';
+import { ModelStore, type ActiveModel, type UpdateState } from './store.js';
+import { CHUNK_TOPIC, MODEL_TOPIC, OFFER_TOPIC, fleetTopic, type ModelStatePayload } from './topics.js';
+import { decodeChunk, parseOffer, type Offer } from './transfer.js';
+
+export type MessageHandler = (topic: string, payload: Buffer) => void;
+
+/** What the updater needs from the MQTT connection (src/publish/mqtt.ts MqttPort fits). */
+export interface UpdateMqttPort {
+  publishRelative(topic: string, payload: string | Buffer, opts: { qos: 0 | 1; retain: boolean }): Promise<void>;
+  subscribe(relativeTopic: string, handler: MessageHandler): Promise<void>;
+  subscribeAbsolute(topic: string, handler: MessageHandler): Promise<void>;
+}
+
+/** What the updater needs from whoever runs recognition. */
+export interface ModelHost {
+  /**
+   * Loads the model in `model.dir` and switches recognition to it; the old pipeline
+   * keeps serving frames until the new one is ready. Throws (and keeps the old one)
+   * when the model cannot be loaded.
+   */
+  activate(model: ActiveModel): Promise<void>;
+}
+
+export interface ModelUpdaterOptions {
+  readonly config: UpdatesConfig;
+  readonly kioskId: string;
+  readonly baseTopic: string;
+  /** The configured model.dir, run while nothing is installed. */
+  readonly fallbackDir: string;
+  readonly mqtt: UpdateMqttPort;
+  readonly host: ModelHost;
+  readonly runner?: ModelRunner;
+  readonly log?: Logger;
+  /** For HTTPS URL offers; the global fetch by default. */
+  readonly fetch?: typeof fetch;
+}
+
+interface Transfer {
+  readonly offer: Offer;
+  readonly file: string;
+  readonly fh: FileHandle;
+  readonly received: Set<number>;
+  timer: NodeJS.Timeout | undefined;
+}
+
+export class ModelUpdater {
+  private readonly log: Logger;
+  private store: ModelStore | undefined;
+  private keys: PublicKey[] = [];
+  private running: ActiveModel | undefined;
+  private transfer: Transfer | undefined;
+  private work: Promise<void> = Promise.resolve();
+  private probationTimer: NodeJS.Timeout | undefined;
+  private started = false;
+  private lastState: UpdateState | undefined;
+  private readonly completed = new Set<string>();
+
+  constructor(private readonly o: ModelUpdaterOptions) {
+    this.log = o.log ?? moduleLogger('update');
+  }
+
+  /** The version recognition runs now (for event payloads). */
+  get runningVersion(): string | undefined { return this.running?.version; }
+
+  /**
+   * Call before loading the pipeline: cleans up after a crash, rolls back a swap whose
+   * probation did not pass, verifies the model, and returns the one to load.
+   */
+  async recover(): Promise<ActiveModel> {
+    this.keys = await loadPublicKeys(this.o.config.publicKeys);
+    this.store = new ModelStore({
+      dir: path.resolve(this.o.config.modelsDir),
+      fallbackDir: path.resolve(this.o.fallbackDir),
+      keys: this.keys,
+      runner: this.o.runner ?? new OnnxModelRunner(),
+      probationMinutes: this.o.config.probationMinutes,
+      log: this.log,
+    });
+    const { active, state } = await this.store.recover();
+    this.running = active;
+    this.lastState = state;
+    this.log.info({ version: active.version, source: active.source, keys: this.keys.map((k) => k.id) }, 'model store ready');
+    return active;
+  }
+
+  async start(): Promise<void> {
+    if (!this.store) await this.recover();
+    this.started = true;
+    const onOffer: MessageHandler = (_t, payload) => { this.enqueue(() => this.handleOffer(payload)); };
+    const onChunk: MessageHandler = (_t, payload) => { this.enqueue(() => this.handleChunk(payload)); };
+    await this.o.mqtt.subscribe(OFFER_TOPIC, onOffer);
+    await this.o.mqtt.subscribe(CHUNK_TOPIC, onChunk);
+    await this.o.mqtt.subscribeAbsolute(fleetTopic(this.o.baseTopic, OFFER_TOPIC), onOffer);
+    await this.o.mqtt.subscribeAbsolute(fleetTopic(this.o.baseTopic, CHUNK_TOPIC), onChunk);
+    await this.publishState();
+  }
+
+  async stop(): Promise<void> {
+    this.started = false;
+    if (this.probationTimer) clearTimeout(this.probationTimer);
+    this.probationTimer = undefined;
+    await this.work;
+    await this.dropTransfer();
+  }
+
+  /** Resolves when every message received so far has been handled (tests, shutdown). */
+  async idle(): Promise<void> {
+    let w: Promise<void>;
+    do { w = this.work; await w; } while (w !== this.work);
+  }
+
+  /** The host reports the new model misbehaving during probation: return to the previous one. */
+  async reportFailure(reason: string): Promise<boolean> {
+    let done = false;
+    await this.enqueueAndWait(async () => { done = await this.rollback(reason); });
+    return done;
+  }
+
+  private enqueue(fn: () => Promise<void>): void {
+    this.work = this.work.then(fn).catch((err: unknown) => {
+      this.log.error({ err: (err as Error).message }, 'update step failed');
+    });
+  }
+
+  private async enqueueAndWait(fn: () => Promise<void>): Promise<void> {
+    this.enqueue(fn);
+    await this.idle();
+  }
+
+  private get s(): ModelStore {
+    if (!this.store) throw new Error('ModelUpdater: recover() first');
+    return this.store;
+  }
+
+  // ---------- offers and chunks ----------
+
+  private async handleOffer(payload: Buffer): Promise<void> {
+    if (!this.started) return;
+    let offer: Offer | undefined;
+    try {
+      offer = parseOffer(payload);
+      if (this.transfer?.offer.transferId === offer.transferId || this.completed.has(offer.transferId)) return; // QoS 1 redelivery
+      if (this.transfer) throw new UpdateRejected(`busy: receiving ${this.transfer.offer.version}`, 'Offer again when it is done');
+      const m = offer.manifest;
+      // The signed manifest decides before any byte is transferred.
+      verifySignature(m, offer.signatures, this.keys);
+      checkPolicy(m, { kioskId: this.o.kioskId, runningVersion: this.running?.version ?? null, allowForced: this.o.config.allowForced });
+      if (offer.size > this.o.config.maxBundleBytes) {
+        throw new UpdateRejected(`bundle of ${offer.size} bytes exceeds updates.maxBundleBytes (${this.o.config.maxBundleBytes})`);
+      }
+      const signedBytes = Object.values(m.files).reduce((a, f) => a + f.bytes, 0);
+      if (signedBytes > offer.size) throw new UpdateRejected('malformed offer: size smaller than the signed files');
+      this.log.info({ version: m.version, size: offer.size, chunks: offer.chunks, url: offer.url !== null }, 'update offered');
+      if (offer.url !== null) {
+        await this.download(offer);
+        return;
+      }
+      await this.beginTransfer(offer);
+    } catch (err) {
+      await this.reject(offer?.version ?? null, err);
+    }
+  }
+
+  private async beginTransfer(offer: Offer): Promise<void> {
+    const dir = path.join(this.s.dir, 'transfers');
+    await mkdir(dir, { recursive: true });
+    const file = path.join(dir, `${offer.transferId}-${randomBytes(4).toString('hex')}.part`);
+    const fh = await open(file, 'wx', 0o600);
+    this.transfer = { offer, file, fh, received: new Set(), timer: undefined };
+    this.armTimeout();
+    await this.publishState();
+  }
+
+  private armTimeout(): void {
+    const t = this.transfer;
+    if (!t) return;
+    if (t.timer) clearTimeout(t.timer);
+    t.timer = setTimeout(() => {
+      this.enqueue(async () => {
+        if (this.transfer !== t) return;
+        const reason = `truncated transfer: ${t.received.size} of ${t.offer.chunks ?? 0} chunks received, none for ${this.o.config.transferTimeoutMs} ms`;
+        await this.dropTransfer();
+        await this.reject(t.offer.version, new UpdateRejected(reason));
+      });
+    }, this.o.config.transferTimeoutMs);
+    t.timer.unref();
+  }
+
+  private async handleChunk(payload: Buffer): Promise<void> {
+    const c = decodeChunk(payload);
+    const t = this.transfer;
+    if (!c || !t || c.transferId !== t.offer.transferId) return; // not ours, or an offer we refused
+    const { chunks, chunkSize, chunkSha256 } = t.offer;
+    if (chunks === null || chunkSize === null || chunkSha256 === null) return;
+    if (c.index >= chunks || t.received.has(c.index)) return;
+    const expectedLen = c.index === chunks - 1 ? t.offer.size - chunkSize * (chunks - 1) : chunkSize;
+    if (c.data.length !== expectedLen || sha256(c.data) !== chunkSha256[c.index]) {
+      await this.dropTransfer();
+      await this.reject(t.offer.version, new UpdateRejected(`corrupt transfer: chunk ${c.index} does not match its hash`));
+      return;
+    }
+    await t.fh.write(c.data, 0, c.data.length, c.index * chunkSize);
+    t.received.add(c.index);
+    this.armTimeout();
+    if (t.received.size < chunks) return;
+    await t.fh.sync();
+    const bytes = await readFile(t.file);
+    await this.dropTransfer();
+    this.completed.add(t.offer.transferId);
+    if (bytes.length !== t.offer.size || sha256(bytes) !== t.offer.sha256) {
+      await this.reject(t.offer.version, new UpdateRejected('corrupt transfer: the reassembled bundle does not match the offered sha256'));
+      return;
+    }
+    await this.install(t.offer, bytes);
+  }
+
+  private async download(offer: Offer): Promise<void> {
+    const url = offer.url as string;
+    const fetchImpl = this.o.fetch ?? fetch;
+    let bytes: Buffer;
+    try {
+      const res = await fetchImpl(url, { signal: AbortSignal.timeout(this.o.config.downloadTimeoutMs), redirect: 'error' });
+      if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
+      const parts: Buffer[] = [];
+      let total = 0;
+      for await (const part of res.body as AsyncIterable<Uint8Array>) {
+        total += part.length;
+        if (total > offer.size) throw new UpdateRejected(`download larger than the offered ${offer.size} bytes`);
+        parts.push(Buffer.from(part));
+      }
+      bytes = Buffer.concat(parts);
+    } catch (err) {
+      if (err instanceof UpdateRejected) throw err;
+      throw new UpdateRejected(`download failed: ${(err as Error).message}`, undefined, { cause: err });
+    }
+    if (bytes.length !== offer.size || sha256(bytes) !== offer.sha256) {
+      throw new UpdateRejected(`truncated or corrupt download: ${bytes.length} of ${offer.size} bytes, sha256 ${bytes.length === offer.size ? 'differs' : 'not checked'}`);
+    }
+    this.completed.add(offer.transferId);
+    await this.install(offer, bytes);
+  }
+
+  private async dropTransfer(): Promise<void> {
+    const t = this.transfer;
+    if (!t) return;
+    this.transfer = undefined;
+    if (t.timer) clearTimeout(t.timer);
+    await t.fh.close().catch(() => undefined);
+    await rm(t.file, { force: true });
+  }
+
+  // ---------- install, probation, rollback ----------
+
+  private async install(offer: Offer, bytes: Buffer): Promise<void> {
+    let result: Awaited<ReturnType<ModelStore['install']>>;
+    try {
+      result = await this.s.install(bytes, { kioskId: this.o.kioskId, runningVersion: this.running?.version ?? null, allowForced: this.o.config.allowForced });
+      // The signed bytes must be the ones offered (a mix of offers must not slip through).
+      if (result.manifest.version !== offer.manifest.version) throw new UpdateRejected('bundle differs from the offer');
+    } catch (err) {
+      await this.reject(offer.version, err);
+      return;
+    }
+    try {
+      await this.o.host.activate(result.installed);
+    } catch (err) {
+      this.log.error({ version: result.installed.version, err: (err as Error).message }, 'new model failed to start; rolling back');
+      await this.rollback(`model failed to start: ${(err as Error).message}`, false);
+      return;
+    }
+    this.running = result.installed;
+    this.lastState = await this.s.readState();
+    this.log.info({ version: result.installed.version, previous: result.previous.version }, 'model installed; probation started');
+    this.armProbation(result.installed.version);
+    await this.publishState();
+  }
+
+  private armProbation(version: string): void {
+    if (this.probationTimer) clearTimeout(this.probationTimer);
+    this.probationTimer = setTimeout(() => {
+      this.enqueue(async () => {
+        if (await this.s.passProbation(version)) {
+          this.log.info({ version }, 'probation passed');
+          this.lastState = await this.s.readState();
+          await this.publishState();
+        }
+      });
+    }, this.o.config.probationMinutes * 60_000);
+    this.probationTimer.unref();
+  }
+
+  private async rollback(reason: string, reactivate = true): Promise<boolean> {
+    if (this.probationTimer) clearTimeout(this.probationTimer);
+    this.probationTimer = undefined;
+    const r = await this.s.rollback(reason);
+    if (!r) return false;
+    if (reactivate) {
+      try {
+        await this.o.host.activate(r.active);
+      } catch (err) {
+        this.log.fatal({ err: (err as Error).message, version: r.active.version }, 'previous model does not start either');
+      }
+    }
+    this.running = r.active;
+    this.lastState = r.state;
+    this.log.warn({ version: r.active.version, reason }, 'rolled back');
+    await this.publishState();
+    return true;
+  }
+
+  private async reject(version: string | null, err: unknown): Promise<void> {
+    const reason = err instanceof UpdateRejected ? err.reason : `internal error: ${(err as Error).message}`;
+    this.log.warn({ version, reason }, 'update rejected');
+    this.lastState = await this.s.recordRejected(version, reason);
+    await this.publishState();
+  }
+
+  /** The payload of the retained `<base>/<kiosk>/model` topic. */
+  modelState(): ModelStatePayload {
+    const s = this.lastState;
+    const t = this.transfer;
+    return {
+      kiosk: this.o.kioskId,
+      version: this.running?.version ?? 'unknown',
+      previous: s?.previous ?? null,
+      state: s?.state ?? null,
+      offered: s?.offered ?? null,
+      at: s?.at ?? null,
+      probationUntil: s?.probationUntil ?? null,
+      transfer: t ? { version: t.offer.version, received: t.received.size, chunks: t.offer.chunks ?? 0 } : null,
+    };
+  }
+
+  private async publishState(): Promise<void> {
+    try {
+      await this.o.mqtt.publishRelative(MODEL_TOPIC, JSON.stringify(this.modelState()), { qos: 1, retain: true });
+    } catch (err) {
+      // The broker may be away; the retained state is published again on the next change.
+      this.log.warn({ err: (err as Error).message }, 'cannot publish model state');
+    }
+  }
+}
