@@ -30,10 +30,10 @@ export class RangeCollector {
     let hi = this.max;
     for (let i = 0; i < values.length; i++) {
       const v = values[i] as number;
+      if (v !== v) throw new RangeError('tensor contains NaN: the fp32 model is broken for this input');
       if (v < lo) lo = v;
       if (v > hi) hi = v;
     }
-    if (Number.isNaN(lo) || Number.isNaN(hi)) throw new RangeError('tensor contains NaN');
     this.min = lo;
     this.max = hi;
     this.count += values.length;
