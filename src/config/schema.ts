@@ -4,6 +4,8 @@
  * typo stops the start instead of being silently ignored.
  */
 import { z } from 'zod';
+import { deciderOptionsSchema } from '../decide/decider.js';
+import { updatesConfigSchema } from '../update/config.js';
 
 const ms = (what: string, dflt: number) => z.number().int().nonnegative().describe(`${what} (milliseconds)`).default(dflt);
 
@@ -45,14 +47,16 @@ export const cameraSchema = z.object({
 export const modelSchema = z.object({
   dir: z.string().describe('model directory written by `facegate train` / `facegate export` / `facegate quantize` (contains manifest.json)').default('models/current'),
   threads: z.number().int().positive().max(64).describe('onnxruntime intra-op threads').default(1),
-  minFaceSize: z.number().int().positive().describe('ignore faces smaller than this (pixels, box side)').default(40),
+  precision: z.enum(['int8', 'fp32']).describe('which model file to run: int8 (model.int8.onnx, made by facegate quantize) or fp32 (model.onnx); measure both on the device, int8 can be slower on some ARM CPUs').default('int8'),
+  minFaceSize: z.number().int().positive().describe('ignore faces smaller than this (pixels, longer box side)').default(40),
+  minSharpness: z.number().nonnegative().describe('ignore blurred faces: minimum variance of the Laplacian of the face crop').default(5),
+  minDetectionScore: z.number().min(0).max(1).describe('face detector confidence needed to consider a face').default(0.5),
+  maxFaces: z.number().int().positive().describe('most faces handled per frame').default(10),
+  detectorCacheDir: z.string().describe('where the face detector converted to ONNX is cached; empty = the default cache folder').default(''),
 }).strict().describe('the recognition model').prefault({});
 
-export const decideSchema = z.object({
-  agreeFrames: z.number().int().positive().describe('consecutive frames that must agree on a person before an event').default(3),
-  cooldownMs: ms('after an event for a person, no new event for them for this long', 10000),
-  unknownFrames: z.number().int().positive().describe('consecutive frames of a face nobody matches before an `unknown` event').default(5),
-}).strict().describe('turning per-frame matches into decisions').prefault({});
+/** Owned by src/decide (k-of-n voting per tracked face, cooldown per person). */
+export const decideSchema = deciderOptionsSchema.describe('turning per-frame matches into decisions: a person is named when k of the last n frames of a tracked face agree').prefault({});
 
 export const mqttSchema = z.object({
   url: z.string().describe('broker URL (mqtt://, mqtts://, ws://, wss://); empty = start an embedded broker on loopback').default(''),
@@ -113,6 +117,7 @@ export const configSchema = z.object({
   state: stateSchema,
   daemon: daemonSchema,
   log: logSchema,
+  updates: updatesConfigSchema,
 }).strict().describe('facegate run configuration');
 
 export type Config = z.infer<typeof configSchema>;
