@@ -51,7 +51,7 @@ export const bundleManifestSchema = z.object({
   expiresAt: z.iso.datetime().nullable().describe('a kiosk refuses the bundle after this time; required for forced bundles so a signed downgrade cannot be replayed forever'),
   kiosks: z.array(z.string().min(1)).nullable().describe('kiosk ids allowed to install it; null = any kiosk that trusts the key'),
   labels: z.array(z.string().min(1)).min(2).describe('class names, index i is output i (the model manifest\'s classes)'),
-  thresholds: z.record(z.string(), z.unknown()).nullable().describe('the model manifest\'s recognition section'),
+  thresholds: z.record(z.string(), z.number()).nullable().describe('the model\'s recognition thresholds (threshold, minMargin, targetFar); the full section is in model/manifest.json'),
   files: z.record(safePath, z.object({
     sha256: z.string().regex(/^[0-9a-f]{64}$/),
     bytes: z.number().int().nonnegative(),
@@ -291,7 +291,9 @@ export async function createBundle(o: CreateOptions): Promise<{ bytes: Buffer; m
     expiresAt: expiresAt ? expiresAt.toISOString() : null,
     kiosks: o.kiosks ? [...o.kiosks] : null,
     labels: [...model.classes],
-    thresholds: model.recognition ?? null,
+    thresholds: model.recognition
+      ? { threshold: model.recognition.threshold, minMargin: model.recognition.minMargin, targetFar: model.recognition.targetFar }
+      : null,
     files: Object.fromEntries([...files.entries()].sort(([a], [b]) => byteOrder(a, b)).map(([n, d]) => [n, { sha256: sha256(d), bytes: d.length }])),
   };
   const checked = bundleManifestSchema.safeParse(manifest);

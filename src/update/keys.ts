@@ -38,6 +38,10 @@ export async function loadPublicKey(pemOrPath: string): Promise<PublicKey> {
       throw new KeyError(`cannot read public key ${pemOrPath}: ${(err as Error).message}. Give a PEM string or the path of a .pub file from facegate keygen.`, { cause: err });
     }
   }
+  if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(pem)) {
+    // createPublicKey would derive the public half, but a signing key must never sit on a kiosk.
+    throw new KeyError(`${isPem(pemOrPath) ? 'a public key in the config' : pemOrPath} is a PRIVATE key: give kiosks only the .pub file and keep the private key off the device`);
+  }
   let key: KeyObject;
   try {
     key = createPublicKey(pem);

@@ -64,6 +64,35 @@ export function modelFilesOf(manifest: Manifest): string[] {
   return files;
 }
 
+/**
+ * The device's own recognition code (src/recognise/recogniser.ts): the model file at the
+ * precision it belongs to, the references and thresholds of the manifest. The answer's
+ * label is the device's decision: the name, or `refused:<candidate>`. Models without a
+ * recognition section (not calibrated yet) fall back to the raw model's argmax.
+ */
+export class DeviceModelRunner implements ModelRunner {
+  private readonly raw = new OnnxModelRunner();
+
+  async answer(modelDir: string, manifest: Manifest, modelFile: string, images: readonly RgbImage[]): Promise<Answer[]> {
+    if (!manifest.recognition) return this.raw.answer(modelDir, manifest, modelFile, images);
+    const { Recogniser } = await import('../recognise/recogniser.js');
+    const rec = await Recogniser.load({ modelDir, threads: 1, precision: modelFile === MODEL_INT8_FILE ? 'int8' : 'fp32' });
+    try {
+      const out: Answer[] = [];
+      for (const img of images) {
+        const [d] = await rec.describe([img]);
+        if (!d) throw new ModelError(`model ${modelFile} gave no description`);
+        const face = { frameId: 0, box: { x: 0, y: 0, width: img.width, height: img.height }, score: 1, keypoints: [] };
+        const m = rec.match(face, d);
+        out.push({ label: m.label ?? `refused:${m.candidate}`, probabilities: Array.from(d.probabilities), embedding: Array.from(d.vector) });
+      }
+      return out;
+    } finally {
+      await rec.close();
+    }
+  }
+}
+
 /** onnxruntime on the raw model: argmax of `probabilities`, plus the embedding. */
 export class OnnxModelRunner implements ModelRunner {
   async answer(modelDir: string, manifest: Manifest, modelFile: string, images: readonly RgbImage[]): Promise<Answer[]> {

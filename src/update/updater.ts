@@ -18,7 +18,7 @@ import type { UpdatesConfig } from './config.js';
 import { UpdateRejected } from './errors.js';
 import { loadPublicKeys, type PublicKey } from './keys.js';
 import { sha256 } from './modeldir.js';
-import { OnnxModelRunner, type ModelRunner } from './selftest.js';
+import { DeviceModelRunner, type ModelRunner } from './selftest.js';
 import { ModelStore, type ActiveModel, type UpdateState } from './store.js';
 import { CHUNK_TOPIC, MODEL_TOPIC, OFFER_TOPIC, fleetTopic, type ModelStatePayload } from './topics.js';
 import { decodeChunk, parseOffer, type Offer } from './transfer.js';
@@ -93,7 +93,7 @@ export class ModelUpdater {
       dir: path.resolve(this.o.config.modelsDir),
       fallbackDir: path.resolve(this.o.fallbackDir),
       keys: this.keys,
-      runner: this.o.runner ?? new OnnxModelRunner(),
+      runner: this.o.runner ?? new DeviceModelRunner(),
       probationMinutes: this.o.config.probationMinutes,
       log: this.log,
     });
