@@ -1,12 +1,104 @@
-import type { Command } from 'commander';
-import { FacegateError } from '../shared/errors.js';
+/**
+ * `facegate predict --model DIR IMAGE… [--annotate OUT] [--json]`: every face in every image,
+ * with its box, name or `unknown`, and score; `--annotate` draws them.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { DataError } from '../shared/errors.js';
 
-/** Placeholder until the command is built; replaced by its owner. */
+interface PredictCliOptions {
+  model: string;
+  annotate?: string;
+  json: boolean;
+  precision: 'int8' | 'fp32';
+  threads?: number;
+  minFaceSize?: number;
+}
+
+function positiveNumber(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`must be a non-negative number, got "${v}"`);
+  return n;
+}
+
+const round = (x: number, d = 4): number => Math.round(x * 10 ** d) / 10 ** d;
+
+/** Where the annotated copy of `image` goes: OUT itself for one image with an image extension, else OUT/<name>. */
+export async function annotatePath(out: string, image: string, count: number): Promise<string> {
+  const isFile = count === 1 && /\.(png|jpe?g|webp)$/i.test(out);
+  if (isFile) { await mkdir(path.dirname(path.resolve(out)), { recursive: true }); return out; }
+  let isDir = false;
+  try { isDir = (await stat(out)).isDirectory(); } catch { /* created below */ }
+  if (!isDir) await mkdir(out, { recursive: true });
+  const ext = path.extname(image).toLowerCase();
+  const name = path.basename(image, path.extname(image)) + (['.png', '.jpg', '.jpeg', '.webp'].includes(ext) ? ext : '.png');
+  return path.join(out, name);
+}
+
 export function registerPredict(program: Command): void {
   program
     .command('predict')
-    .description('(not built yet)')
-    .action(() => {
-      throw new FacegateError('facegate predict is not built yet');
+    .description('Find and recognise every face in images; strangers are "unknown"')
+    .argument('<images...>', 'image files')
+    .requiredOption('--model <dir>', 'model directory (from facegate train)')
+    .option('--annotate <out>', 'write the images with boxes and names: a file for one image, else a folder')
+    .option('--json', 'print one JSON object per image, one per line', false)
+    .addOption(new Option('--precision <p>', 'which model file to run').choices(['int8', 'fp32']).default('int8'))
+    .option('--threads <n>', 'onnxruntime threads', positiveNumber)
+    .option('--min-face-size <px>', 'ignore faces smaller than this (longer side, pixels)', positiveNumber)
+    .action(async (images: string[], o: PredictCliOptions) => {
+      const { RecognitionPipeline } = await import('../recognise/pipeline.js');
+      const { decodeRgb } = await import('../shared/image.js');
+      const { writeAnnotated } = await import('./../recognise/annotate.js');
+      const pipeline = await RecognitionPipeline.load({ modelDir: o.model, precision: o.precision, threads: o.threads, minFaceSize: o.minFaceSize });
+      let failures = 0;
+      try {
+        for (const [i, file] of images.entries()) {
+          let bytes: Buffer;
+          try { bytes = await readFile(file); } catch (err) {
+            throw new DataError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+          }
+          let img;
+          try { img = await decodeRgb(bytes); } catch (err) {
+            failures++;
+            const msg = `${file}: not a readable image (${(err as Error).message.split('\n')[0]})`;
+            if (o.json) process.stdout.write(JSON.stringify({ image: file, error: msg }) + '\n');
+            else process.stderr.write(`facegate: ${msg}\n`);
+            continue;
+          }
+          const { matches, skipped } = await pipeline.processImage(img, i);
+          const faces = matches.map((m) => ({
+            box: { x: round(m.face.box.x, 1), y: round(m.face.box.y, 1), width: round(m.face.box.width, 1), height: round(m.face.box.height, 1) },
+            name: m.label ?? 'unknown',
+            score: round(m.similarity),
+            candidate: m.candidate,
+            probability: round(m.probability),
+            margin: round(m.margin),
+            detection: round(m.face.score),
+          }));
+          const skippedOut = skipped.map((s) => ({ box: s.crop.face?.box, reason: s.reason }));
+          let annotated: string | undefined;
+          if (o.annotate) {
+            annotated = await annotatePath(o.annotate, file, images.length);
+            await writeAnnotated(bytes, [
+              ...matches.map((m) => ({ box: m.face.box, text: `${m.label ?? 'unknown'} ${m.similarity.toFixed(2)}`, kind: m.label ? 'known' as const : 'unknown' as const })),
+              ...skipped.filter((s) => s.crop.face).map((s) => ({ box: s.crop.face!.box, text: s.reason, kind: 'skipped' as const })),
+            ], annotated);
+          }
+          if (o.json) {
+            process.stdout.write(JSON.stringify({ image: file, width: img.width, height: img.height, faces, skipped: skippedOut, ...(annotated ? { annotated } : {}) }) + '\n');
+          } else {
+            const head = `${file}: ${faces.length === 0 ? 'no face' : `${faces.length} face${faces.length > 1 ? 's' : ''}`}` +
+              (skipped.length ? ` (${skipped.length} skipped: ${skipped.map((s) => s.reason).join(', ')})` : '') + (annotated ? ` → ${annotated}` : '');
+            process.stdout.write([head, ...faces.map((f) =>
+              `  ${f.name.padEnd(16)} score ${f.score.toFixed(3)}  box ${f.box.x},${f.box.y} ${f.box.width}×${f.box.height}` +
+              (f.name === 'unknown' ? `  (nearest ${f.candidate})` : ''))].join('\n') + '\n');
+          }
+        }
+      } finally {
+        await pipeline.close();
+      }
+      if (failures) process.exitCode = 2;
     });
 }
