@@ -1,0 +1,149 @@
+/**
+ * The training loop on features: per epoch, augment every training image (seeded by
+ * seed, epoch and image), extract its features once, shuffle, train the head batch by
+ * batch, then evaluate on the validation features (extracted once, never augmented).
+ * Callbacks as Keras: ModelCheckpoint(save_best_only on val_loss) and
+ * EarlyStopping(val_loss, patience, restore_best_weights) — TF.js's own earlyStopping
+ * does not restore (FACTS.md), so both are written here.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { RgbImage } from '../shared/image.js';
+import { moduleLogger } from '../shared/logger.js';
+import { augment, type AugmentConfig } from './augment.js';
+import type { FeatureExtractor } from './features.js';
+import { cloneWeights } from './head.js';
+import { deriveSeed, mulberry32, permutation } from './rng.js';
+import { saveLayersModel } from './tfjs-io.js';
+
+const log = moduleLogger('train.fit');
+
+export interface EpochLogs {
+  readonly epoch: number;
+  readonly loss: number;
+  readonly accuracy: number;
+  readonly val_loss: number;
+  readonly val_accuracy: number;
+  readonly seconds: number;
+}
+
+export interface LabelledImage {
+  readonly image: RgbImage;
+  readonly label: number;
+}
+
+export interface FitOptions {
+  readonly head: tf.LayersModel;
+  readonly extractor: FeatureExtractor;
+  readonly train: readonly LabelledImage[];
+  readonly validation: readonly LabelledImage[];
+  readonly numClasses: number;
+  readonly epochs: number;
+  readonly batchSize: number;
+  readonly patience: number;
+  readonly seed: number;
+  /** null: no augmentation (features of the training images are then extracted once). */
+  readonly augment: AugmentConfig | null;
+  /** Best-val_loss checkpoint folder (model.json + weights.bin), written during training. */
+  readonly checkpointDir?: string;
+  readonly onEpochStart?: (epoch: number, batches: number) => void;
+  readonly onBatch?: (epoch: number, batch: number, loss: number, accuracy: number) => void;
+  readonly onEpochEnd?: (logs: EpochLogs, improved: boolean) => void;
+}
+
+export interface FitResult {
+  readonly history: EpochLogs[];
+  /** 1-based epoch whose weights the head now holds. */
+  readonly bestEpoch: number;
+  readonly epochsRun: number;
+  readonly stoppedEarly: boolean;
+  /** Features the head was evaluated on (validation), for later stages. */
+  readonly validationFeatures: Float32Array;
+  /** Features of the un-augmented training images (for references / thresholds). */
+  readonly trainFeatures: Float32Array;
+}
+
+function oneHot(labels: readonly number[], n: number): tf.Tensor2D {
+  return tf.oneHot(tf.tensor1d(labels as number[], 'int32'), n).toFloat() as tf.Tensor2D;
+}
+
+/** Mean categorical cross-entropy and accuracy of the head on features. */
+export function evaluate(head: tf.LayersModel, features: Float32Array, labels: readonly number[], featureSize: number, numClasses: number): { loss: number; accuracy: number } {
+  return tf.tidy(() => {
+    const x = tf.tensor2d(features, [labels.length, featureSize]);
+    const y = oneHot(labels, numClasses);
+    const p = head.predict(x) as tf.Tensor2D;
+    const loss = tf.metrics.categoricalCrossentropy(y, p).mean().dataSync()[0] ?? Number.NaN;
+    const acc = tf.metrics.categoricalAccuracy(y, p).mean().dataSync()[0] ?? Number.NaN;
+    return { loss, accuracy: acc };
+  });
+}
+
+export async function fitHead(o: FitOptions): Promise<FitResult> {
+  const size = o.extractor.spec.featureSize;
+  const trainLabels = o.train.map((s) => s.label);
+  const valLabels = o.validation.map((s) => s.label);
+  const validationFeatures = await o.extractor.extract(o.validation.map((s) => s.image));
+  const plainTrain = await o.extractor.extract(o.train.map((s) => s.image));
+  const history: EpochLogs[] = [];
+  let best = Number.POSITIVE_INFINITY;
+  let bestEpoch = 0;
+  let bestWeights: tf.Tensor[] | null = null;
+  let wait = 0;
+  let stoppedEarly = false;
+  const n = o.train.length;
+  const batches = Math.ceil(n / o.batchSize);
+  try {
+    for (let epoch = 1; epoch <= o.epochs; epoch++) {
+      const t0 = performance.now();
+      let feats = plainTrain;
+      if (o.augment) {
+        const cfg = o.augment;
+        const images = o.train.map((s, i) => augment(s.image, mulberry32(deriveSeed(o.seed, 0xa09, epoch, i)), cfg).image);
+        feats = await o.extractor.extract(images);
+      }
+      const order = permutation(n, mulberry32(deriveSeed(o.seed, 0x5f1e, epoch)));
+      o.onEpochStart?.(epoch, batches);
+      let lossSum = 0;
+      let accSum = 0;
+      for (let b = 0; b < batches; b++) {
+        const idx = order.slice(b * o.batchSize, (b + 1) * o.batchSize);
+        const xb = new Float32Array(idx.length * size);
+        idx.forEach((j, k) => xb.set(feats.subarray(j * size, (j + 1) * size), k * size));
+        const x = tf.tensor2d(xb, [idx.length, size]);
+        const y = oneHot(idx.map((j) => trainLabels[j] ?? 0), o.numClasses);
+        const r = await o.head.trainOnBatch(x, y);
+        tf.dispose([x, y]);
+        const [loss, acc] = Array.isArray(r) ? r : [r, Number.NaN];
+        lossSum += (loss ?? 0) * idx.length;
+        accSum += (acc ?? 0) * idx.length;
+        o.onBatch?.(epoch, b + 1, lossSum / Math.min(n, (b + 1) * o.batchSize), accSum / Math.min(n, (b + 1) * o.batchSize));
+      }
+      const val = evaluate(o.head, validationFeatures, valLabels, size, o.numClasses);
+      const logs: EpochLogs = {
+        epoch, loss: lossSum / n, accuracy: accSum / n, val_loss: val.loss, val_accuracy: val.accuracy,
+        seconds: (performance.now() - t0) / 1000,
+      };
+      history.push(logs);
+      const improved = val.loss < best;
+      if (improved) {
+        best = val.loss;
+        bestEpoch = epoch;
+        wait = 0;
+        if (bestWeights) tf.dispose(bestWeights);
+        bestWeights = cloneWeights(o.head);
+        if (o.checkpointDir) await saveLayersModel(o.head, o.checkpointDir);
+      } else {
+        wait++;
+      }
+      o.onEpochEnd?.(logs, improved);
+      log.debug({ ...logs, improved }, 'epoch done');
+      if (!improved && wait >= o.patience) { stoppedEarly = true; break; }
+    }
+    // restore_best_weights: the head leaves with the best epoch's weights, whether
+    // early stopping fired or the epochs ran out.
+    if (bestWeights && bestEpoch !== history.length) o.head.setWeights(bestWeights);
+  } finally {
+    if (bestWeights) tf.dispose(bestWeights);
+  }
+  return { history, bestEpoch, epochsRun: history.length, stoppedEarly, validationFeatures, trainFeatures: plainTrain };
+}

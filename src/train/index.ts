@@ -1,0 +1,205 @@
+/**
+ * `facegate train`: data → frozen backbone features → head → model directory.
+ *
+ *   load data (one "file → 224×224 RGB or skip" step per image)
+ *   → resolve the backbone (path, download cache, or @vladmandic/human)
+ *   → feature extractor (ONNX backbone graph, or TF.js)
+ *   → fit the head (augmentation per epoch, checkpoint, early stopping that restores)
+ *   → write the model directory (head, labels, history, plot, manifest; ONNX when exported)
+ */
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
+import { backboneNames, type RecognitionSection } from '../model/manifest.js';
+import { DataError, FacegateError } from '../shared/errors.js';
+import { moduleLogger } from '../shared/logger.js';
+import { TUTORIAL_AUGMENTATION, augmentConfigSchema } from './augment.js';
+import { initBackend, type BackendName } from './backend.js';
+import { INPUT_SIZE, loadTfjsBackbone, resolveBackbone, type BackboneSpec, type SummaryRow } from './backbone.js';
+import { cropPreparer, loadDataset, type Dataset, type ImagePreparer } from './data.js';
+import { tfjsExtractor, type FeatureExtractor } from './features.js';
+import { fitHead, type EpochLogs, type FitResult } from './fit.js';
+import { buildHead } from './head.js';
+import { formatSummary, headRows, summaryTotals, type SummaryTotals } from './summary.js';
+import { writeModelDir, type ExportStep } from './output.js';
+
+const log = moduleLogger('train');
+
+/**
+ * Default epochs: the tutorial's 3 stops long before the head converges. 50 is a ceiling
+ * that early stopping (patience 3 on val_loss) ends first on every dataset we measured
+ * (ORL stops between epochs 8 and 20), while a run that keeps improving is not cut short.
+ */
+export const DEFAULT_EPOCHS = 50;
+
+export const trainOptionsSchema = z.object({
+  data: z.string().min(1).describe('DIR with train/<class>/ (and validation/<class>/) images'),
+  out: z.string().min(1).describe('output model directory'),
+  backbone: z.enum(backboneNames).default('mobilenet_v1').describe('frozen feature extractor'),
+  weights: z.string().optional().describe('mobilenet_v1 weights: TF.js model.json path, folder or URL; downloaded when absent'),
+  alpha: z.number().default(1.0).describe('MobileNet width multiplier for the download'),
+  epochs: z.number().int().positive().default(DEFAULT_EPOCHS),
+  batchSize: z.number().int().positive().default(9).describe("the tutorial's batch size"),
+  lr: z.number().positive().default(0.001).describe('RMSprop learning rate'),
+  patience: z.number().int().nonnegative().default(3).describe('early stopping patience on val_loss'),
+  seed: z.number().int().nonnegative().optional().describe('random seed; drawn and recorded when absent'),
+  augment: z.boolean().default(true).describe("the tutorial's augmentation"),
+  augmentation: augmentConfigSchema.default(TUTORIAL_AUGMENTATION),
+  validationSplit: z.number().gt(0).lt(1).default(0.2).describe('held out per class when there is no validation folder'),
+  crops: z.boolean().default(true).describe('the folders hold ready face crops (detection arrives with issue 4)'),
+  classes: z.array(z.string()).optional().describe('train on these classes only'),
+  extractor: z.enum(['auto', 'onnx', 'tfjs']).default('auto').describe('how backbone features are computed'),
+  backend: z.enum(['tensorflow', 'wasm', 'cpu']).optional().describe('TF.js backend; best available when absent'),
+  export: z.boolean().default(true).describe('write model.onnx'),
+  quantize: z.boolean().default(true).describe('write model.int8.onnx'),
+  calibration: z.string().optional().describe('folder of calibration images; the training images by default'),
+  force: z.boolean().default(false).describe('replace a non-empty output directory'),
+  progress: z.boolean().default(true).describe('progress bars on stderr'),
+  cacheDir: z.string().optional(),
+  weightsBaseUrl: z.string().optional(),
+}).strict();
+export type TrainOptions = z.input<typeof trainOptionsSchema>;
+export type ResolvedTrainOptions = z.output<typeof trainOptionsSchema>;
+
+/** What is available right after training, for later stages (references, thresholds: issue 4). */
+export interface TrainedContext {
+  readonly options: ResolvedTrainOptions;
+  readonly dataset: Dataset;
+  readonly backbone: BackboneSpec;
+  readonly head: tf.LayersModel;
+  readonly fit: FitResult;
+  readonly extractor: FeatureExtractor;
+}
+
+export interface TrainHooks {
+  /** Replace the image step (face detection and alignment, issue 4). */
+  readonly preparer?: ImagePreparer;
+  /** Replace the feature extractor (tests, bench). */
+  readonly extractor?: (spec: BackboneSpec) => Promise<FeatureExtractor>;
+  /** Export / quantise step (model.onnx, model.int8.onnx). */
+  readonly exportStep?: ExportStep;
+  /** Called after training, before the directory is written; may return manifest `recognition` data. */
+  readonly afterTraining?: (ctx: TrainedContext) => Promise<RecognitionSection | undefined>;
+  /** Prose output (summary, epoch lines); silent when absent. */
+  readonly print?: (line: string) => void;
+  readonly onDataProgress?: (done: number, total: number) => void;
+  readonly onEpochStart?: (epoch: number, epochs: number, batches: number) => void;
+  readonly onBatch?: (epoch: number, batch: number, loss: number, accuracy: number) => void;
+  readonly onEpochEnd?: (logs: EpochLogs, improved: boolean) => void;
+}
+
+export interface TrainResult {
+  readonly out: string;
+  readonly classes: readonly string[];
+  readonly trainImages: number;
+  readonly validationImages: number;
+  readonly skipped: readonly { file: string; reason: string }[];
+  readonly epochsRun: number;
+  readonly bestEpoch: number;
+  readonly stoppedEarly: boolean;
+  readonly valLoss: number;
+  readonly valAccuracy: number;
+  readonly seconds: number;
+  readonly backend: BackendName;
+  readonly extractor: 'onnx' | 'tfjs';
+  readonly seed: number;
+  readonly history: readonly EpochLogs[];
+  readonly params: SummaryTotals;
+  readonly files: readonly string[];
+}
+
+async function prepareOut(out: string, force: boolean): Promise<void> {
+  let entries: string[] = [];
+  try { entries = await readdir(out); } catch { /* does not exist */ }
+  if (entries.length > 0) {
+    if (!force) throw new FacegateError(`output directory ${out} is not empty: choose another --out or pass --force to replace it`);
+    await rm(out, { recursive: true, force: true });
+  }
+  await mkdir(out, { recursive: true });
+}
+
+export async function train(input: TrainOptions, hooks: TrainHooks = {}): Promise<TrainResult> {
+  const parsed = trainOptionsSchema.safeParse(input);
+  if (!parsed.success) throw new FacegateError(`invalid training options: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  const o = parsed.data;
+  const t0 = performance.now();
+  const print = hooks.print ?? ((): void => undefined);
+  const seed = o.seed ?? Math.floor(Math.random() * 2 ** 31);
+  if (!o.crops) throw new DataError('face detection in training arrives with issue 4; for now the folders must hold face crops (--crops)');
+  const out = path.resolve(o.out);
+  await prepareOut(out, o.force);
+
+  const backend = await initBackend(o.backend);
+  print(`TF.js backend: ${backend}${backend === 'tensorflow' ? '' : ' (install @tensorflow/tfjs-node for the native backend)'}`);
+  const spec = await resolveBackbone({ name: o.backbone, weights: o.weights, alpha: o.alpha, cacheDir: o.cacheDir, baseUrl: o.weightsBaseUrl, progress: o.progress });
+
+  const dataset = await loadDataset({
+    dir: o.data, preparer: hooks.preparer ?? cropPreparer(INPUT_SIZE), validationSplit: o.validationSplit, seed,
+    ...(o.classes ? { classes: o.classes } : {}), ...(hooks.onDataProgress ? { onProgress: hooks.onDataProgress } : {}),
+  });
+  print(`data: ${dataset.classes.length} classes, ${dataset.train.length} training and ${dataset.validation.length} validation images (${dataset.layout})` +
+    (dataset.skipped.length ? `, ${dataset.skipped.length} skipped` : ''));
+
+  // The TF.js backbone gives the summary rows (and is the reference extractor).
+  const tfBackbone = await loadTfjsBackbone(spec);
+  const extractor = hooks.extractor ? await hooks.extractor(spec) : await defaultExtractor(o.extractor, spec, tfBackbone);
+  const head = buildHead(spec.featureSize, dataset.classes.length, seed, o.lr);
+  const backboneRows = tfBackbone.summaryRows();
+  const pooling: SummaryRow | null = spec.name === 'mobilenet_v1'
+    ? { name: 'global_average_pooling2d', type: 'GlobalAveragePooling2D', shape: `(None, ${spec.featureSize})`, params: 0 }
+    : null;
+  const hRows = headRows(head);
+  print(formatSummary(`${spec.name} + head`, backboneRows, pooling, hRows));
+  print(`features: ${extractor.kind}; training the head only (the backbone is frozen and runs forward once per image and epoch)`);
+
+  let fit: FitResult;
+  try {
+    fit = await fitHead({
+      head, extractor, train: dataset.train, validation: dataset.validation, numClasses: dataset.classes.length,
+      epochs: o.epochs, batchSize: o.batchSize, patience: o.patience, seed, augment: o.augment ? o.augmentation : null,
+      checkpointDir: path.join(out, 'checkpoint'),
+      onEpochStart: (e, b) => hooks.onEpochStart?.(e, o.epochs, b),
+      ...(hooks.onBatch ? { onBatch: hooks.onBatch } : {}),
+      ...(hooks.onEpochEnd ? { onEpochEnd: hooks.onEpochEnd } : {}),
+    });
+  } finally {
+    tfBackbone.dispose();
+  }
+  const best = fit.history[fit.bestEpoch - 1];
+  const ctx: TrainedContext = { options: o, dataset, backbone: spec, head, fit, extractor };
+  const recognition = hooks.afterTraining ? await hooks.afterTraining(ctx) : undefined;
+  const seconds = (performance.now() - t0) / 1000;
+  const params = summaryTotals(backboneRows, hRows);
+  const files = await writeModelDir({
+    out, options: o, seed, dataset, spec, head, fit, backend, extractorKind: extractor.kind, seconds, params,
+    ...(hooks.exportStep ? { exportStep: hooks.exportStep } : {}), ...(recognition ? { recognition } : {}), print,
+  });
+  await extractor.dispose();
+  head.dispose();
+  if (dataset.skipped.length) {
+    print(`skipped ${dataset.skipped.length} unreadable file(s):`);
+    for (const s of dataset.skipped) print(`  ${s.file}: ${s.reason}`);
+  }
+  const result: TrainResult = {
+    out, classes: dataset.classes, trainImages: dataset.train.length, validationImages: dataset.validation.length,
+    skipped: dataset.skipped, epochsRun: fit.epochsRun, bestEpoch: fit.bestEpoch, stoppedEarly: fit.stoppedEarly,
+    valLoss: best?.val_loss ?? Number.NaN, valAccuracy: best?.val_accuracy ?? Number.NaN,
+    seconds: (performance.now() - t0) / 1000, backend, extractor: extractor.kind, seed, history: fit.history, params, files,
+  };
+  log.info({ out, valAccuracy: result.valAccuracy, epochs: result.epochsRun }, 'training done');
+  return result;
+}
+
+async function defaultExtractor(kind: 'auto' | 'onnx' | 'tfjs', spec: BackboneSpec, tfBackbone: Awaited<ReturnType<typeof loadTfjsBackbone>>): Promise<FeatureExtractor> {
+  if (kind === 'onnx' || kind === 'auto') {
+    const { onnxExtractor } = await import('./onnx-features.js');
+    const ex = await onnxExtractor(spec).catch((err: unknown) => {
+      if (kind === 'onnx') throw err;
+      log.warn({ err: (err as Error).message }, 'ONNX feature extraction unavailable; using the TF.js backbone');
+      return null;
+    });
+    if (ex) return ex;
+  }
+  return tfjsExtractor(tfBackbone);
+}
