@@ -1,0 +1,77 @@
+/**
+ * A small real trained model directory for tests across the project (daemon, updates,
+ * recognition): trained once on a few ORL people and cached under the OS temp folder,
+ * keyed by the options and a hash of the compiled training code, reused across test
+ * files and runs. Two processes building it at once is safe: each builds in its own
+ * temp folder and renames it into place; the loser discards its copy.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, rename, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sharedPaths } from './shared.js';
+
+export interface TrainedModelOptions {
+  readonly backbone?: 'mobilenet_v1' | 'faceres';
+  /** ORL people to train on (default s1…s4). */
+  readonly classes?: readonly string[];
+}
+
+const DEFAULT_CLASSES = ['s1', 's2', 's3', 's4'] as const;
+
+/** Hash of the compiled training and model-format code: a code change rebuilds the fixture. */
+function codeVersion(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const dist = path.resolve(here, '..', '..', 'src');
+  const h = createHash('sha256');
+  for (const sub of ['train', 'model']) {
+    const dir = path.join(dist, sub);
+    if (!existsSync(dir)) continue;
+    const files = readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.js')).sort();
+    for (const f of files) { h.update(f); h.update(readFileSync(path.join(dir, f))); }
+  }
+  return h.digest('hex').slice(0, 16);
+}
+
+const inFlight = new Map<string, Promise<string>>();
+
+/** Returns the path of a trained model directory (manifest.json, head/, model.onnx when the exporter is present, …). */
+export function trainedModelDir(options: TrainedModelOptions = {}): Promise<string> {
+  const backbone = options.backbone ?? 'mobilenet_v1';
+  const classes = [...(options.classes ?? DEFAULT_CLASSES)].sort();
+  const key = createHash('sha256').update(JSON.stringify({ backbone, classes, code: codeVersion() })).digest('hex').slice(0, 20);
+  const dir = path.join(os.tmpdir(), 'facegate-fixtures', `model-${backbone}-${key}`);
+  let p = inFlight.get(dir);
+  if (!p) {
+    p = build(dir, backbone, classes);
+    inFlight.set(dir, p);
+  }
+  return p;
+}
+
+async function build(dir: string, backbone: 'mobilenet_v1' | 'faceres', classes: string[]): Promise<string> {
+  if (existsSync(path.join(dir, 'manifest.json'))) return dir;
+  const parent = path.dirname(dir);
+  await import('node:fs/promises').then((fs) => fs.mkdir(parent, { recursive: true }));
+  const tmp = await mkdtemp(path.join(parent, '.build-'));
+  try {
+    const { train } = await import('../../src/train/index.js');
+    const { defaultExportStep } = await import('../../src/train/export-step.js');
+    await train({
+      data: sharedPaths.orl, out: path.join(tmp, 'model'), backbone,
+      ...(backbone === 'mobilenet_v1' ? { weights: sharedPaths.mobilenet025 } : {}),
+      classes, epochs: 8, patience: 3, seed: 7, augment: false, progress: false,
+    }, defaultExportStep ? { exportStep: defaultExportStep } : {});
+    try {
+      await rename(path.join(tmp, 'model'), dir);
+    } catch (err) {
+      // Another process won the race: use its copy.
+      if (!existsSync(path.join(dir, 'manifest.json'))) throw err;
+    }
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+  return dir;
+}
