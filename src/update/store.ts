@@ -226,6 +226,10 @@ export class ModelStore {
   async recover(): Promise<{ active: ActiveModel; state: UpdateState }> {
     return this.serial(async () => {
       await mkdir(this.p('versions'), { recursive: true });
+      // Folders of an install that never reached its marker: name them in the state.
+      const interrupted = new Set<string>();
+      const versionOfFolder = (name: string): string => name.replace(/-[0-9a-f]{8}$/, '');
+      for (const d of await readdir(this.p('staging')).catch(() => [] as string[])) interrupted.add(versionOfFolder(d));
       await rm(this.p('staging'), { recursive: true, force: true });
       await rm(this.p('transfers'), { recursive: true, force: true });
       for (const f of ['current.tmp', 'previous.tmp', 'probation.json.tmp', 'state.json.tmp']) await rm(this.p(f), { force: true });
@@ -243,6 +247,12 @@ export class ModelStore {
         state = await this.undoSwap(marker, `rolled back: ${reason}`);
       }
 
+      if (!marker) for (const d of await this.unreferenced()) interrupted.add(versionOfFolder(d));
+      if (!marker && interrupted.size > 0) {
+        const v = [...interrupted].join(', ');
+        this.o.log.warn({ version: v }, 'an install was interrupted by a restart before the swap');
+        state = { ...state, state: `rejected: install of ${v} interrupted by a restart`, offered: v, at: this.now().toISOString() };
+      }
       const active = await this.pickValid(state);
       state = { ...state, running: active.version, probationUntil: null };
       await this.writeState(state);
@@ -296,8 +306,8 @@ export class ModelStore {
     }
   }
 
-  /** Removes version folders that neither pointer names (the marker's ones are kept too). */
-  private async collectGarbage(): Promise<void> {
+  /** Version folders that neither pointer nor the marker names. */
+  private async unreferenced(): Promise<string[]> {
     const keep = new Set<string>();
     for (const name of ['current', 'previous'] as const) {
       const t = await this.readPointer(name);
@@ -305,9 +315,11 @@ export class ModelStore {
     }
     const marker = await this.readMarker();
     for (const t of [marker?.target, marker?.previous?.target, marker?.oldPrevious?.target]) if (t && !path.isAbsolute(t)) keep.add(path.basename(t));
-    for (const d of await readdir(this.p('versions'))) {
-      if (!keep.has(d)) await rm(this.p('versions', d), { recursive: true, force: true });
-    }
+    return (await readdir(this.p('versions'))).filter((d) => !keep.has(d));
+  }
+
+  private async collectGarbage(): Promise<void> {
+    for (const d of await this.unreferenced()) await rm(this.p('versions', d), { recursive: true, force: true });
   }
 
   // ---------- install ----------
