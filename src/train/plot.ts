@@ -17,8 +17,8 @@ function panel(title: string, metric: 'loss' | 'accuracy', y: number, bestEpoch:
     encode: { enter: { x: { value: 0 }, y: { value: y }, width: { value: WIDTH }, height: { value: PANEL } } },
     title: { text: title, anchor: 'start', fontSize: 13 },
     scales: [
-      { name: 'x', type: 'linear', domain: { data, field: 'epoch' }, range: 'width', nice: false, zero: false },
-      { name: 'y', type: 'linear', domain: { data, field: 'value' }, range: 'height', nice: true, zero: metric === 'accuracy' },
+      { name: 'x', type: 'linear', domain: { data, field: 'epoch' }, range: [0, WIDTH], nice: false, zero: false },
+      { name: 'y', type: 'linear', domain: { data, field: 'value' }, range: [PANEL, 0], nice: true, zero: metric === 'accuracy' },
       { name: 'colour', type: 'ordinal', domain: ['train', 'validation'], range: ['#1f77b4', '#ff7f0e'] },
     ],
     axes: [
