@@ -25,8 +25,8 @@ export interface EventPublisherOptions {
   camera: string;
   /** fsync each event (true on devices; tests may turn it off for speed). */
   fsync?: boolean;
-  /** Called once an event was acknowledged, with ms from decision to acknowledgement. */
-  onDelivered?: (payload: EventPayload, latencyMs: number) => void;
+  /** Called once an event was acknowledged, with ms from frame capture and from publish() to acknowledgement (NaN for events from before a restart). */
+  onDelivered?: (payload: EventPayload, latency: { fromFrameMs: number; fromDecisionMs: number }) => void;
   /** Called when events had to be dropped because the outbox was full. */
   onDropped?: (count: number) => void;
 }
@@ -38,8 +38,8 @@ export class EventPublisher {
   private stopped = false;
   private idle: Promise<void> = Promise.resolve();
   private wake: (() => void) | undefined;
-  /** Decision timestamps by seq, for frame → event latency. */
-  private readonly decidedAt = new Map<number, number>();
+  /** Frame time and decision time by seq, for latency metrics. */
+  private readonly decidedAt = new Map<number, { frame: number; decided: number }>();
 
   constructor(private readonly sink: EventSink, private readonly opts: EventPublisherOptions) {
     this.outbox = new Outbox(opts.stateDir, opts.maxEvents, opts.fsync ?? true);
@@ -83,7 +83,7 @@ export class EventPublisher {
       const oldest = this.outbox.peek()?.payload.seq ?? Infinity;
       for (const seq of this.decidedAt.keys()) if (seq < oldest) this.decidedAt.delete(seq);
     }
-    this.decidedAt.set(payload.seq, decision.timestamp);
+    this.decidedAt.set(payload.seq, { frame: decision.timestamp, decided: Date.now() });
     this.kick();
     return payload;
   }
@@ -119,7 +119,8 @@ export class EventPublisher {
       this.outbox.ack(payload.seq);
       const decided = this.decidedAt.get(payload.seq);
       this.decidedAt.delete(payload.seq);
-      this.opts.onDelivered?.(payload, decided === undefined ? NaN : Date.now() - decided);
+      const now = Date.now();
+      this.opts.onDelivered?.(payload, { fromFrameMs: decided ? now - decided.frame : NaN, fromDecisionMs: decided ? now - decided.decided : NaN });
     }
   }
 
