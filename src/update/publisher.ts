@@ -1,0 +1,83 @@
+/**
+ * The operator side of a delivery: `facegate publish-model`. Publishes the offer, then
+ * the chunks (QoS 1 each, so the broker acknowledged every one), to one topic per kiosk
+ * or once to the fleet topic, and optionally waits for each kiosk's verdict on its
+ * retained `<base>/<kiosk>/model` topic.
+ */
+import type { Socket } from 'node:net';
+import { connectAsync, type IClientOptions, type MqttClient } from 'mqtt';
+import { FacegateError } from '../shared/errors.js';
+import { CHUNK_TOPIC, MODEL_TOPIC, OFFER_TOPIC, FLEET_LEVEL, fleetTopic, kioskTopic, type ModelStatePayload } from './topics.js';
+import { makeOffer, type Offer } from './transfer.js';
+
+export interface PublishOptions {
+  readonly brokerUrl: string;
+  readonly baseTopic: string;
+  /** Kiosk ids; empty with `fleet` true. */
+  readonly kiosks: readonly string[];
+  readonly fleet: boolean;
+  readonly bundle: Buffer;
+  readonly chunkSize?: number;
+  /** Offer the bundle by HTTPS URL instead of chunks. */
+  readonly url?: string | null;
+  readonly clientOptions?: IClientOptions;
+  /** Wait this long for the kiosks' verdicts; 0: do not wait. */
+  readonly waitMs?: number;
+  /** Called once per verdict as it arrives. */
+  readonly onVerdict?: (kiosk: string, state: ModelStatePayload) => void;
+}
+
+export interface PublishResult {
+  readonly offer: Offer;
+  readonly chunks: number;
+  /** Per kiosk that answered within the wait: its model state. */
+  readonly verdicts: ReadonlyMap<string, ModelStatePayload>;
+}
+
+export async function publishModel(o: PublishOptions): Promise<PublishResult> {
+  if (!o.fleet && o.kiosks.length === 0) throw new FacegateError('give --kiosk ID (one or more) or --fleet');
+  if (o.kiosks.includes(FLEET_LEVEL)) throw new FacegateError(`"${FLEET_LEVEL}" is the fleet topic level, not a kiosk id`);
+  for (const k of o.kiosks) if (/[/+#]/.test(k) || k === '') throw new FacegateError(`kiosk id "${k}" must be one topic level without + or #`);
+  const { offer, chunks } = makeOffer(o.bundle, { chunkSize: o.chunkSize, url: o.url ?? null });
+  let client: MqttClient;
+  try {
+    client = await connectAsync(o.brokerUrl, { reconnectPeriod: 0, connectTimeout: 10_000, ...o.clientOptions });
+  } catch (err) {
+    throw new FacegateError(`cannot connect to ${o.brokerUrl}: ${(err as Error).message}`, { cause: err });
+  }
+  (client.stream as Partial<Socket> | undefined)?.setNoDelay?.(true);
+  const verdicts = new Map<string, ModelStatePayload>();
+  try {
+    const waitMs = o.waitMs ?? 0;
+    let allIn: () => void = () => undefined;
+    const done = new Promise<void>((resolve) => { allIn = resolve; });
+    if (waitMs > 0) {
+      client.on('message', (topic, payload, packet) => {
+        if (packet.retain) return; // an earlier state, not the answer to this offer
+        let s: ModelStatePayload;
+        try { s = JSON.parse(payload.toString('utf8')) as ModelStatePayload; } catch { return; }
+        if (s.offered !== offer.version || s.transfer !== null || s.state === null) return;
+        const kiosk = topic.slice(o.baseTopic.length + 1, -(MODEL_TOPIC.length + 1));
+        if (!o.fleet && !o.kiosks.includes(kiosk)) return;
+        verdicts.set(kiosk, s);
+        o.onVerdict?.(kiosk, s);
+        if (!o.fleet && o.kiosks.every((k) => verdicts.has(k))) allIn();
+      });
+      const subs = o.fleet ? [`${o.baseTopic}/+/${MODEL_TOPIC}`] : o.kiosks.map((k) => kioskTopic(o.baseTopic, k, MODEL_TOPIC));
+      await client.subscribeAsync(subs, { qos: 1 });
+    }
+    const prefixes = o.fleet ? [(rel: string): string => fleetTopic(o.baseTopic, rel)] : o.kiosks.map((k) => (rel: string): string => kioskTopic(o.baseTopic, k, rel));
+    for (const topic of prefixes) {
+      await client.publishAsync(topic(OFFER_TOPIC), JSON.stringify(offer), { qos: 1 });
+      for (const c of chunks) await client.publishAsync(topic(CHUNK_TOPIC), c, { qos: 1 });
+    }
+    if (waitMs > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([done, new Promise<void>((resolve) => { timer = setTimeout(resolve, waitMs); })]);
+      if (timer) clearTimeout(timer);
+    }
+  } finally {
+    await client.endAsync();
+  }
+  return { offer, chunks: chunks.length, verdicts };
+}
