@@ -283,8 +283,14 @@ export class Emitter {
    * quantiser's per-channel scales rely on).
    */
   dense(x: Value, opts: { name: string; kernel: Const; bias?: Float32Array | undefined }): Value {
-    if (x.shape.length !== 2) throw new UnsupportedError(`${opts.name}: dense on a rank-${x.shape.length} input (only [batch, features] is supported)`);
     const [cin = 1, cout = 1] = opts.kernel.shape;
+    if (x.shape.length !== 2) {
+      // Keras applies Dense to the last axis of any rank: MatMul + Add in TF order.
+      const nat = this.as(x, 'native');
+      let out = this.g.op('MatMul', [nat.name, this.constant(`${opts.name}/W`, [cin, cout], opts.kernel.data)], {}, { name: opts.name });
+      if (opts.bias) out = this.g.op('Add', [out, this.constant(`${opts.name}/B`, [cout], opts.bias)], {}, { name: `${opts.name}/bias` });
+      return { name: out, shape: [...x.shape.slice(0, -1), cout], layout: 'native' };
+    }
     const xin = x.shape[1];
     if (xin !== undefined && xin !== null && xin !== cin) {
       throw new UnsupportedError(`${opts.name}: kernel expects ${cin} inputs, the input has ${xin}`);
@@ -300,7 +306,18 @@ export class Emitter {
     if (x.shape.length !== 4) throw new UnsupportedError(`${name}: pooling needs a rank-4 input, got rank ${x.shape.length}`);
     const { attrs, outH, outW } = windowAttrs(x.shape, { kernel, strides, dilations: [1, 1], padding });
     const extra: Record<string, Attr> = op === 'AveragePool' ? { count_include_pad: attr.i(0) } : {};
-    const out = this.g.op(op, [this.nchw(x)], { ...attrs, ...extra }, { name });
+    // Pools get auto_pad (VALID or SAME_UPPER, which is TF's SAME), not explicit pads:
+    // onnxruntime's PadFusion (onnxruntime/core/optimizer/pad_fusion.cc, since
+    // https://github.com/microsoft/onnxruntime/pull/18136) moves a preceding zero Pad into
+    // a pool whose auto_pad is NOTSET. That is wrong for MaxPool (its padding acts as
+    // -inf) and for AveragePool without count_include_pad, and can make pads ≥ kernel,
+    // which then fails to load. Explicit pads stay only for TF's rare EXPLICIT padding.
+    const poolAttrs: Record<string, Attr> = { kernel_shape: attr.ints(kernel), strides: attr.ints(strides) };
+    const pads = attrs.pads?.kind === 'ints' ? attrs.pads.value : [];
+    if (padding === 'same') poolAttrs.auto_pad = attr.s('SAME_UPPER');
+    else if (pads.some((p) => p !== 0)) poolAttrs.pads = attr.ints(pads);
+    else poolAttrs.auto_pad = attr.s('VALID');
+    const out = this.g.op(op, [this.nchw(x)], { ...poolAttrs, ...extra }, { name });
     return { name: out, shape: [x.shape[0] ?? null, outH, outW, x.shape[3] ?? null], layout: 'nchw' };
   }
 
