@@ -260,6 +260,19 @@ export function planQuantization(model: IModelProto, keepFloat: ReadonlySet<stri
 }
 
 /**
+ * Input channels of a Conv / Gemm that stays float and reads `t` as its data input;
+ * undefined for any other consumer.
+ */
+function floatConsumerChannels(ix: Indexed, n: INodeProto, t: string, intNodes: ReadonlySet<string>): number | undefined {
+  if ((n.opType !== 'Conv' && n.opType !== 'Gemm') || intNodes.has(n.name ?? '') || n.input?.[0] !== t) return undefined;
+  const w = ix.inits.get(n.input?.[1] ?? '');
+  const dims = (w?.dims ?? []).map(Number);
+  if (dims.length < 2) return undefined;
+  if (n.opType === 'Conv') return (dims[1] as number) * intAttr(n, 'group', 1);
+  return intAttr(n, 'transB', 0) ? dims[1] : dims[0];
+}
+
+/**
  * Rewrites the graph into QDQ form with the given activation parameters (one per
  * `plan.tensors` entry). Returns a new model; the input is not modified.
  */
@@ -330,7 +343,18 @@ export function applyQdq(
     const consumers = (ix.consumers.get(t) ?? []).filter((c) => !absorbed.has(ix.nodes[c]?.name ?? ''));
     consumers.forEach((c) => {
       const dq = unique(`${t}_dequantized`);
-      node('DequantizeLinear', [q, scale, zp], [dq]);
+      const channels = floatConsumerChannels(ix, ix.nodes[c] as INodeProto, t, intNodes);
+      if (channels !== undefined) {
+        // onnxruntime's WeightBiasQuantization rewrites any Conv / Gemm fed by a per-tensor
+        // DequantizeLinear to per-tensor int8 weights, which ruins a depthwise conv (its
+        // channels differ by orders of magnitude). The same scale repeated per channel
+        // is numerically identical and keeps the node float, as asked.
+        const cs = addInit(`${t}_scale_per_channel`, [channels], new Float32Array(channels).fill(p.scale));
+        const cz = addInit(`${t}_zero_point_per_channel`, [channels], new Uint8Array(channels).fill(p.zeroPoint));
+        node('DequantizeLinear', [q, cs, cz], [dq], { axis: attr.i(1) });
+      } else {
+        node('DequantizeLinear', [q, scale, zp], [dq]);
+      }
       const m = rename.get(c) ?? new Map<string, string>();
       m.set(t, dq);
       rename.set(c, m);
