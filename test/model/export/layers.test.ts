@@ -39,7 +39,7 @@ async function check(model: tf.LayersModel, seed: number, scale = 1): Promise<Re
     const want = expected[i];
     assert.ok(out && want, `output ${name} missing`);
     assert.deepEqual(out.dims, want.shape, `shape of ${name}`);
-    const d = maxAbsDiff(out.data as Float32Array, want.data as Float32Array);
+    const d = maxAbsDiff(out.data as Float32Array, want.data);
     assert.ok(d <= TOL, `${model.name}/${name}: max |Δ| ${d} > ${TOL}`);
   });
   await onnx.release();

@@ -36,7 +36,7 @@ export async function layersArtifacts(model: tf.LayersModel, source = '<test mod
   return artifactsFromMemory({
     modelTopology: saved.modelTopology,
     weightSpecs: saved.weightSpecs ?? [],
-    ...(data ? { weightData: Array.isArray(data) ? tf.io.CompositeArrayBuffer.join(data) : data as ArrayBuffer } : {}),
+    ...(data ? { weightData: Array.isArray(data) ? tf.io.CompositeArrayBuffer.join(data) : data } : {}),
     format: 'layers-model',
   }, source);
 }
@@ -49,7 +49,7 @@ export function diskHandler(modelJson: string): tf.io.IOHandler {
   };
   const specs = j.weightsManifest.flatMap((g) => g.weights);
   const bytes = Buffer.concat(j.weightsManifest.flatMap((g) => g.paths.map((p) => readFileSync(path.join(path.dirname(modelJson), p)))));
-  const weightData = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+  const weightData = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
   return tf.io.fromMemory({ modelTopology: j.modelTopology, weightSpecs: specs, weightData, ...(j.format ? { format: j.format } : {}) });
 }
 
