@@ -127,7 +127,7 @@ test('model updates over a real mosquitto broker with real ONNX models', async (
     });
     const bundleBytes = new Map<string, Buffer>();
     const fetchFake: typeof fetch = (input) => {
-      const b = bundleBytes.get(String(input));
+      const b = bundleBytes.get(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
       return Promise.resolve(b ? new Response(new Uint8Array(b)) : new Response('no', { status: 404 }));
     };
     conn = new MqttConnection(broker.url, { clientId: 'kiosk-door-1', reconnectPeriod: 200 }, new Topics(BASE, KIOSK));
