@@ -1,12 +1,106 @@
-import type { Command } from 'commander';
-import { FacegateError } from '../shared/errors.js';
+/**
+ * `facegate quantize`: fp32 ONNX → int8 QDQ ONNX, calibrated on real face images.
+ *   facegate quantize --model DIR/model.onnx --calibration faces/ [--samples 100] [--method minmax]
+ * Writes `model.int8.onnx` beside the input (or --out); when the input sits in a model
+ * directory, updates its manifest (quantization section, file hashes).
+ */
+import { Command, Option } from 'commander';
+import { existsSync, readFileSync, renameSync, writeFileSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { DataError, ModelError } from '../shared/errors.js';
 
-/** Placeholder until the command is built; replaced by its owner. */
+/** Calibration images used when --samples is not given (onnxruntime's examples use ~100). */
+export const DEFAULT_SAMPLES = 100;
+const METHODS = ['minmax', 'percentile', 'entropy'] as const;
+
+interface QuantizeCliOptions {
+  model: string;
+  calibration: string;
+  samples: string;
+  method: (typeof METHODS)[number];
+  out?: string;
+  keepFloat?: string[];
+  percentile?: string;
+}
+
+function positiveInt(flag: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new DataError(`${flag} must be a positive integer, got "${v}"`);
+  return n;
+}
+
+async function runQuantize(o: QuantizeCliOptions): Promise<void> {
+  const samples = positiveInt('--samples', o.samples);
+  const percentile = o.percentile === undefined ? undefined : Number(o.percentile);
+  if (percentile !== undefined && !(percentile > 90 && percentile <= 100)) {
+    throw new DataError(`--percentile must be in (90, 100], got "${o.percentile}"`);
+  }
+  if (percentile !== undefined && o.method !== 'percentile') throw new DataError('--percentile applies to --method percentile');
+  const modelPath = path.resolve(o.model);
+  if (!existsSync(modelPath)) throw new ModelError(`model file ${modelPath} does not exist: export it first (facegate export)`);
+  const fp32 = new Uint8Array(readFileSync(modelPath));
+
+  const { quantizeModel, decodeOnnx, pixelInput } = await import('../model/quantize/index.js');
+  const { loadCalibration, defaultOutputPath, readManifest, updateManifest, sha256 } = await import('../model/quantize/files.js');
+  const dir = path.dirname(modelPath);
+  // A model directory's manifest must describe the file we are about to quantise.
+  const manifest = await readManifest(dir);
+  const listed = manifest?.files[path.basename(modelPath)];
+  if (listed && listed.sha256 !== sha256(fp32)) {
+    throw new ModelError(`${modelPath} does not match ${path.join(dir, 'manifest.json')} (sha256 differs): the file was changed or replaced; export it again (facegate export --model ${dir})`);
+  }
+  const input = pixelInput(decodeOnnx(fp32, modelPath));
+
+  const cal = await loadCalibration(path.resolve(o.calibration), samples, { width: input.width, height: input.height });
+  process.stderr.write(
+    `calibrating on ${cal.images.length} of ${cal.found} images under ${o.calibration}` +
+      `${cal.skipped.length ? ` (${cal.skipped.length} unreadable skipped, e.g. ${cal.skipped[0]})` : ''}, method ${o.method}\n`,
+  );
+  const started = Date.now();
+  const { model, report } = await quantizeModel({
+    model: fp32, calibration: cal.images, method: o.method, samples,
+    ...(o.keepFloat ? { keepFloat: o.keepFloat } : {}),
+    ...(percentile !== undefined ? { percentile } : {}),
+  });
+
+  const out = path.resolve(o.out ?? defaultOutputPath(modelPath));
+  mkdirSync(path.dirname(out), { recursive: true });
+  const tmp = `${out}.tmp-${process.pid}`;
+  writeFileSync(tmp, model);
+  renameSync(tmp, out);
+  const quantization = {
+    method: report.method,
+    ...(report.percentile !== undefined ? { percentile: report.percentile } : {}),
+    samples: report.samples,
+    skippedImages: cal.skipped.length,
+    tensorsCalibrated: report.tensorsCalibrated,
+    intNodes: report.intNodes.length,
+    floatNodes: report.floatNodes,
+    createdAt: new Date().toISOString(),
+  };
+  const inModelDir = path.dirname(out) === dir && (await updateManifest(dir, out, model, quantization));
+  const intOps = report.intNodes.length;
+  process.stdout.write(
+    `wrote ${out} (${(model.length / 1e6).toFixed(2)} MB, fp32 ${(fp32.length / 1e6).toFixed(2)} MB) in ${((Date.now() - started) / 1000).toFixed(1)} s\n` +
+      `  ${intOps} Conv/Gemm nodes int8, ${report.absorbedActivations.length} Relu/Clip folded, ${report.tensorsCalibrated} activations calibrated (${report.method}, ${report.samples} images)\n` +
+      report.floatNodes.map((f) => `  float: ${f.name} (${f.opType}): ${f.reason}\n`).join('') +
+      (inModelDir ? `  updated ${path.join(dir, 'manifest.json')}\n` : ''),
+  );
+}
+
 export function registerQuantize(program: Command): void {
   program
     .command('quantize')
-    .description('(not built yet)')
-    .action(() => {
-      throw new FacegateError('facegate quantize is not built yet');
+    .description('Quantise an fp32 ONNX model to int8 (QDQ, per-channel weights), calibrated on real face images')
+    .requiredOption('--model <file.onnx>', 'the fp32 model (e.g. a model directory\'s model.onnx)')
+    .requiredOption('--calibration <dir>', 'folder of face images (searched recursively), e.g. the training images')
+    .option('--samples <n>', 'calibration images to use, spread evenly over the folder', String(DEFAULT_SAMPLES))
+    .addOption(new Option('--method <method>', 'activation range calibration').choices(METHODS).default('minmax'))
+    .option('--out <file.onnx>', 'output file (default: <model>.int8.onnx beside the input)')
+    .option('--keep-float <node...>', 'node names to keep in float (see the report for names)')
+    .option('--percentile <p>', 'with --method percentile: share of values kept (default 99.999)')
+    .addHelpText('after', '\nExample:\n  facegate quantize --model models/20260101.120000/model.onnx --calibration ../shared/data/faces/orl/train')
+    .action(async (o: QuantizeCliOptions) => {
+      await runQuantize(o);
     });
 }

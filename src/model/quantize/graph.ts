@@ -235,6 +235,13 @@ export function planQuantization(model: IModelProto, keepFloat: ReadonlySet<stri
     if (tensors.has(out) && tensors.has(x)) sharesWith.set(out, sharesWith.get(x) ?? x);
   }
 
+  // Nodes that only transform the pixel input (Cast, scale, offset): preprocessing.
+  const pre = new Set<string>(ix.graphInputs);
+  ix.nodes.forEach((n, i) => {
+    if (intNodes.has(i)) return;
+    const data = (n.input ?? []).filter((x) => x && !ix.inits.has(x));
+    if (data.length > 0 && data.every((x) => pre.has(x))) for (const o of n.output ?? []) pre.add(o);
+  });
   ix.nodes.forEach((n, i) => {
     if (intNodes.has(i) || removed.has(i) || n.opType === 'Conv' || n.opType === 'Gemm') return;
     if (n.opType === 'Constant') return;
@@ -243,10 +250,11 @@ export function planQuantization(model: IModelProto, keepFloat: ReadonlySet<stri
     const out = n.output?.[0] ?? '';
     if (PASS_OPS.has(op) && tensors.has(out)) return; // runs on uint8 / fused
     const reason =
-      op === 'Softmax' ? 'Softmax stays float: probabilities are compared with thresholds, uint8 would round them to steps of 1/255'
-        : op === 'Cast' || (ix.graphInputs.has(n.input?.[0] ?? '') && op !== 'Conv') ? 'reads the uint8 input: preprocessing stays float'
-          : keepFloat.has(name) ? 'kept float on request (keepFloat)'
-            : `no int8 kernel for ${op} in onnxruntime's QDQ fusion`;
+      keepFloat.has(name) ? 'kept float on request (keepFloat)'
+        : op === 'Softmax' ? 'Softmax stays float: probabilities are compared with thresholds, uint8 would round them to steps of 1/255'
+          : pre.has(out) ? 'preprocessing of the uint8 pixels (scale, offset) stays float; its result is quantised for the first conv'
+            : PASS_OPS.has(op) ? 'feeds only float consumers (e.g. the features output): quantising it would add rounding and save nothing'
+              : `no int8 kernel for ${op} in onnxruntime's QDQ fusion`;
     floatNodes.push({ name, opType: op, reason });
   });
 

@@ -1,0 +1,112 @@
+/**
+ * File-level helpers of `facegate quantize`: calibration images from a folder tree,
+ * the default output path, and the model directory's manifest update.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { DataError, ModelError } from '../../shared/errors.js';
+import { decodeRgb, isImageFile, type RgbImage } from '../../shared/image.js';
+import { MANIFEST_FILE, formatIssues, manifestSchema, type Manifest } from '../manifest.js';
+import { spread } from './io.js';
+
+/** Image files under `dir`, recursively, in a stable (sorted) order. */
+export async function listImagesRecursive(dir: string): Promise<string[]> {
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true, recursive: true });
+  } catch (err) {
+    throw new DataError(`cannot read calibration folder ${dir}: ${(err as Error).message}`, { cause: err });
+  }
+  return entries
+    .filter((e) => e.isFile() && isImageFile(e.name))
+    .map((e) => path.join(e.parentPath, e.name))
+    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+export interface CalibrationSet {
+  readonly images: RgbImage[];
+  readonly files: string[];
+  /** Image files found under the folder. */
+  readonly found: number;
+  /** Files that failed to decode (corrupt, truncated, not an image), skipped. */
+  readonly skipped: string[];
+}
+
+/**
+ * Up to `samples` images spread evenly over the sorted tree (so every person's folder
+ * is represented), decoded and resized to the model's input. A corrupt file is skipped
+ * and counted, and the next file takes its place.
+ */
+export async function loadCalibration(dir: string, samples: number, size: { width: number; height: number }): Promise<CalibrationSet> {
+  const all = await listImagesRecursive(dir);
+  if (all.length === 0) {
+    throw new DataError(`no images (${['.jpg', '.png', '.gif', '.webp'].join(', ')}) under ${dir}: give the folder of training face crops`);
+  }
+  const chosen = spread(all, samples);
+  const spare = all.filter((f) => !chosen.includes(f));
+  const images: RgbImage[] = [];
+  const files: string[] = [];
+  const skipped: string[] = [];
+  const queue = [...chosen];
+  while (images.length < samples && (queue.length > 0 || spare.length > 0)) {
+    const f = (queue.length > 0 ? queue.shift() : spare.shift()) as string;
+    try {
+      images.push(await decodeRgb(f, size));
+      files.push(f);
+    } catch {
+      skipped.push(f);
+    }
+  }
+  if (images.length === 0) throw new DataError(`none of the ${all.length} images under ${dir} could be decoded (all corrupt?)`);
+  return { images, files, found: all.length, skipped };
+}
+
+/** `x.onnx` → `x.int8.onnx` beside it (so `model.onnx` → `model.int8.onnx`). */
+export function defaultOutputPath(model: string): string {
+  const dir = path.dirname(model);
+  const base = path.basename(model).replace(/\.onnx$/i, '');
+  return path.join(dir, `${base}.int8.onnx`);
+}
+
+export function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** Reads and validates `<dir>/manifest.json`; undefined when there is none. */
+export async function readManifest(dir: string): Promise<Manifest | undefined> {
+  const file = path.join(dir, MANIFEST_FILE);
+  if (!existsSync(file)) return undefined;
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(file, 'utf8'));
+  } catch (err) {
+    throw new ModelError(`${file} is not valid JSON: ${(err as Error).message}`, { cause: err });
+  }
+  const r = manifestSchema.safeParse(json);
+  if (!r.success) throw new ModelError(`${file} is not a valid facegate manifest:\n${formatIssues(r.error.issues)}`);
+  return r.data;
+}
+
+/**
+ * Records the quantised file in the model directory's manifest: its `quantization`
+ * section and the sha256 / size of the int8 file. Written atomically (temp + rename).
+ * Returns false when the directory has no manifest.
+ */
+export async function updateManifest(dir: string, int8File: string, int8Bytes: Uint8Array, quantization: Record<string, unknown>): Promise<boolean> {
+  const manifest = await readManifest(dir);
+  if (!manifest) return false;
+  const name = path.relative(dir, int8File).split(path.sep).join('/');
+  const next: Manifest = {
+    ...manifest,
+    files: { ...manifest.files, [name]: { sha256: sha256(int8Bytes), bytes: int8Bytes.length } },
+    quantization: { ...quantization, file: name },
+  };
+  const checked = manifestSchema.parse(next);
+  const file = path.join(dir, MANIFEST_FILE);
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, `${JSON.stringify(checked, null, 2)}\n`);
+  await rename(tmp, file);
+  return true;
+}
