@@ -196,7 +196,7 @@ export function convertGraph(e: Emitter, artifacts: TfjsArtifacts, options: Conv
 
   /** The fused activation list of _FusedConv2D / _FusedMatMul after BiasAdd / BatchNorm. */
   const fusedActivation = (n: TfNode, ops: string[]): Activation | undefined => {
-    const act = ops.find((o) => o !== 'BiasAdd' && o !== 'FusedBatchNorm');
+    const act = ops.find((o) => o !== 'BiasAdd');
     if (!act) return undefined;
     switch (act) {
       case 'Relu': return 'relu';
@@ -205,28 +205,14 @@ export function convertGraph(e: Emitter, artifacts: TfjsArtifacts, options: Conv
       case 'Sigmoid': return 'sigmoid';
       case 'Tanh': return 'tanh';
       case 'LeakyRelu': return { kind: 'leakyrelu', alpha: attrFloat(n, 'leakyrelu_alpha', 0.2) };
-      default: return fail(n, `fused activation ${act} is not supported (BiasAdd, FusedBatchNorm, Relu, Relu6, Elu, Sigmoid, Tanh, LeakyRelu are)`);
+      default: return fail(n, `fused activation ${act} is not supported (BiasAdd, Relu, Relu6, Elu, Sigmoid, Tanh, LeakyRelu are)`);
     }
   };
   const fusedOps = (n: TfNode): string[] => (n.attr?.fused_ops?.list?.s ?? []).map(decodeB64);
-  /** Bias of a fused op, folding FusedBatchNorm (scale, offset, mean, variance) when present. */
-  const fusedBias = (n: TfNode, ops: string[], kernel: Const, depthwise: boolean): { kernel: Const; bias?: Float32Array } => {
-    if (ops.includes('BiasAdd')) return { kernel, bias: floatConst(n, 2).data };
-    if (!ops.includes('FusedBatchNorm')) return { kernel };
-    const [scale, offset, mean, variance] = [2, 3, 4, 5].map((i) => floatConst(n, i).data);
-    const eps = attrFloat(n, 'epsilon', 1e-3);
-    const ch = scale?.length ?? 0;
-    const s = new Float32Array(ch);
-    const b = new Float32Array(ch);
-    for (let k = 0; k < ch; k++) {
-      s[k] = (scale?.[k] ?? 1) / Math.sqrt((variance?.[k] ?? 0) + eps);
-      b[k] = (offset?.[k] ?? 0) - (mean?.[k] ?? 0) * (s[k] ?? 0);
-    }
-    // Scale the kernel's output channels (last axis; channel-major for depthwise).
-    const data = Float32Array.from(kernel.data);
-    const outChannels = depthwise ? (kernel.shape[2] ?? 1) * (kernel.shape[3] ?? 1) : kernel.shape[kernel.shape.length - 1] ?? 1;
-    for (let k = 0; k < data.length; k++) data[k] = (data[k] ?? 0) * (s[k % outChannels] ?? 1);
-    return { kernel: { shape: kernel.shape, data }, bias: b };
+  /** Bias of a fused op (BiasAdd). TF.js itself refuses FusedBatchNorm inside fused convolutions. */
+  const fusedBias = (n: TfNode, ops: string[]): Float32Array | undefined => {
+    if (ops.includes('FusedBatchNorm')) return fail(n, 'FusedBatchNorm inside a fused op is not supported (TF.js cannot run it either)');
+    return ops.includes('BiasAdd') ? floatConst(n, 2).data : undefined;
   };
 
   for (const n of order) {
@@ -261,11 +247,10 @@ export function convertGraph(e: Emitter, artifacts: TfjsArtifacts, options: Conv
         nhwc(n);
         const depthwise = n.op.includes('Depthwise');
         const ops = n.op.startsWith('_Fused') || n.op.startsWith('Fused') ? fusedOps(n) : [];
-        const { kernel, bias } = fusedBias(n, ops, floatConst(n, 1), depthwise);
         const conv = e.conv(value(n, 0), {
           name: n.name,
-          kernel,
-          bias,
+          kernel: floatConst(n, 1),
+          bias: fusedBias(n, ops),
           depthwise,
           window: { strides: spatial(attrInts(n, 'strides'), 1), dilations: spatial(attrInts(n, 'dilations'), 1), padding: padding(n) },
         });
@@ -276,7 +261,6 @@ export function convertGraph(e: Emitter, artifacts: TfjsArtifacts, options: Conv
       case 'MatMul': case '_FusedMatMul': {
         if (attrBool(n, 'transpose_a')) fail(n, 'transpose_a is not supported');
         const ops = n.op === '_FusedMatMul' ? fusedOps(n) : [];
-        if (ops.includes('FusedBatchNorm')) fail(n, 'FusedBatchNorm after MatMul is not supported');
         let kernel = floatConst(n, 1);
         if (attrBool(n, 'transpose_b')) {
           const [o = 1, i = 1] = kernel.shape;
@@ -285,7 +269,7 @@ export function convertGraph(e: Emitter, artifacts: TfjsArtifacts, options: Conv
           kernel = { shape: [i, o], data: t };
         }
         const x = e.as(value(n, 0), 'native');
-        const dense = e.dense(x, { name: n.name, kernel, bias: ops.includes('BiasAdd') ? floatConst(n, 2).data : undefined });
+        const dense = e.dense(x, { name: n.name, kernel, bias: fusedBias(n, ops) });
         const act = fusedActivation(n, ops);
         out = act ? e.activation(dense, act, `${n.name}/activation`) : dense;
         break;
