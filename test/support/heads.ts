@@ -16,9 +16,9 @@ type Node = OnnxTypes.INodeProto;
 
 function featureSize(g: OnnxTypes.IGraphProto): number {
   const f = (g.output ?? []).find((o) => o.name === 'features');
-  const d = f?.type?.tensorType?.shape?.dim?.[1]?.dimValue;
-  if (!f || d === undefined || d === null) throw new Error('backbone graph has no [batch, F] output named "features"');
-  return Number(d);
+  const d = Number(f?.type?.tensorType?.shape?.dim?.[1]?.dimValue ?? 0);
+  if (!f || !(d > 0)) throw new Error('backbone graph has no [batch, F] output named "features"');
+  return d;
 }
 
 function append(bytes: Uint8Array, build: (g: OnnxTypes.GraphProto, f: number) => { nodes: Node[]; inits: OnnxTypes.ITensorProto[]; outputs: OnnxTypes.IValueInfoProto[] }): Uint8Array {
