@@ -32,7 +32,7 @@ class Fixture {
   const(name: string, shape: number[], data?: Float32Array | Int32Array, scale = 0.5): string {
     const values = data ?? randomTensorData(this.seed++, shape, scale);
     const dtype = values instanceof Int32Array ? 'DT_INT32' : 'DT_FLOAT';
-    this.nodes.push({ name, op: 'Const', attr: { dtype: { type: dtype }, value: { shape: {} } as AttrValue } });
+    this.nodes.push({ name, op: 'Const', attr: { dtype: { type: dtype }, value: { shape: {} } } });
     this.consts.push({ name, shape, data: values });
     return name;
   }
@@ -48,7 +48,7 @@ class Fixture {
     return {
       modelTopology: { node: this.nodes, versions: { producer: 1 } },
       weightSpecs: this.consts.map((c) => ({ name: c.name, shape: c.shape, dtype: c.data instanceof Int32Array ? 'int32' : 'float32' })),
-      weightData: data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer,
+      weightData: data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength),
       format: 'graph-model',
     };
   }
@@ -93,7 +93,7 @@ async function check(fx: Fixture, input: { name: string; dims: number[] }, outpu
     const want = expected[i];
     assert.ok(out && want, `output ${name} missing (have ${Object.keys(got).join(', ')})`);
     assert.deepEqual(out.dims, want.shape, `shape of ${name}`);
-    const d = maxAbsDiff(out.data as Float32Array, want.data as Float32Array);
+    const d = maxAbsDiff(out.data as Float32Array, want.data);
     assert.ok(d <= TOL, `${name}: max |Δ| ${d} > ${TOL}`);
   });
   return opCounts(bytes);
