@@ -42,7 +42,7 @@ export interface Calibration {
 export function calibrateThreshold(input: CalibrationInput): Calibration {
   const subtractMean = input.subtractMean ?? true;
   const labels = [...new Set(input.enrol.map((s) => s.label))].sort();
-  if (labels.length < 3) throw new RangeError(`calibration needs at least 3 people, got ${labels.length}`);
+  if (labels.length < 2) throw new RangeError(`calibration needs at least 2 people, got ${labels.length}`);
   const impostorScores: number[] = [];
   for (const p of labels) {
     const others = input.enrol.filter((s) => s.label !== p);
@@ -76,6 +76,8 @@ export interface RecognitionSectionInput {
   readonly targetFar?: number;
   readonly minMargin?: number;
   readonly crop: CropSettings;
+  /** Force subtracting the enrolment mean (or not); chosen by calibration when omitted. */
+  readonly subtractMean?: boolean;
 }
 
 /**
@@ -84,8 +86,15 @@ export interface RecognitionSectionInput {
  */
 export function buildRecognitionSection(input: RecognitionSectionInput): RecognitionSection {
   const targetFar = input.targetFar ?? DEFAULT_TARGET_FAR;
-  const cal = calibrateThreshold({ enrol: input.enrol, heldOut: input.heldOut, targetFar, subtractMean: true });
-  const { mean, references } = buildReferences(input.enrol, true);
+  // Subtracting the enrolment mean helps a face descriptor (faceres; FACTS.md) but was
+  // measured to hurt ImageNet MobileNet features on ORL: calibrate both, keep the one that
+  // refuses fewer held-out faces at the target FAR (ties: subtract).
+  const withMean = calibrateThreshold({ enrol: input.enrol, heldOut: input.heldOut, targetFar, subtractMean: true });
+  const withoutMean = input.subtractMean === true ? null
+    : calibrateThreshold({ enrol: input.enrol, heldOut: input.heldOut, targetFar, subtractMean: false });
+  const subtract = input.subtractMean ?? !(withoutMean && withoutMean.frr < withMean.frr);
+  const cal = subtract ? withMean : (withoutMean as Calibration);
+  const { mean, references } = buildReferences(input.enrol, subtract);
   return {
     score: 'centroid-cosine',
     source: input.source,

@@ -92,3 +92,24 @@ export class FaceExtractor {
     await this.detector?.close();
   }
 }
+
+/** What training's data loader asks of the face step (structurally `ImagePreparer` in src/train/data.ts). */
+export interface PreparerLike {
+  readonly name: string;
+  prepare(file: string): Promise<{ readonly ok: true; readonly image: RgbImage } | { readonly ok: false; readonly reason: string }>;
+}
+
+/**
+ * The face step as training's image preparer: `detect+align` or `crops`. A file without a
+ * face is skipped with the reason "no face found" (training counts and lists skipped files).
+ */
+export function facePreparer(extractor: FaceExtractor): PreparerLike {
+  return {
+    name: extractor.detects ? `detect+align (margin ${extractor.crop.margin}${extractor.crop.rotate ? ', eyes levelled' : ''})` : 'crops',
+    async prepare(file: string) {
+      const r = await extractor.fromFile(file);
+      if (r.ok) return { ok: true, image: r.image };
+      return { ok: false, reason: r.reason === 'no-face' ? 'no face found' : `cannot decode: ${r.detail}` };
+    },
+  };
+}
