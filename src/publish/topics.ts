@@ -117,3 +117,27 @@ export class Topics {
 export function encodePayload<T extends RelativeTopic>(topic: T, payload: TopicPayloads[T]): string {
   return typeof payload === 'string' && topic === 'status' ? payload : JSON.stringify(payload);
 }
+
+/**
+ * Model updates (src/update), relative to `<base>/<kiosk>`: `model` (retained JSON state,
+ * see src/update/topics.ts ModelStatePayload), `update/offer` (JSON offer in) and
+ * `update/chunk` (binary chunks in). The same two inbound topics exist fleet-wide under
+ * `<base>/fleet/`, so "fleet" cannot be a kiosk id.
+ */
+export const UPDATE_TOPICS = { model: 'model', offer: 'update/offer', chunk: 'update/chunk' } as const;
+export const FLEET_LEVEL = 'fleet';
+
+/** `<base>/fleet/<relative>`: what every kiosk subscribes to for fleet-wide offers. */
+export function fleetTopic(baseTopic: string, relative: string): string {
+  const t = `${baseTopic}/${FLEET_LEVEL}/${relative}`;
+  assertTopicName(t);
+  return t;
+}
+
+/** `<base>/<kiosk>/<relative>` for tools that address many kiosks (facegate publish-model). */
+export function kioskTopic(baseTopic: string, kioskId: string, relative: string): string {
+  if (kioskId.includes('/')) throw new TopicError(`kiosk id "${kioskId}" must be one topic level (no /)`);
+  const t = `${baseTopic}/${kioskId}/${relative}`;
+  assertTopicName(t);
+  return t;
+}

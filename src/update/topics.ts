@@ -1,21 +1,13 @@
 /**
- * The updater's topics, relative to `<base>/<kiosk>` (kiosk) or absolute (fleet).
- * Kept here until src/publish/topics.ts (the one topic module) takes them over; nothing
- * else builds update topics.
+ * The updater's topics. Names come from src/publish/topics.ts (the one topic module);
+ * this file adds the payload of the retained `<base>/<kiosk>/model` topic.
  */
-export const MODEL_TOPIC = 'model';
-export const OFFER_TOPIC = 'update/offer';
-export const CHUNK_TOPIC = 'update/chunk';
-/** Fleet-wide level under the base topic: `<base>/fleet/update/offer`. A kiosk id must not be "fleet". */
-export const FLEET_LEVEL = 'fleet';
+import { UPDATE_TOPICS } from '../publish/topics.js';
 
-export function kioskTopic(baseTopic: string, kioskId: string, relative: string): string {
-  return `${baseTopic}/${kioskId}/${relative}`;
-}
-
-export function fleetTopic(baseTopic: string, relative: string): string {
-  return `${baseTopic}/${FLEET_LEVEL}/${relative}`;
-}
+export { FLEET_LEVEL, fleetTopic, kioskTopic } from '../publish/topics.js';
+export const MODEL_TOPIC = UPDATE_TOPICS.model;
+export const OFFER_TOPIC = UPDATE_TOPICS.offer;
+export const CHUNK_TOPIC = UPDATE_TOPICS.chunk;
 
 /** Retained on `<base>/<kiosk>/model`. */
 export interface ModelStatePayload {
