@@ -86,7 +86,10 @@ function bytesPerElement(spec: WeightSpec): number {
  * Decodes a flat weight buffer following `specs` (the concatenation of all groups'
  * shards, in manifest order). Each spec's bytes are read from `offset` on.
  */
-export function decodeWeights(buffer: Uint8Array, specs: readonly WeightSpec[], source = '<memory>'): Map<string, Weight> {
+export function decodeWeights(buffer: Uint8Array, weightSpecs: readonly unknown[], source = '<memory>'): Map<string, Weight> {
+  const parsed = z.array(weightSpecSchema).safeParse(weightSpecs);
+  if (!parsed.success) throw new ModelError(`${source}: invalid weights manifest:\n${formatIssues(parsed.error.issues)}`);
+  const specs = parsed.data;
   const out = new Map<string, Weight>();
   const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
   let offset = 0;
@@ -158,7 +161,6 @@ export function artifactsFromMemory(input: {
 }, source = '<memory>'): TfjsArtifacts {
   const topology = z.record(z.string(), z.unknown()).safeParse(input.modelTopology);
   if (!topology.success) throw new ModelError(`${source}: modelTopology must be an object`);
-  const specs = z.array(weightSpecSchema).parse(input.weightSpecs ?? []);
   const parts = input.weightData === undefined ? [] : input.weightData instanceof Uint8Array
     ? [input.weightData]
     : Array.isArray(input.weightData) ? (input.weightData as readonly ArrayBuffer[]).map((b) => new Uint8Array(b)) : [new Uint8Array(input.weightData as ArrayBuffer)];
@@ -166,7 +168,7 @@ export function artifactsFromMemory(input: {
   return {
     kind: kindOf(topology.data, input.format, source),
     topology: topology.data,
-    weights: decodeWeights(buffer, specs, source),
+    weights: decodeWeights(buffer, input.weightSpecs ?? [], source),
     signature: input.signature ?? input.userDefinedMetadata?.signature,
     source,
   };
