@@ -10,13 +10,13 @@
  */
 import { createWriteStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as tf from '@tensorflow/tfjs';
 import cliProgress from 'cli-progress';
+import { humanModelJson } from '../model/export/index.js';
 import type { BackboneName } from '../model/manifest.js';
 import { FacegateError, ModelError } from '../shared/errors.js';
 import { moduleLogger } from '../shared/logger.js';
@@ -74,9 +74,7 @@ async function exists(p: string): Promise<boolean> {
 
 /** The faceres model.json inside the installed `@vladmandic/human`. */
 export function faceresModelPath(): string {
-  const require = createRequire(import.meta.url);
-  const pkg = require.resolve('@vladmandic/human/package.json');
-  return path.join(path.dirname(pkg), 'models', 'faceres.json');
+  return humanModelJson('faceres');
 }
 
 /** Finds (or downloads) the backbone's weights; reads sizes from the model itself. */

@@ -37,7 +37,7 @@ export async function runTrainCli(o: TrainCliOptions): Promise<void> {
     extractor: o.extractor, backend: o.backend, export: o.export, quantize: o.quantize, calibration: o.calibration,
     force: o.force, progress: bars,
   }, {
-    ...(defaultExportStep ? { exportStep: defaultExportStep } : {}),
+    exportStep: defaultExportStep,
     ...(print ? { print } : {}),
     onDataProgress: (done, total) => {
       if (!bars) return;

@@ -196,7 +196,7 @@ async function defaultExtractor(kind: 'auto' | 'onnx' | 'tfjs', spec: BackboneSp
     const { onnxExtractor } = await import('./onnx-features.js');
     const ex = await onnxExtractor(spec).catch((err: unknown) => {
       if (kind === 'onnx') throw err;
-      log.warn({ err: (err as Error).message }, 'ONNX feature extraction unavailable; using the TF.js backbone');
+      log.warn({ err: (err as Error).message }, 'ONNX feature extraction failed; using the TF.js backbone');
       return null;
     });
     if (ex) return ex;

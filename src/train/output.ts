@@ -18,6 +18,7 @@ import * as tf from '@tensorflow/tfjs';
 import {
   LABELS_FILE, MANIFEST_FILE, formatIssues, manifestSchema, type Manifest, type RecognitionSection,
 } from '../model/manifest.js';
+import { modelMetadata } from '../model/export/directory.js';
 import { ModelError } from '../shared/errors.js';
 import type { RgbImage } from '../shared/image.js';
 import type { BackendName } from './backend.js';
@@ -43,6 +44,10 @@ export type ExportStep = (input: {
   readonly quantize: boolean;
   /** Calibration images (224×224 RGB) for the quantiser. */
   readonly calibration: () => Promise<readonly RgbImage[]>;
+  /** Validation images and labels, to compare int8 with fp32. */
+  readonly validation: { readonly images: readonly RgbImage[]; readonly labels: readonly number[] };
+  /** metadata_props for the ONNX files (labels, version, backbone, preprocessing, thresholds). */
+  readonly metadata: Readonly<Record<string, string>>;
 }) => Promise<{ files: Record<string, Uint8Array>; quantization?: Record<string, unknown>; notes?: string[] }>;
 
 export interface WriteInput {
@@ -115,6 +120,19 @@ export async function writeModelDir(w: WriteInput): Promise<string[]> {
     (best ? `, val accuracy ${best.val_accuracy.toFixed(4)}` : '');
   await writeFile(path.join(out, HISTORY_PNG), await historyPng(fit.history, fit.bestEpoch, title));
 
+  const now = new Date();
+  const version = modelVersion(now);
+  const backboneSection: Manifest['backbone'] = {
+    name: spec.name,
+    ...(spec.alpha !== undefined ? { alpha: spec.alpha } : {}),
+    source: spec.source,
+    featureNode: spec.featureNode,
+    featureSize: spec.featureSize,
+  };
+  const inputSection: Manifest['input'] = {
+    name: 'pixels', dtype: 'uint8', layout: 'NHWC', height: INPUT_SIZE, width: INPUT_SIZE, channels: 3,
+    preprocessing: { scale: spec.preprocessing.scale, offset: spec.preprocessing.offset },
+  };
   let quantization: Record<string, unknown> | undefined;
   const notes: string[] = [];
   if (w.exportStep && (w.options.export || w.options.quantize)) {
@@ -125,7 +143,14 @@ export async function writeModelDir(w: WriteInput): Promise<string[]> {
       if (files.length === 0) throw new ModelError(`--calibration ${w.options.calibration} holds no images`);
       return Promise.all(files.map((f) => decodeRgb(f, { width: INPUT_SIZE, height: INPUT_SIZE })));
     };
-    const r = await w.exportStep({ spec, head: headArtifacts, export: w.options.export, quantize: w.options.quantize, calibration });
+    const metadata = modelMetadata({
+      classes: [...dataset.classes], version, createdAt: now.toISOString(), backbone: backboneSection, input: inputSection,
+      ...(w.recognition ? { recognition: w.recognition } : {}),
+    });
+    const r = await w.exportStep({
+      spec, head: headArtifacts, export: w.options.export, quantize: w.options.quantize, calibration, metadata,
+      validation: { images: dataset.validation.map((v) => v.image), labels: dataset.validation.map((v) => v.label) },
+    });
     for (const [name, bytes] of Object.entries(r.files)) await writeFile(path.join(out, name), bytes);
     quantization = r.quantization;
     notes.push(...(r.notes ?? []));
@@ -134,23 +159,13 @@ export async function writeModelDir(w: WriteInput): Promise<string[]> {
   }
   for (const n of notes) w.print(n);
 
-  const now = new Date();
   const manifest: Manifest = {
     format: 'facegate-model',
     formatVersion: 1,
-    version: modelVersion(now),
+    version,
     createdAt: now.toISOString(),
-    backbone: {
-      name: spec.name,
-      ...(spec.alpha !== undefined ? { alpha: spec.alpha } : {}),
-      source: spec.source,
-      featureNode: spec.featureNode,
-      featureSize: spec.featureSize,
-    },
-    input: {
-      name: 'pixels', dtype: 'uint8', layout: 'NHWC', height: INPUT_SIZE, width: INPUT_SIZE, channels: 3,
-      preprocessing: { scale: spec.preprocessing.scale, offset: spec.preprocessing.offset },
-    },
+    backbone: backboneSection,
+    input: inputSection,
     outputs: { probabilities: PROBABILITIES_LAYER, embedding: EMBEDDING_LAYER, embeddingSize: HEAD_LAYERS[2].units },
     classes: [...dataset.classes],
     files: await hashFiles(out),

@@ -63,7 +63,7 @@ async function build(dir: string, backbone: 'mobilenet_v1' | 'faceres', classes:
       data: sharedPaths.orl, out: path.join(tmp, 'model'), backbone,
       ...(backbone === 'mobilenet_v1' ? { weights: sharedPaths.mobilenet025 } : {}),
       classes, epochs: 8, patience: 3, seed: 7, augment: false, progress: false,
-    }, defaultExportStep ? { exportStep: defaultExportStep } : {});
+    }, { exportStep: defaultExportStep });
     try {
       await rename(path.join(tmp, 'model'), dir);
     } catch (err) {
