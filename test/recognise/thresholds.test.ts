@@ -78,3 +78,13 @@ test('leave-one-person-out calibration refuses every person when left out and ac
   assert.equal(recognitionSectionSchema.parse(JSON.parse(JSON.stringify(section))).threshold, section.threshold);
   assert.throws(() => calibrateThreshold({ enrol: enrol.slice(0, 6), heldOut, targetFar: 0 }), RangeError);
 });
+
+test('normal quantile and the Gaussian tail threshold', async () => {
+  const { normalQuantile, gaussianTailThreshold } = await import('../../src/recognise/thresholds.js');
+  assert.ok(Math.abs(normalQuantile(0.5)) < 1e-9);
+  assert.ok(Math.abs(normalQuantile(0.999) - 3.090232306) < 1e-6);
+  assert.ok(Math.abs(normalQuantile(0.025) + 1.959963985) < 1e-6);
+  // mean 0.5, sample sd 0.1: 0.5 + 3.0902 * 0.1
+  assert.ok(Math.abs(gaussianTailThreshold([0.4, 0.6], 0.001) - (0.5 + 3.090232306 * Math.SQRT2 * 0.1)) < 1e-6);
+  assert.equal(gaussianTailThreshold([0.4], 0.001), -Infinity);
+});
