@@ -26,6 +26,7 @@ interface CliOptions {
   augment: boolean;
   validationSplit: number;
   crops: boolean;
+  targetFar: number;
   classes?: string;
   extractor: 'auto' | 'onnx' | 'tfjs';
   backend?: 'tensorflow' | 'wasm' | 'cpu';
@@ -53,7 +54,8 @@ export function registerTrain(program: Command): void {
     .option('--seed <n>', 'random seed (same seed, same numbers); random and recorded when absent', num('--seed', true))
     .option('--no-augment', 'turn off augmentation (rotation 20°, shifts 0.2, horizontal flip)')
     .option('--validation-split <f>', 'fraction held out per class when there is no validation/ folder', num('--validation-split'), 0.2)
-    .option('--crops', 'the folders hold ready face crops (the only mode until face detection lands, issue 4)', true)
+    .option('--crops', 'the folders hold ready face crops: skip face detection (default: detect and align every face as the device does)', false)
+    .option('--target-far <f>', 'false-accept rate the stranger threshold is calibrated to (strict by default)', num('--target-far'), 0.001)
     .option('--classes <list>', 'comma-separated: train on these classes only')
     .addOption(new Option('--extractor <kind>', 'backbone feature extraction').choices(['auto', 'onnx', 'tfjs']).default('auto'))
     .addOption(new Option('--backend <name>', 'TF.js backend (default: tensorflow if installed, else wasm, else cpu)').choices(['tensorflow', 'wasm', 'cpu']))

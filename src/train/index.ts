@@ -12,12 +12,13 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { backboneNames, type RecognitionSection } from '../model/manifest.js';
-import { DataError, FacegateError } from '../shared/errors.js';
+import { FacegateError } from '../shared/errors.js';
 import { moduleLogger } from '../shared/logger.js';
 import { TUTORIAL_AUGMENTATION, augmentConfigSchema } from './augment.js';
 import { initBackend, type BackendName } from './backend.js';
 import { INPUT_SIZE, loadTfjsBackbone, resolveBackbone, type BackboneSpec, type SummaryRow } from './backbone.js';
-import { cropPreparer, loadDataset, type Dataset, type ImagePreparer } from './data.js';
+import { loadDataset, type Dataset, type ImagePreparer } from './data.js';
+import { DEFAULT_TARGET_FAR, recognitionStep, trainingFaceStep } from './recognition.js';
 import { tfjsExtractor, type FeatureExtractor } from './features.js';
 import { fitHead, type EpochLogs, type FitResult } from './fit.js';
 import { buildHead } from './head.js';
@@ -47,7 +48,8 @@ export const trainOptionsSchema = z.object({
   augment: z.boolean().default(true).describe("the tutorial's augmentation"),
   augmentation: augmentConfigSchema.default(TUTORIAL_AUGMENTATION),
   validationSplit: z.number().gt(0).lt(1).default(0.2).describe('held out per class when there is no validation folder'),
-  crops: z.boolean().default(true).describe('the folders hold ready face crops (detection arrives with issue 4)'),
+  crops: z.boolean().default(false).describe('the folders hold ready face crops: skip face detection (by default faces are detected and aligned as on the device; images without a face are skipped and counted)'),
+  targetFar: z.number().min(0).max(1).default(DEFAULT_TARGET_FAR).describe('false-accept rate the stranger threshold is calibrated to (leave-one-person-out)'),
   classes: z.array(z.string()).optional().describe('train on these classes only'),
   extractor: z.enum(['auto', 'onnx', 'tfjs']).default('auto').describe('how backbone features are computed'),
   backend: z.enum(['tensorflow', 'wasm', 'cpu']).optional().describe('TF.js backend; best available when absent'),
@@ -126,7 +128,6 @@ export async function train(input: TrainOptions, hooks: TrainHooks = {}): Promis
   const t0 = performance.now();
   const print = hooks.print ?? ((): void => undefined);
   const seed = o.seed ?? Math.floor(Math.random() * 2 ** 31);
-  if (!o.crops) throw new DataError('face detection in training arrives with issue 4; for now the folders must hold face crops (--crops)');
   const out = path.resolve(o.out);
   await prepareOut(out, o.force);
 
@@ -134,10 +135,17 @@ export async function train(input: TrainOptions, hooks: TrainHooks = {}): Promis
   print(`TF.js backend: ${backend}${backend === 'tensorflow' ? '' : ' (install @tensorflow/tfjs-node for the native backend)'}`);
   const spec = await resolveBackbone({ name: o.backbone, weights: o.weights, alpha: o.alpha, cacheDir: o.cacheDir, baseUrl: o.weightsBaseUrl, progress: o.progress });
 
-  const dataset = await loadDataset({
-    dir: o.data, preparer: hooks.preparer ?? cropPreparer(INPUT_SIZE), validationSplit: o.validationSplit, seed,
-    ...(o.classes ? { classes: o.classes } : {}), ...(hooks.onDataProgress ? { onProgress: hooks.onDataProgress } : {}),
-  });
+  // The same detect → crop → align step as the device (src/recognise/faces.ts), or whole crops.
+  const faceStep = hooks.preparer ? null : await trainingFaceStep({ crops: o.crops, size: INPUT_SIZE });
+  let dataset: Dataset;
+  try {
+    dataset = await loadDataset({
+      dir: o.data, preparer: hooks.preparer ?? (faceStep as NonNullable<typeof faceStep>).preparer, validationSplit: o.validationSplit, seed,
+      ...(o.classes ? { classes: o.classes } : {}), ...(hooks.onDataProgress ? { onProgress: hooks.onDataProgress } : {}),
+    });
+  } finally {
+    await faceStep?.close();
+  }
   print(`data: ${dataset.classes.length} classes, ${dataset.train.length} training and ${dataset.validation.length} validation images (${dataset.layout})` +
     (dataset.skipped.length ? `, ${dataset.skipped.length} skipped` : ''));
 
@@ -168,7 +176,7 @@ export async function train(input: TrainOptions, hooks: TrainHooks = {}): Promis
   }
   const best = fit.history[fit.bestEpoch - 1];
   const ctx: TrainedContext = { options: o, dataset, backbone: spec, head, fit, extractor };
-  const recognition = hooks.afterTraining ? await hooks.afterTraining(ctx) : undefined;
+  const recognition = await (hooks.afterTraining ?? recognitionStep({ targetFar: o.targetFar }))(ctx);
   const seconds = (performance.now() - t0) / 1000;
   const params = summaryTotals(backboneRows, hRows);
   const files = await writeModelDir({
