@@ -26,3 +26,13 @@ export const INSTALL_STEPS = [
   'probation-passed',  // probation passed, before the marker is removed
 ] as const;
 export type InstallStep = (typeof INSTALL_STEPS)[number];
+
+/** The steps of a rollback (at start, or asked for during probation). */
+export const ROLLBACK_STEPS = [
+  'rollback-marked',           // the marker records the rollback's reason
+  'rollback-current-written',  // current.tmp → old model, before its rename
+  'rollback-current-placed',   // current → old model
+  'rollback-previous-written', // previous.tmp made, before its rename
+  'rollback-state-written',    // state.json.tmp written, before its rename
+  'rollback-state-placed',     // state says rolled back; marker not yet removed
+] as const;

@@ -60,6 +60,7 @@ const markerSchema = z.object({
   oldPrevious: pointerSchema.nullable().describe('what previous pointed to before'),
   swappedAt: z.string(),
   until: z.string(),
+  rollback: z.string().optional().describe('set when a rollback started: the state it reports'),
 }).strict();
 type Marker = z.infer<typeof markerSchema>;
 
@@ -262,19 +263,28 @@ export class ModelStore {
   }
 
   /** current → marker.previous, previous → marker.oldPrevious, state, marker removed. Idempotent. */
-  private async undoSwap(marker: Marker, stateText: string): Promise<UpdateState> {
-    await this.setPointer('current', marker.previous?.target ?? null);
-    await this.setPointer('previous', marker.oldPrevious?.target ?? null);
+  private async undoSwap(found: Marker, reason: string): Promise<UpdateState> {
+    let marker = found;
+    if (marker.rollback === undefined) {
+      // Record the reason first: a crash during the rollback repeats it with the same words.
+      marker = { ...marker, rollback: reason };
+      await writeFileAtomic(this.p('probation.json'), JSON.stringify(marker, null, 2));
+      crashPoint('rollback-marked');
+    }
+    await this.setPointer('current', marker.previous?.target ?? null, 'rollback-current-written');
+    crashPoint('rollback-current-placed');
+    await this.setPointer('previous', marker.oldPrevious?.target ?? null, 'rollback-previous-written');
     const s = await this.readState();
     const next: UpdateState = {
       running: marker.previous?.version ?? s.running,
       previous: marker.oldPrevious?.version ?? null,
-      state: stateText,
+      state: marker.rollback ?? reason,
       offered: marker.version,
       at: this.now().toISOString(),
       probationUntil: null,
     };
-    await this.writeState(next);
+    await this.writeState(next, 'rollback-state-written');
+    crashPoint('rollback-state-placed');
     await rm(this.p('probation.json'), { force: true });
     await syncDir(this.o.dir);
     return next;
@@ -347,9 +357,15 @@ export class ModelStore {
       const id = `${manifest.version}-${randomBytes(4).toString('hex')}`;
       await mkdir(this.p('staging'), { recursive: true });
       const staging = this.p('staging', id);
-      await extractBundle(bundle, verified, staging);
-      await writeFileAtomic(path.join(staging, BUNDLE_HEADER_FILE), encodeHeader(manifest, parseHeader(bundle).signatures));
-      await syncDir(staging);
+      try {
+        await extractBundle(bundle, verified, staging);
+        await writeFileAtomic(path.join(staging, BUNDLE_HEADER_FILE), encodeHeader(manifest, parseHeader(bundle).signatures));
+        await syncDir(staging);
+      } catch (err) {
+        await rm(staging, { recursive: true, force: true });
+        if (err instanceof UpdateRejected) throw err;
+        throw new UpdateRejected(`cannot write the model to ${this.o.dir}: ${(err as Error).message}`, undefined, { cause: err });
+      }
       crashPoint('staged');
 
       try {
@@ -425,6 +441,7 @@ export class ModelStore {
       await syncDir(this.o.dir);
       const s = await this.readState();
       await this.writeState({ ...s, probationUntil: null });
+      await this.collectGarbage();
       return true;
     });
   }
@@ -446,6 +463,7 @@ export class ModelStore {
       const state = await this.undoSwap(marker, `rolled back: ${reason}`);
       const active = await this.pickValid(state);
       await this.writeState({ ...state, running: active.version });
+      await this.collectGarbage();
       return { active, state: { ...state, running: active.version } };
     });
   }

@@ -9,7 +9,7 @@ import { generateKeyPair, loadPrivateKey, loadPublicKey, type PublicKey } from '
 import { createBundle } from '../../src/update/bundle.js';
 import { DeviceModelRunner, syntheticReferences } from '../../src/update/selftest.js';
 import { ModelStore, type ActiveModel } from '../../src/update/store.js';
-import { INSTALL_STEPS } from '../../src/update/hooks.js';
+import { INSTALL_STEPS, ROLLBACK_STEPS } from '../../src/update/hooks.js';
 import { UpdateRejected } from '../../src/update/errors.js';
 import { verifyModelDir } from '../../src/update/modeldir.js';
 import { writeTinyModelDir, SIZE } from './helpers.js';
@@ -196,6 +196,26 @@ test('SIGKILL at every install step leaves a store that starts a valid, verified
         await rm(dir, { recursive: true, force: true });
       }
     }
+    // A crash during the rollback at start: the next start finishes it, same reason.
+    const swapped = path.join(f.dir, 'swapped');
+    await cp(base, swapped, { recursive: true, verbatimSymlinks: true });
+    const k = spawnSync(process.execPath, [child, swapped, f.fallback, bundleFile, f.pubFile], { env: { ...process.env, FACEGATE_CRASH_AT: 'swapped' }, encoding: 'utf8' });
+    assert.equal(k.signal, 'SIGKILL');
+    for (const step of ROLLBACK_STEPS) {
+      const dir = path.join(f.dir, `rollback-${step}`);
+      await cp(swapped, dir, { recursive: true, verbatimSymlinks: true });
+      const res = spawnSync(process.execPath, [child, dir, f.fallback, bundleFile, f.pubFile, 'recover'], {
+        env: { ...process.env, FACEGATE_CRASH_AT: step }, encoding: 'utf8',
+      });
+      assert.equal(res.signal, 'SIGKILL', `${step}: child was not killed (status ${res.status}, ${res.stderr})`);
+      const after = await store(f, dir).recover();
+      await assertRuns(f, after.active, '2.0');
+      assert.equal(after.state.state, 'rolled back: restarted during the probation of 3.0', step);
+      assert.equal(after.state.previous, '1.0', step);
+      assert.deepEqual(await leftovers(dir), [], step);
+      await rm(dir, { recursive: true, force: true });
+    }
+
     // Without a crash the child finishes and the new model survives the restart.
     const dir = path.join(f.dir, 'no-crash');
     const res = spawnSync(process.execPath, [child, dir, f.fallback, bundleFile, f.pubFile], { env: { ...process.env, FACEGATE_CRASH_AT: '' }, encoding: 'utf8' });
