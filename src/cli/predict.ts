@@ -25,14 +25,20 @@ function positiveNumber(v: string): number {
 const round = (x: number, d = 4): number => Math.round(x * 10 ** d) / 10 ** d;
 
 /** Where the annotated copy of `image` goes: OUT itself for one image with an image extension, else OUT/<name>. */
-export async function annotatePath(out: string, image: string, count: number): Promise<string> {
+export async function annotatePath(out: string, image: string, count: number, taken: Set<string> = new Set()): Promise<string> {
   const isFile = count === 1 && /\.(png|jpe?g|webp)$/i.test(out);
   if (isFile) { await mkdir(path.dirname(path.resolve(out)), { recursive: true }); return out; }
   let isDir = false;
   try { isDir = (await stat(out)).isDirectory(); } catch { /* created below */ }
   if (!isDir) await mkdir(out, { recursive: true });
   const ext = path.extname(image).toLowerCase();
-  const name = path.basename(image, path.extname(image)) + (['.png', '.jpg', '.jpeg', '.webp'].includes(ext) ? ext : '.png');
+  const stem = path.basename(image, path.extname(image));
+  const suffix = ['.png', '.jpg', '.jpeg', '.webp'].includes(ext) ? ext : '.png';
+  // Same file name from different folders (s1/9.png, s2/9.png): prefix the folder, then a counter.
+  let name = stem + suffix;
+  if (taken.has(name)) name = `${path.basename(path.dirname(path.resolve(image)))}-${stem}${suffix}`;
+  for (let i = 2; taken.has(name); i++) name = `${stem}-${i}${suffix}`;
+  taken.add(name);
   return path.join(out, name);
 }
 
@@ -53,6 +59,7 @@ export function registerPredict(program: Command): void {
       const { writeAnnotated } = await import('./../recognise/annotate.js');
       const pipeline = await RecognitionPipeline.load({ modelDir: o.model, precision: o.precision, threads: o.threads, minFaceSize: o.minFaceSize });
       let failures = 0;
+      const taken = new Set<string>();
       try {
         for (const [i, file] of images.entries()) {
           let bytes: Buffer;
@@ -80,7 +87,7 @@ export function registerPredict(program: Command): void {
           const skippedOut = skipped.map((s) => ({ box: s.crop.face?.box, reason: s.reason }));
           let annotated: string | undefined;
           if (o.annotate) {
-            annotated = await annotatePath(o.annotate, file, images.length);
+            annotated = await annotatePath(o.annotate, file, images.length, taken);
             await writeAnnotated(bytes, [
               ...matches.map((m) => ({ box: m.face.box, text: `${m.label ?? 'unknown'} ${m.similarity.toFixed(2)}`, kind: m.label ? 'known' as const : 'unknown' as const })),
               ...skipped.filter((s) => s.crop.face).map((s) => ({ box: s.crop.face!.box, text: s.reason, kind: 'skipped' as const })),
