@@ -153,6 +153,16 @@ describe('GraphModel converter, op by op against TF.js', () => {
     await check(fx, { name: 'input', dims: [1, 8, 7, 4] }, [id, mp0], 3, 1);
   });
 
+  test('FusedDepthwiseConv2dNative (BiasAdd + Relu6), stride 2 VALID, Selu', async () => {
+    const fx = new Fixture();
+    const x = fx.input('input', [-1, 9, 9, 3]);
+    const dw = fx.op('fdw', 'FusedDepthwiseConv2dNative', [x, fx.const('w', [3, 3, 3, 1]), fx.const('b', [3])], { ...conv([1, 2, 2, 1], 'VALID'), ...fused('BiasAdd', 'Relu6') });
+    const se = fx.op('selu', 'Selu', [dw]);
+    const ops = await check(fx, { name: 'input', dims: [2, 9, 9, 3] }, [se], 5, 3);
+    assert.equal(ops.Conv, 1);
+    assert.equal(ops.Clip, 1);
+  });
+
   test('FusedBatchNormV3 standalone after a Conv2D is folded', async () => {
     const fx = new Fixture();
     const x = fx.input('input', [-1, 6, 6, 2]);
