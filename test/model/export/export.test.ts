@@ -49,9 +49,9 @@ describe('exportModel', () => {
     const px = pixels(3);
     const want = tf.tidy(() => {
       const x = tf.tensor(px, [3, SIZE, SIZE, 3], 'float32').div(127.5).sub(1);
-      const cut = tf.model({ inputs: backbone.inputs, outputs: backbone.getLayer('conv_pw_13_relu').output as tf.SymbolicTensor });
+      const cut = tf.model({ inputs: backbone.inputs, outputs: backbone.getLayer('conv_pw_13_relu').output });
       const features = (cut.predict(x) as tf.Tensor).mean([1, 2]);
-      const emb = tf.model({ inputs: h.inputs, outputs: h.getLayer('embedding').output as tf.SymbolicTensor }).predict(features) as tf.Tensor;
+      const emb = tf.model({ inputs: h.inputs, outputs: h.getLayer('embedding').output }).predict(features) as tf.Tensor;
       return { features: features.dataSync(), probs: (h.predict(features) as tf.Tensor).dataSync(), emb: emb.dataSync() };
     });
     const { bytes, info } = exportModelDetailed({
