@@ -40,7 +40,7 @@ export const defaultExportStep: ExportStep = async (input) => {
   const q = await quantizeModel({ model: fp32, calibration, method: CALIBRATION_METHOD, samples });
   files[MODEL_INT8_FILE] = q.model;
   const cmp = await compareModels(fp32, q.model, input.validation.images, input.validation.labels);
-  log.info({ ...cmp }, 'int8 against fp32 on the validation images');
+  log.debug({ ...cmp }, 'int8 against fp32 on the validation images');
   return {
     files,
     quantization: {

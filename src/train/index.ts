@@ -195,7 +195,7 @@ export async function train(input: TrainOptions, hooks: TrainHooks = {}): Promis
     valLoss: best?.val_loss ?? Number.NaN, valAccuracy: best?.val_accuracy ?? Number.NaN,
     seconds: (performance.now() - t0) / 1000, backend, extractor: extractor.kind, seed, history: fit.history, params, files,
   };
-  log.info({ out, valAccuracy: result.valAccuracy, epochs: result.epochsRun }, 'training done');
+  log.debug({ out, valAccuracy: result.valAccuracy, epochs: result.epochsRun }, 'training done');
   return result;
 }
 
