@@ -6,7 +6,7 @@
  * Format: https://www.tensorflow.org/js/guide/save_load and tfjs-core's
  * `io/types.ts` (WeightsManifestEntry) and `io/io_utils.ts` (decodeWeights).
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { ModelError, UnsupportedError } from '../../shared/errors.js';
@@ -194,6 +194,8 @@ function readOrFail(file: string, what: string): Buffer {
  * describes, give a ModelError that names the file.
  */
 export function readTfjsModel(modelJsonPath: string): TfjsArtifacts {
+  // A model folder works too: its model.json is meant.
+  if (existsSync(modelJsonPath) && statSync(modelJsonPath).isDirectory()) modelJsonPath = path.join(modelJsonPath, 'model.json');
   const text = readOrFail(modelJsonPath, 'TF.js model file').toString('utf8');
   let json: unknown;
   try {

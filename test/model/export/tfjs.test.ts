@@ -105,6 +105,11 @@ describe('readTfjsModel', () => {
     expectModelError(() => readTfjsModel(file), /too long/);
   });
 
+  test('a model folder can be given instead of its model.json', () => {
+    const file = copyModel('liveness');
+    assert.equal(readTfjsModel(path.dirname(file)).source, file);
+  });
+
   test('a missing model.json says so', () => {
     expectModelError(() => readTfjsModel(path.join(tmp, 'nowhere', 'model.json')), /TF\.js model file .* is missing/);
   });
