@@ -8,6 +8,7 @@ import { Command, Option } from 'commander';
 import { existsSync, readFileSync, renameSync, writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { DataError, ModelError } from '../shared/errors.js';
+import type { RgbImage } from '../shared/image.js';
 
 /** Calibration images used when --samples is not given (onnxruntime's examples use ~100). */
 export const DEFAULT_SAMPLES = 100;
@@ -27,6 +28,43 @@ function positiveInt(flag: string, v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1) throw new DataError(`${flag} must be a positive integer, got "${v}"`);
   return n;
+}
+
+/** Images of the folder compared between fp32 and int8 after quantising. */
+const CHECK_IMAGES = 50;
+
+interface AgreementCheck {
+  readonly images: number;
+  readonly heldOut: boolean;
+  readonly top1Agreement: number;
+  readonly maxAbsDiffProbability: number;
+  readonly minEmbeddingCosine?: number;
+}
+
+async function checkAgreement(
+  fp32: Uint8Array, int8: Uint8Array, dir: string, used: readonly string[], input: { width: number; height: number },
+): Promise<AgreementCheck | undefined> {
+  const { decodeOnnx, compareModels, spread } = await import('../model/quantize/index.js');
+  const { listImagesRecursive } = await import('../model/quantize/files.js');
+  const { decodeRgb } = await import('../shared/image.js');
+  if (!(decodeOnnx(fp32).graph?.output ?? []).some((o) => o.name === 'probabilities')) return undefined;
+  const seen = new Set(used);
+  const decodeAll = async (files: readonly string[]): Promise<RgbImage[]> => {
+    const out: RgbImage[] = [];
+    for (const f of spread(files, CHECK_IMAGES)) {
+      try { out.push(await decodeRgb(f, input)); } catch { /* corrupt: counted while calibrating */ }
+    }
+    return out;
+  };
+  let images = await decodeAll((await listImagesRecursive(dir)).filter((f) => !seen.has(f)));
+  const heldOut = images.length > 0;
+  if (!heldOut) images = await decodeAll(used);
+  if (images.length === 0) return undefined;
+  const c = await compareModels(fp32, int8, images);
+  return {
+    images: c.images, heldOut, top1Agreement: c.top1Agreement, maxAbsDiffProbability: c.maxAbsDiffProbability,
+    ...(c.minEmbeddingCosine !== undefined ? { minEmbeddingCosine: c.minEmbeddingCosine } : {}),
+  };
 }
 
 async function runQuantize(o: QuantizeCliOptions): Promise<void> {
@@ -68,6 +106,8 @@ async function runQuantize(o: QuantizeCliOptions): Promise<void> {
   const tmp = `${out}.tmp-${process.pid}`;
   writeFileSync(tmp, model);
   renameSync(tmp, out);
+  // Agreement with fp32 on images the calibration did not see (when the model classifies).
+  const check = await checkAgreement(fp32, model, path.resolve(o.calibration), cal.files, input);
   const quantization = {
     method: report.method,
     ...(report.percentile !== undefined ? { percentile: report.percentile } : {}),
@@ -76,6 +116,7 @@ async function runQuantize(o: QuantizeCliOptions): Promise<void> {
     tensorsCalibrated: report.tensorsCalibrated,
     intNodes: report.intNodes.length,
     floatNodes: report.floatNodes,
+    ...(check ? { check } : {}),
     createdAt: new Date().toISOString(),
   };
   const inModelDir = path.dirname(out) === dir && (await updateManifest(dir, out, model, quantization));
@@ -84,6 +125,10 @@ async function runQuantize(o: QuantizeCliOptions): Promise<void> {
     `wrote ${out} (${(model.length / 1e6).toFixed(2)} MB, fp32 ${(fp32.length / 1e6).toFixed(2)} MB) in ${((Date.now() - started) / 1000).toFixed(1)} s\n` +
       `  ${intOps} Conv/Gemm nodes int8, ${report.absorbedActivations.length} Relu/Clip folded, ${report.tensorsCalibrated} activations calibrated (${report.method}, ${report.samples} images)\n` +
       report.floatNodes.map((f) => `  float: ${f.name} (${f.opType}): ${f.reason}\n`).join('') +
+      (check
+        ? `  int8 vs fp32 on ${check.images} ${check.heldOut ? 'held-out' : 'calibration'} images: top-1 agreement ${(check.top1Agreement * 100).toFixed(1)} %, max |Δp| ${check.maxAbsDiffProbability.toFixed(4)}` +
+          `${check.minEmbeddingCosine !== undefined ? `, min embedding cosine ${check.minEmbeddingCosine.toFixed(4)}` : ''}\n`
+        : '') +
       (inModelDir ? `  updated ${path.join(dir, 'manifest.json')}\n` : ''),
   );
 }
