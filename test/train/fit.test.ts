@@ -3,7 +3,6 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/train/backend.js';
 import { loadTfjsBackbone, resolveBackbone } from '../../src/train/backbone.js';
 import { cropPreparer, loadDataset } from '../../src/train/data.js';
