@@ -46,7 +46,7 @@ export interface DaemonDeps {
 
 async function defaultLoader(cfg: Config['model']): Promise<RecogniserLoader> {
   const { RecognitionPipeline } = await import('../recognise/pipeline.js');
-  return (modelDir) => RecognitionPipeline.load({
+  return (modelDir) => { assertModelDir(modelDir); return RecognitionPipeline.load({
     modelDir,
     threads: cfg.threads,
     precision: cfg.precision,
@@ -55,7 +55,7 @@ async function defaultLoader(cfg: Config['model']): Promise<RecogniserLoader> {
     minDetectionScore: cfg.minDetectionScore,
     maxFaces: cfg.maxFaces,
     ...(cfg.detectorCacheDir ? { detector: { cacheDir: cfg.detectorCacheDir } } : {}),
-  });
+  }); };
 }
 
 async function defaultDecider(cfg: Config['decide']): Promise<DecisionMaker> {
@@ -148,8 +148,6 @@ export class Daemon {
       const u = new ModelUpdater({ config: cfg.updates, kioskId: cfg.mqtt.kioskId, baseTopic: cfg.mqtt.baseTopic, fallbackDir: cfg.model.dir, mqtt: mqttSeam, host });
       initialModel = await u.recover();
       updater = { name: 'model updates', optional: true, start: () => u.start(), stop: () => u.stop() };
-    } else {
-      assertModelDir(cfg.model.dir);
     }
     await this.startPart({ name: 'model', start: () => host.activate(initialModel), stop: () => host.stop() });
 
@@ -162,7 +160,9 @@ export class Daemon {
     }
     this.brokerUrl = url;
     const topics = new Topics(cfg.mqtt.baseTopic, cfg.mqtt.kioskId, cfg.mqtt.homeAssistant.prefix);
-    const mqtt = new MqttConnection(url, buildClientOptions(cfg.mqtt, topics), topics, (up) => m.brokerConnected.set(up ? 1 : 0));
+    // aedes speaks MQTT 3.1.1 only.
+    const mqttCfg = cfg.mqtt.url ? cfg.mqtt : { ...cfg.mqtt, protocolVersion: 4 as const };
+    const mqtt = new MqttConnection(url, buildClientOptions(mqttCfg, topics), topics, (up) => m.brokerConnected.set(up ? 1 : 0));
     this.mqtt = mqtt;
     await this.startPart({ name: 'mqtt', start: () => mqtt.start(), stop: () => mqtt.stop() });
     if (!cfg.mqtt.url) {

@@ -52,7 +52,6 @@ export class ModelHost {
 
   /** Loads the model of `model.dir` (or what the updater chose) and makes it current. */
   async activate(model: { readonly dir: string }): Promise<void> {
-    assertModelDir(model.dir);
     const next = await this.loader(model.dir);
     const old = this.current;
     this.current = next;

@@ -61,7 +61,8 @@ export class EventPublisher {
 
   /** Records a decision durably and queues it for the broker. Returns the payload. */
   publish(decision: Decision, modelVersion: string): EventPayload {
-    const delayed = !this.sink.connected || this.outbox.size > 0;
+    // Delayed: it cannot go out now, or it queues behind events held back by an outage.
+    const delayed = !this.sink.connected || this.outbox.backlogDelayed;
     const payload: EventPayload = {
       id: randomUUID(),
       seq: this.outbox.nextSeq(),

@@ -124,7 +124,12 @@ export class MqttConnection implements MqttPort {
     client.on('offline', () => {
       if (!this.stopping) this.log.warn({ url: safeUrl(this.url) }, 'broker unreachable; events wait on disk, reconnecting');
     });
+    // Reconnect attempts repeat the same error every reconnectMs: log each kind once per outage.
+    const seen = new Set<string>();
+    client.on('connect', () => seen.clear());
     client.on('error', (err) => {
+      if (seen.has(err.message)) { this.log.debug({ err: err.message }, 'mqtt error'); return; }
+      seen.add(err.message);
       this.log.warn({ err: err.message }, 'mqtt error');
     });
     client.on('message', (topic, payload) => {

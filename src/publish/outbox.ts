@@ -94,6 +94,11 @@ export class Outbox {
     return this.entries[0];
   }
 
+  /** Whether the newest pending event waits because of an outage (a new event queues behind it). */
+  get backlogDelayed(): boolean {
+    return this.entries[this.entries.length - 1]?.delayed ?? false;
+  }
+
   /** Marks every pending event delayed (the broker went away). */
   markAllDelayed(): void {
     for (const e of this.entries) e.delayed = true;
