@@ -7,12 +7,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connectAsync, type MqttClient } from 'mqtt';
 import { pino } from 'pino';
 import { startMosquitto, type Mosquitto } from '../support/mosquitto-h6.js';
+import { trainedModelDir } from '../support/fixtures.js';
 import { MqttConnection } from '../../src/publish/mqtt.js';
 import { Topics } from '../../src/publish/topics.js';
 import { Recogniser } from '../../src/recognise/recogniser.js';
@@ -123,7 +125,7 @@ test('model updates over a real mosquitto broker with real ONNX models', async (
 
     const config = updatesConfigSchema.parse({
       enabled: true, publicKeys: [keys.publicKeyFile], modelsDir: path.join(dir, 'store'),
-      probationMinutes: 10, transferTimeoutMs: 1500, maxBundleBytes: 4 * 1024 * 1024,
+      probationMinutes: 10, transferTimeoutMs: 1500, maxBundleBytes: 64 * 1024 * 1024,
     });
     const bundleBytes = new Map<string, Buffer>();
     const fetchFake: typeof fetch = (input) => {
@@ -147,11 +149,11 @@ test('model updates over a real mosquitto broker with real ONNX models', async (
     observer = await connectAsync(broker.url, { clientId: 'observer' });
     const obs = observer;
     await obs.subscribeAsync(`${BASE}/${KIOSK}/model`, { qos: 1 });
-    const publish = async (b: Buffer, extra: { fleet?: boolean; url?: string } = {}): Promise<ModelStatePayload> => {
+    const publish = async (b: Buffer, extra: { fleet?: boolean; url?: string; chunkSize?: number } = {}): Promise<ModelStatePayload> => {
       const before = h.total();
       const version = parseHeader(b).manifest.version;
       const verdict = nextVerdict(obs, version);
-      const r = await publishModel({ brokerUrl: (broker as Mosquitto).url, baseTopic: BASE, kiosks: extra.fleet ? [] : [KIOSK], fleet: extra.fleet ?? false, bundle: b, chunkSize: 16 * 1024, url: extra.url ?? null, waitMs: 0 });
+      const r = await publishModel({ brokerUrl: (broker as Mosquitto).url, baseTopic: BASE, kiosks: extra.fleet ? [] : [KIOSK], fleet: extra.fleet ?? false, bundle: b, chunkSize: extra.chunkSize ?? 16 * 1024, url: extra.url ?? null, waitMs: 0 });
       assert.ok(r.offer.url !== null || r.chunks > 1);
       const v = await verdict;
       await u.idle();
@@ -230,7 +232,7 @@ test('model updates over a real mosquitto broker with real ONNX models', async (
       const big = await bundle('3.0', 3);
       const cfgMax = config.maxBundleBytes;
       const huge = Buffer.concat([big, Buffer.alloc(cfgMax)]); // offer size over the limit; never transferred
-      const v = await publish(huge);
+      const v = await publish(huge, { chunkSize: 8 * 1024 * 1024 });
       assert.equal(v.state, `rejected: bundle of ${huge.length} bytes exceeds updates.maxBundleBytes (${cfgMax})`);
       await assertStill('2.0');
     });
@@ -256,14 +258,30 @@ test('model updates over a real mosquitto broker with real ONNX models', async (
       assert.equal(h.errors, 0);
     });
 
+    let expectRunning = { version: '4.0', previous: '2.0' };
+    await t.test('a trained ORL model is installed over MQTT while frames keep flowing', async (st) => {
+      const trained = await trainedModelDir();
+      if (!existsSync(path.join(trained, 'model.int8.onnx'))) {
+        st.skip('the training fixture has no model.int8.onnx yet');
+        return;
+      }
+      const b = (await createBundle({ modelDir: trained, runner, key, references: refs })).bytes;
+      const v = await publish(b, { chunkSize: 1024 * 1024 });
+      assert.equal(v.state, 'installed');
+      assert.equal(v.previous, '4.0');
+      await assertStill(v.version);
+      assert.equal(h.errors, 0);
+      expectRunning = { version: v.version, previous: '4.0' };
+    });
+
     await t.test('the retained model topic tells a new subscriber what runs', async () => {
       const late = await connectAsync((broker as Mosquitto).url, { clientId: 'late' });
       try {
         const got = new Promise<ModelStatePayload>((resolve) => late.on('message', (_t, p) => resolve(JSON.parse(p.toString()) as ModelStatePayload)));
         await late.subscribeAsync(`${BASE}/${KIOSK}/model`, { qos: 1 });
         const s = await got;
-        assert.equal(s.version, '4.0');
-        assert.equal(s.previous, '2.0');
+        assert.equal(s.version, expectRunning.version);
+        assert.equal(s.previous, expectRunning.previous);
         assert.equal(s.state, 'installed');
         assert.equal(s.kiosk, KIOSK);
       } finally {
