@@ -24,7 +24,7 @@ test('facegate train --json prints one JSON object with the documented keys and 
   const out = path.join(await tmpDir(), 'model');
   const { stdout } = await run(process.execPath, [
     path.join(projectRoot, 'dist/src/cli.js'), 'train', '--data', sharedPaths.orl, '--out', out,
-    '--weights', path.dirname(sharedPaths.mobilenet025), '--classes', 's1,s2,s3', '--epochs', '3', '--seed', '11', '--json',
+    '--weights', path.dirname(sharedPaths.mobilenet025), '--classes', 's1,s2,s3', '--epochs', '3', '--seed', '11', '--crops', '--json',
   ], { cwd: projectRoot, env: { ...process.env, FACEGATE_LOG_LEVEL: 'warn' }, maxBuffer: 1 << 24 });
   const lines = stdout.trim().split('\n');
   assert.equal(lines.length, 1, `stdout holds only the JSON object:\n${stdout.slice(0, 2000)}`);
@@ -73,7 +73,7 @@ test('facegate train --json prints one JSON object with the documented keys and 
 test('the same --seed gives the same numbers twice', async (t) => {
   if (!requireShared(t)) return;
   const base = await tmpDir();
-  const opts = { data: sharedPaths.orl, weights: sharedPaths.mobilenet025, classes: ['s4', 's5', 's6'], epochs: 3, seed: 21, export: false, quantize: false, progress: false };
+  const opts = { data: sharedPaths.orl, weights: sharedPaths.mobilenet025, classes: ['s4', 's5', 's6'], epochs: 3, seed: 21, crops: true, export: false, quantize: false, progress: false };
   const a = await train({ ...opts, out: path.join(base, 'a') });
   const b = await train({ ...opts, out: path.join(base, 'b') });
   assert.deepEqual(b.history.map((h) => [h.loss, h.accuracy, h.val_loss, h.val_accuracy]), a.history.map((h) => [h.loss, h.accuracy, h.val_loss, h.val_accuracy]));

@@ -1,0 +1,94 @@
+/**
+ * bench:train — ORL training time of facegate's design against the naive one, measured
+ * in one run on this machine.
+ *
+ * - design: `train()` as shipped: the frozen backbone runs on onnxruntime once per
+ *   (augmented) image and epoch; only the head trains in TF.js.
+ * - naive: the tutorial's loop in TF.js: every step pushes its augmented batch through
+ *   the TF.js backbone, then trains the head on it. Running it to the end would take
+ *   long, so it is timed for a fixed number of steps and extrapolated to the epochs the
+ *   design run took (the output says so).
+ *
+ * Usage: npm run bench:train [-- --backbone faceres] [--steps 6]
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { augment, TUTORIAL_AUGMENTATION } from '../src/train/augment.js';
+import { initBackend } from '../src/train/backend.js';
+import { loadTfjsBackbone, resolveBackbone } from '../src/train/backbone.js';
+import { cropPreparer, loadDataset } from '../src/train/data.js';
+import { tfjsExtractor } from '../src/train/features.js';
+import { buildHead } from '../src/train/head.js';
+import { train } from '../src/train/index.js';
+import { deriveSeed, mulberry32, permutation } from '../src/train/rng.js';
+
+const ORL = path.resolve(process.cwd(), '..', 'shared', 'data', 'faces', 'orl');
+const MOBILENET = path.resolve(process.cwd(), '..', 'shared', 'models', 'mobilenet_v1_0.25_224', 'model.json');
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? (process.argv[i + 1] ?? fallback) : fallback;
+}
+
+async function main(): Promise<void> {
+  const backbone = arg('backbone', 'mobilenet_v1') as 'mobilenet_v1' | 'faceres';
+  const steps = Number(arg('steps', '6'));
+  const seed = Number(arg('seed', '1'));
+  const backend = await initBackend();
+  const weights = backbone === 'mobilenet_v1' ? MOBILENET : undefined;
+  console.log(`bench:train on ORL (${ORL}), backbone ${backbone}, TF.js backend ${backend}, ${os.cpus().length} CPUs`);
+
+  // Design: the real command, end to end (data loading included), without export/quantise.
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'fg-bench-'));
+  let design;
+  try {
+    design = await train({ data: ORL, out: path.join(dir, 'model'), backbone, ...(weights ? { weights } : {}), seed, export: false, quantize: false, progress: false });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  const designEpoch = design.history.reduce((s, h) => s + h.seconds, 0) / design.history.length;
+
+  // Naive: each step augments its batch, runs it through the TF.js backbone, trains the head.
+  const spec = await resolveBackbone({ name: backbone, ...(weights ? { weights } : {}) });
+  const ds = await loadDataset({ dir: ORL, preparer: cropPreparer(224), validationSplit: 0.2, seed });
+  const tfb = await loadTfjsBackbone(spec);
+  const extractor = tfjsExtractor(tfb, 9);
+  const head = buildHead(spec.featureSize, ds.classes.length, seed, 0.001);
+  const order = permutation(ds.train.length, mulberry32(deriveSeed(seed, 1)));
+  const batchSize = 9;
+  const stepsPerEpoch = Math.ceil(ds.train.length / batchSize);
+  // one warm-up step (kernel compilation), not timed
+  const step = async (b: number): Promise<void> => {
+    const idx = order.slice((b % stepsPerEpoch) * batchSize, (b % stepsPerEpoch + 1) * batchSize);
+    const images = idx.map((j, k) => augment((ds.train[j] as { image: import('../src/shared/image.js').RgbImage }).image, mulberry32(deriveSeed(seed, b, k)), TUTORIAL_AUGMENTATION).image);
+    const f = await extractor.extract(images);
+    const x = tf.tensor2d(f, [idx.length, spec.featureSize]);
+    const y = tf.oneHot(tf.tensor1d(idx.map((j) => ds.train[j]?.label ?? 0), 'int32'), ds.classes.length).toFloat();
+    await head.trainOnBatch(x, y);
+    tf.dispose([x, y]);
+  };
+  await step(0);
+  const t0 = performance.now();
+  for (let s = 1; s <= steps; s++) await step(s);
+  const perStep = (performance.now() - t0) / 1000 / steps;
+  const valFeatT0 = performance.now();
+  await extractor.extract(ds.validation.map((v) => v.image));
+  const naiveVal = (performance.now() - valFeatT0) / 1000;
+  const naiveEpoch = perStep * stepsPerEpoch + naiveVal;
+  tfb.dispose();
+  head.dispose();
+
+  const rows = [
+    ['', 'design (onnxruntime features, TF.js head)', 'naive (every step through TF.js backbone)'],
+    ['seconds per epoch', designEpoch.toFixed(1), `${naiveEpoch.toFixed(1)} (measured ${steps} steps: ${perStep.toFixed(2)} s/step × ${stepsPerEpoch} steps + validation ${naiveVal.toFixed(1)} s)`],
+    [`whole run (${design.epochsRun} epochs)`, design.seconds.toFixed(1), `${(naiveEpoch * design.epochsRun).toFixed(1)} (extrapolated)`],
+  ];
+  for (const r of rows) console.log(`${(r[0] ?? '').padEnd(26)}${(r[1] ?? '').padEnd(44)}${r[2] ?? ''}`);
+  console.log(`ratio (naive / design) per epoch: ${(naiveEpoch / designEpoch).toFixed(1)}×`);
+  console.log(`design result: val_accuracy ${design.valAccuracy.toFixed(4)}, best epoch ${design.bestEpoch} of ${design.epochsRun}, seed ${seed}`);
+  console.log('note: the naive figure is extrapolated from a fixed number of timed steps (after one warm-up step); both were measured in this run.');
+}
+
+await main();
