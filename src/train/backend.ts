@@ -6,6 +6,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { FacegateError } from '../shared/errors.js';
 import { moduleLogger } from '../shared/logger.js';
 
 const log = moduleLogger('train.backend');
@@ -40,7 +41,8 @@ export async function initBackend(prefer?: BackendName): Promise<BackendName> {
       log.debug({ backend: name, err: (err as Error).message }, 'TF.js backend unavailable');
     }
   }
-  throw new Error(`no TF.js backend could start (tried ${order.join(', ')})`);
+  throw new FacegateError(`no TF.js backend could start (tried ${order.join(', ')})` +
+    (prefer ? `: --backend ${prefer} is not available here; leave --backend out to use the best available one` : ': reinstall @tensorflow/tfjs'));
 }
 
 export function currentBackend(): BackendName | null {
