@@ -30,6 +30,9 @@ function positiveInt(flag: string, v: string): number {
   return n;
 }
 
+/** Below this top-1 agreement with fp32 the CLI warns that int8 should not be deployed (issue 3). */
+export const MIN_AGREEMENT = 0.99;
+
 /** Images of the folder compared between fp32 and int8 after quantising. */
 const CHECK_IMAGES = 50;
 
@@ -116,9 +119,15 @@ async function runQuantize(o: QuantizeCliOptions): Promise<void> {
     tensorsCalibrated: report.tensorsCalibrated,
     intNodes: report.intNodes.length,
     floatNodes: report.floatNodes,
-    ...(check ? { check } : {}),
+    ...(check ? { check: { ...check, meetsTarget: check.top1Agreement >= MIN_AGREEMENT } } : {}),
     createdAt: new Date().toISOString(),
   };
+  if (check && check.top1Agreement < MIN_AGREEMENT) {
+    process.stderr.write(
+      `warning: the int8 model agrees with fp32 on only ${(check.top1Agreement * 100).toFixed(1)} % of ${check.images} images (target ≥ ${MIN_AGREEMENT * 100} %): ` +
+        'deploy the fp32 model.onnx, or try --method percentile / --keep-float (see docs/quantize.md)\n',
+    );
+  }
   const inModelDir = path.dirname(out) === dir && (await updateManifest(dir, out, model, quantization));
   const intOps = report.intNodes.length;
   process.stdout.write(
