@@ -156,13 +156,18 @@ test('model updates over a real mosquitto broker with real ONNX models', async (
       const r = await publishModel({ brokerUrl: (broker as Mosquitto).url, baseTopic: BASE, kiosks: extra.fleet ? [] : [KIOSK], fleet: extra.fleet ?? false, bundle: b, chunkSize: extra.chunkSize ?? 16 * 1024, url: extra.url ?? null, waitMs: 0 });
       assert.ok(r.offer.url !== null || r.chunks > 1);
       const v = await verdict;
+      const during = h.total() - before;
       await u.idle();
-      assert.ok(h.total() > before, 'frames kept being recognised during the update');
+      // An install (transfer, verify, self-test of two model files, load) spans many event
+      // loop turns; frames must have been recognised meanwhile. A refusal at the offer can
+      // be quicker than one frame, so there only later frames are checked (assertStill).
+      if (v.state === 'installed') assert.ok(during > 0, 'frames kept being recognised during the install');
       return v;
     };
     const assertStill = async (version: string): Promise<void> => {
       const before = h.frames.get(version) ?? 0;
-      await new Promise((r) => setTimeout(r, 50));
+      // Wait for the next frame on that model (no time limit beyond the test's own).
+      while ((h.frames.get(version) ?? 0) <= before && h.version === version) await new Promise((r) => setTimeout(r, 10));
       assert.equal(h.version, version);
       assert.equal(u.runningVersion, version);
       assert.ok((h.frames.get(version) ?? 0) > before, `recognition continues on ${version}`);
@@ -232,7 +237,7 @@ test('model updates over a real mosquitto broker with real ONNX models', async (
       const big = await bundle('3.0', 3);
       const cfgMax = config.maxBundleBytes;
       const huge = Buffer.concat([big, Buffer.alloc(cfgMax)]); // offer size over the limit; never transferred
-      const v = await publish(huge, { chunkSize: 8 * 1024 * 1024 });
+      const v = await publish(huge, { chunkSize: 1024 * 1024 });
       assert.equal(v.state, `rejected: bundle of ${huge.length} bytes exceeds updates.maxBundleBytes (${cfgMax})`);
       await assertStill('2.0');
     });
