@@ -104,19 +104,37 @@ export function convertGraph(e: Emitter, artifacts: TfjsArtifacts, options: Conv
   // Dependency order, only what the outputs need (iterative: graphs can be deep).
   const order: TfNode[] = [];
   const done = new Set<string>();
+  const visiting = new Set<string>();
   const stack: { name: string; expanded: boolean }[] = wanted.map((name) => ({ name, expanded: false })).reverse();
   while (stack.length > 0) {
     const top = stack.pop() as { name: string; expanded: boolean };
     if (done.has(top.name)) continue;
     const node = nodes.get(top.name);
     if (!node) throw new ModelError(`${artifacts.source}: a node refers to a missing node "${top.name}"`);
-    if (top.expanded) { done.add(top.name); order.push(node); continue; }
+    if (top.expanded) { visiting.delete(top.name); done.add(top.name); order.push(node); continue; }
+    // Reached again while its own inputs are being visited: a loop (TF while_loop).
+    if (visiting.has(top.name)) {
+      throw new UnsupportedError(`node ${top.name} (${node.op}) is part of a loop (TF control flow); control flow is not supported`);
+    }
+    visiting.add(top.name);
     stack.push({ name: top.name, expanded: true });
     for (const i of node.input ?? []) {
       if (i.startsWith('^')) continue;
       const dep = refName(i).node;
       if (!done.has(dep)) stack.push({ name: dep, expanded: false });
     }
+  }
+
+  // Name every unsupported op up front, with the nodes that use it.
+  const known = new Set<string>(supportedOps);
+  const unsupported = new Map<string, string[]>();
+  for (const n of order) if (!known.has(n.op)) unsupported.set(n.op, [...(unsupported.get(n.op) ?? []), n.name]);
+  if (unsupported.size > 0) {
+    const list = [...unsupported].map(([op, names]) => `${op} (node ${names.slice(0, 3).join(', ')}${names.length > 3 ? ` and ${names.length - 3} more` : ''})`);
+    throw new UnsupportedError(
+      `${artifacts.source}: op${unsupported.size > 1 ? 's' : ''} ${list.join('; ')} ${unsupported.size > 1 ? 'are' : 'is'} not supported by the ONNX exporter. ` +
+        `Supported ops: ${supportedOps.join(', ')}`,
+    );
   }
 
   const tensors = new Map<string, Tensor>();

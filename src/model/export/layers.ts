@@ -197,6 +197,15 @@ export function convertLayers(e: Emitter, artifacts: TfjsArtifacts, options: Con
   };
   for (const w of wanted) visit(w);
 
+  const known = new Set<string>(supportedLayers);
+  const unsupported = order.filter((l) => !known.has(l.className));
+  if (unsupported.length > 0) {
+    throw new UnsupportedError(
+      `${artifacts.source}: ${unsupported.map((l) => `layer ${l.name} is a ${l.className}`).join('; ')}, which the ONNX exporter does not support. ` +
+        `Supported layers: ${supportedLayers.join(', ')}`,
+    );
+  }
+
   const values = new Map<string, Value>();
   const weight = (layer: Layer, key: string, required = true): Weight | undefined => {
     const exact = artifacts.weights.get(`${layer.name}/${key}`);

@@ -175,13 +175,25 @@ describe('GraphModel converter, op by op against TF.js', () => {
     assert.deepEqual(ops, { Transpose: 2, Conv: 1 });
   });
 
-  test('an unsupported op stops the export with the op and node names', () => {
+  test('unsupported ops stop the export, each named with the nodes that use it', () => {
     const fx = new Fixture();
     const x = fx.input('input', [1, 4]);
-    fx.op('my/cumsum', 'Cumsum', [x, fx.const('axis', [], Int32Array.of(1))]);
+    const c = fx.op('my/cumsum', 'Cumsum', [x, fx.const('axis', [], Int32Array.of(1))]);
+    const s = fx.op('ok/sigmoid', 'Sigmoid', [c]);
+    fx.op('my/exp', 'Exp', [s]);
     const artifacts = artifactsFromMemory(fx.artifacts(), '<fixture>');
-    assert.throws(() => convertGraphModel(artifacts, { outputs: ['my/cumsum'] }), (err: unknown) =>
-      err instanceof UnsupportedError && /Cumsum/.test(err.message) && /my\/cumsum/.test(err.message));
+    assert.throws(() => convertGraphModel(artifacts, { outputs: ['my/exp'] }), (err: unknown) =>
+      err instanceof UnsupportedError && /Cumsum \(node my\/cumsum\)/.test(err.message) && /Exp \(node my\/exp\)/.test(err.message));
+  });
+
+  test('TF control flow (a while loop) is refused, not followed forever', () => {
+    const fx = new Fixture();
+    const x = fx.input('input', [1, 4]);
+    fx.op('loop/merge', 'Merge', [x, 'loop/next']);
+    fx.op('loop/next', 'NextIteration', ['loop/merge']);
+    const artifacts = artifactsFromMemory(fx.artifacts(), '<fixture>');
+    assert.throws(() => convertGraphModel(artifacts, { outputs: ['loop/next'] }), (err: unknown) =>
+      err instanceof UnsupportedError && /part of a loop/.test(err.message));
   });
 
   test('an unknown output node is a ModelError that lists the model outputs', () => {
