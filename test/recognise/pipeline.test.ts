@@ -61,6 +61,12 @@ test('pipeline: a face pasted into a 640×480 frame is found where it was pasted
     assert.equal(r.skipped.length, 1);
     assert.equal(r.skipped[0]!.reason, 'too-small');
     assert.equal(p.stats.skippedTooSmall, 1);
+    // Blurred (Gaussian σ 4): measured sharpness 2–4 against 7–180 for sharp faces; the gate is 5.
+    const blurred = await sharp(big.jpeg).blur(4).jpeg().toBuffer();
+    const rb = await p.processImage(await decodeRgb(blurred), 5);
+    assert.equal(rb.matches.length, 0);
+    assert.deepEqual(rb.skipped.map((x) => x.reason), ['too-blurred']);
+    assert.equal(p.stats.skippedBlurred, 1);
   } finally {
     await p.close();
   }
