@@ -87,6 +87,15 @@ describe('LayersModel converter, layer by layer against TF.js', () => {
     assert.deepEqual(ops, { Transpose: 2, Conv: 2, Clip: 2 }, 'BN folded, ReLU6 as Clip');
   });
 
+  test('BatchNormalization that cannot be folded (on the input, after an activation) stays exact', async () => {
+    const ops = await check(seq('bn_unfoldable', [
+      tf.layers.batchNormalization({ inputShape: [5, 6, 3] }),
+      tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu' }),
+      tf.layers.batchNormalization({ epsilon: 0.01 }),
+    ]), 12);
+    assert.equal(ops.Mul, 2, 'two BN scales left as Mul');
+  });
+
   test('BatchNormalization after Dense is folded into the Gemm', async () => {
     const ops = await check(seq('bn_dense', [
       tf.layers.dense({ inputShape: [10], units: 7 }),
