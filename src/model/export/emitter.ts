@@ -330,21 +330,17 @@ export class Emitter {
     return { name: this.g.op('Flatten', [pooled], { axis: attr.i(1) }, { name: `${name}/flatten` }), shape: [x.shape[0] ?? null, c], layout: 'native' };
   }
 
-  /** Declares a graph output, renaming the producing tensor to `name` when possible. */
+  /**
+   * Declares a graph output called `name` (in TF.js order). An Identity carries the
+   * name; optimiseGraph then lets the producing node write it directly.
+   */
   output(v: Value, name: string): void {
     const src = this.native(v);
-    const taken = this.g.nodes.some((n) => n.output?.includes(name)) || this.g.initializers.some((t) => t.name === name);
-    if (src !== name && taken) throw new Error(`output name ${name} is already used by another tensor`);
-    if (src !== name) this.g.op('Identity', [src], {}, { name: `${name}/identity` });
-    const finalName = src === name ? src : this.renameLast(name);
-    this.g.output(finalName, 'float32', v.shape.map((d, i): Dim => (d === null ? (i === 0 ? 'batch' : `${name}_dim${i}`) : d)));
-  }
-
-  /** Renames the output of the node added last (an Identity) to `name`. */
-  private renameLast(name: string): string {
-    const node = this.g.nodes[this.g.nodes.length - 1];
-    if (!node?.output) throw new Error('no node to rename');
-    node.output = [name];
-    return name;
+    if (src !== name) {
+      const taken = this.g.nodes.some((n) => n.output?.includes(name)) || this.g.initializers.some((t) => t.name === name) || this.g.inputs.some((i) => i.name === name);
+      if (taken) throw new Error(`output name ${name} is already used by another tensor`);
+      this.g.node('Identity', [src], [name], {}, { name: `${name}/identity` });
+    }
+    this.g.output(name, 'float32', v.shape.map((d, i): Dim => (d === null ? (i === 0 ? 'batch' : `${name}_dim${i}`) : d)));
   }
 }

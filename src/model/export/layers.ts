@@ -142,7 +142,8 @@ function pair(config: Record<string, unknown>, key: string, fallback: number): [
 
 function activationOf(layer: Layer, value: unknown): Activation {
   const name = typeof value === 'string' ? value : (value as { class_name?: string } | undefined)?.class_name;
-  const n = (name ?? 'linear').toLowerCase().replace(/^relu6$/, 'relu6');
+  // TF.js writes Keras names (relu6, hard_sigmoid); lower-case covers hand-written JSON.
+  const n = (name ?? 'linear').toLowerCase();
   if ((activationNames as readonly string[]).includes(n)) return n as Activation;
   throw new UnsupportedError(`activation "${String(name)}" in layer ${layer.name} (${layer.className}) is not supported; supported: ${activationNames.join(', ')}`);
 }
