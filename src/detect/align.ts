@@ -86,42 +86,42 @@ export function warpAffine(src: RgbImage, m: Affine, width: number, height: numb
   const scale = Math.hypot(m.a, m.d);
   const n = Math.max(1, Math.min(4, Math.floor(scale)));
   const { data, width: W, height: H } = src;
-  const sample = new Float64Array(3);
+  const k = n * n;
+  const maxX = W - 1; const maxY = H - 1;
+  const outside = fill !== undefined;
+  const fillValue = fill ?? 0;
+  // Hot loop (runs for every frame): plain indexing, no closures or allocations.
   for (let v = 0; v < height; v++) {
     for (let u = 0; u < width; u++) {
       let r = 0; let g = 0; let b = 0;
       for (let sy = 0; sy < n; sy++) {
+        const vv = v + (sy + 0.5) / n - 0.5;
         for (let sx = 0; sx < n; sx++) {
           const uu = u + (sx + 0.5) / n - 0.5;
-          const vv = v + (sy + 0.5) / n - 0.5;
-          const x = m.a * uu + m.b * vv + m.c;
-          const y = m.d * uu + m.e * vv + m.f;
-          if (fill !== undefined && (x < -0.5 || y < -0.5 || x > W - 0.5 || y > H - 0.5)) sample.fill(fill);
-          else bilinear(data, W, H, x, y, sample);
-          r += sample[0] ?? 0; g += sample[1] ?? 0; b += sample[2] ?? 0;
+          let x = m.a * uu + m.b * vv + m.c;
+          let y = m.d * uu + m.e * vv + m.f;
+          if (outside && (x < -0.5 || y < -0.5 || x > W - 0.5 || y > H - 0.5)) {
+            r += fillValue; g += fillValue; b += fillValue;
+            continue;
+          }
+          x = x < 0 ? 0 : x > maxX ? maxX : x;
+          y = y < 0 ? 0 : y > maxY ? maxY : y;
+          const x0 = x | 0; const y0 = y | 0;
+          const x1 = x0 < maxX ? x0 + 1 : maxX; const y1 = y0 < maxY ? y0 + 1 : maxY;
+          const fx = x - x0; const fy = y - y0;
+          const w00 = (1 - fx) * (1 - fy); const w01 = fx * (1 - fy); const w10 = (1 - fx) * fy; const w11 = fx * fy;
+          const i00 = (y0 * W + x0) * 3; const i01 = (y0 * W + x1) * 3;
+          const i10 = (y1 * W + x0) * 3; const i11 = (y1 * W + x1) * 3;
+          r += data[i00]! * w00 + data[i01]! * w01 + data[i10]! * w10 + data[i11]! * w11;
+          g += data[i00 + 1]! * w00 + data[i01 + 1]! * w01 + data[i10 + 1]! * w10 + data[i11 + 1]! * w11;
+          b += data[i00 + 2]! * w00 + data[i01 + 2]! * w01 + data[i10 + 2]! * w10 + data[i11 + 2]! * w11;
         }
       }
       const o = (v * width + u) * 3;
-      const k = n * n;
       out[o] = Math.round(r / k); out[o + 1] = Math.round(g / k); out[o + 2] = Math.round(b / k);
     }
   }
   return { data: out, width, height };
-}
-
-function bilinear(data: Uint8Array, W: number, H: number, x: number, y: number, out: Float64Array): void {
-  const xc = Math.min(Math.max(x, 0), W - 1);
-  const yc = Math.min(Math.max(y, 0), H - 1);
-  const x0 = Math.floor(xc); const y0 = Math.floor(yc);
-  const x1 = Math.min(x0 + 1, W - 1); const y1 = Math.min(y0 + 1, H - 1);
-  const fx = xc - x0; const fy = yc - y0;
-  const i00 = (y0 * W + x0) * 3; const i01 = (y0 * W + x1) * 3;
-  const i10 = (y1 * W + x0) * 3; const i11 = (y1 * W + x1) * 3;
-  for (let c = 0; c < 3; c++) {
-    const top = (data[i00 + c] ?? 0) * (1 - fx) + (data[i01 + c] ?? 0) * fx;
-    const bottom = (data[i10 + c] ?? 0) * (1 - fx) + (data[i11 + c] ?? 0) * fx;
-    out[c] = top * (1 - fy) + bottom * fy;
-  }
 }
 
 /** Crop, level and resize one face to `size`×`size`. */

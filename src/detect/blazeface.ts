@@ -3,11 +3,11 @@
  * square input, run, decode against the anchors, NMS, map back to frame pixels.
  * The ONNX comes from `./model.ts` (converted once from `@vladmandic/human`'s TF.js model).
  */
+import sharp from 'sharp';
 import { OnnxModel, type TensorData } from '../runtime/ort.js';
 import { ModelError } from '../shared/errors.js';
 import type { RgbImage } from '../shared/image.js';
 import type { Face } from '../shared/messages.js';
-import { alignmentTransform, warpAffine } from './align.js';
 import { BLAZEFACE_VALUES_PER_ANCHOR, decodeBlazeface, generateAnchors, type Anchor, type Candidate } from './anchors.js';
 import { nonMaxSuppression } from './nms.js';
 
@@ -56,18 +56,27 @@ export function assembleBlazefaceOutputs(outputs: readonly TensorData[], anchorC
 }
 
 /**
- * Letterbox geometry: the frame scaled to fit a `size`×`size` square, centred, padded black.
- * Returns the scale (frame pixels per input pixel) and the frame offset of input (0, 0).
+ * Letterbox geometry: the frame resized to `width`×`height` (aspect kept, longer side =
+ * `size`) and placed at (`left`, `top`) in a black `size`×`size` square. `sx`, `sy`: frame
+ * pixels per input pixel.
  */
-export function letterbox(width: number, height: number, size: number): { scale: number; x0: number; y0: number } {
+export interface Letterbox {
+  readonly width: number; readonly height: number;
+  readonly left: number; readonly top: number;
+  readonly sx: number; readonly sy: number;
+}
+
+export function letterbox(width: number, height: number, size: number): Letterbox {
   const scale = Math.max(width, height) / size;
-  return { scale, x0: (width - size * scale) / 2, y0: (height - size * scale) / 2 };
+  const w = Math.max(1, Math.min(size, Math.round(width / scale)));
+  const h = Math.max(1, Math.min(size, Math.round(height / scale)));
+  return { width: w, height: h, left: Math.floor((size - w) / 2), top: Math.floor((size - h) / 2), sx: width / w, sy: height / h };
 }
 
 /** Maps a candidate in detector-input pixels to a face in frame pixels, clipped to the frame. */
-export function toFrameFace(c: Candidate, lb: { scale: number; x0: number; y0: number }, frame: { width: number; height: number }, frameId: number): Face {
-  const fx = (x: number): number => lb.x0 + x * lb.scale;
-  const fy = (y: number): number => lb.y0 + y * lb.scale;
+export function toFrameFace(c: Candidate, lb: Letterbox, frame: { width: number; height: number }, frameId: number): Face {
+  const fx = (x: number): number => (x - lb.left) * lb.sx;
+  const fy = (y: number): number => (y - lb.top) * lb.sy;
   const x1 = Math.max(0, fx(c.x1)); const y1 = Math.max(0, fy(c.y1));
   const x2 = Math.min(frame.width, fx(c.x2)); const y2 = Math.min(frame.height, fy(c.y2));
   return {
@@ -105,11 +114,16 @@ export class BlazeFaceDetector {
   async detect(img: RgbImage, frameId = 0): Promise<Face[]> {
     const S = this.inputSize;
     const lb = letterbox(img.width, img.height, S);
-    const m = alignmentTransform({ cx: img.width / 2, cy: img.height / 2, side: S * lb.scale, angle: 0 }, S);
-    const small = warpAffine(img, m, S, S, 0);
-    const input = new Float32Array(S * S * 3);
-    // BlazeFace expects RGB scaled to −1..1 (human: x / 127.5 − 1).
-    for (let i = 0; i < input.length; i++) input[i] = (small.data[i] as number) / 127.5 - 1;
+    // sharp's SIMD resize: measured ~3× faster than our bilinear warp for this downscale.
+    const small = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
+      .resize(lb.width, lb.height, { fit: 'fill' }).raw().toBuffer();
+    // BlazeFace expects RGB scaled to −1..1 (human: x / 127.5 − 1); padding is black (−1).
+    const input = new Float32Array(S * S * 3).fill(-1);
+    for (let y = 0; y < lb.height; y++) {
+      const src = y * lb.width * 3;
+      const dst = ((y + lb.top) * S + lb.left) * 3;
+      for (let i = 0; i < lb.width * 3; i++) input[dst + i] = (small[src + i] as number) / 127.5 - 1;
+    }
     const out = await this.model.run({ [this.inputName]: { data: input, dims: [1, S, S, 3] } });
     const raw = assembleBlazefaceOutputs(Object.values(out), this.anchors.length);
     const candidates = decodeBlazeface(raw, this.anchors, this.opts.minScore);

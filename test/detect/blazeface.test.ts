@@ -21,7 +21,8 @@ test('BlazeFace outputs: human\'s four tensors are put in anchor order (stride 1
 
 test('letterbox maps detector pixels back to the frame', () => {
   const lb = letterbox(640, 480, 256);
-  assert.equal(lb.scale, 2.5); assert.equal(lb.x0, 0); assert.equal(lb.y0, -80);
+  assert.deepEqual(lb, { width: 256, height: 192, left: 0, top: 32, sx: 2.5, sy: 2.5 });
+  assert.deepEqual(letterbox(92, 112, 256), { width: 210, height: 256, left: 23, top: 0, sx: 92 / 210, sy: 112 / 256 });
   const f = toFrameFace({ x1: 100, y1: 100, x2: 140, y2: 150, score: 0.9, keypoints: [{ x: 110, y: 120 }] }, lb, { width: 640, height: 480 }, 7);
   assert.deepEqual(f.box, { x: 250, y: 170, width: 100, height: 125 });
   assert.deepEqual(f.keypoints[0], { x: 275, y: 220 });
