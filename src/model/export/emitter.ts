@@ -137,7 +137,11 @@ export function broadcastShapes(a: readonly (number | null)[], b: readonly (numb
   return out;
 }
 
-export type Activation = 'linear' | 'relu' | 'relu6' | 'sigmoid' | 'tanh' | 'softmax' | 'elu' | 'selu' | 'softplus' | 'softsign' | 'hard_sigmoid' | 'swish' | { kind: 'leakyrelu'; alpha: number };
+export type Activation =
+  | 'linear' | 'relu' | 'relu6' | 'sigmoid' | 'tanh' | 'softmax' | 'elu' | 'selu' | 'softplus' | 'softsign' | 'hard_sigmoid' | 'swish'
+  | { kind: 'leakyrelu'; alpha: number }
+  /** Learned slopes, in TF.js order (broadcast against the input like any constant). */
+  | { kind: 'prelu'; slope: Const };
 
 export const activationNames = ['linear', 'relu', 'relu6', 'sigmoid', 'tanh', 'softmax', 'elu', 'selu', 'softplus', 'softsign', 'hard_sigmoid', 'swish'] as const;
 
@@ -212,7 +216,10 @@ export class Emitter {
     const g = this.g;
     const same = (out: string): Value => ({ name: out, shape: v.shape, layout: v.layout });
     if (act === 'linear') return v;
-    if (typeof act === 'object') return same(g.op('LeakyRelu', [v.name], { alpha: attr.f(act.alpha) }, { name }));
+    if (typeof act === 'object') {
+      if (act.kind === 'leakyrelu') return same(g.op('LeakyRelu', [v.name], { alpha: attr.f(act.alpha) }, { name }));
+      return same(g.op('PRelu', [v.name, this.constantLike(`${name}/slope`, act.slope, v)], {}, { name }));
+    }
     switch (act) {
       case 'relu': return same(g.op('Relu', [v.name], {}, { name }));
       case 'relu6': return same(this.clip(v.name, 0, 6, name));

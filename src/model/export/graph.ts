@@ -15,7 +15,7 @@ export const supportedOps = [
   'Conv2D', '_FusedConv2D', 'DepthwiseConv2dNative', 'FusedDepthwiseConv2dNative',
   'MatMul', '_FusedMatMul', 'BiasAdd', 'FusedBatchNorm', 'FusedBatchNormV3',
   'Add', 'AddV2', 'Sub', 'Mul', 'RealDiv', 'Maximum', 'Minimum',
-  'Relu', 'Relu6', 'Elu', 'Selu', 'LeakyRelu', 'Sigmoid', 'Tanh', 'Softmax',
+  'Relu', 'Relu6', 'Elu', 'Selu', 'LeakyRelu', 'Prelu', 'Sigmoid', 'Tanh', 'Softmax',
   'Mean', 'MaxPool', 'AvgPool', 'Pad', 'Reshape', 'Squeeze', 'ConcatV2',
 ] as const;
 
@@ -223,7 +223,9 @@ export function convertGraph(e: Emitter, artifacts: TfjsArtifacts, options: Conv
       case 'Sigmoid': return 'sigmoid';
       case 'Tanh': return 'tanh';
       case 'LeakyRelu': return { kind: 'leakyrelu', alpha: attrFloat(n, 'leakyrelu_alpha', 0.2) };
-      default: return fail(n, `fused activation ${act} is not supported (BiasAdd, Relu, Relu6, Elu, Sigmoid, Tanh, LeakyRelu are)`);
+      // Fused args are [bias, alpha] with BiasAdd, [alpha] without (tfjs-converter's convolution executor).
+      case 'Prelu': return { kind: 'prelu', slope: floatConst(n, ops.includes('BiasAdd') ? 3 : 2) };
+      default: return fail(n, `fused activation ${act} is not supported (BiasAdd, Relu, Relu6, Elu, Sigmoid, Tanh, LeakyRelu, Prelu are)`);
     }
   };
   const fusedOps = (n: TfNode): string[] => (n.attr?.fused_ops?.list?.s ?? []).map(decodeB64);
@@ -323,6 +325,7 @@ export function convertGraph(e: Emitter, artifacts: TfjsArtifacts, options: Conv
       case 'Tanh': out = e.activation(value(n, 0), 'tanh', n.name); break;
       case 'LeakyRelu': out = e.activation(value(n, 0), { kind: 'leakyrelu', alpha: attrFloat(n, 'alpha', 0.2) }, n.name); break;
       case 'Softmax': out = e.activation(value(n, 0), 'softmax', n.name); break;
+      case 'Prelu': out = e.activation(value(n, 0), { kind: 'prelu', slope: floatConst(n, 1) }, n.name); break;
       case 'Mean': {
         const x = value(n, 0);
         const rank = x.shape.length;

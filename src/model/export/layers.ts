@@ -10,7 +10,7 @@ import { attr } from '../onnx/builder.js';
 
 /** Layer class names this converter handles. */
 export const supportedLayers = [
-  'InputLayer', 'Conv2D', 'DepthwiseConv2D', 'BatchNormalization', 'Activation', 'ReLU', 'LeakyReLU', 'Softmax',
+  'InputLayer', 'Conv2D', 'DepthwiseConv2D', 'BatchNormalization', 'Activation', 'ReLU', 'LeakyReLU', 'PReLU', 'Softmax',
   'ZeroPadding2D', 'GlobalAveragePooling2D', 'GlobalMaxPooling2D', 'MaxPooling2D', 'AveragePooling2D',
   'Dense', 'Dropout', 'SpatialDropout1D', 'SpatialDropout2D', 'GaussianNoise', 'GaussianDropout', 'AlphaDropout',
   'Flatten', 'Reshape', 'Add', 'Multiply', 'Concatenate',
@@ -297,6 +297,9 @@ export function convertLayers(e: Emitter, artifacts: TfjsArtifacts, options: Con
       }
       case 'LeakyReLU':
         out = e.activation(input(layer), { kind: 'leakyrelu', alpha: num(c, 'alpha', num(c, 'negative_slope', 0.3)) }, n);
+        break;
+      case 'PReLU':
+        out = e.activation(input(layer), { kind: 'prelu', slope: floatConst(weight(layer, 'alpha') as Weight) }, n);
         break;
       case 'Softmax': {
         const axis = num(c, 'axis', -1);

@@ -163,6 +163,24 @@ describe('GraphModel converter, op by op against TF.js', () => {
     assert.equal(ops.Clip, 1);
   });
 
+  test('Prelu: fused into _FusedConv2D / FusedDepthwiseConv2dNative / _FusedMatMul (after BiasAdd) and standalone', async () => {
+    const fx = new Fixture();
+    const x = fx.input('input', [-1, 6, 5, 3]);
+    const c = fx.op('c', '_FusedConv2D', [x, fx.const('w', [3, 3, 3, 4]), fx.const('b', [4]), fx.const('a', [4])], {
+      ...conv([1, 1, 1, 1], 'SAME'), ...fused('BiasAdd', 'Prelu'), num_args: { i: '2' },
+    });
+    const d = fx.op('d', 'FusedDepthwiseConv2dNative', [c, fx.const('dw', [3, 3, 4, 1]), fx.const('db', [4]), fx.const('da', [4])], {
+      ...conv([1, 2, 2, 1], 'SAME'), ...fused('BiasAdd', 'Prelu'), num_args: { i: '2' },
+    });
+    const p = fx.op('p', 'Prelu', [d, fx.const('pa', [3, 3, 4])]);
+    const m = fx.op('m', 'Mean', [p, fx.const('axes', [2], Int32Array.of(1, 2))], { keep_dims: { b: false } });
+    const fc = fx.op('fc', '_FusedMatMul', [m, fx.const('fw', [4, 5]), fx.const('fb', [5]), fx.const('fa', [5])], {
+      ...fused('BiasAdd', 'Prelu'), num_args: { i: '2' }, transpose_a: { b: false }, transpose_b: { b: false },
+    });
+    const ops = await check(fx, { name: 'input', dims: [2, 6, 5, 3] }, [fc], 6, 2);
+    assert.equal(ops.PRelu, 4);
+  });
+
   test('FusedBatchNormV3 standalone after a Conv2D is folded', async () => {
     const fx = new Fixture();
     const x = fx.input('input', [-1, 6, 6, 2]);

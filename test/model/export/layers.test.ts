@@ -155,6 +155,15 @@ describe('LayersModel converter, layer by layer against TF.js', () => {
     ]), 8, 3);
   });
 
+  test('PReLU per position and channel, and with shared spatial axes', async () => {
+    await check(seq('prelu', [
+      tf.layers.conv2d({ inputShape: [5, 4, 2], filters: 3, kernelSize: 3, padding: 'same' }),
+      tf.layers.prelu({}),
+      tf.layers.conv2d({ filters: 3, kernelSize: 1 }),
+      tf.layers.prelu({ sharedAxes: [1, 2] }),
+    ]), 13);
+  });
+
   test('LeakyReLU, Flatten after convolutions, Reshape, dense softmax', async () => {
     await check(seq('flatten_reshape', [
       tf.layers.conv2d({ inputShape: [6, 5, 2], filters: 3, kernelSize: 2, padding: 'valid' }),

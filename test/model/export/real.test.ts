@@ -131,6 +131,11 @@ describe('real models against TF.js', () => {
     // antispoof and liveness: the face crop as 0..1 RGB (human's crops are 0..1).
     { name: 'antispoof', size: 128, scale: 1 / 255, offset: 0 },
     { name: 'liveness', size: 32, scale: 1 / 255, offset: 0 },
+    // Beyond the four the kiosk uses: facemesh and iris (landmarks in pixels, Prelu
+    // activations) and emotion (one grey channel).
+    { name: 'facemesh', size: 192, scale: 1 / 255, offset: 0, relative: true },
+    { name: 'iris', size: 64, scale: 1 / 255, offset: 0, relative: true },
+    { name: 'emotion', size: 64, scale: 1 / 255, offset: 0, channels: 1 },
   ]) {
     test(`${spec.name}: converted GraphModel with its native input and outputs`, async (t) => {
       if (!requireShared(t)) return;
@@ -138,8 +143,11 @@ describe('real models against TF.js', () => {
       const graph = await tf.loadGraphModel(diskHandler(file));
       const px = await batch(spec.size);
       const n = spec.name === 'blazeface' ? 1 : px.dims[0] ?? 1; // blazeface's input has batch 1
-      const x = Float32Array.from(px.data.subarray(0, n * spec.size * spec.size * 3), (v) => v * spec.scale + spec.offset);
-      const dims = [n, spec.size, spec.size, 3];
+      const channels = spec.channels ?? 3;
+      // Grey models get the first channel (the faces are greyscale anyway).
+      const rgb = px.data.subarray(0, n * spec.size * spec.size * 3);
+      const x = Float32Array.from({ length: rgb.length / 3 * channels }, (_, i) => (rgb[channels === 3 ? i : i * 3] ?? 0) * spec.scale + spec.offset);
+      const dims = [n, spec.size, spec.size, channels];
       const outputNames = graph.outputs.map((o) => o.name);
       const expected = tf.tidy(() => {
         const r = graph.execute(tf.tensor(x, dims), outputNames);
@@ -150,16 +158,16 @@ describe('real models against TF.js', () => {
       const input = onnx.signature().inputs[0];
       assert.ok(input);
       assert.equal(input.dtype, 'float32');
-      assert.deepEqual(input.shape.slice(1), [spec.size, spec.size, 3], 'native NHWC input kept');
+      assert.deepEqual(input.shape.slice(1), [spec.size, spec.size, channels], 'native NHWC input kept');
       const got = await onnx.run({ [input.name]: { data: x, dims } });
       await onnx.release();
       outputNames.forEach((name, i) => {
         const want = expected[i] as tf.Tensor;
         const key = name.replace(/:0$/, '');
-        if (spec.name === 'blazeface') {
+        if (spec.name === 'blazeface' || spec.relative) {
           const mag = maxAbs(want.dataSync());
           compare(t, `${spec.name} ${key} (relative to ${mag.toFixed(0)})`, got[key], want, TOL * Math.max(1, mag));
-          if (want.shape[2] === 1) {
+          if (spec.name === 'blazeface' && want.shape[2] === 1) {
             const sig = (a: ArrayLike<number>): Float32Array => Float32Array.from(a, (v) => 1 / (1 + Math.exp(-v)));
             const d = maxAbsDiff(sig(got[key]?.data as Float32Array), sig(want.dataSync()));
             t.diagnostic(`${spec.name} ${key} scores (sigmoid): max |Δ| ${d.toExponential(2)}`);
