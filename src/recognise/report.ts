@@ -29,7 +29,7 @@ export function confusionSpec(r: EvalResult): vega.Spec {
     scales: [
       { name: 'x', type: 'band', domain: labels, range: 'width' },
       { name: 'y', type: 'band', domain: labels, range: 'height' },
-      { name: 'colour', type: 'linear', domain: { data: 'cells', field: 'count' }, range: { scheme: 'blues' }, zero: true },
+      { name: 'colour', type: 'linear', domain: { data: 'cells', field: 'count' }, range: ['#ffffff', '#08519c'], zero: true },
     ],
     axes: [
       { orient: 'bottom', scale: 'x', title: 'predicted', labelAngle: -90, labelAlign: 'right', labelBaseline: 'middle', labelFontSize: 9 },
