@@ -13,7 +13,7 @@ export const supportedLayers = [
   'InputLayer', 'Conv2D', 'DepthwiseConv2D', 'BatchNormalization', 'Activation', 'ReLU', 'LeakyReLU', 'PReLU', 'Softmax',
   'ZeroPadding2D', 'GlobalAveragePooling2D', 'GlobalMaxPooling2D', 'MaxPooling2D', 'AveragePooling2D',
   'Dense', 'Dropout', 'SpatialDropout1D', 'SpatialDropout2D', 'GaussianNoise', 'GaussianDropout', 'AlphaDropout',
-  'Flatten', 'Reshape', 'Add', 'Multiply', 'Concatenate',
+  'Flatten', 'Reshape', 'Add', 'Multiply', 'Concatenate', 'Sequential', 'Model', 'Functional',
 ] as const;
 
 const layerSchema = z.object({
@@ -69,6 +69,19 @@ function shapeFrom(config: Record<string, unknown>): (number | null)[] | undefin
   return undefined;
 }
 
+/** The input shape of a model used as the first layer of a Sequential (its InputLayer's). */
+function nestedInputShape(raw: RawLayer): (number | null)[] | undefined {
+  const layers = (raw.config as { layers?: unknown }).layers;
+  if (!Array.isArray(layers)) return undefined;
+  for (const l of layers) {
+    const parsed = layerSchema.safeParse(l);
+    if (!parsed.success) continue;
+    if (parsed.data.class_name === 'InputLayer') return shapeFrom(parsed.data.config);
+    return shapeFrom(parsed.data.config) ?? nestedInputShape(parsed.data);
+  }
+  return undefined;
+}
+
 /** Normalises a LayersModel topology (Sequential or functional) to a layer list. */
 export function parseLayersTopology(topology: unknown, source: string): LayersGraph {
   const top = z.record(z.string(), z.unknown()).parse(topology);
@@ -93,7 +106,7 @@ export function parseLayersTopology(topology: unknown, source: string): LayersGr
           prev = name;
           continue;
         }
-        const shape = shapeFrom(raw.config);
+        const shape = shapeFrom(raw.config) ?? nestedInputShape(raw);
         if (!shape) throw new ModelError(`${source}: the first layer (${name}) has no batch_input_shape`);
         const inputName = `${name}_input`;
         layers.push({ className: 'InputLayer', name: inputName, config: {}, inputs: [] });
@@ -380,6 +393,15 @@ export function convertLayers(e: Emitter, artifacts: TfjsArtifacts, options: Con
         let acc = first.name;
         for (const x of xs.slice(1)) acc = e.g.op(layer.className === 'Add' ? 'Add' : 'Mul', [acc, e.as(x, layout).name], {}, { name: n });
         out = { name: acc, shape: first.shape, layout: first.layout };
+        break;
+      }
+      case 'Sequential': case 'Model': case 'Functional': {
+        // A model used as a layer (e.g. a backbone inside a Sequential): convert its
+        // layers inline, fed by this layer's inputs. Its weights are found by layer name.
+        const inner = convertLayers(e, { ...artifacts, topology: { class_name: layer.className, config: layer.config } },
+          { inputs: layer.inputs.map((_, i) => input(layer, i)) });
+        if (inner.length !== 1 || !inner[0]) throw new UnsupportedError(`nested model ${n} has ${inner.length} outputs; only single-output nested models are supported`);
+        out = inner[0];
         break;
       }
       case 'Concatenate': {

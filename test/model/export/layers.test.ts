@@ -188,6 +188,16 @@ describe('LayersModel converter, layer by layer against TF.js', () => {
     await check(tf.model({ name: 'functional', inputs: input, outputs: c3 }), 10);
   });
 
+  test('a model nested as a layer (backbone inside a Sequential) is converted inline', async () => {
+    const inputs = tf.input({ shape: [8, 8, 3] });
+    const c = tf.layers.conv2d({ filters: 4, kernelSize: 3, strides: 2, padding: 'same', name: 'inner_conv' }).apply(inputs) as tf.SymbolicTensor;
+    const bn = tf.layers.batchNormalization({ name: 'inner_bn' }).apply(c) as tf.SymbolicTensor;
+    const backbone = tf.model({ inputs, outputs: tf.layers.reLU({ maxValue: 6 }).apply(bn) as tf.SymbolicTensor, name: 'backbone' });
+    const model = tf.sequential({ name: 'outer', layers: [backbone, tf.layers.globalAveragePooling2d({}), tf.layers.dense({ units: 3, activation: 'softmax' })] });
+    const ops = await check(model, 14);
+    assert.equal(ops.Conv, 1);
+  });
+
   test('an unsupported layer stops the export with its class and layer name', async () => {
     const model = seq('lstm_model', [tf.layers.simpleRNN({ inputShape: [3, 4], units: 2, name: 'my_rnn' })]);
     const artifacts = await layersArtifacts(model);
