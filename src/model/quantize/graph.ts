@@ -288,6 +288,8 @@ export function applyQdq(
   model: IModelProto,
   plan: QuantPlan,
   params: ReadonlyMap<string, ActivationParams>,
+  /** Filled with, for each quantised tensor, the name of one of its dequantised copies. */
+  dequantizedNames?: Map<string, string>,
 ): OnnxTypes.IModelProto {
   const copy = onnx.ModelProto.decode(onnx.ModelProto.encode(onnx.ModelProto.fromObject(model)).finish());
   const g = graphOf(copy);
@@ -363,12 +365,16 @@ export function applyQdq(
       } else {
         node('DequantizeLinear', [q, scale, zp], [dq]);
       }
+      if (!dequantizedNames?.has(t)) dequantizedNames?.set(t, dq);
       const m = rename.get(c) ?? new Map<string, string>();
       m.set(t, dq);
       rename.set(c, m);
     });
     // A graph output whose producer was absorbed is rebuilt by its own DQ.
-    if (ix.graphOutputs.has(t) && sourceOf.get(t) !== t) node('DequantizeLinear', [q, scale, zp], [t]);
+    if (ix.graphOutputs.has(t) && sourceOf.get(t) !== t) {
+      node('DequantizeLinear', [q, scale, zp], [t]);
+      dequantizedNames?.set(t, t);
+    }
   };
 
   for (const s of ix.graphInputs) for (const t of bySource.get(s) ?? []) emitQdq(t);
