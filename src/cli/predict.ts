@@ -51,7 +51,11 @@ export function registerPredict(program: Command): void {
     .option('--annotate <out>', 'write the images with boxes and names: a file for one image, else a folder')
     .option('--json', 'print one JSON object per image, one per line', false)
     .addOption(new Option('--precision <p>', 'which model file to run').choices(['int8', 'fp32']).default('int8'))
-    .option('--threads <n>', 'onnxruntime threads', positiveNumber)
+    .option('--threads <n>', 'onnxruntime threads', (v: string): number => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`must be a positive integer, got "${v}"`);
+      return n;
+    })
     .option('--min-face-size <px>', 'ignore faces smaller than this (longer side, pixels)', positiveNumber)
     .action(async (images: string[], o: PredictCliOptions) => {
       const { RecognitionPipeline } = await import('../recognise/pipeline.js');
