@@ -249,8 +249,10 @@ export function convertGraph(e: Emitter, artifacts: TfjsArtifacts, options: Conv
       case 'Placeholder': {
         const bound = options.inputs?.get(n.name);
         if (bound) { out = bound; break; }
-        const dims = z.array(z.object({ size: z.union([z.string(), z.number()]).optional() }).loose()).optional()
-          .parse((n.attr?.shape?.shape as { dim?: unknown } | undefined)?.dim) ?? [];
+        const parsedDims = z.array(z.object({ size: z.union([z.string(), z.number()]).optional() }).loose()).optional()
+          .safeParse((n.attr?.shape?.shape as { dim?: unknown } | undefined)?.dim);
+        if (!parsedDims.success) throw new ModelError(`${artifacts.source}: input ${n.name} has a malformed shape`);
+        const dims = parsedDims.data ?? [];
         const dtype = n.attr?.dtype?.type ?? 'DT_FLOAT';
         if (dtype !== 'DT_FLOAT') fail(n, `input dtype ${dtype}; only DT_FLOAT inputs are supported`);
         const shape = dims.map((d) => { const v = Number(d.size ?? -1); return v < 0 ? null : v; });

@@ -9,7 +9,7 @@
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { ModelError } from '../../shared/errors.js';
+import { FacegateError, ModelError } from '../../shared/errors.js';
 import { moduleLogger } from '../../shared/logger.js';
 import type { BackboneName } from '../manifest.js';
 import { attr, encodeModel, GraphBuilder } from '../onnx/builder.js';
@@ -103,8 +103,28 @@ function backboneInputSize(b: ExportOptions['backbone']): [number, number] {
   return [224, 224];
 }
 
+/**
+ * Runs a conversion; an error that is not one of ours (a malformed but parseable
+ * model.json can trip the converter anywhere) becomes a ModelError naming the model.
+ */
+function guarded<T>(source: string, convert: () => T): T {
+  try {
+    return convert();
+  } catch (err) {
+    if (err instanceof FacegateError) throw err;
+    throw new ModelError(
+      `cannot convert ${source}: ${(err as Error).message}. The model.json is malformed or uses a form the exporter does not know.`,
+      { cause: err },
+    );
+  }
+}
+
 /** Builds the facegate graph; returns the ONNX bytes and what it contains. */
 export function exportModelDetailed(options: ExportOptions): { bytes: Uint8Array; info: ExportInfo } {
+  return guarded(options.head ? `${options.backbone.artifacts.source} + ${options.head.source}` : options.backbone.artifacts.source, () => buildExport(options));
+}
+
+function buildExport(options: ExportOptions): { bytes: Uint8Array; info: ExportInfo } {
   const { backbone } = options;
   checkKind(backbone.artifacts, backbone.name === 'mobilenet_v1' ? 'layers' : 'graph', `backbone ${backbone.name}`);
   const g = new GraphBuilder('facegate');
@@ -216,20 +236,24 @@ function finish(g: GraphBuilder, e: Emitter, names: readonly string[], values: r
  */
 export function convertGraphModel(artifacts: TfjsArtifacts, options: ConvertOptions = {}): Uint8Array {
   checkKind(artifacts, 'graph', 'model');
-  const g = new GraphBuilder(path.basename(artifacts.source, '.json'));
-  const e = new Emitter(g);
-  const { names, values } = convertGraph(e, artifacts, options.outputs ? { outputs: options.outputs } : {});
-  return finish(g, e, names, values, artifacts, options);
+  return guarded(artifacts.source, () => {
+    const g = new GraphBuilder(path.basename(artifacts.source, '.json'));
+    const e = new Emitter(g);
+    const { names, values } = convertGraph(e, artifacts, options.outputs ? { outputs: options.outputs } : {});
+    return finish(g, e, names, values, artifacts, options);
+  });
 }
 
 /** A TF.js LayersModel as ONNX: float32 NHWC inputs named after its input layers; outputs named after layers. */
 export function convertLayersModel(artifacts: TfjsArtifacts, options: ConvertOptions = {}): Uint8Array {
   checkKind(artifacts, 'layers', 'model');
-  const g = new GraphBuilder(path.basename(artifacts.source, '.json'));
-  const e = new Emitter(g);
-  const names = options.outputs ?? parseLayersTopology(artifacts.topology, artifacts.source).outputs;
-  const values = convertLayers(e, artifacts, { outputs: names });
-  return finish(g, e, names, values, artifacts, options);
+  return guarded(artifacts.source, () => {
+    const g = new GraphBuilder(path.basename(artifacts.source, '.json'));
+    const e = new Emitter(g);
+    const names = options.outputs ?? parseLayersTopology(artifacts.topology, artifacts.source).outputs;
+    const values = convertLayers(e, artifacts, { outputs: names });
+    return finish(g, e, names, values, artifacts, options);
+  });
 }
 
 /** Either kind of TF.js model. */

@@ -84,7 +84,9 @@ function nestedInputShape(raw: RawLayer): (number | null)[] | undefined {
 
 /** Normalises a LayersModel topology (Sequential or functional) to a layer list. */
 export function parseLayersTopology(topology: unknown, source: string): LayersGraph {
-  const top = z.record(z.string(), z.unknown()).parse(topology);
+  const parsedTop = z.record(z.string(), z.unknown()).safeParse(topology);
+  if (!parsedTop.success) throw new ModelError(`${source}: modelTopology must be an object; the model.json is corrupt`);
+  const top = parsedTop.data;
   const modelConfig = (top.model_config ?? top) as Record<string, unknown>;
   const className = modelConfig.class_name;
   const config = modelConfig.config;
@@ -379,10 +381,16 @@ export function convertLayers(e: Emitter, artifacts: TfjsArtifacts, options: Con
       }
       case 'Reshape': {
         const x = e.as(input(layer), 'native');
-        const target = z.array(z.number().int()).parse(c.target_shape);
-        const shape = e.int64(`${n}/shape`, [-1, ...target]);
-        if (target.includes(-1)) throw new UnsupportedError(`layer ${n} (Reshape) with -1 in target_shape is not supported`);
-        out = { name: e.g.op('Reshape', [x.name, shape], {}, { name: n }), shape: [x.shape[0] ?? null, ...target], layout: 'native' };
+        // TF.js writes a free dimension as null or -1.
+        const parsedTarget = z.array(z.number().int().nullable()).safeParse(c.target_shape);
+        if (!parsedTarget.success) throw new ModelError(`layer ${n} (Reshape): target_shape ${JSON.stringify(c.target_shape)} is not a list of sizes`);
+        const target = parsedTarget.data.map((d) => d ?? -1);
+        // ONNX Reshape: 0 copies the batch dimension, so one -1 stays free for the target.
+        const shape = e.int64(`${n}/shape`, [0, ...target]);
+        const size = x.shape.slice(1).reduce<number | null>((a, d) => (a === null || d === null ? null : a * d), 1);
+        const known = target.reduce((a, d) => (d === -1 ? a : a * d), 1);
+        const dims = target.map((d) => (d === -1 ? (size === null ? null : size / known) : d));
+        out = { name: e.g.op('Reshape', [x.name, shape], {}, { name: n }), shape: [x.shape[0] ?? null, ...dims], layout: 'native' };
         break;
       }
       case 'Add':

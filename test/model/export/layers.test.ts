@@ -188,6 +188,13 @@ describe('LayersModel converter, layer by layer against TF.js', () => {
     await check(tf.model({ name: 'functional', inputs: input, outputs: c3 }), 10);
   });
 
+  test('Reshape with -1, then Dense on a rank-3 tensor (MatMul on the last axis) and softmax', async () => {
+    await check(seq('reshape_free', [
+      tf.layers.reshape({ inputShape: [6, 5], targetShape: [-1, 3] }),
+      tf.layers.dense({ units: 2, activation: 'softmax' }),
+    ]), 15, 2);
+  });
+
   test('a model nested as a layer (backbone inside a Sequential) is converted inline', async () => {
     const inputs = tf.input({ shape: [8, 8, 3] });
     const c = tf.layers.conv2d({ filters: 4, kernelSize: 3, strides: 2, padding: 'same', name: 'inner_conv' }).apply(inputs) as tf.SymbolicTensor;
