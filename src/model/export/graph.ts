@@ -78,6 +78,16 @@ export function signatureOf(artifacts: TfjsArtifacts): { inputs: string[]; outpu
   return { inputs: names(sig.inputs), outputs: names(sig.outputs) };
 }
 
+/** The graph's Placeholder nodes with their shapes (TF order, null = free). */
+export function graphPlaceholders(artifacts: TfjsArtifacts): { name: string; shape: (number | null)[] }[] {
+  const parsed = graphSchema.safeParse(artifacts.topology);
+  if (!parsed.success) throw new ModelError(`${artifacts.source}: the GraphModel topology has no valid node list; the model.json is corrupt`);
+  return parsed.data.node.filter((n) => n.op === 'Placeholder').map((n) => {
+    const dims = (n.attr?.shape?.shape as { dim?: { size?: string | number }[] } | undefined)?.dim ?? [];
+    return { name: n.name, shape: dims.map((d) => { const v = Number(d.size ?? -1); return Number.isFinite(v) && v >= 0 ? v : null; }) };
+  });
+}
+
 export interface ConvertGraphOptions {
   /** Values to bind to Placeholder nodes, by node name. Unbound placeholders become graph inputs. */
   readonly inputs?: ReadonlyMap<string, Value>;

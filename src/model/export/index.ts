@@ -14,7 +14,7 @@ import { moduleLogger } from '../../shared/logger.js';
 import type { BackboneName } from '../manifest.js';
 import { attr, encodeModel, GraphBuilder } from '../onnx/builder.js';
 import { Emitter, type Value } from './emitter.js';
-import { convertGraph } from './graph.js';
+import { convertGraph, graphPlaceholders } from './graph.js';
 import { convertLayers, parseLayersTopology } from './layers.js';
 import { optimiseGraph } from './optimise.js';
 import type { TfjsArtifacts } from './tfjs.js';
@@ -100,7 +100,8 @@ function backboneInputSize(b: ExportOptions['backbone']): [number, number] {
     const shape = graph.inputShapes.get(graph.inputs[0] ?? '') ?? [];
     return [shape[1] ?? 224, shape[2] ?? 224];
   }
-  return [224, 224];
+  const shape = graphPlaceholders(b.artifacts)[0]?.shape ?? [];
+  return [shape[1] ?? 224, shape[2] ?? 224];
 }
 
 /**
@@ -138,7 +139,7 @@ function buildExport(options: ExportOptions): { bytes: Uint8Array; info: ExportI
     const [map] = convertLayers(e, backbone.artifacts, { inputs: [x], outputs: [featureNode] });
     features = e.globalAveragePool(map as Value, 'features/pool');
   } else {
-    const placeholder = (backbone.artifacts.topology as { node: { name: string; op: string }[] }).node.find((n) => n.op === 'Placeholder');
+    const placeholder = graphPlaceholders(backbone.artifacts)[0];
     if (!placeholder) throw new ModelError(`backbone ${backbone.artifacts.source} has no input (Placeholder) node`);
     const { values } = convertGraph(e, backbone.artifacts, { inputs: new Map([[placeholder.name, x]]), outputs: [featureNode] });
     features = values[0] as Value;
