@@ -55,6 +55,8 @@ export function registerRun(program: Command): void {
         setTimeout(() => process.exit(process.exitCode ?? 1), 2000).unref();
         throw err;
       }
+      // pm2 (wait_ready) counts the start only now.
+      process.send?.('ready');
       const code = await finished;
       process.exit(code);
     });

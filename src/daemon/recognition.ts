@@ -153,8 +153,9 @@ export class RecognitionWorker {
     this.log.error({ stage, err: err.message }, 'frame failed; skipping it (logged once per kind, counted in facegate_frame_errors_total)');
   }
 
-  /** Resolves when the queue is closed (the camera stopped) and the last frame is done. */
+  /** Finishes the frames already queued, then resolves (the camera, stopped first, sends no more). */
   async stop(): Promise<void> {
+    this.queue.close();
     await this.loop;
   }
 }

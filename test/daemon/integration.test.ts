@@ -1,0 +1,172 @@
+/**
+ * `facegate run` as a real child process, with a real trained model (faceres backbone on
+ * ORL s1…s4), a `directory` camera replaying composed frames, and a real mosquitto:
+ * the right `recognized` / `unknown` events reach a real subscriber; `kill -9` makes the
+ * broker publish the last will `offline`; events waiting on disk are delivered after a
+ * restart; bad config, missing model and failing camera stop the start with one message.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { connectAsync, type MqttClient } from 'mqtt';
+import type { EventPayload } from '../../src/publish/topics.js';
+import { startMosquitto, freePort, type Mosquitto } from '../support/mosquitto.js';
+import { requireShared } from '../support/shared.js';
+import { trainedModelDir } from '../support/fixtures.js';
+import { writeScenes } from '../support/frames.js';
+
+const cli = path.resolve('dist/src/cli.js');
+const tmp = mkdtempSync(path.join(tmpdir(), 'facegate-run-'));
+let broker: Mosquitto | undefined;
+let modelDir = '';
+const children: ChildProcess[] = [];
+
+before(async () => {
+  if (!existsSync(path.resolve('..', 'shared'))) return;
+  broker = await startMosquitto();
+  modelDir = await trainedModelDir({ backbone: 'faceres' });
+});
+after(async () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  await broker?.stop();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+function writeConfig(name: string, over: Record<string, unknown>): string {
+  const file = path.join(tmp, `${name}.json`);
+  writeFileSync(file, JSON.stringify(over, null, 2));
+  return file;
+}
+
+function baseConfig(name: string, frames: string, url: string, extra: { loop?: boolean; exitWhenCameraEnds?: boolean } = {}): Record<string, unknown> {
+  return {
+    camera: { type: 'directory', name: 'door', fps: 10, queueSize: 200, directory: { path: frames, loop: extra.loop ?? false } },
+    model: { dir: modelDir, precision: 'int8', threads: 1 },
+    mqtt: { url, kioskId: name, reconnectMs: 200 },
+    http: { port: 0 },
+    state: { dir: path.join(tmp, `${name}-state`) },
+    daemon: { exitWhenCameraEnds: extra.exitWhenCameraEnds ?? false, shutdownTimeoutMs: 8000 },
+    log: { level: 'info' },
+  };
+}
+
+interface Run { child: ChildProcess; output(): string; exited: Promise<number | null> }
+
+function runDaemon(configFile: string): Run {
+  const env = { ...process.env };
+  delete env.FACEGATE_LOG_LEVEL; // the config's log.level applies
+  const child = spawn(process.execPath, [cli, 'run', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  children.push(child);
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stderr?.on('data', (d: Buffer) => { out += d.toString(); });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, output: () => out, exited };
+}
+
+async function subscribe(url: string, topic: string, clientId: string): Promise<{ client: MqttClient; msgs: { topic: string; text: string; retain: boolean }[]; events(): EventPayload[] }> {
+  const client = await connectAsync(url, { clientId, clean: false, reconnectPeriod: 200 });
+  const msgs: { topic: string; text: string; retain: boolean }[] = [];
+  client.on('message', (t, p, packet) => msgs.push({ topic: t, text: p.toString(), retain: packet.retain }));
+  await client.subscribeAsync(topic, { qos: 1 });
+  return {
+    client, msgs,
+    events: () => {
+      const seen = new Set<string>();
+      return msgs.filter((m) => m.topic.endsWith('/events')).map((m) => JSON.parse(m.text) as EventPayload).filter((e) => !seen.has(e.id) && seen.add(e.id));
+    },
+  };
+}
+
+async function until(what: string, cond: () => boolean, ms: number, run?: Run): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${run ? `\n--- daemon output ---\n${run.output().slice(-3000)}` : ''}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+test('a directory camera of composed ORL frames yields the right recognized and unknown events', async (t) => {
+  if (!requireShared(t) || !broker) return;
+  const frames = path.join(tmp, 'frames-events');
+  // Known s1, nobody, stranger s35 (never trained), nobody, known s3. Gaps let tracks expire.
+  await writeScenes(frames, [[null, 2], ['s1', 6], [null, 14], ['s35', 6], [null, 14], ['s3', 6], [null, 4]]);
+  const sub = await subscribe(broker.url, 'facegate/gate1/#', 'it-events');
+  const run = runDaemon(writeConfig('gate1', baseConfig('gate1', frames, broker.url, { exitWhenCameraEnds: true })));
+  const code = await run.exited;
+  assert.equal(code, 0, run.output().slice(-3000));
+  await until('offline after the clean stop', () => sub.msgs.some((m) => m.topic === 'facegate/gate1/status' && m.text === 'offline'), 5000, run);
+  const ev = sub.events();
+  assert.deepEqual(ev.map((e) => [e.kind, e.name]), [['recognized', 's1'], ['unknown', null], ['recognized', 's3']], run.output().slice(-3000));
+  const manifest = JSON.parse(readFileSync(path.join(modelDir, 'manifest.json'), 'utf8')) as { version: string };
+  for (const e of ev) {
+    assert.equal(e.modelVersion, manifest.version);
+    assert.equal(e.delayed, false);
+  }
+  assert.deepEqual(ev.map((e) => e.seq), [1, 2, 3]);
+  assert.ok(sub.msgs.some((m) => m.topic === 'facegate/gate1/status' && m.text === 'online'));
+  await sub.client.endAsync();
+});
+
+test('kill -9 of the daemon: the broker publishes the retained last will "offline"', async (t) => {
+  if (!requireShared(t) || !broker) return;
+  const frames = path.join(tmp, 'frames-idle');
+  await writeScenes(frames, [[null, 3]]);
+  const sub = await subscribe(broker.url, 'facegate/gate2/status', 'it-will');
+  const run = runDaemon(writeConfig('gate2', baseConfig('gate2', frames, broker.url, { loop: true })));
+  await until('online', () => sub.msgs.at(-1)?.text === 'online', 60000, run);
+  run.child.kill('SIGKILL');
+  await run.exited;
+  await until('offline from the will', () => sub.msgs.at(-1)?.text === 'offline', 10000, run);
+  await sub.client.endAsync();
+  // Retained: a subscriber arriving later learns the kiosk is offline.
+  const late = await subscribe(broker.url, 'facegate/gate2/status', 'it-will-late');
+  await until('retained offline', () => late.msgs.some((m) => m.retain && m.text === 'offline'), 5000);
+  await late.client.endAsync();
+});
+
+test('events decided while the broker is down survive kill -9 and arrive, delayed and in order, after a restart', async (t) => {
+  if (!requireShared(t) || !broker) return;
+  const frames = path.join(tmp, 'frames-offline');
+  await writeScenes(frames, [['s2', 6], [null, 14], ['s4', 6], [null, 4]]);
+  const down = `mqtt://127.0.0.1:${await freePort()}`; // nothing listens there yet
+  const cfg = baseConfig('gate3', frames, down);
+  const run = runDaemon(writeConfig('gate3', cfg));
+  const outbox = path.join(tmp, 'gate3-state', 'outbox.jsonl');
+  const pending = (): number => (existsSync(outbox) ? readFileSync(outbox, 'utf8').split('\n').filter((l) => l.startsWith('{"add"')).length : 0);
+  await until('2 events in the outbox', () => pending() >= 2, 90000, run);
+  run.child.kill('SIGKILL');
+  await run.exited;
+  // The broker comes back (here: the test broker); the daemon restarts with an empty scene.
+  const idle = path.join(tmp, 'frames-offline-idle');
+  await writeScenes(idle, [[null, 3]]);
+  const sub = await subscribe(broker.url, 'facegate/gate3/events', 'it-outbox');
+  const again = runDaemon(writeConfig('gate3b', { ...cfg, camera: { ...(cfg.camera as object), directory: { path: idle, loop: true } }, mqtt: { ...(cfg.mqtt as object), url: broker.url } }));
+  await until('2 delayed events', () => sub.events().length >= 2, 60000, again);
+  const ev = sub.events();
+  assert.deepEqual(ev.map((e) => [e.name, e.seq, e.delayed]), [['s2', 1, true], ['s4', 2, true]]);
+  again.child.kill('SIGTERM');
+  assert.equal(await again.exited, 0);
+  await sub.client.endAsync();
+});
+
+test('bad config, missing model and a camera that fails at start: one clear message, non-zero exit', async (t) => {
+  if (!requireShared(t) || !broker) return;
+  const run = (cfg: Record<string, unknown>): { status: number | null; stderr: string } => {
+    const r = spawnSync(process.execPath, [cli, 'run', '--config', writeConfig('x', cfg)], { encoding: 'utf8', timeout: 60000 });
+    return { status: r.status, stderr: `${r.stderr}${r.error ? String(r.error) : ''}` };
+  };
+  const bad = run({ camera: { type: 'usb' }, mqtt: { port: 1 } });
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /^camera\.type: /m);
+  assert.match(bad.stderr, /^mqtt: .*"port"/m);
+  const noModel = run({ model: { dir: path.join(tmp, 'no-model') }, mqtt: { url: broker.url } });
+  assert.notEqual(noModel.status, 0);
+  assert.match(noModel.stderr, /no model at .*no-model \(model\.dir\)\. Train one: facegate train/);
+  const noCamera = run({ ...baseConfig('gate4', path.join(tmp, 'no-frames-here'), broker.url) });
+  assert.notEqual(noCamera.status, 0);
+  assert.match(noCamera.stderr, /camera "door" \(directory .*no-frames-here\) failed at start: .*cannot be read/);
+});
