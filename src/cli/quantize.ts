@@ -22,6 +22,7 @@ interface QuantizeCliOptions {
   out?: string;
   keepFloat?: string[];
   percentile?: string;
+  biasCorrection: boolean;
 }
 
 function positiveInt(flag: string, v: string): number {
@@ -99,7 +100,7 @@ async function runQuantize(o: QuantizeCliOptions): Promise<void> {
   );
   const started = Date.now();
   const { model, report } = await quantizeModel({
-    model: fp32, calibration: cal.images, method: o.method, samples,
+    model: fp32, calibration: cal.images, method: o.method, samples, biasCorrection: o.biasCorrection,
     ...(o.keepFloat ? { keepFloat: o.keepFloat } : {}),
     ...(percentile !== undefined ? { percentile } : {}),
   });
@@ -117,6 +118,7 @@ async function runQuantize(o: QuantizeCliOptions): Promise<void> {
     samples: report.samples,
     skippedImages: cal.skipped.length,
     tensorsCalibrated: report.tensorsCalibrated,
+    biasCorrected: report.biasCorrected,
     intNodes: report.intNodes.length,
     floatNodes: report.floatNodes,
     ...(check ? { check: { ...check, meetsTarget: check.top1Agreement >= MIN_AGREEMENT } } : {}),
@@ -132,7 +134,7 @@ async function runQuantize(o: QuantizeCliOptions): Promise<void> {
   const intOps = report.intNodes.length;
   process.stdout.write(
     `wrote ${out} (${(model.length / 1e6).toFixed(2)} MB, fp32 ${(fp32.length / 1e6).toFixed(2)} MB) in ${((Date.now() - started) / 1000).toFixed(1)} s\n` +
-      `  ${intOps} Conv/Gemm nodes int8, ${report.absorbedActivations.length} Relu/Clip folded, ${report.tensorsCalibrated} activations calibrated (${report.method}, ${report.samples} images)\n` +
+      `  ${intOps} Conv/Gemm nodes int8, ${report.absorbedActivations.length} Relu/Clip folded, ${report.tensorsCalibrated} activations calibrated (${report.method}, ${report.samples} images), ${report.biasCorrected} biases corrected\n` +
       report.floatNodes.map((f) => `  float: ${f.name} (${f.opType}): ${f.reason}\n`).join('') +
       (check
         ? `  int8 vs fp32 on ${check.images} ${check.heldOut ? 'held-out' : 'calibration'} images: top-1 agreement ${(check.top1Agreement * 100).toFixed(1)} %, max |Δp| ${check.maxAbsDiffProbability.toFixed(4)}` +
@@ -153,6 +155,7 @@ export function registerQuantize(program: Command): void {
     .option('--out <file.onnx>', 'output file (default: <model>.int8.onnx beside the input)')
     .option('--keep-float <node...>', 'node names to keep in float (see the report for names)')
     .option('--percentile <p>', 'with --method percentile: share of values kept (default 99.999)')
+    .option('--no-bias-correction', 'skip the per-channel bias correction after quantising (faster, less accurate)')
     .addHelpText('after', '\nExample:\n  facegate quantize --model models/20260101.120000/model.onnx --calibration ../shared/data/faces/orl/train')
     .action(async (o: QuantizeCliOptions) => {
       await runQuantize(o);

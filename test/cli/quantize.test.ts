@@ -66,6 +66,7 @@ test('facegate quantize writes model.int8.onnx beside the model and records it i
     assert.equal(q.method, 'minmax');
     assert.equal(q.samples, 6);
     assert.equal(q.skippedImages, 1);
+    assert.ok((q.biasCorrected as number) > 0, 'bias correction on by default');
     assert.equal(q.file, 'model.int8.onnx');
     assert.ok(Array.isArray(q.floatNodes));
     // every image was used for calibration, so the check ran on those
@@ -76,17 +77,18 @@ test('facegate quantize writes model.int8.onnx beside the model and records it i
   }
 });
 
-test('facegate quantize --out elsewhere leaves the manifest alone; --method percentile is recorded', (t) => {
+test('facegate quantize --out elsewhere leaves the manifest alone; --method percentile, --no-bias-correction', (t) => {
   if (!requireShared(t)) return;
   const { root, modelDir, model, calibration } = setup();
   try {
     const before = readFileSync(path.join(modelDir, 'manifest.json'), 'utf8');
     const out = path.join(root, 'elsewhere', 'q.onnx');
-    const r = facegate('quantize', '--model', model, '--calibration', calibration, '--samples', '3', '--method', 'percentile', '--out', out);
+    const r = facegate('quantize', '--model', model, '--calibration', calibration, '--samples', '3', '--method', 'percentile', '--out', out, '--no-bias-correction');
     assert.equal(r.code, 0, r.stderr);
     assert.ok(existsSync(out));
     assert.equal(readFileSync(path.join(modelDir, 'manifest.json'), 'utf8'), before);
     assert.match(r.stdout, /int8 vs fp32 on 3 held-out images/);
+    assert.match(r.stdout, /, 0 biases corrected/);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
