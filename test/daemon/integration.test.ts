@@ -153,7 +153,7 @@ test('events decided while the broker is down survive kill -9 and arrive, delaye
   await sub.client.endAsync();
 });
 
-test('bad config, missing model and a camera that fails at start: one clear message, non-zero exit', async (t) => {
+test('bad config, missing model and a camera that fails at start: one clear message, non-zero exit', (t) => {
   if (!requireShared(t) || !broker) return;
   const run = (cfg: Record<string, unknown>): { status: number | null; stderr: string } => {
     const r = spawnSync(process.execPath, [cli, 'run', '--config', writeConfig('x', cfg)], { encoding: 'utf8', timeout: 60000 });
