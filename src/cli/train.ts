@@ -22,6 +22,7 @@ interface CliOptions {
   batchSize: number;
   lr: number;
   patience: number;
+  minDelta: number;
   seed?: number;
   augment: boolean;
   validationSplit: number;
@@ -51,6 +52,7 @@ export function registerTrain(program: Command): void {
     .option('--batch-size <n>', 'batch size', num('--batch-size', true), 9)
     .option('--lr <n>', 'RMSprop learning rate', num('--lr'), 0.001)
     .option('--patience <n>', 'early stopping: epochs without a better val_loss', num('--patience', true), 3)
+    .option('--min-delta <n>', 'smallest val_loss drop that counts as better (checkpoint and early stopping)', num('--min-delta'), 0.001)
     .option('--seed <n>', 'random seed (same seed, same numbers); random and recorded when absent', num('--seed', true))
     .option('--no-augment', 'turn off augmentation (rotation 20°, shifts 0.2, horizontal flip)')
     .option('--validation-split <f>', 'fraction held out per class when there is no validation/ folder', num('--validation-split'), 0.2)

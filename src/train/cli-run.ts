@@ -32,7 +32,7 @@ export async function runTrainCli(o: TrainCliOptions): Promise<void> {
   let bar: cliProgress.SingleBar | null = null;
   const result = await train({
     data: o.data, out: o.out, backbone: o.backbone, weights: o.weights, alpha: o.alpha, epochs: o.epochs,
-    batchSize: o.batchSize, lr: o.lr, patience: o.patience, seed: o.seed, augment: o.augment,
+    batchSize: o.batchSize, lr: o.lr, patience: o.patience, minDelta: o.minDelta, seed: o.seed, augment: o.augment,
     validationSplit: o.validationSplit, crops: o.crops, targetFar: o.targetFar, classes: o.classes?.split(',').map((s) => s.trim()).filter(Boolean),
     extractor: o.extractor, backend: o.backend, export: o.export, quantize: o.quantize, calibration: o.calibration,
     force: o.force, progress: bars,

@@ -48,6 +48,8 @@ export interface FitOptions {
   readonly epochs: number;
   readonly batchSize: number;
   readonly patience: number;
+  /** An epoch counts as better only when val_loss drops by more than this (Keras min_delta). */
+  readonly minDelta?: number;
   readonly seed: number;
   /** null: no augmentation (features of the training images are then extracted once). */
   readonly augment: AugmentConfig | null;
@@ -170,7 +172,9 @@ export async function fitHead(o: FitOptions): Promise<FitResult> {
         seconds: (performance.now() - t0) / 1000,
       };
       history.push(logs);
-      const improved = val.loss < best;
+      // One notion of "better" for the checkpoint and for early stopping, so the restored
+      // epoch is the checkpointed one.
+      const improved = val.loss < best - (o.minDelta ?? 0);
       if (improved) {
         best = val.loss;
         bestEpoch = epoch;

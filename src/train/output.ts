@@ -180,6 +180,7 @@ export async function writeModelDir(w: WriteInput): Promise<string[]> {
       optimizer: { name: 'rmsprop', learningRate: w.options.lr, rho: 0.9, epsilon: 1e-7 },
       loss: 'categorical_crossentropy',
       patience: w.options.patience,
+      minDelta: w.options.minDelta,
       augmentation: w.options.augment ? w.options.augmentation : null,
       data: {
         path: path.resolve(w.options.data), layout: dataset.layout, validationSplit: dataset.validationSplit,
