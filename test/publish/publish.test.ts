@@ -1,0 +1,93 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync, readFileSync, appendFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Topics, assertTopicName, encodePayload, type EventPayload } from '../../src/publish/topics.js';
+import { Outbox } from '../../src/publish/outbox.js';
+import { discoveryMessages } from '../../src/publish/homeassistant.js';
+import { buildClientOptions, safeUrl } from '../../src/publish/mqtt.js';
+import { validateConfig } from '../../src/config/load.js';
+import { ConfigError } from '../../src/shared/errors.js';
+
+const tmp = mkdtempSync(path.join(tmpdir(), 'facegate-publish-'));
+test.after(() => rmSync(tmp, { recursive: true, force: true }));
+
+const event = (seq: number): EventPayload => ({ id: `id-${seq}`, seq, kind: 'recognized', name: 'alice', score: 0.9, time: new Date(0).toISOString(), modelVersion: 'v1', kiosk: 'k', camera: 'c', trackId: 1, frameId: seq, delayed: false });
+
+test('topics: relative to <base>/<kiosk>; wildcards and empty levels refused', () => {
+  const t = new Topics('facegate', 'front-door');
+  assert.equal(t.full('events'), 'facegate/front-door/events');
+  assert.equal(t.status, 'facegate/front-door/status');
+  assert.equal(t.relative('facegate/front-door/model/state'), 'model/state');
+  assert.equal(t.relative('other/x'), null);
+  for (const bad of ['a/+/b', '#', 'events/#', '', '/events', 'events/', 'a//b']) assert.throws(() => t.full(bad), /wildcard|empty/, bad);
+  assert.throws(() => new Topics('face+gate', 'k'), /wildcard/);
+  assert.throws(() => new Topics('facegate', 'a/b'), /one topic level/);
+  assert.equal(t.haConfig('sensor', 'fps'), 'homeassistant/sensor/facegate_front-door/fps/config');
+  assert.doesNotThrow(() => assertTopicName('homeassistant/status'));
+  assert.equal(encodePayload('status', 'online'), 'online');
+  assert.deepEqual(JSON.parse(encodePayload('events', event(1))), event(1));
+});
+
+test('outbox: bounded, oldest dropped and counted, order kept, survives reload and a torn last line', () => {
+  const dir = path.join(tmp, 'outbox');
+  const a = new Outbox(dir, 3, false);
+  a.load();
+  for (let i = 0; i < 5; i++) a.add(event(a.nextSeq()), false);
+  assert.equal(a.size, 3);
+  assert.equal(a.dropped, 2);
+  assert.equal(a.peek()?.payload.seq, 3);
+  a.ack(3);
+  appendFileSync(a.file, '{"add":{"seq":9'); // power cut mid-write
+  const b = new Outbox(dir, 3, false);
+  b.load();
+  assert.equal(b.corruptLines, 1);
+  assert.equal(b.size, 2);
+  assert.deepEqual([b.peek()?.payload.seq, b.peek()?.delayed], [4, true], 'reloaded events are delayed');
+  assert.equal(b.nextSeq(), 6, 'sequence continues across restarts');
+  // Compaction rewrote the log with only what is pending.
+  assert.equal(readFileSync(b.file, 'utf8').trim().split('\n').length, 2);
+  b.ack(4); b.ack(5);
+  const c = new Outbox(dir, 3, false);
+  c.load();
+  assert.equal(c.size, 0);
+  assert.equal(c.nextSeq(), 7, 'the sequence survives an empty outbox');
+});
+
+test('Home Assistant discovery: event entity and three sensors with availability', () => {
+  const msgs = discoveryMessages(new Topics('facegate', 'k1'), '1.2.3');
+  assert.deepEqual(msgs.map((m) => m.topic).sort(), [
+    'homeassistant/event/facegate_k1/recognition/config',
+    'homeassistant/sensor/facegate_k1/fps/config',
+    'homeassistant/sensor/facegate_k1/last_person/config',
+    'homeassistant/sensor/facegate_k1/model_version/config',
+  ]);
+  for (const m of msgs) {
+    assert.equal(m.config.availability_topic, 'facegate/k1/status');
+    assert.ok(String(m.config.unique_id).startsWith('facegate_k1_'));
+  }
+  const ev = msgs.find((m) => m.topic.includes('/event/'))?.config;
+  assert.deepEqual(ev?.event_types, ['recognized', 'unknown']);
+  assert.equal(ev?.state_topic, 'facegate/k1/events');
+});
+
+test('mqtt options: will, protocol, credentials and TLS files; unreadable files are config errors', () => {
+  const ca = path.join(tmp, 'ca.pem');
+  const pw = path.join(tmp, 'pw');
+  writeFileSync(ca, 'CA');
+  writeFileSync(pw, 's3cret\nignored\n');
+  const cfg = validateConfig({ mqtt: { url: 'mqtts://b:8883', protocolVersion: 4, username: 'kiosk', passwordFile: pw, tls: { ca } } });
+  const topics = new Topics(cfg.mqtt.baseTopic, cfg.mqtt.kioskId);
+  const o = buildClientOptions(cfg.mqtt, topics);
+  assert.equal(o.protocolVersion, 4);
+  assert.deepEqual(o.will, { topic: 'facegate/kiosk/status', payload: Buffer.from('offline'), qos: 1, retain: true });
+  assert.equal(o.username, 'kiosk');
+  assert.equal(o.password, 's3cret');
+  assert.equal(String(o.ca), 'CA');
+  const missing = validateConfig({ mqtt: { tls: { cert: path.join(tmp, 'nope.pem'), key: ca } } });
+  assert.throws(() => buildClientOptions(missing.mqtt, topics), (e: unknown) => e instanceof ConfigError && /mqtt\.tls\.cert: cannot read/.test(e.message));
+  const half = validateConfig({ mqtt: { tls: { cert: ca } } });
+  assert.throws(() => buildClientOptions(half.mqtt, topics), /both cert and key/);
+  assert.equal(safeUrl('mqtts://user:pass@broker:8883'), 'mqtts://broker:8883');
+});
