@@ -62,6 +62,7 @@ export function registerEval(program: Command): void {
         `misidentified (another's name):   ${pct(r.rates.misidentified)}`,
         ...(r.eer ? [`equal error rate: ~${pct((r.eer.far + r.eer.frr) / 2)} at threshold ${r.eer.threshold.toFixed(4)}`] : []),
         ...(written.length ? [`report: ${written.join(', ')}`] : []),
+        ...r.warnings.map((w) => `warning: ${w}`),
       ];
       process.stdout.write(lines.join('\n') + '\n');
     });

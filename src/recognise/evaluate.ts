@@ -71,6 +71,16 @@ export interface EvalResult {
   readonly curve: readonly ErrorRates[];
   readonly eer: ErrorRates | null;
   readonly probes: readonly EvalProbe[];
+  /** Things that make the figures less meaningful (e.g. crops evaluated on a model trained on detected faces). */
+  readonly warnings: readonly string[];
+}
+
+/** How the model's training images were cut (`training.data.imageStep`), when recorded. */
+export function trainingImageStep(training: Readonly<Record<string, unknown>> | undefined): string | null {
+  const data = training?.data;
+  if (typeof data !== 'object' || data === null) return null;
+  const step = (data as Record<string, unknown>).imageStep;
+  return typeof step === 'string' ? step : null;
 }
 
 export const UNKNOWN = 'unknown';
@@ -149,7 +159,12 @@ export async function evaluate(o: EvalOptions): Promise<EvalResult> {
       o.onProgress?.(Math.min(files.length, start + batchSize), files.length);
     }
     probes.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
-    return summarise(probes, {
+    const trained = trainingImageStep(recogniser.manifest.training);
+    const mode = o.crops ? 'crops' : 'detect';
+    const warnings = trained && !trained.startsWith(mode)
+      ? [`the model was trained on ${trained === 'crops' ? 'whole face crops (--crops)' : 'detected faces'} but is evaluated ${o.crops ? 'on whole crops (--crops)' : 'with detection'}: faces are cut differently, so these figures understate what it does on ${trained === 'crops' ? 'crops' : 'camera frames'}`]
+      : [];
+    return summarise(probes, { warnings,
       model: o.modelDir, modelVersion: version, precision: recogniser.precision, mode: o.crops ? 'crops' : 'detect',
       threshold: recogniser.recognition.threshold, minMargin: recogniser.recognition.minMargin, classes, strangerFolders, unreadable,
     });
@@ -161,6 +176,7 @@ export async function evaluate(o: EvalOptions): Promise<EvalResult> {
 
 /** Pure: metrics, confusion matrix, per-person precision/recall and the curve from the probes. */
 export function summarise(probes: readonly EvalProbe[], meta: {
+  warnings?: readonly string[];
   model: string; modelVersion: string; precision: Precision; mode: 'detect' | 'crops'; threshold: number; minMargin: number;
   classes: readonly string[]; strangerFolders: readonly string[]; unreadable: number;
 }): EvalResult {
@@ -193,7 +209,7 @@ export function summarise(probes: readonly EvalProbe[], meta: {
     frrIncludingNotFound: knownImages ? (knownImages - correct) / knownImages : 0,
     knownImages, unknownImages: probes.length - knownImages, facesNotFound: notFound.length, facesNotFoundKnown: notFoundKnown,
     unreadable: meta.unreadable, strangerFolders: meta.strangerFolders, classes: meta.classes,
-    confusion, perPerson, curve, eer: equalErrorRate(curve), probes,
+    confusion, perPerson, curve, eer: equalErrorRate(curve), probes, warnings: meta.warnings ?? [],
   };
 }
 
@@ -220,5 +236,6 @@ export function resultJson(r: EvalResult): Record<string, unknown> {
     unreadable: r.unreadable,
     stranger_folders: r.strangerFolders,
     eer: r.eer ? { threshold: r.eer.threshold, far: r4(r.eer.far), frr: r4(r.eer.frr) } : null,
+    warnings: r.warnings,
   };
 }
