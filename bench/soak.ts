@@ -46,8 +46,10 @@ function slope(xs: number[], ys: number[]): number {
 }
 
 function metric(text: string, name: string): number {
-  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(text);
-  return m ? Number(m[1]) : NaN;
+  // Sums every label set; a counter nobody incremented yet has no line: 0.
+  let sum = 0;
+  for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'gm'))) sum += Number(m[1]);
+  return sum;
 }
 
 async function main(): Promise<void> {
