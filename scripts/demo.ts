@@ -4,10 +4,13 @@
  * `facegate run` with the embedded MQTT broker, and prints the MQTT events it receives
  * next to the person each frame showed.
  *
- *   npm run demo -- --data ../shared/data/faces/orl [--backbone faceres] [--fps 5] [--classes s1,s2,s3]
+ *   npm run demo -- --data ../shared/data/faces/orl [--backbone faceres] [--fps 5] [--classes s1,s2,s3] [--strangers s35,s38]
+ *
+ * --classes limits training (and the replay) to those people; --strangers adds people the
+ * model never saw to the replay, to show them refused.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -21,13 +24,14 @@ const { values } = parseArgs({
     backbone: { type: 'string', default: 'faceres' },
     weights: { type: 'string' },
     classes: { type: 'string' },
+    strangers: { type: 'string' },
     fps: { type: 'string', default: '5' },
     model: { type: 'string' },
     keep: { type: 'boolean', default: false },
   },
 });
 if (!values.data) {
-  process.stderr.write('usage: npm run demo -- --data DIR [--backbone faceres|mobilenet_v1] [--weights model.json] [--classes a,b] [--fps 5] [--model DIR (skip training)] [--keep]\n');
+  process.stderr.write('usage: npm run demo -- --data DIR [--backbone faceres|mobilenet_v1] [--weights model.json] [--classes a,b] [--strangers c,d] [--fps 5] [--model DIR (skip training)] [--keep]\n');
   process.exit(2);
 }
 const data = path.resolve(values.data);
@@ -83,7 +87,8 @@ async function main(): Promise<void> {
   }
 
   process.stdout.write('\n== 2/3 composing camera frames from the validation photos ==\n');
-  const photos = replaySet(classes);
+  const strangers = (values.strangers ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+  const photos = replaySet(classes ? new Set([...classes, ...strangers]) : undefined);
   if (photos.length === 0) throw new Error(`no photos to replay under ${data}`);
   const frames = path.join(work, 'frames');
   mkdirSync(frames);
@@ -104,6 +109,8 @@ async function main(): Promise<void> {
   const config = {
     camera: { type: 'directory', name: 'demo', fps: Number(values.fps), queueSize: 1000, directory: { path: frames, loop: false } },
     model: { dir: modelDir },
+    // Each photo is a new visit: the per-person cooldown covers one appearance (6 frames) but not the next photo.
+    decide: { cooldownMs: Math.round((8 * 1000) / Number(values.fps)) },
     mqtt: { url: '', kioskId: 'demo', embedded: { port } },
     http: { port: 0 },
     state: { dir: path.join(work, 'state') },
@@ -117,7 +124,8 @@ async function main(): Promise<void> {
 
   let sub: MqttClient | undefined;
   const ok = { right: 0, wrong: 0, unknown: 0, strangerRefused: 0 };
-  const namesKnown = new Set(photos.map((p) => p.person));
+  // People the model knows; everyone else in the photos is a stranger it should refuse.
+  const namesKnown = new Set((JSON.parse(readFileSync(path.join(modelDir, 'manifest.json'), 'utf8')) as { classes: string[] }).classes);
   while (!sub && daemon.exitCode === null) {
     try { sub = await connectAsync(`mqtt://127.0.0.1:${port}`, { protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 500 }); } catch { await new Promise((r) => setTimeout(r, 100)); }
   }
@@ -130,14 +138,17 @@ async function main(): Promise<void> {
       if (e.name === truth) { ok.right++; verdict = 'right'; } else { ok.wrong++; verdict = `WRONG (frame showed ${truth ?? 'nobody'})`; }
     } else {
       ok.unknown++;
-      verdict = truth && namesKnown.has(truth) ? `refused (frame showed ${truth})` : 'stranger refused';
+      if (truth && namesKnown.has(truth)) verdict = `refused (frame showed ${truth})`;
+      else { ok.strangerRefused++; verdict = `stranger refused (${truth ?? 'nobody'})`; }
     }
     process.stdout.write(`event #${e.seq}: ${e.kind.padEnd(10)} ${String(e.name ?? '-').padEnd(12)} score ${e.score.toFixed(3)}  model ${e.modelVersion}  → ${verdict}\n`);
   });
   await sub?.subscribeAsync('facegate/demo/#', { qos: 1 });
   const code = await exited;
   await sub?.endAsync();
-  process.stdout.write(`\n${photos.length} photos of ${namesKnown.size} people: ${ok.right} recognised right, ${ok.wrong} wrong, ${ok.unknown} refused as unknown.\n`);
+  const knownPhotos = photos.filter((p) => namesKnown.has(p.person)).length;
+  process.stdout.write(`\n${photos.length} photos (${knownPhotos} of people the model knows, ${photos.length - knownPhotos} of strangers): ` +
+    `${ok.right} recognised right, ${ok.wrong} wrong, ${ok.unknown} refused as unknown (${ok.strangerRefused} of them strangers).\n`);
   if (values.keep) process.stdout.write(`kept ${work} (model in ${modelDir})\n`); else rmSync(work, { recursive: true, force: true });
   process.exitCode = code ?? 1;
 }
