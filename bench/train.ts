@@ -40,11 +40,12 @@ async function main(): Promise<void> {
   const weights = backbone === 'mobilenet_v1' ? MOBILENET : undefined;
   console.log(`bench:train on ORL (${ORL}), backbone ${backbone}, TF.js backend ${backend}, ${os.cpus().length} CPUs`);
 
-  // Design: the real command, end to end (data loading included), without export/quantise.
+  // Design: the real command, end to end (data loading included), without export/quantise;
+  // ORL images are face crops (--crops), as in every ORL figure we report.
   const dir = await mkdtemp(path.join(os.tmpdir(), 'fg-bench-'));
   let design;
   try {
-    design = await train({ data: ORL, out: path.join(dir, 'model'), backbone, ...(weights ? { weights } : {}), seed, export: false, quantize: false, progress: false });
+    design = await train({ data: ORL, out: path.join(dir, 'model'), backbone, ...(weights ? { weights } : {}), seed, crops: true, export: false, quantize: false, progress: false });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
