@@ -205,7 +205,16 @@ export async function loadTfjsBackbone(spec: BackboneSpec): Promise<TfjsBackbone
     spec,
     features: (pixels) => tf.tidy(() => graph.execute(pre(pixels), FACERES_FEATURE_NODE) as tf.Tensor2D),
     snapshot: () => new Map(Object.entries(graph.weights).map(([k, v]) => [k, (v[0]?.dataSync() ?? new Float32Array()) as Float32Array])),
-    summaryRows: () => graphSummaryRows(artifacts),
+    summaryRows: () => {
+      // Output shapes from one forward pass on a blank image (the graph has no static shapes).
+      const rows = graphSummaryRows(artifacts);
+      const names = rows.slice(1).map((r) => r.name);
+      const shapes = tf.tidy(() => {
+        const outs = graph.execute(tf.zeros([1, INPUT_SIZE, INPUT_SIZE, 3]), names);
+        return (Array.isArray(outs) ? outs : [outs]).map((t) => `(None, ${t.shape.slice(1).join(', ')})`);
+      });
+      return rows.map((r, i) => (i === 0 ? r : { ...r, shape: shapes[i - 1] ?? r.shape }));
+    },
     dispose: () => graph.dispose(),
   };
 }
