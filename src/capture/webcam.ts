@@ -1,4 +1,7 @@
 /** `camera.type = "webcam"`: node-webcam (fswebcam on Linux), polled at `fps`. */
+import { readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import NodeWebcam from 'node-webcam';
 import { CameraError, type CameraSource, type FrameSink } from './source.js';
 
@@ -14,9 +17,13 @@ export interface WebcamOptions {
 // node-webcam runs its command through a shell: allow only plain paths and names.
 const SAFE = /^[A-Za-z0-9_./:-]*$/;
 
+let instances = 0;
+
 export class WebcamSource implements CameraSource {
   private closed = false;
   private timer: NodeJS.Timeout | undefined;
+  // node-webcam's in-memory mode decodes the JPEG as text (corrupting it): capture to a file.
+  private readonly file = path.join(tmpdir(), `facegate-webcam-${process.pid}-${++instances}.jpg`);
 
   constructor(private readonly o: WebcamOptions) {}
 
@@ -25,15 +32,19 @@ export class WebcamSource implements CameraSource {
   private capture(): Promise<Buffer> {
     const cam = NodeWebcam.create({
       width: this.o.width, height: this.o.height, quality: 90, delay: 0, saveShots: false, output: 'jpeg',
-      device: this.o.device || false, callbackReturn: 'buffer', verbose: false, skip: this.o.skipFrames,
+      device: this.o.device || false, callbackReturn: 'location', verbose: false, skip: this.o.skipFrames,
     });
     cam.bin = this.o.command;
-    return new Promise((resolve, reject) => {
-      cam.capture(null, (err, data) => {
+    return new Promise<void>((resolve, reject) => {
+      cam.capture(this.file, (err) => {
         if (err) reject(new CameraError(`${this.o.command} could not capture from ${this.o.device || 'the default camera'}: ${err.message.split('\n')[0] ?? ''}`));
-        else if (!Buffer.isBuffer(data) || data.length === 0) reject(new CameraError(`${this.o.command} returned no image from ${this.o.device}`));
-        else resolve(data);
+        else resolve();
       });
+    }).then(async () => {
+      const data = await readFile(this.file).catch(() => Buffer.alloc(0));
+      await rm(this.file, { force: true });
+      if (data.length === 0) throw new CameraError(`${this.o.command} returned no image from ${this.o.device || 'the default camera'}`);
+      return data;
     });
   }
 
@@ -61,9 +72,9 @@ export class WebcamSource implements CameraSource {
     void loop();
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
-    return Promise.resolve();
+    await rm(this.file, { force: true });
   }
 }

@@ -188,3 +188,24 @@ test('ffmpeg arguments per input kind; credentials never shown', () => {
 });
 
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
+
+test('webcam source: node-webcam runs the capture command and frames flow; a failing command is a CameraError', async () => {
+  const img = await jpeg(77);
+  const src = path.join(tmp, 'cam.jpg');
+  writeFileSync(src, img);
+  // A stand-in for fswebcam: copies a JPEG to the file named by its last argument.
+  const fake = path.join(tmp, 'fake-fswebcam');
+  writeFileSync(fake, `#!/bin/sh\nfor last; do :; done\ncp ${JSON.stringify(src)} "$last"\n`);
+  chmodSync(fake, 0o755);
+  const q = new FrameQueue(100);
+  const { WebcamSource } = await import('../../src/capture/webcam.js');
+  const opts = { device: '/dev/video0', command: fake, skipFrames: 0, fps: 50, width: 32, height: 24 };
+  const cam = new Camera(() => new WebcamSource(opts), q, { name: 'door', reopen: { initialDelayMs: 10, maxDelayMs: 10, factor: 1, stallTimeoutMs: 0 }, startTimeoutMs: 5000 });
+  await cam.start();
+  while (cam.framesIn < 3) await new Promise((r) => setTimeout(r, 10));
+  await cam.stop();
+  for (let f = await q.take(); f; f = await q.take()) assert.ok(f.image.equals(img));
+  const failing = new Camera(() => new WebcamSource({ ...opts, command: '/bin/false' }), new FrameQueue(2), { name: 'door', reopen: { initialDelayMs: 10, maxDelayMs: 10, factor: 1, stallTimeoutMs: 0 }, startTimeoutMs: 5000 });
+  await assert.rejects(failing.start(), /camera "door" \(webcam \/dev\/video0\) failed at start: \/bin\/false could not capture/);
+  await assert.rejects(new WebcamSource({ ...opts, device: '/dev/video0; rm -rf /' }).open({ frame() {}, error() {}, end() {} }), /may contain only/);
+});
