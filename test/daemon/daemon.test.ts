@@ -160,3 +160,29 @@ test('embedded broker when no url is configured', async () => {
   await sub.client.endAsync();
   await daemon.stop();
 });
+
+test('a camera that fails while running is reopened without a restart; /healthz says 503 meanwhile', async () => {
+  let opened = 0;
+  let sinkOf: import('../../src/capture/source.js').FrameSink | undefined;
+  const rec = new ScriptRecogniser();
+  const cfg = testConfig({ url: broker.url, stateDir: path.join(tmp, 'reopen'), kioskId: 'k5', extra: { camera: { type: 'directory', reopen: { initialDelayMs: 300, maxDelayMs: 300, stallTimeoutMs: 0 } } } });
+  const daemon = new Daemon(cfg, {
+    loadRecogniser: () => Promise.resolve(rec),
+    createDecider: () => new EachFrameDecider(),
+    createSource: () => {
+      opened++;
+      const inner = new ScriptSource(['none'], 10, true);
+      return { description: 'flaky', open: (sink) => { sinkOf = sink; return inner.open(sink); }, close: () => inner.close() };
+    },
+  });
+  await daemon.start();
+  const health = async (): Promise<number> => (await fetch(`${daemon.httpAddress ?? ''}/healthz`)).status;
+  assert.equal(await health(), 200);
+  sinkOf?.error(new Error('USB camera unplugged'));
+  assert.equal(await health(), 503);
+  await until('reopened', () => daemon.health().camera === 'ok');
+  assert.equal(await health(), 200);
+  assert.equal(opened, 2);
+  assert.match(await (await fetch(`${daemon.httpAddress ?? ''}/metrics`)).text(), /facegate_camera_reopens_total 1/);
+  await daemon.stop();
+});
