@@ -109,8 +109,8 @@ async function main(): Promise<void> {
   const config = {
     camera: { type: 'directory', name: 'demo', fps: Number(values.fps), queueSize: 1000, directory: { path: frames, loop: false } },
     model: { dir: modelDir },
-    // Each photo is a new visit: the per-person cooldown covers one appearance (6 frames) but not the next photo.
-    decide: { cooldownMs: Math.round((8 * 1000) / Number(values.fps)) },
+    // Each photo is a new visit: the per-person cooldown (12 frames) covers one appearance (6 frames) but not the next photo (18 frames later).
+    decide: { cooldownMs: Math.round((12 * 1000) / Number(values.fps)) },
     mqtt: { url: '', kioskId: 'demo', embedded: { port } },
     http: { port: 0 },
     state: { dir: path.join(work, 'state') },
