@@ -13,6 +13,10 @@ import path from 'node:path';
 export interface MosquittoOptions {
   /** Keep sessions and queued messages across kill()/restart() (autosaved on every change). */
   persistence?: boolean;
+  /** TLS listener (PEM files); with requireCertificate, clients must present a certificate signed by `ca`. */
+  tls?: { ca: string; cert: string; key: string; requireCertificate?: boolean };
+  /** A mosquitto password file (mosquitto_passwd); anonymous clients are then refused. */
+  passwordFile?: string;
 }
 
 export interface Mosquitto {
@@ -39,6 +43,7 @@ export function freePort(): Promise<number> {
   });
 }
 
+// Mosquitto only accepts listener options after `listener`; password_file is global but allowed anywhere in mosquitto 2.
 async function waitForPort(port: number, child: ChildProcess, timeoutMs: number, log: () => string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -60,7 +65,9 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
   const conf = path.join(dir, 'mosquitto.conf');
   const lines = [
     `listener ${port} 127.0.0.1`,
-    'allow_anonymous true',
+    opts.passwordFile ? `password_file ${opts.passwordFile}` : 'allow_anonymous true',
+    ...(opts.passwordFile ? ['allow_anonymous false'] : []),
+    ...(opts.tls ? [`cafile ${opts.tls.ca}`, `certfile ${opts.tls.cert}`, `keyfile ${opts.tls.key}`, `require_certificate ${opts.tls.requireCertificate ? 'true' : 'false'}`] : []),
     'log_dest stderr',
     'log_type error',
     'log_type warning',
@@ -96,7 +103,7 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
   };
   await launch();
   return {
-    url: `mqtt://127.0.0.1:${port}`,
+    url: `${opts.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`,
     port,
     log: () => output,
     kill: (signal: NodeJS.Signals = 'SIGKILL') => halt(signal),
