@@ -43,7 +43,6 @@ export function freePort(): Promise<number> {
   });
 }
 
-// Mosquitto only accepts listener options after `listener`; password_file is global but allowed anywhere in mosquitto 2.
 async function waitForPort(port: number, child: ChildProcess, timeoutMs: number, log: () => string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
