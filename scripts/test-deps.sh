@@ -5,6 +5,8 @@ set -euo pipefail
 need=()
 command -v mosquitto >/dev/null 2>&1 || need+=(mosquitto)
 command -v mosquitto_sub >/dev/null 2>&1 || need+=(mosquitto-clients)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v systemd-notify >/dev/null 2>&1 || need+=(systemd)
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 [ ${#need[@]} -eq 0 ] && exit 0
 sudo=""

@@ -21,12 +21,12 @@ export interface TrainedModelOptions {
 
 const DEFAULT_CLASSES = ['s1', 's2', 's3', 's4'] as const;
 
-/** Hash of the compiled training and model-format code: a code change rebuilds the fixture. */
+/** Hash of the compiled code a trained model depends on (training, model format, face extraction): a change rebuilds the fixture. */
 function codeVersion(): string {
   const here = path.dirname(fileURLToPath(import.meta.url));
   const dist = path.resolve(here, '..', '..', 'src');
   const h = createHash('sha256');
-  for (const sub of ['train', 'model']) {
+  for (const sub of ['train', 'model', 'detect', 'recognise', 'shared']) {
     const dir = path.join(dist, sub);
     if (!existsSync(dir)) continue;
     const files = readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.js')).sort();
