@@ -195,7 +195,7 @@ export async function train(input: TrainOptions, hooks: TrainHooks = {}): Promis
   await extractor.dispose();
   head.dispose();
   if (dataset.skipped.length) {
-    print(`skipped ${dataset.skipped.length} unreadable file(s):`);
+    print(`skipped ${dataset.skipped.length} file(s):`);
     for (const s of dataset.skipped) print(`  ${s.file}: ${s.reason}`);
   }
   const result: TrainResult = {
