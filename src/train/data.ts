@@ -186,7 +186,7 @@ export async function loadDataset(o: LoadOptions): Promise<Dataset> {
     if (empty.length) {
       throw new DataError(
         `no usable ${where} images for ${empty.join(', ')}` +
-          (skipped.length ? ` (${skipped.length} file(s) skipped as unreadable)` : '') +
+          (skipped.length ? ` (${skipped.length} file(s) skipped: unreadable or no face)` : '') +
           (valList ? '' : ` — with --validation-split ${o.validationSplit} each class needs at least 2 images`) +
           '. Add readable images for these people or remove their folders.',
       );
