@@ -68,6 +68,9 @@ export function registerTrain(program: Command): void {
     .option('--json', 'print one JSON object at the end instead of prose', false)
     .option('--no-progress', 'no progress bars')
     .action(async (opts: CliOptions) => {
+      // pino writes to stdout: with --json keep stdout to the one JSON object unless the
+      // user chose a log level (the logger is created on first import, below).
+      if (opts.json && !process.env.FACEGATE_LOG_LEVEL && !process.env.LOG_LEVEL) process.env.FACEGATE_LOG_LEVEL = 'warn';
       const { runTrainCli } = await import('../train/cli-run.js');
       await runTrainCli(opts);
     });

@@ -25,7 +25,7 @@ test('facegate train --json prints one JSON object with the documented keys and 
   const { stdout } = await run(process.execPath, [
     path.join(projectRoot, 'dist/src/cli.js'), 'train', '--data', sharedPaths.orl, '--out', out,
     '--weights', path.dirname(sharedPaths.mobilenet025), '--classes', 's1,s2,s3', '--epochs', '3', '--seed', '11', '--crops', '--json',
-  ], { cwd: projectRoot, env: { ...process.env, FACEGATE_LOG_LEVEL: 'warn' }, maxBuffer: 1 << 24 });
+  ], { cwd: projectRoot, env: Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'FACEGATE_LOG_LEVEL' && k !== 'LOG_LEVEL')), maxBuffer: 1 << 24 });
   const lines = stdout.trim().split('\n');
   assert.equal(lines.length, 1, `stdout holds only the JSON object:\n${stdout.slice(0, 2000)}`);
   const j = JSON.parse(lines[0] ?? '') as Record<string, unknown>;
