@@ -73,5 +73,19 @@ async function build(dir: string, backbone: 'mobilenet_v1' | 'faceres', classes:
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
+  await pruneStale(parent, dir);
   return dir;
+}
+
+/** Removes fixtures of older code versions (untouched for a day) so the temp folder does not fill up. */
+async function pruneStale(parent: string, keep: string): Promise<void> {
+  const { readdir, stat } = await import('node:fs/promises');
+  const dayAgo = Date.now() - 24 * 3600 * 1000;
+  for (const name of await readdir(parent)) {
+    const p = path.join(parent, name);
+    if (p === keep || !name.startsWith('model-')) continue;
+    try {
+      if ((await stat(p)).mtimeMs < dayAgo) await rm(p, { recursive: true, force: true });
+    } catch { /* another process pruned it */ }
+  }
 }
