@@ -29,6 +29,37 @@ test('without --weights and offline, the download fails with a message that says
   }
 });
 
+test('without --weights the official model is downloaded once into the cache and reused (served locally)', async (t) => {
+  if (!requireShared(t)) return;
+  const { createServer } = await import('node:http');
+  const { readFile } = await import('node:fs/promises');
+  const served: string[] = [];
+  const root = path.dirname(path.dirname(sharedPaths.mobilenet025)); // …/models, holding mobilenet_v1_0.25_224/
+  const server = createServer((req, res) => {
+    const rel = decodeURIComponent((req.url ?? '/').split('?')[0] ?? '/');
+    served.push(rel);
+    readFile(path.join(root, path.normalize(rel)))
+      .then((b) => { res.writeHead(200); res.end(b); })
+      .catch(() => { res.writeHead(404); res.end(); });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as import('node:net').AddressInfo).port;
+  const cache = await mkdtemp(path.join(os.tmpdir(), 'fg-cache-'));
+  try {
+    const a = await resolveBackbone({ name: 'mobilenet_v1', alpha: 0.25, cacheDir: cache, baseUrl: `http://127.0.0.1:${port}` });
+    assert.equal(a.source, `http://127.0.0.1:${port}/mobilenet_v1_0.25_224/model.json`);
+    assert.ok(a.modelJsonPath.startsWith(cache));
+    assert.equal(a.featureSize, 256);
+    assert.ok(served.includes('/mobilenet_v1_0.25_224/model.json') && served.length > 1, 'model.json and its shards were fetched');
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    const b = await resolveBackbone({ name: 'mobilenet_v1', alpha: 0.25, cacheDir: cache, baseUrl: `http://127.0.0.1:${port}` });
+    assert.equal(b.modelJsonPath, a.modelJsonPath, 'second call served from the cache with the server gone');
+  } finally {
+    server.close();
+    await rm(cache, { recursive: true, force: true });
+  }
+});
+
 test('--weights accepts the model.json or its folder; sizes come from the model', async (t) => {
   if (!requireShared(t)) return;
   const a = await resolveBackbone({ name: 'mobilenet_v1', weights: sharedPaths.mobilenet025 });
