@@ -61,7 +61,7 @@ export const decideSchema = deciderOptionsSchema.describe('turning per-frame mat
 export const mqttSchema = z.object({
   url: z.string().describe('broker URL (mqtt://, mqtts://, ws://, wss://); empty = start an embedded broker on loopback').default(''),
   baseTopic: z.string().min(1).regex(/^[^+#]+$/, 'must not contain + or #').describe('first topic level; topics are <baseTopic>/<kioskId>/...').default('facegate'),
-  kioskId: z.string().min(1).regex(/^[^/+#]+$/, 'must not contain /, + or #').describe('this kiosk\'s id, the second topic level').default('kiosk'),
+  kioskId: z.string().min(1).regex(/^[^/+#]+$/, 'must not contain /, + or #').refine((id) => id !== 'fleet', 'must not be "fleet" (that level carries fleet-wide model offers)').describe('this kiosk\'s id, the second topic level').default('kiosk'),
   protocolVersion: z.union([z.literal(5), z.literal(4)]).describe('MQTT protocol version: 5, or 4 for MQTT 3.1.1').default(5),
   clientId: z.string().describe('MQTT client id; empty = facegate-<kioskId>').default(''),
   username: z.string().describe('user name; empty = none').default(''),

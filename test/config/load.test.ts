@@ -47,6 +47,10 @@ test('bad config: every problem as a path: message line', () => {
   });
 });
 
+test('"fleet" is refused as a kiosk id (it carries fleet-wide offers)', () => {
+  assert.throws(() => loadConfig({ file: write('fleet.json', { mqtt: { kioskId: 'fleet' } }), env: {} }), /^mqtt\.kioskId: must not be "fleet"/m);
+});
+
 test('unknown env key and broken JSON are config errors', () => {
   assert.throws(() => envOverrides({ FACEGATE__MQTT__NOPE: '1' }), /FACEGATE__MQTT__NOPE: no such config key/);
   assert.throws(() => loadConfig({ file: write('broken.json', '{ nope'), env: {} }), /not valid JSON/);
