@@ -3,6 +3,7 @@
  * background), made in code at test/eval time so that no data is committed. Seeded.
  */
 import sharp from 'sharp';
+import { mulberry32 } from '../../src/train/rng.js';
 
 export interface ComposeOptions {
   readonly width?: number;
@@ -19,20 +20,10 @@ export interface Composed {
   readonly box: { x: number; y: number; width: number; height: number };
 }
 
-function mulberry(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A textured background: colour gradient, a few soft blobs, pixel noise. */
 export function background(width: number, height: number, seed: number): Buffer {
-  const rnd = mulberry(seed);
+  const rnd = mulberry32(seed);
   const px = Buffer.alloc(width * height * 3);
   const base = [rnd() * 200, rnd() * 200, rnd() * 200];
   const blobs = Array.from({ length: 6 }, () => ({ x: rnd() * width, y: rnd() * height, r: 40 + rnd() * 160, c: [rnd() * 255, rnd() * 255, rnd() * 255] }));
@@ -56,7 +47,7 @@ export function background(width: number, height: number, seed: number): Buffer 
 export async function composeFrame(face: string | Buffer, o: ComposeOptions): Promise<Composed> {
   const width = o.width ?? 640;
   const height = o.height ?? 480;
-  const rnd = mulberry(o.seed * 7919 + 17);
+  const rnd = mulberry32(o.seed * 7919 + 17);
   const meta = await sharp(face).metadata();
   const [lo, hi] = o.scale ?? [1.6, 2.6];
   const s = lo + (hi - lo) * rnd();

@@ -6,18 +6,10 @@
  * and the benchmark, where only the graph's shape and op mix matter, not its training.
  */
 import { GraphBuilder, attr, encodeModel } from '../../src/model/onnx/builder.js';
+import { mulberry32 } from '../../src/train/rng.js';
 
 /** Deterministic PRNG (mulberry32) so fixtures are the same on every run. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = mulberry32;
 
 function gaussian(rand: () => number, n: number, std: number): Float32Array {
   const out = new Float32Array(n);

@@ -70,6 +70,9 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
     'log_dest stderr',
     'log_type error',
     'log_type warning',
+    // Model bundles arrive as thousands of QoS 1 chunks: let them queue for a slow client.
+    'max_queued_messages 10000',
+    'max_inflight_messages 100',
   ];
   // Run as root, mosquitto drops to the user "mosquitto", which cannot write our temp dir.
   if (process.getuid?.() === 0) lines.push('user root');

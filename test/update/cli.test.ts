@@ -6,7 +6,7 @@ import { mkdtemp, rm, stat, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connectAsync } from 'mqtt';
-import { startMosquitto } from '../support/mosquitto-h6.js';
+import { startMosquitto } from '../support/mosquitto.js';
 import { offerSchema } from '../../src/update/transfer.js';
 import { writeTinyModelDir } from './helpers.js';
 

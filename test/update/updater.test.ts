@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connectAsync, type MqttClient } from 'mqtt';
 import { pino } from 'pino';
-import { startMosquitto, type Mosquitto } from '../support/mosquitto-h6.js';
+import { startMosquitto, type Mosquitto } from '../support/mosquitto.js';
 import { trainedModelDir } from '../support/fixtures.js';
 import { MqttConnection } from '../../src/publish/mqtt.js';
 import { Topics } from '../../src/publish/topics.js';
