@@ -23,6 +23,7 @@ interface QuantizeCliOptions {
   keepFloat?: string[];
   percentile?: string;
   biasCorrection: boolean;
+  mixedPrecision: boolean;
 }
 
 function positiveInt(flag: string, v: string): number {
@@ -100,7 +101,7 @@ async function runQuantize(o: QuantizeCliOptions): Promise<void> {
   );
   const started = Date.now();
   const { model, report } = await quantizeModel({
-    model: fp32, calibration: cal.images, method: o.method, samples, biasCorrection: o.biasCorrection,
+    model: fp32, calibration: cal.images, method: o.method, samples, biasCorrection: o.biasCorrection, mixedPrecision: o.mixedPrecision,
     ...(o.keepFloat ? { keepFloat: o.keepFloat } : {}),
     ...(percentile !== undefined ? { percentile } : {}),
   });
@@ -121,6 +122,7 @@ async function runQuantize(o: QuantizeCliOptions): Promise<void> {
     biasCorrected: report.biasCorrected,
     intNodes: report.intNodes.length,
     floatNodes: report.floatNodes,
+    ...(report.mixedPrecision ? { mixedPrecision: report.mixedPrecision } : {}),
     ...(check ? { check: { ...check, meetsTarget: check.top1Agreement >= MIN_AGREEMENT } } : {}),
     createdAt: new Date().toISOString(),
   };
@@ -136,6 +138,9 @@ async function runQuantize(o: QuantizeCliOptions): Promise<void> {
     `wrote ${out} (${(model.length / 1e6).toFixed(2)} MB, fp32 ${(fp32.length / 1e6).toFixed(2)} MB) in ${((Date.now() - started) / 1000).toFixed(1)} s\n` +
       `  ${intOps} Conv/Gemm nodes int8, ${report.absorbedActivations.length} Relu/Clip folded, ${report.tensorsCalibrated} activations calibrated (${report.method}, ${report.samples} images), ${report.biasCorrected} biases corrected\n` +
       report.floatNodes.map((f) => `  float: ${f.name} (${f.opType}): ${f.reason}\n`).join('') +
+      (report.mixedPrecision
+        ? `  mixed precision: relative error ${report.mixedPrecision.before.relativeError.toFixed(4)} → ${report.mixedPrecision.after.relativeError.toFixed(4)} on ${report.mixedPrecision.images} ${report.mixedPrecision.heldOut ? 'held-out' : 'calibration'} images, ${report.mixedPrecision.keptFloat.length} unit(s) kept float\n`
+        : '') +
       (check
         ? `  int8 vs fp32 on ${check.images} ${check.heldOut ? 'held-out' : 'calibration'} images: top-1 agreement ${(check.top1Agreement * 100).toFixed(1)} %, max |Δp| ${check.maxAbsDiffProbability.toFixed(4)}` +
           `${check.minEmbeddingCosine !== undefined ? `, min embedding cosine ${check.minEmbeddingCosine.toFixed(4)}` : ''}\n`
@@ -155,6 +160,7 @@ export function registerQuantize(program: Command): void {
     .option('--out <file.onnx>', 'output file (default: <model>.int8.onnx beside the input)')
     .option('--keep-float <node...>', 'node names to keep in float (see the report for names)')
     .option('--percentile <p>', 'with --method percentile: share of values kept (default 99.999)')
+    .option('--no-mixed-precision', 'do not keep the most sensitive layers in float automatically (docs/quantize.md)')
     .option('--no-bias-correction', 'skip the per-channel bias correction after quantising (faster, less accurate)')
     .addHelpText('after', '\nExample:\n  facegate quantize --model models/20260101.120000/model.onnx --calibration ../shared/data/faces/orl/train')
     .action(async (o: QuantizeCliOptions) => {

@@ -48,12 +48,14 @@ export const defaultExportStep: ExportStep = async (input) => {
       samples: q.report.samples,
       intNodes: q.report.intNodes.length,
       floatNodes: q.report.floatNodes,
+      ...(q.report.mixedPrecision ? { mixedPrecision: q.report.mixedPrecision } : {}),
       comparedOn: 'validation',
       ...cmp,
     },
     notes: [
       `int8 model: ${q.report.intNodes.length} int8 nodes, top-1 agreement with fp32 ${cmp.top1Agreement.toFixed(4)} on ${cmp.images} validation images` +
-        (cmp.accuracyInt8 !== undefined ? `, accuracy fp32 ${cmp.accuracyFp32?.toFixed(4)} / int8 ${cmp.accuracyInt8.toFixed(4)}` : ''),
+        (cmp.accuracyInt8 !== undefined ? `, accuracy fp32 ${cmp.accuracyFp32?.toFixed(4)} / int8 ${cmp.accuracyInt8.toFixed(4)}` : '') +
+        (q.report.mixedPrecision?.keptFloat.length ? `; kept float by mixed precision: ${q.report.mixedPrecision.keptFloat.map((k) => k.name).join(', ')}` : ''),
     ],
   };
 };

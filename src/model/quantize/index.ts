@@ -20,13 +20,19 @@ import {
   type CalibrationMethod, type Range,
 } from './calibrate.js';
 import { decodeOnnx, pixelBatch, pixelInput, spread, type PixelInput } from './io.js';
-import { applyQdq, planQuantization, type FloatNode } from './graph.js';
+import { applyQdq, planQuantization, type FloatNode, type QuantPlan } from './graph.js';
 import { activationParams, type ActivationParams } from './params.js';
+import {
+  DEFAULT_TARGET, decisionTensor, decisionValues, deviation, meets,
+  type Deviation, type MixedPrecisionTarget, type NodeSensitivity,
+} from './mixed.js';
+import { DEFAULT_EQUALIZE_CAP, equalizeActivations } from './equalize.js';
 
 export { decodeOnnx, pixelBatch, pixelInput, spread } from './io.js';
 export { compareModels, type Comparison } from './compare.js';
 export { calibrationMethods, type CalibrationMethod } from './calibrate.js';
 export type { FloatNode } from './graph.js';
+export type { Deviation, MixedPrecisionTarget, NodeSensitivity } from './mixed.js';
 
 const log = moduleLogger('quantize');
 
@@ -53,6 +59,45 @@ export interface QuantizeOptions {
    * images, layer by layer in graph order.
    */
   readonly biasCorrection?: boolean;
+  /**
+   * Automatic mixed precision (on by default; false to turn off): keep in float the
+   * fewest most sensitive int8 nodes until the int8 model's deviation from fp32 on
+   * held-out images meets the target (mixed.ts).
+   */
+  readonly mixedPrecision?: boolean | MixedPrecisionTarget;
+  /**
+   * Images the mixed-precision search measures on (RGB at the input size). Default: the
+   * calibration images that `samples` did not pick, else the calibration images. Never
+   * pass the images the model is validated on.
+   */
+  readonly heldOut?: readonly RgbImage[];
+  /**
+   * Activation range equalisation before quantising (equalize.ts; off by default: it
+   * did not help MobileNet 0.25, see docs/quantize.md): true, or a number for the
+   * largest per-channel scale (default 16).
+   */
+  readonly equalize?: boolean | number;
+  /** Calibration images the bias correction averages over (the first ones picked; default 32). */
+  readonly biasCorrectionImages?: number;
+}
+
+/** What the automatic mixed-precision search measured and chose. */
+export interface MixedPrecisionReport {
+  /** Held-out images measured on, and whether they were disjoint from the calibration images. */
+  readonly images: number;
+  readonly heldOut: boolean;
+  /** The tensor compared (logits, embedding or the first output). */
+  readonly tensor: string;
+  readonly target: Required<MixedPrecisionTarget>;
+  /** All nodes int8 (after bias correction). */
+  readonly before: Deviation;
+  /** With `keptFloat` in float (after bias correction again). */
+  readonly after: Deviation;
+  readonly meetsTarget: boolean;
+  /** Nodes the search kept float, most sensitive first. */
+  readonly keptFloat: readonly NodeSensitivity[];
+  /** The most sensitive nodes measured (up to 8), for the record. */
+  readonly mostSensitive: readonly NodeSensitivity[];
 }
 
 export interface QuantizeReport {
@@ -70,6 +115,10 @@ export interface QuantizeReport {
   readonly floatNodes: readonly FloatNode[];
   /** Conv nodes whose bias was corrected (0 when bias correction is off). */
   readonly biasCorrected: number;
+  /** Tensors whose channel ranges were equalised (0 when equalisation is off). */
+  readonly equalizedTensors: number;
+  /** The mixed-precision search, when it ran. */
+  readonly mixedPrecision?: MixedPrecisionReport;
 }
 
 export interface QuantizeResult {
@@ -237,14 +286,128 @@ async function correctBiases(
   return { model: work, nodes: targets.length };
 }
 
+function resolveTarget(t: MixedPrecisionTarget | undefined): Required<MixedPrecisionTarget> {
+  return {
+    minAgreement: t?.minAgreement ?? 0.99,
+    maxRelativeError: t?.maxRelativeError ?? DEFAULT_TARGET.maxRelativeError,
+    maxFloatNodes: t?.maxFloatNodes ?? DEFAULT_TARGET.maxFloatNodes,
+    images: t?.images ?? DEFAULT_TARGET.images,
+  };
+}
+
+/** A copy of the bias-corrected model with the fp32 biases back on `nodes` (kept float: nothing to correct). */
+function restoreBiases(corrected: OnnxTypes.IModelProto, fp32: OnnxTypes.IModelProto, nodes: ReadonlySet<string>): OnnxTypes.ModelProto {
+  const copy = decodeModel(encodeModel(corrected));
+  const g = copy.graph as OnnxTypes.GraphProto;
+  const original = new Map((fp32.graph?.initializer ?? []).map((t) => [t.name ?? '', t]));
+  const inits = new Map(g.initializer.map((t) => [t.name ?? '', t]));
+  for (const n of g.node) {
+    const b = n.input?.[2];
+    if (!nodes.has(n.name ?? '') || !b) continue;
+    const src = original.get(b);
+    const dst = inits.get(b);
+    if (src && dst) { dst.rawData = src.rawData ?? new Uint8Array(); dst.floatData = [...(src.floatData ?? [])]; }
+  }
+  return copy;
+}
+
+/** Candidates re-measured at each step of the greedy search (the best-ranked so far). */
+const RESCORE = 8;
+
+/**
+ * Candidate units for the search: each int8 node alone (removes its weight rounding),
+ * and each quantised activation between int8 nodes with its producer and int8 consumers
+ * (keeping them float removes that tensor's uint8 rounding as well).
+ */
+function floatUnits(fp32: OnnxTypes.IModelProto, plan: QuantPlan, maxNodes: number): string[][] {
+  const nodes = fp32.graph?.node ?? [];
+  const ints = new Set(plan.intNodes);
+  const absorbed = new Set(plan.absorbed);
+  const units: string[][] = plan.intNodes.map((n) => [n]);
+  for (const n of nodes) {
+    if (!ints.has(n.name ?? '')) continue;
+    let out = n.output?.[0] ?? '';
+    const act = nodes.find((c) => absorbed.has(c.name ?? '') && c.input?.[0] === out);
+    if (act) out = act.output?.[0] ?? out;
+    const consumers = nodes.filter((c) => ints.has(c.name ?? '') && (c.input ?? []).includes(out)).map((c) => c.name ?? '');
+    if (consumers.length > 0) units.push([n.name ?? '', ...consumers]);
+  }
+  // The stem: the first k int8 nodes in graph order. Early layers' rounding is amplified
+  // by every later layer (in MobileNet 0.25 the first depthwise convs have gains up to
+  // ~75), but one of them alone rarely helps: its neighbours' rounding remains.
+  for (let k = 3; k <= Math.min(maxNodes, plan.intNodes.length - 1); k++) units.push(plan.intNodes.slice(0, k));
+  return units;
+}
+
+/**
+ * The mixed-precision search (mixed.ts): deviation with every node int8; if it misses
+ * the target, each node's error when it alone is float; then the k most sensitive kept
+ * float, k = 1, 2, … until the target is met (or the budget is spent: then the k with
+ * the lowest error).
+ */
+async function searchFloatNodes(
+  original: OnnxTypes.IModelProto,
+  fp32: OnnxTypes.IModelProto,
+  keep: ReadonlySet<string>,
+  plan: QuantPlan,
+  corrected: OnnxTypes.IModelProto,
+  params: Map<string, ActivationParams>,
+  ensureParams: (p: QuantPlan) => Promise<void>,
+  held: readonly RgbImage[],
+  target: Required<MixedPrecisionTarget>,
+): Promise<{ tensor: string; logits: boolean; reference: Float32Array[]; before: Deviation; keptFloat: NodeSensitivity[]; sensitivities: NodeSensitivity[] }> {
+  const { name: tensor, logits } = decisionTensor(fp32);
+  const reference = await decisionValues(original, tensor, held);
+  const measure = async (extra: readonly string[]): Promise<Deviation> => {
+    const p = extra.length ? planQuantization(fp32, new Set([...keep, ...extra])) : plan;
+    await ensureParams(p);
+    const model = applyQdq(extra.length ? restoreBiases(corrected, fp32, new Set(extra)) : corrected, p, params);
+    return deviation(reference, await decisionValues(model, tensor, held));
+  };
+  const before = await measure([]);
+  if (meets(before, target, logits) || target.maxFloatNodes < 1) return { tensor, logits, reference, before, keptFloat: [], sensitivities: [] };
+  const sensitivities: NodeSensitivity[] = [];
+  for (const unit of floatUnits(fp32, plan, target.maxFloatNodes)) {
+    sensitivities.push({ name: unit.join('+'), nodes: unit, relativeErrorWhenFloat: (await measure(unit)).relativeError });
+  }
+  sensitivities.sort((a, b) => a.relativeErrorWhenFloat - b.relativeErrorWhenFloat);
+  // Greedy forward selection: each step adds the unit that lowers the error most with
+  // the units already chosen (errors do not add up: bias correction of later layers
+  // absorbs part of earlier layers' error), trying the RESCORE best-ranked candidates.
+  const kept: NodeSensitivity[] = [];
+  const nodesOf = (units: readonly NodeSensitivity[]): string[] => [...new Set(units.flatMap((u) => u.nodes))];
+  let ranking = sensitivities;
+  let current = before;
+  let best: { kept: NodeSensitivity[]; d: Deviation } = { kept: [], d: before };
+  while (!meets(current, target, logits)) {
+    const chosen = new Set(nodesOf(kept));
+    const open = ranking.filter((u) => u.nodes.some((n) => !chosen.has(n)) && nodesOf([...kept, u]).length <= target.maxFloatNodes);
+    if (open.length === 0) break;
+    const scored: { unit: NodeSensitivity; d: Deviation }[] = [];
+    for (const unit of open.slice(0, RESCORE)) scored.push({ unit, d: kept.length === 0 ? await measure(unit.nodes) : await measure(nodesOf([...kept, unit])) });
+    scored.sort((x, y) => x.d.relativeError - y.d.relativeError);
+    const step = scored[0];
+    if (!step) break;
+    kept.push({ ...step.unit, relativeErrorWhenFloat: step.d.relativeError });
+    current = step.d;
+    log.debug({ kept: kept.map((k) => k.name), ...current }, 'mixed precision: step');
+    if (current.relativeError < best.d.relativeError) best = { kept: [...kept], d: current };
+    const order = new Map(scored.map((x, i) => [x.unit.name, i]));
+    ranking = [...open].sort((x, y) => (order.get(x.name) ?? RESCORE + open.indexOf(x)) - (order.get(y.name) ?? RESCORE + open.indexOf(y)));
+  }
+  if (meets(current, target, logits)) best = { kept, d: current };
+  return { tensor, logits, reference, before, keptFloat: best.kept, sensitivities };
+}
+
 /** Quantises an fp32 facegate ONNX model to int8 QDQ, calibrated on `calibration`. */
 export async function quantizeModel(options: QuantizeOptions): Promise<QuantizeResult> {
   const { method } = options;
   if (!calibrationMethods.includes(method)) {
     throw new DataError(`unsupported calibration method "${String(method)}". Should be one of: ${calibrationMethods.join(', ')}`);
   }
-  const fp32 = decodeOnnx(options.model);
-  checkOpset(fp32);
+  const original = decodeOnnx(options.model);
+  checkOpset(original);
+  let fp32: OnnxTypes.IModelProto = original;
   const input = pixelInput(fp32);
   const samples = options.samples ?? options.calibration.length;
   if (!Number.isInteger(samples) || samples < 1) throw new DataError(`samples must be a positive integer, got ${samples}`);
@@ -252,17 +415,63 @@ export async function quantizeModel(options: QuantizeOptions): Promise<QuantizeR
   if (images.length === 0) throw new DataError('no calibration images: give a folder of face images like the ones the kiosk will see (the training images will do)');
   pixelBatch(images, input.height, input.width); // size check before any work
 
-  const plan = planQuantization(fp32, new Set(options.keepFloat ?? []));
+  const keep = new Set(options.keepFloat ?? []);
+  planQuantization(fp32, keep); // checks keepFloat names before any work
+  let equalized: readonly string[] = [];
+  if (options.equalize !== undefined && options.equalize !== false) {
+    const eq = await equalizeActivations(fp32, images, keep, typeof options.equalize === 'number' ? options.equalize : DEFAULT_EQUALIZE_CAP);
+    fp32 = eq.model;
+    equalized = eq.tensors;
+    log.debug({ tensors: equalized.length }, 'activation ranges equalised');
+  }
+  let plan = planQuantization(fp32, keep);
   if (plan.intNodes.length === 0) throw new ModelError('the model has no Conv or Gemm node that can run in int8: nothing to quantise');
   const toCalibrate = plan.tensors.filter((t) => !plan.sharesWith.has(t));
   log.info({ method, samples: images.length, tensors: toCalibrate.length, intNodes: plan.intNodes.length }, 'calibrating');
   const ranges = await calibrate(fp32, toCalibrate, images, method, options.percentile);
   const params = new Map<string, ActivationParams>();
   for (const [t, r] of ranges) params.set(t, activationParams(r.min, r.max));
+  /** Calibrates the tensors a changed plan quantises that the first plan did not. */
+  const ensureParams = async (p: QuantPlan): Promise<void> => {
+    const missing = p.tensors.filter((t) => !p.sharesWith.has(t) && !params.has(t));
+    if (missing.length === 0) return;
+    for (const [t, r] of await calibrate(fp32, missing, images, method, options.percentile)) params.set(t, activationParams(r.min, r.max));
+  };
+  const biasCorrection = options.biasCorrection !== false;
+  const correct = (p: QuantPlan): Promise<{ model: OnnxTypes.IModelProto; nodes: number }> => (biasCorrection
+    ? correctBiases(fp32, p, params, images.slice(0, options.biasCorrectionImages ?? BIAS_CORRECTION_IMAGES))
+    : Promise.resolve({ model: fp32, nodes: 0 }));
 
-  const corrected = options.biasCorrection === false
-    ? { model: fp32, nodes: 0 }
-    : await correctBiases(fp32, plan, params, images.slice(0, BIAS_CORRECTION_IMAGES));
+  let corrected = await correct(plan);
+  let mixed: MixedPrecisionReport | undefined;
+  let autoFloat: readonly NodeSensitivity[] = [];
+  if (options.mixedPrecision !== false) {
+    const picked = new Set(images);
+    const unused = options.heldOut ?? options.calibration.filter((x) => !picked.has(x));
+    const target = resolveTarget(options.mixedPrecision === true ? undefined : options.mixedPrecision);
+    const held = spread(unused.length > 0 ? unused : images, target.images);
+    pixelBatch(held, input.height, input.width);
+    const search = await searchFloatNodes(original, fp32, keep, plan, corrected.model, params, ensureParams, held, target);
+    autoFloat = search.keptFloat;
+    let after = search.before;
+    if (autoFloat.length > 0) {
+      plan = planQuantization(fp32, new Set([...keep, ...autoFloat.flatMap((k) => k.nodes)]));
+      await ensureParams(plan);
+      corrected = await correct(plan);
+      after = deviation(search.reference, await decisionValues(applyQdq(corrected.model, plan, params), search.tensor, held));
+    }
+    mixed = {
+      images: held.length, heldOut: unused.length > 0, tensor: search.tensor, target, before: search.before, after,
+      meetsTarget: meets(after, target, search.logits), keptFloat: autoFloat, mostSensitive: search.sensitivities.slice(0, 8),
+    };
+    log.info({ keptFloat: autoFloat.map((k) => k.name), before: search.before, after }, 'mixed precision');
+  }
+  const floatNodes: FloatNode[] = plan.floatNodes.map((f) => {
+    const k = autoFloat.find((a) => a.nodes.includes(f.name));
+    return k && mixed
+      ? { ...f, reason: `kept float by automatic mixed precision: most sensitive node (relative ${mixed.tensor} error on ${mixed.images} held-out training images ${mixed.before.relativeError.toFixed(4)} with every node int8, ${k.relativeErrorWhenFloat.toFixed(4)} with ${k.nodes.length > 1 ? `${k.name} (and the activations between them)` : 'this one'} float)` }
+      : f;
+  });
   const int8 = applyQdq(corrected.model, plan, params);
   const report: QuantizeReport = {
     method,
@@ -271,12 +480,14 @@ export async function quantizeModel(options: QuantizeOptions): Promise<QuantizeR
     tensorsCalibrated: toCalibrate.length,
     intNodes: plan.intNodes,
     absorbedActivations: plan.absorbed,
-    floatNodes: plan.floatNodes,
+    floatNodes,
     biasCorrected: corrected.nodes,
+    equalizedTensors: equalized.length,
+    ...(mixed ? { mixedPrecision: mixed } : {}),
   };
   const meta = {
     ...metadataOf(fp32),
-    'facegate.quantization': JSON.stringify({ format: 'QDQ', weights: 'int8 symmetric per-channel', activations: 'uint8 asymmetric per-tensor', method, samples: images.length, floatNodes: plan.floatNodes.map((f) => f.name) }),
+    'facegate.quantization': JSON.stringify({ format: 'QDQ', weights: 'int8 symmetric per-channel', activations: 'uint8 asymmetric per-tensor', method, samples: images.length, floatNodes: floatNodes.map((f) => f.name) }),
   };
   int8.metadataProps = Object.entries(meta).map(([key, value]) => ({ key, value }));
   return { model: encodeModel(int8), report };

@@ -1,0 +1,122 @@
+/**
+ * Automatic mixed precision: which int8 Conv / Gemm nodes to keep in float so that the
+ * int8 model stays close enough to fp32.
+ *
+ * The error is measured on held-out training images (images the calibration did not
+ * use; never the validation images), on the tensor the decision is taken from: the
+ * logits (the input of the Softmax that writes `probabilities`) when the model has
+ * them, else `embedding`, else its first output. Two numbers: top-1 agreement on those
+ * images, and the relative error ‖z_int8 − z_fp32‖ / ‖z_fp32 − mean‖ summed over the
+ * images (a classifier's decisions flip on images whose margin is below the error, so
+ * the error, not the agreement on well-separated training images, is what predicts
+ * flips on new faces).
+ *
+ * Search: sensitivity of each int8 node, measured all-but-one (everything int8 except
+ * that node); nodes are then kept float in order of how much keeping them float alone
+ * lowers the error, the fewest until the target is met or the budget is spent.
+ */
+import type { OnnxTypes } from '../onnx/proto.js';
+import { onnx } from '../onnx/proto.js';
+import { decodeModel, encodeModel } from '../onnx/builder.js';
+import { OnnxModel, type TensorData } from '../../runtime/ort.js';
+import type { RgbImage } from '../../shared/image.js';
+import { pixelBatch, pixelInput } from './io.js';
+
+/** What the search aims at, and its budget. */
+export interface MixedPrecisionTarget {
+  /** Top-1 agreement with fp32 on the held-out images (default 0.99; 1 when there are fewer than 100). */
+  readonly minAgreement?: number;
+  /** Largest relative error of the decision tensor (default 0.05). */
+  readonly maxRelativeError?: number;
+  /** At most this many nodes kept float by the search (default 10). */
+  readonly maxFloatNodes?: number;
+  /** Held-out images used (default 64, spread). */
+  readonly images?: number;
+}
+
+export const DEFAULT_TARGET = { maxRelativeError: 0.05, maxFloatNodes: 10, images: 64 } as const;
+
+/** Error of an int8 model against fp32 on the held-out images. */
+export interface Deviation {
+  readonly top1Agreement: number;
+  readonly relativeError: number;
+}
+
+/** One node's sensitivity: the error with every other node int8 and this one float. */
+export interface NodeSensitivity {
+  /** The unit's nodes joined with '+'. */
+  readonly name: string;
+  /** A node alone, or an activation's producer with its consumers (that tensor then stays float too). */
+  readonly nodes: readonly string[];
+  readonly relativeErrorWhenFloat: number;
+}
+
+/** The tensor decisions are taken from, and whether it is a classifier's logits. */
+export function decisionTensor(model: OnnxTypes.IModelProto): { name: string; logits: boolean } {
+  const g = model.graph;
+  const outputs = (g?.output ?? []).map((o) => o.name ?? '');
+  if (outputs.includes('probabilities')) {
+    const sm = (g?.node ?? []).find((n) => n.opType === 'Softmax' && n.output?.[0] === 'probabilities');
+    const x = sm?.input?.[0];
+    if (x) return { name: x, logits: true };
+  }
+  if (outputs.includes('embedding')) return { name: 'embedding', logits: false };
+  return { name: outputs[0] ?? '', logits: false };
+}
+
+function withOutput(model: OnnxTypes.IModelProto, tensor: string): Uint8Array {
+  const copy = decodeModel(encodeModel(model));
+  const g = copy.graph as OnnxTypes.GraphProto;
+  if (!g.output.some((o) => o.name === tensor)) {
+    g.output.push(onnx.ValueInfoProto.fromObject({ name: tensor, type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT } } }));
+  }
+  return encodeModel(copy);
+}
+
+/** Values of the decision tensor for each image ([images][values]). */
+export async function decisionValues(model: OnnxTypes.IModelProto, tensor: string, images: readonly RgbImage[]): Promise<Float32Array[]> {
+  const input = pixelInput(model);
+  const session = await OnnxModel.load(withOutput(model, tensor));
+  const out: Float32Array[] = [];
+  try {
+    for (let i = 0; i < images.length; i += 8) {
+      const batch = images.slice(i, i + 8);
+      const r = await session.run({ [input.name]: { data: pixelBatch(batch, input.height, input.width), dims: [batch.length, input.height, input.width, 3] } }, [tensor]);
+      const v = (r[tensor] as TensorData).data as Float32Array;
+      const d = v.length / batch.length;
+      for (let j = 0; j < batch.length; j++) out.push(v.slice(j * d, (j + 1) * d));
+    }
+  } finally {
+    await session.release();
+  }
+  return out;
+}
+
+function argmax(v: Float32Array): number {
+  let best = 0;
+  for (let k = 1; k < v.length; k++) if ((v[k] as number) > (v[best] as number)) best = k;
+  return best;
+}
+
+/** Agreement and relative error of `got` against `want` (same images, same order). */
+export function deviation(want: readonly Float32Array[], got: readonly Float32Array[]): Deviation {
+  let agree = 0; let err = 0; let energy = 0;
+  want.forEach((w, i) => {
+    const g = got[i] as Float32Array;
+    if (argmax(w) === argmax(g)) agree++;
+    let mean = 0;
+    for (const x of w) mean += x;
+    mean /= w.length || 1;
+    for (let k = 0; k < w.length; k++) {
+      const d = (g[k] as number) - (w[k] as number);
+      const c = (w[k] as number) - mean;
+      err += d * d; energy += c * c;
+    }
+  });
+  return { top1Agreement: want.length ? agree / want.length : 1, relativeError: Math.sqrt(err / (energy || 1e-30)) };
+}
+
+/** Whether a deviation meets the target. `logits`: agreement only counts for a classifier. */
+export function meets(d: Deviation, target: Required<MixedPrecisionTarget>, logits: boolean): boolean {
+  return (!logits || d.top1Agreement >= target.minAgreement) && d.relativeError <= target.maxRelativeError;
+}
