@@ -445,6 +445,7 @@ export async function quantizeModel(options: QuantizeOptions): Promise<QuantizeR
   let corrected = await correct(plan);
   let mixed: MixedPrecisionReport | undefined;
   let autoFloat: readonly NodeSensitivity[] = [];
+  let onLogits = false;
   if (options.mixedPrecision !== false) {
     const picked = new Set(images);
     const unused = options.heldOut ?? options.calibration.filter((x) => !picked.has(x));
@@ -453,6 +454,7 @@ export async function quantizeModel(options: QuantizeOptions): Promise<QuantizeR
     pixelBatch(held, input.height, input.width);
     const search = await searchFloatNodes(original, fp32, keep, plan, corrected.model, params, ensureParams, held, target);
     autoFloat = search.keptFloat;
+    onLogits = search.logits;
     let after = search.before;
     if (autoFloat.length > 0) {
       plan = planQuantization(fp32, new Set([...keep, ...autoFloat.flatMap((k) => k.nodes)]));
@@ -469,7 +471,7 @@ export async function quantizeModel(options: QuantizeOptions): Promise<QuantizeR
   const floatNodes: FloatNode[] = plan.floatNodes.map((f) => {
     const k = autoFloat.find((a) => a.nodes.includes(f.name));
     return k && mixed
-      ? { ...f, reason: `kept float by automatic mixed precision: most sensitive node (relative ${mixed.tensor} error on ${mixed.images} held-out training images ${mixed.before.relativeError.toFixed(4)} with every node int8, ${k.relativeErrorWhenFloat.toFixed(4)} with ${k.nodes.length > 1 ? `${k.name} (and the activations between them)` : 'this one'} float)` }
+      ? { ...f, reason: `kept float by automatic mixed precision: relative ${onLogits ? 'logits' : mixed.tensor} error on ${mixed.images} ${mixed.heldOut ? 'held-out training' : 'calibration'} images ${mixed.before.relativeError.toFixed(4)} with every node int8, ${k.relativeErrorWhenFloat.toFixed(4)} once ${k.nodes.length > 1 ? `${k.name} (and the activations between them) were` : 'this node was'} float too; ${mixed.after.relativeError.toFixed(4)} in the end (target ${mixed.target.maxRelativeError})` }
       : f;
   });
   const int8 = applyQdq(corrected.model, plan, params);
