@@ -108,7 +108,7 @@ async function buildModels(which: readonly string[], dir: string): Promise<{ nam
     const fp32 = withDenseHead(backbone, [1024, 1024, 512], 40);
     // Bias correction changes bias values only, not the graph: skipped here to save a minute.
     // Mixed precision off: the all-int8 graph is what is timed (on faceres the search keeps
-    // nothing float, docs/quantize.md).
+    // nothing float, the README's quantisation section).
     const { model: int8, report } = await quantizeModel({ model: fp32, calibration, method: 'minmax', samples: 40, biasCorrection: false, mixedPrecision: false });
     const f = path.join(dir, `${name}.onnx`);
     const q = path.join(dir, `${name}.int8.onnx`);

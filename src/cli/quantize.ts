@@ -129,7 +129,7 @@ async function runQuantize(o: QuantizeCliOptions): Promise<void> {
   if (check && check.top1Agreement < MIN_AGREEMENT) {
     process.stderr.write(
       `warning: the int8 model agrees with fp32 on only ${(check.top1Agreement * 100).toFixed(1)} % of ${check.images} images (target ≥ ${MIN_AGREEMENT * 100} %): ` +
-        'deploy the fp32 model.onnx, or try --method percentile / --keep-float (see docs/quantize.md)\n',
+        'deploy the fp32 model.onnx, or try --method percentile / --keep-float (see README, "Quantising a model to int8")\n',
     );
   }
   const inModelDir = path.dirname(out) === dir && (await updateManifest(dir, out, model, quantization));
@@ -160,7 +160,7 @@ export function registerQuantize(program: Command): void {
     .option('--out <file.onnx>', 'output file (default: <model>.int8.onnx beside the input)')
     .option('--keep-float <node...>', 'node names to keep in float (see the report for names)')
     .option('--percentile <p>', 'with --method percentile: share of values kept (default 99.999)')
-    .option('--no-mixed-precision', 'do not keep the most sensitive layers in float automatically (docs/quantize.md)')
+    .option('--no-mixed-precision', 'do not keep the most sensitive layers in float automatically (see the README, quantisation)')
     .option('--no-bias-correction', 'skip the per-channel bias correction after quantising (faster, less accurate)')
     .addHelpText('after', '\nExample:\n  facegate quantize --model models/20260101.120000/model.onnx --calibration ../shared/data/faces/orl/train')
     .action(async (o: QuantizeCliOptions) => {

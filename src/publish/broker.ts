@@ -32,7 +32,7 @@ export class EmbeddedBroker {
     const broker = (await Aedes.createBroker()) as unknown as AedesLike;
     this.broker = broker;
     const server = createServer((socket) => {
-      socket.setNoDelay(true); // see docs/FACTS.md: ~88 ms vs ~0.2 ms QoS 1 round trips
+      socket.setNoDelay(true); // see ../shared/docs/FACTS.md: ~88 ms vs ~0.2 ms QoS 1 round trips
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
       broker.handle(socket);

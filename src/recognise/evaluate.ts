@@ -215,7 +215,7 @@ export function summarise(probes: readonly EvalProbe[], meta: {
 
 const r4 = (x: number): number => Math.round(x * 1e4) / 1e4;
 
-/** The `--json` object (snake_case keys as documented in docs/recognition.md). */
+/** The `--json` object (snake_case keys as documented in the README, "facegate eval"). */
 export function resultJson(r: EvalResult): Record<string, unknown> {
   return {
     model: r.model,

@@ -73,7 +73,7 @@ export interface QuantizeOptions {
   readonly heldOut?: readonly RgbImage[];
   /**
    * Activation range equalisation before quantising (equalize.ts; off by default: it
-   * did not help MobileNet 0.25, see docs/quantize.md): true, or a number for the
+   * did not help MobileNet 0.25, see the README's quantisation section): true, or a number for the
    * largest per-channel scale (default 16).
    */
   readonly equalize?: boolean | number;

@@ -90,7 +90,7 @@ async function decisions(bytes: Uint8Array, images: LabelledImages['images']): P
  *
  * The issue's ≥ 99 % agreement is NOT asserted here: this head puts some validation
  * images on a near tie in fp32 (top-2 probabilities within 0.02, one run 5e-5 apart),
- * which any rounding can flip (docs/quantize.md). Asserted: the accuracy drop
+ * which any rounding can flip (the README's quantisation section). Asserted: the accuracy drop
  * (≤ 0.5 point), no flip on any image whose fp32 decision has a margin ≥ 0.1, and
  * agreement ≥ 97.5 % (at most two of 80 images).
  */
