@@ -29,7 +29,7 @@ export interface DecisionMaker {
 export function assertModelDir(dir: string): void {
   if (existsSync(path.join(dir, 'manifest.json'))) return;
   throw new ModelError(`no model at ${path.resolve(dir)} (model.dir). Train one: facegate train --data DIR --out ${dir} ` +
-    `(then facegate quantize for the int8 file), or set model.dir (FACEGATE__MODEL__DIR) to an existing model directory`);
+    `(it writes model.onnx and model.int8.onnx), or set model.dir (FACEGATE__MODEL__DIR) to an existing model directory`);
 }
 
 /**
