@@ -120,7 +120,7 @@ export function encodePayload<T extends RelativeTopic>(topic: T, payload: TopicP
 
 /**
  * Model updates (src/update), relative to `<base>/<kiosk>`: `model` (retained JSON state,
- * see src/update/topics.ts ModelStatePayload), `update/offer` (JSON offer in) and
+ * ModelStatePayload below), `update/offer` (JSON offer in) and
  * `update/chunk` (binary chunks in). The same two inbound topics exist fleet-wide under
  * `<base>/fleet/`, so "fleet" cannot be a kiosk id.
  */
@@ -140,4 +140,23 @@ export function kioskTopic(baseTopic: string, kioskId: string, relative: string)
   const t = `${baseTopic}/${kioskId}/${relative}`;
   assertTopicName(t);
   return t;
+}
+
+/** Retained on `<base>/<kiosk>/model`. */
+export interface ModelStatePayload {
+  readonly kiosk: string;
+  /** Version the kiosk runs now. */
+  readonly version: string;
+  /** Version kept for rollback (null: none). */
+  readonly previous: string | null;
+  /** `installed`, `rejected: <reason>`, `rolled back: <reason>`, or null before any update. */
+  readonly state: string | null;
+  /** Version the last update was about. */
+  readonly offered: string | null;
+  /** Time of the last update state (ISO 8601). */
+  readonly at: string | null;
+  /** While a new model is on probation: when it ends (ISO 8601). */
+  readonly probationUntil: string | null;
+  /** A transfer in progress: version, chunks received of chunks expected. */
+  readonly transfer: { readonly version: string; readonly received: number; readonly chunks: number } | null;
 }

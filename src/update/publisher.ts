@@ -7,7 +7,7 @@
 import type { Socket } from 'node:net';
 import { connectAsync, type IClientOptions, type MqttClient } from 'mqtt';
 import { FacegateError } from '../shared/errors.js';
-import { CHUNK_TOPIC, MODEL_TOPIC, OFFER_TOPIC, FLEET_LEVEL, fleetTopic, kioskTopic, type ModelStatePayload } from './topics.js';
+import { UPDATE_TOPICS, FLEET_LEVEL, fleetTopic, kioskTopic, type ModelStatePayload } from '../publish/topics.js';
 import { makeOffer, type Offer } from './transfer.js';
 
 export interface PublishOptions {
@@ -57,19 +57,19 @@ export async function publishModel(o: PublishOptions): Promise<PublishResult> {
         let s: ModelStatePayload;
         try { s = JSON.parse(payload.toString('utf8')) as ModelStatePayload; } catch { return; }
         if (s.offered !== offer.version || s.transfer !== null || s.state === null) return;
-        const kiosk = topic.slice(o.baseTopic.length + 1, -(MODEL_TOPIC.length + 1));
+        const kiosk = topic.slice(o.baseTopic.length + 1, -(UPDATE_TOPICS.model.length + 1));
         if (!o.fleet && !o.kiosks.includes(kiosk)) return;
         verdicts.set(kiosk, s);
         o.onVerdict?.(kiosk, s);
         if (!o.fleet && o.kiosks.every((k) => verdicts.has(k))) allIn();
       });
-      const subs = o.fleet ? [`${o.baseTopic}/+/${MODEL_TOPIC}`] : o.kiosks.map((k) => kioskTopic(o.baseTopic, k, MODEL_TOPIC));
+      const subs = o.fleet ? [`${o.baseTopic}/+/${UPDATE_TOPICS.model}`] : o.kiosks.map((k) => kioskTopic(o.baseTopic, k, UPDATE_TOPICS.model));
       await client.subscribeAsync(subs, { qos: 1 });
     }
     const prefixes = o.fleet ? [(rel: string): string => fleetTopic(o.baseTopic, rel)] : o.kiosks.map((k) => (rel: string): string => kioskTopic(o.baseTopic, k, rel));
     for (const topic of prefixes) {
-      await client.publishAsync(topic(OFFER_TOPIC), JSON.stringify(offer), { qos: 1 });
-      for (const c of chunks) await client.publishAsync(topic(CHUNK_TOPIC), c, { qos: 1 });
+      await client.publishAsync(topic(UPDATE_TOPICS.offer), JSON.stringify(offer), { qos: 1 });
+      for (const c of chunks) await client.publishAsync(topic(UPDATE_TOPICS.chunk), c, { qos: 1 });
     }
     if (waitMs > 0) {
       let timer: NodeJS.Timeout | undefined;

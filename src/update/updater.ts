@@ -20,7 +20,7 @@ import { loadPublicKeys, type PublicKey } from './keys.js';
 import { sha256 } from './modeldir.js';
 import { DeviceModelRunner, type ModelRunner } from './selftest.js';
 import { ModelStore, type ActiveModel, type UpdateState } from './store.js';
-import { CHUNK_TOPIC, MODEL_TOPIC, OFFER_TOPIC, fleetTopic, type ModelStatePayload } from './topics.js';
+import { UPDATE_TOPICS, fleetTopic, type ModelStatePayload } from '../publish/topics.js';
 import { decodeChunk, parseOffer, type Offer } from './transfer.js';
 
 export type MessageHandler = (topic: string, payload: Buffer) => void;
@@ -109,10 +109,10 @@ export class ModelUpdater {
     this.started = true;
     const onOffer: MessageHandler = (_t, payload) => { this.enqueue(() => this.handleOffer(payload)); };
     const onChunk: MessageHandler = (_t, payload) => { this.enqueue(() => this.handleChunk(payload)); };
-    await this.o.mqtt.subscribe(OFFER_TOPIC, onOffer);
-    await this.o.mqtt.subscribe(CHUNK_TOPIC, onChunk);
-    await this.o.mqtt.subscribeAbsolute(fleetTopic(this.o.baseTopic, OFFER_TOPIC), onOffer);
-    await this.o.mqtt.subscribeAbsolute(fleetTopic(this.o.baseTopic, CHUNK_TOPIC), onChunk);
+    await this.o.mqtt.subscribe(UPDATE_TOPICS.offer, onOffer);
+    await this.o.mqtt.subscribe(UPDATE_TOPICS.chunk, onChunk);
+    await this.o.mqtt.subscribeAbsolute(fleetTopic(this.o.baseTopic, UPDATE_TOPICS.offer), onOffer);
+    await this.o.mqtt.subscribeAbsolute(fleetTopic(this.o.baseTopic, UPDATE_TOPICS.chunk), onChunk);
     await this.publishState();
   }
 
@@ -354,7 +354,7 @@ export class ModelUpdater {
 
   private async publishState(): Promise<void> {
     try {
-      await this.o.mqtt.publishRelative(MODEL_TOPIC, JSON.stringify(this.modelState()), { qos: 1, retain: true });
+      await this.o.mqtt.publishRelative(UPDATE_TOPICS.model, JSON.stringify(this.modelState()), { qos: 1, retain: true });
     } catch (err) {
       // The broker may be away; the retained state is published again on the next change.
       this.log.warn({ err: (err as Error).message }, 'cannot publish model state');

@@ -27,7 +27,7 @@ import { ModelUpdater, type ModelHost } from '../../src/update/updater.js';
 import type { ActiveModel } from '../../src/update/store.js';
 import { publishModel } from '../../src/update/publisher.js';
 import { makeOffer } from '../../src/update/transfer.js';
-import type { ModelStatePayload } from '../../src/update/topics.js';
+import type { ModelStatePayload } from '../../src/publish/topics.js';
 import { writeTinyModelDir, SIZE } from './helpers.js';
 
 const BASE = 'facegate';
