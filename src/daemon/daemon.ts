@@ -15,7 +15,7 @@ import { Camera, createSource } from '../capture/camera.js';
 import type { CameraSource } from '../capture/source.js';
 import { FrameQueue } from '../capture/queue.js';
 import { Topics } from '../publish/topics.js';
-import { MqttConnection, buildClientOptions, safeUrl, type MqttPort } from '../publish/mqtt.js';
+import { MqttConnection, buildClientOptions, safeUrl } from '../publish/mqtt.js';
 import { EmbeddedBroker } from '../publish/broker.js';
 import { EventPublisher } from '../publish/events.js';
 import { HomeAssistantDiscovery } from '../publish/homeassistant.js';
@@ -70,7 +70,6 @@ export class Daemon {
   private stopping: Promise<void> | undefined;
   // Parts, created in start() (they need the loaded model / resolved broker URL).
   private camera: Camera | undefined;
-  private worker: RecognitionWorker | undefined;
   private host: ModelHost | undefined;
   private mqtt: MqttConnection | undefined;
   private events: EventPublisher | undefined;
@@ -86,10 +85,6 @@ export class Daemon {
     this.sd = new SdNotify(deps.env ?? process.env);
   }
 
-  /** The MQTT seam for parts with their own topics (model updates). */
-  get mqttPort(): MqttPort | undefined { return this.mqtt; }
-  /** The model seam: activate(modelDir), currentVersion. */
-  get modelHost(): ModelHost | undefined { return this.host; }
   get httpAddress(): string | undefined { return this.http?.address; }
 
   health(): Health {
@@ -222,7 +217,6 @@ export class Daemon {
       },
       onError: (stage) => m.frameErrors.inc({ stage }),
     });
-    this.worker = worker;
     await this.startPart({ name: 'recognition', start: () => worker.start(), stop: () => worker.stop() });
 
     const camera = new Camera(() => (this.deps.createSource ?? createSource)(cfg.camera), queue, { name: cfg.camera.name, reopen: cfg.camera.reopen, startTimeoutMs: Math.max(10000, cfg.camera.reopen.stallTimeoutMs) }, {

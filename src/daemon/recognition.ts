@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Decision, Frame, Match } from '../shared/messages.js';
 import { ModelError } from '../shared/errors.js';
+import { MANIFEST_FILE } from '../model/manifest.js';
 import { moduleLogger } from '../shared/logger.js';
 import type { FrameQueue } from '../capture/queue.js';
 
@@ -27,7 +28,7 @@ export interface DecisionMaker {
 
 /** Throws the one message a user needs when model.dir holds no model. */
 export function assertModelDir(dir: string): void {
-  if (existsSync(path.join(dir, 'manifest.json'))) return;
+  if (existsSync(path.join(dir, MANIFEST_FILE))) return;
   throw new ModelError(`no model at ${path.resolve(dir)} (model.dir). Train one: facegate train --data DIR --out ${dir} ` +
     `(it writes model.onnx and model.int8.onnx), or set model.dir (FACEGATE__MODEL__DIR) to an existing model directory`);
 }
@@ -71,8 +72,6 @@ export class ModelHost {
     this.inflight = p;
     return { matches: await p, modelVersion: rec.modelVersion };
   }
-
-  start(): Promise<void> { return Promise.resolve(); }
 
   async stop(): Promise<void> {
     const rec = this.current;

@@ -194,10 +194,6 @@ export function verifyBundleBytes(buf: Buffer, keys: readonly PublicKey[]): Veri
   return { manifest: header.manifest, keyId, dataOffset: header.dataOffset };
 }
 
-export async function verifyBundleFile(file: string, keys: readonly PublicKey[]): Promise<VerifiedBundle> {
-  return verifyBundleBytes(await readFile(file), keys);
-}
-
 /** Reads a bundle's header without checking anything beyond its form (for `bundle sign`). */
 export async function readBundle(file: string): Promise<{ header: BundleHeader; bytes: Buffer }> {
   const bytes = await readFile(file);
