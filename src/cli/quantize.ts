@@ -84,12 +84,13 @@ async function runQuantize(o: QuantizeCliOptions): Promise<void> {
   const fp32 = new Uint8Array(readFileSync(modelPath));
 
   const { quantizeModel, decodeOnnx, pixelInput } = await import('../model/quantize/index.js');
-  const { loadCalibration, defaultOutputPath, readManifest, updateManifest, sha256 } = await import('../model/quantize/files.js');
+  const { loadCalibration, defaultOutputPath, updateManifest } = await import('../model/quantize/files.js');
+  const { fileEntry, MANIFEST_FILE, readManifest } = await import('../model/manifest.js');
   const dir = path.dirname(modelPath);
   // A model directory's manifest must describe the file we are about to quantise.
-  const manifest = await readManifest(dir);
+  const manifest = existsSync(path.join(dir, MANIFEST_FILE)) ? readManifest(dir) : undefined;
   const listed = manifest?.files[path.basename(modelPath)];
-  if (listed && listed.sha256 !== sha256(fp32)) {
+  if (listed && listed.sha256 !== fileEntry(fp32).sha256) {
     throw new ModelError(`${modelPath} does not match ${path.join(dir, 'manifest.json')} (sha256 differs): the file was changed or replaced; export it again (facegate export --model ${dir})`);
   }
   const input = pixelInput(decodeOnnx(fp32, modelPath));
@@ -132,7 +133,8 @@ async function runQuantize(o: QuantizeCliOptions): Promise<void> {
         'deploy the fp32 model.onnx, or try --method percentile / --keep-float (see README, "Quantising a model to int8")\n',
     );
   }
-  const inModelDir = path.dirname(out) === dir && (await updateManifest(dir, out, model, quantization));
+  const inModelDir = manifest !== undefined && path.dirname(out) === dir;
+  if (inModelDir) await updateManifest(dir, manifest, out, model, quantization);
   const intOps = report.intNodes.length;
   process.stdout.write(
     `wrote ${out} (${(model.length / 1e6).toFixed(2)} MB, fp32 ${(fp32.length / 1e6).toFixed(2)} MB) in ${((Date.now() - started) / 1000).toFixed(1)} s\n` +

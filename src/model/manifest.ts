@@ -6,7 +6,11 @@
  * Sections owned by later stages are optional: `quantization` (facegate quantize),
  * `recognition` (thresholds and references for refusing strangers).
  */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { z } from 'zod';
+import { ModelError } from '../shared/errors.js';
 
 export const MANIFEST_FILE = 'manifest.json';
 export const MODEL_FP32_FILE = 'model.onnx';
@@ -35,6 +39,12 @@ export const fileEntrySchema = z.object({
   sha256: z.string().regex(/^[0-9a-f]{64}$/).describe('hex sha256 of the file'),
   bytes: z.number().int().nonnegative().describe('file size'),
 }).strict();
+export type FileEntry = z.infer<typeof fileEntrySchema>;
+
+/** The `files` entry for these bytes: hex sha256 and size. */
+export function fileEntry(bytes: Uint8Array): FileEntry {
+  return { sha256: createHash('sha256').update(bytes).digest('hex'), bytes: bytes.length };
+}
 
 /**
  * How faces were cut from images at training time; the device and `facegate eval` cut them
@@ -99,4 +109,22 @@ export type Manifest = z.infer<typeof manifestSchema>;
 /** Formats zod issues as `path: message` lines. */
 export function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
   return issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`).join('\n');
+}
+
+/** Reads and validates `<dir>/manifest.json`; a missing, unreadable or invalid one is a ModelError. */
+export function readManifest(dir: string): Manifest {
+  const file = path.join(dir, MANIFEST_FILE);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new ModelError(
+      missing ? `${dir} is not a model directory: ${MANIFEST_FILE} is missing` : `cannot read ${file}: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+  const parsed = manifestSchema.safeParse(raw);
+  if (!parsed.success) throw new ModelError(`${file} is not a valid model manifest:\n${formatIssues(parsed.error.issues)}`);
+  return parsed.data;
 }

@@ -4,13 +4,12 @@
  * metadata_props a facegate model carries, so `facegate train` and `facegate export`
  * write the same keys.
  */
-import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ModelError } from '../../shared/errors.js';
 import { moduleLogger } from '../../shared/logger.js';
-import { formatIssues, MANIFEST_FILE, manifestSchema, MODEL_FP32_FILE, MODEL_INT8_FILE, type Manifest } from '../manifest.js';
+import { fileEntry, MANIFEST_FILE, MODEL_FP32_FILE, MODEL_INT8_FILE, readManifest, type Manifest } from '../manifest.js';
 import { exportModelDetailed, humanModelJson, type ExportInfo } from './index.js';
 import { readTfjsModel } from './tfjs.js';
 
@@ -66,23 +65,6 @@ export function resolveBackboneJson(manifest: Manifest, dir: string, override?: 
   throw new ModelError(`the ${name} backbone of ${dir} (${source}) is not there any more. Pass its TF.js model.json with --backbone PATH.`);
 }
 
-export function readManifest(dir: string): Manifest {
-  const file = path.join(dir, MANIFEST_FILE);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (err) {
-    const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
-    throw new ModelError(
-      missing ? `${dir} is not a model directory: ${MANIFEST_FILE} is missing` : `cannot read ${file}: ${(err as Error).message}`,
-      { cause: err },
-    );
-  }
-  const parsed = manifestSchema.safeParse(raw);
-  if (!parsed.success) throw new ModelError(`${file} is not a valid model manifest:\n${formatIssues(parsed.error.issues)}`);
-  return parsed.data;
-}
-
 export interface ReexportResult {
   readonly file: string;
   readonly bytes: number;
@@ -126,13 +108,13 @@ export function reexportModelDir(dir: string, options: { backbone?: string } = {
     throw new ModelError(`${dir}: the head and backbone do not match the manifest (${problems.join('; ')}). Train the model again, or pass the right --backbone.`);
   }
   const file = path.join(dir, MODEL_FP32_FILE);
-  const sha256 = createHash('sha256').update(bytes).digest('hex');
-  const changed = manifest.files[MODEL_FP32_FILE]?.sha256 !== sha256;
+  const entry = fileEntry(bytes);
+  const changed = manifest.files[MODEL_FP32_FILE]?.sha256 !== entry.sha256;
   writeAtomic(file, bytes);
-  const updated: Manifest = { ...manifest, files: { ...manifest.files, [MODEL_FP32_FILE]: { sha256, bytes: bytes.length } } };
+  const updated: Manifest = { ...manifest, files: { ...manifest.files, [MODEL_FP32_FILE]: entry } };
   writeAtomic(path.join(dir, MANIFEST_FILE), `${JSON.stringify(updated, null, 2)}\n`);
   if (changed && existsSync(path.join(dir, MODEL_INT8_FILE))) {
     log.warn({ dir }, `${MODEL_FP32_FILE} changed: ${MODEL_INT8_FILE} was quantised from the old one; run facegate quantize again`);
   }
-  return { file, bytes: bytes.length, sha256, changed, info };
+  return { file, bytes: bytes.length, sha256: entry.sha256, changed, info };
 }

@@ -2,13 +2,11 @@
  * File-level helpers of `facegate quantize`: calibration images from a folder tree,
  * the default output path, and the model directory's manifest update.
  */
-import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { DataError, ModelError } from '../../shared/errors.js';
+import { DataError } from '../../shared/errors.js';
 import { decodeRgb, isImageFile, type RgbImage } from '../../shared/image.js';
-import { MANIFEST_FILE, formatIssues, manifestSchema, type Manifest } from '../manifest.js';
+import { MANIFEST_FILE, fileEntry, manifestSchema, type Manifest } from '../manifest.js';
 import { spread } from './io.js';
 
 /** Image files under `dir`, recursively, in a stable (sorted) order. */
@@ -70,37 +68,15 @@ export function defaultOutputPath(model: string): string {
   return path.join(dir, `${base}.int8.onnx`);
 }
 
-export function sha256(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
-
-/** Reads and validates `<dir>/manifest.json`; undefined when there is none. */
-export async function readManifest(dir: string): Promise<Manifest | undefined> {
-  const file = path.join(dir, MANIFEST_FILE);
-  if (!existsSync(file)) return undefined;
-  let json: unknown;
-  try {
-    json = JSON.parse(await readFile(file, 'utf8'));
-  } catch (err) {
-    throw new ModelError(`${file} is not valid JSON: ${(err as Error).message}`, { cause: err });
-  }
-  const r = manifestSchema.safeParse(json);
-  if (!r.success) throw new ModelError(`${file} is not a valid facegate manifest:\n${formatIssues(r.error.issues)}`);
-  return r.data;
-}
-
 /**
  * Records the quantised file in the model directory's manifest: its `quantization`
  * section and the sha256 / size of the int8 file. Written atomically (temp + rename).
- * Returns false when the directory has no manifest.
  */
-export async function updateManifest(dir: string, int8File: string, int8Bytes: Uint8Array, quantization: Record<string, unknown>): Promise<boolean> {
-  const manifest = await readManifest(dir);
-  if (!manifest) return false;
+export async function updateManifest(dir: string, manifest: Manifest, int8File: string, int8Bytes: Uint8Array, quantization: Record<string, unknown>): Promise<void> {
   const name = path.relative(dir, int8File).split(path.sep).join('/');
   const next: Manifest = {
     ...manifest,
-    files: { ...manifest.files, [name]: { sha256: sha256(int8Bytes), bytes: int8Bytes.length } },
+    files: { ...manifest.files, [name]: fileEntry(int8Bytes) },
     quantization: { ...quantization, file: name },
   };
   const checked = manifestSchema.parse(next);
@@ -108,5 +84,4 @@ export async function updateManifest(dir: string, int8File: string, int8Bytes: U
   const tmp = `${file}.${process.pid}.tmp`;
   await writeFile(tmp, `${JSON.stringify(checked, null, 2)}\n`);
   await rename(tmp, file);
-  return true;
 }
