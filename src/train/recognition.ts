@@ -5,10 +5,9 @@
  * only adapts training's types to them.
  */
 import type { CropSettings, RecognitionSection } from '../model/manifest.js';
-import { DEFAULT_TARGET_FAR } from '../recognise/calibrate.js';
-import { onnxFeatureDescriber, recognitionFromSamples } from '../recognise/enrol.js';
+import { buildRecognitionSection, DEFAULT_TARGET_FAR, type LabelledVector } from '../recognise/calibrate.js';
 import { DEFAULT_CROP, FaceExtractor, facePreparer } from '../recognise/faces.js';
-import type { ImagePreparer } from './data.js';
+import type { Dataset, ImagePreparer } from './data.js';
 import type { TrainedContext } from './index.js';
 
 export { DEFAULT_TARGET_FAR };
@@ -25,20 +24,26 @@ export async function trainingFaceStep(o: { crops: boolean; size: number; crop?:
 /**
  * The default `afterTraining` hook: references from the training images' backbone features
  * (computed by the same ONNX graph as model.onnx's `features`), threshold calibrated
- * leave-one-person-out on training + validation images to `targetFar`.
+ * leave-one-person-out on training + validation images to `targetFar`. With the ONNX
+ * extractor, training already ran every un-augmented training and validation image through
+ * that graph (`fit.trainFeatures`, `fit.validationFeatures`): those are used as they are.
  */
 export function recognitionStep(o: { targetFar?: number; crop?: CropSettings } = {}): (ctx: TrainedContext) => Promise<RecognitionSection> {
   return async (ctx) => {
-    const { describe, close } = await onnxFeatureDescriber(ctx.backbone);
+    const { classes, train, validation } = ctx.dataset;
+    const size = ctx.backbone.featureSize;
+    const onnx = ctx.extractor.kind === 'onnx' ? null : await (await import('./onnx-features.js')).onnxExtractor(ctx.backbone);
     try {
-      const named = (samples: TrainedContext['dataset']['train']): { label: string; image: typeof samples[number]['image'] }[] =>
-        samples.map((s) => ({ label: ctx.dataset.classes[s.label] ?? String(s.label), image: s.image }));
-      return await recognitionFromSamples({
-        train: named(ctx.dataset.train), validation: named(ctx.dataset.validation), describe,
+      const labelled = async (samples: Dataset['train'], computed: Float32Array): Promise<LabelledVector[]> => {
+        const features = onnx ? await onnx.extract(samples.map((s) => s.image)) : computed;
+        return samples.map((s, i) => ({ label: classes[s.label] ?? String(s.label), vector: features.slice(i * size, (i + 1) * size) }));
+      };
+      return buildRecognitionSection({
+        enrol: await labelled(train, ctx.fit.trainFeatures), heldOut: await labelled(validation, ctx.fit.validationFeatures),
         source: 'features', crop: o.crop ?? DEFAULT_CROP, targetFar: o.targetFar ?? DEFAULT_TARGET_FAR,
       });
     } finally {
-      await close();
+      await onnx?.dispose();
     }
   };
 }
