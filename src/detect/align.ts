@@ -78,18 +78,15 @@ export function applyAffine(m: Affine, u: number, v: number): Point {
  * Samples an RGB image through `m` into a `width`×`height` image, bilinear, clamping at the
  * edges (a face at the border gets its border pixels repeated rather than black bars).
  * When the map shrinks by more than 2×, it averages a 2×2 / 3×3 … grid of bilinear samples
- * per output pixel so that large faces are not aliased. With `fill`, samples outside the
- * image take that grey level instead (letterboxing for the detector).
+ * per output pixel so that large faces are not aliased.
  */
-export function warpAffine(src: RgbImage, m: Affine, width: number, height: number, fill?: number): RgbImage {
+export function warpAffine(src: RgbImage, m: Affine, width: number, height: number): RgbImage {
   const out = new Uint8Array(width * height * 3);
   const scale = Math.hypot(m.a, m.d);
   const n = Math.max(1, Math.min(4, Math.floor(scale)));
   const { data, width: W, height: H } = src;
   const k = n * n;
   const maxX = W - 1; const maxY = H - 1;
-  const outside = fill !== undefined;
-  const fillValue = fill ?? 0;
   // Hot loop (runs for every frame): plain indexing, no closures or allocations.
   for (let v = 0; v < height; v++) {
     for (let u = 0; u < width; u++) {
@@ -100,10 +97,6 @@ export function warpAffine(src: RgbImage, m: Affine, width: number, height: numb
           const uu = u + (sx + 0.5) / n - 0.5;
           let x = m.a * uu + m.b * vv + m.c;
           let y = m.d * uu + m.e * vv + m.f;
-          if (outside && (x < -0.5 || y < -0.5 || x > W - 0.5 || y > H - 0.5)) {
-            r += fillValue; g += fillValue; b += fillValue;
-            continue;
-          }
           x = x < 0 ? 0 : x > maxX ? maxX : x;
           y = y < 0 ? 0 : y > maxY ? maxY : y;
           const x0 = x | 0; const y0 = y | 0;
