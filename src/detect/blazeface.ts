@@ -18,13 +18,11 @@ export interface DetectorOptions {
   readonly iouThreshold?: number;
   /** Most faces returned, best first. */
   readonly maxFaces?: number;
-  /** Faces whose longer box side is below this (frame pixels) are ignored. */
-  readonly minFaceSize?: number;
   readonly threads?: number;
 }
 
 /** Defaults: `@vladmandic/human` uses 0.2 / 0.1 for its single-face mode; several faces at a door need a stricter score. */
-export const DETECTOR_DEFAULTS = { minScore: 0.5, iouThreshold: 0.3, maxFaces: 10, minFaceSize: 0 } as const;
+export const DETECTOR_DEFAULTS = { minScore: 0.5, iouThreshold: 0.3, maxFaces: 10 } as const;
 
 /**
  * Puts BlazeFace's outputs into one `[anchors × 17]` array, anchor order as `generateAnchors`.
@@ -35,7 +33,7 @@ export const DETECTOR_DEFAULTS = { minScore: 0.5, iouThreshold: 0.3, maxFaces: 1
 export function assembleBlazefaceOutputs(outputs: readonly TensorData[], anchorCount: number): Float32Array {
   const V = BLAZEFACE_VALUES_PER_ANCHOR;
   const single = outputs.find((o) => o.data.length === anchorCount * V);
-  if (outputs.length === 1 && single) return Float32Array.from(single.data as Float32Array);
+  if (outputs.length === 1 && single) return single.data as Float32Array; // a fresh buffer per run: no copy needed
   if (outputs.length !== 4) throw new ModelError(`BlazeFace: expected 1 or 4 outputs, got ${outputs.length}`);
   const sorted = [...outputs].sort((a, b) => a.data.length - b.data.length);
   const [s384, s512, r384, r512] = sorted as [TensorData, TensorData, TensorData, TensorData];
@@ -106,11 +104,11 @@ export class BlazeFaceDetector {
       await model.release();
       throw new ModelError(`detector ${model.source}: expected one float32 input [1,S,S,3], got ${JSON.stringify(sig.inputs)}`);
     }
-    const { minScore, iouThreshold, maxFaces, minFaceSize } = { ...DETECTOR_DEFAULTS, ...stripUndefined(options) };
-    return new BlazeFaceDetector(model, input.name, size, generateAnchors(size), { minScore, iouThreshold, maxFaces, minFaceSize });
+    const { minScore, iouThreshold, maxFaces } = { ...DETECTOR_DEFAULTS, ...stripUndefined(options) };
+    return new BlazeFaceDetector(model, input.name, size, generateAnchors(size), { minScore, iouThreshold, maxFaces });
   }
 
-  /** Faces in an RGB frame, best first; small faces (below minFaceSize) dropped. */
+  /** Faces in an RGB frame, best first (size is the quality gate's business: src/detect/quality.ts). */
   async detect(img: RgbImage, frameId = 0): Promise<Face[]> {
     const S = this.inputSize;
     const lb = letterbox(img.width, img.height, S);
@@ -129,7 +127,7 @@ export class BlazeFaceDetector {
     const candidates = decodeBlazeface(raw, this.anchors, this.opts.minScore);
     return nonMaxSuppression(candidates, this.opts.iouThreshold, this.opts.maxFaces)
       .map((c) => toFrameFace(c, lb, img, frameId))
-      .filter((f) => Math.max(f.box.width, f.box.height) >= this.opts.minFaceSize && f.box.width > 0 && f.box.height > 0);
+      .filter((f) => f.box.width > 0 && f.box.height > 0);
   }
 
   async close(): Promise<void> {

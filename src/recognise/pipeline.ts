@@ -60,7 +60,7 @@ export class RecognitionPipeline {
   private readonly warned = new Set<string>();
 
   private constructor(
-    private readonly extractor: FaceExtractor,
+    readonly extractor: FaceExtractor,
     readonly recogniser: Recogniser,
     private readonly quality: QualityThresholds,
   ) {}
@@ -73,7 +73,6 @@ export class RecognitionPipeline {
         threads: opts.threads,
         minScore: opts.minDetectionScore ?? PIPELINE_DEFAULTS.minDetectionScore,
         maxFaces: opts.maxFaces ?? PIPELINE_DEFAULTS.maxFaces,
-        minFaceSize: 0, // the quality gate counts small faces instead of dropping them silently
       });
       const extractor = FaceExtractor.withDetector(detector, recogniser.recognition.crop, recogniser.inputSize);
       const pipeline = new RecognitionPipeline(extractor, recogniser, {
