@@ -119,9 +119,10 @@ export class Recogniser {
     if (!probs || !vecs) throw new ModelError(`model ${this.model.source} did not return ${this.outputNames.probabilities} and ${this.outputNames.vector}`);
     const nc = this.manifest.classes.length;
     const nv = vecs.data.length / crops.length;
+    // Views into the output tensors (no copies): each run returns fresh buffers.
     return crops.map((_, i) => ({
-      probabilities: Float32Array.from((probs.data as Float32Array).subarray(i * nc, (i + 1) * nc)),
-      vector: Float32Array.from((vecs.data as Float32Array).subarray(i * nv, (i + 1) * nv)),
+      probabilities: (probs.data as Float32Array).subarray(i * nc, (i + 1) * nc),
+      vector: (vecs.data as Float32Array).subarray(i * nv, (i + 1) * nv),
     }));
   }
 
