@@ -110,9 +110,7 @@ async function main(): Promise<void> {
   const backbone = pipeline.recogniser.manifest.backbone.name;
   // A ready crop for the model-only timing: the first face the pipeline finds.
   const firstImg = await decodeRgb(list[0]!.image);
-  const { FaceExtractor } = await import('../src/recognise/faces.js');
-  const { loadDetector } = await import('../src/detect/model.js');
-  const extractor = FaceExtractor.withDetector(await loadDetector({ threads }), pipeline.recogniser.recognition.crop, pipeline.recogniser.inputSize);
+  const { extractor } = pipeline;
   const firstCrop: RgbImage = (await extractor.facesIn(firstImg))[0]?.image ?? { data: new Uint8Array(224 * 224 * 3), width: 224, height: 224 };
 
   let human: HumanLike | null = null;
@@ -171,7 +169,6 @@ async function main(): Promise<void> {
   ];
   process.stdout.write(lines.join('\n') + '\n');
   await pipeline.close();
-  await extractor.close();
   server?.close();
 }
 
