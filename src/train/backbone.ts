@@ -9,13 +9,13 @@
  *   `src/face/faceres.ts` (`enhance`) resizes its 0..1 crop and multiplies by 255.
  */
 import { createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as tf from '@tensorflow/tfjs';
 import cliProgress from 'cli-progress';
+import { downloadCacheDir, downloadCacheFolder } from '../model/export/directory.js';
 import { humanModelJson } from '../model/export/index.js';
 import type { BackboneName } from '../model/manifest.js';
 import { FacegateError, ModelError } from '../shared/errors.js';
@@ -64,10 +64,6 @@ export interface ResolveOptions {
   readonly progress?: boolean;
 }
 
-export function defaultCacheDir(): string {
-  return process.env.FACEGATE_CACHE ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'facegate');
-}
-
 async function exists(p: string): Promise<boolean> {
   try { await stat(p); return true; } catch { return false; }
 }
@@ -98,7 +94,7 @@ export async function resolveBackbone(o: ResolveOptions): Promise<BackboneSpec> 
       throw new FacegateError(`unsupported --alpha ${alpha}. Should be one of: ${MOBILENET_ALPHAS.join(', ')}`);
     }
     const url = o.weights ?? officialMobilenetUrl(alpha, o.baseUrl ?? process.env.FACEGATE_WEIGHTS_BASE_URL ?? OFFICIAL_MOBILENET_BASE);
-    modelJsonPath = await downloadModel(url, o.cacheDir ?? defaultCacheDir(), o.progress ?? false);
+    modelJsonPath = await downloadModel(url, o.cacheDir ?? downloadCacheDir(), o.progress ?? false);
     source = url;
   }
   // Sizes from the topology: feature size = filters of conv_pw_13; alpha = conv1 filters / 32.
@@ -118,8 +114,7 @@ export async function resolveBackbone(o: ResolveOptions): Promise<BackboneSpec> 
 
 /** Downloads model.json and its shards into the cache (once); returns the cached model.json. */
 export async function downloadModel(url: string, cacheDir: string, progress: boolean): Promise<string> {
-  const name = url.replace(/^https?:\/\//, '').replace(/\/model\.json$/, '').replace(/[^A-Za-z0-9._-]+/g, '_');
-  const dir = path.join(cacheDir, name);
+  const dir = downloadCacheFolder(url, cacheDir);
   const done = path.join(dir, 'model.json');
   if (await exists(done)) return done;
   const tmp = `${dir}.part-${process.pid}`;
@@ -149,7 +144,6 @@ export async function downloadModel(url: string, cacheDir: string, progress: boo
       bar?.update(i + 1);
     }
     bar?.stop();
-    const { writeFile } = await import('node:fs/promises');
     await writeFile(path.join(tmp, 'model.json'), text);
     await rm(dir, { recursive: true, force: true });
     await rename(tmp, dir);

@@ -39,11 +39,18 @@ export function modelMetadata(manifest: Pick<Manifest, 'classes' | 'version' | '
   };
 }
 
-/** Where `facegate train` caches downloaded backbones (mirrors src/train/backbone.ts, which imports TF.js). */
+/** Where `facegate train` caches downloaded backbones: `$FACEGATE_CACHE`, else `$XDG_CACHE_HOME/facegate`, else `~/.cache/facegate`. */
+export function downloadCacheDir(): string {
+  return process.env.FACEGATE_CACHE ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'facegate');
+}
+
+/** The cache folder of a model downloaded from `url` (its model.json and shards). */
+export function downloadCacheFolder(url: string, cacheDir = downloadCacheDir()): string {
+  return path.join(cacheDir, url.replace(/^https?:\/\//, '').replace(/\/model\.json$/, '').replace(/[^A-Za-z0-9._-]+/g, '_'));
+}
+
 function cachedDownload(url: string): string {
-  const cache = process.env.FACEGATE_CACHE ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'facegate');
-  const name = url.replace(/^https?:\/\//, '').replace(/\/model\.json$/, '').replace(/[^A-Za-z0-9._-]+/g, '_');
-  return path.join(cache, name, 'model.json');
+  return path.join(downloadCacheFolder(url), 'model.json');
 }
 
 /** The backbone model.json a manifest refers to (or `override`). */
