@@ -44,7 +44,3 @@ export async function initBackend(prefer?: BackendName): Promise<BackendName> {
   throw new FacegateError(`no TF.js backend could start (tried ${order.join(', ')})` +
     (prefer ? `: --backend ${prefer} is not available here; leave --backend out to use the best available one` : ': reinstall @tensorflow/tfjs'));
 }
-
-export function currentBackend(): BackendName | null {
-  return chosen;
-}
