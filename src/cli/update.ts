@@ -92,8 +92,7 @@ export function registerUpdate(program: Command): void {
       const path = await import('node:path');
       const { verifyBundleBytes, checkPolicy, extractBundle } = await import('../update/bundle.js');
       const { loadPublicKeys } = await import('../update/keys.js');
-      const { DeviceModelRunner, runSelfTest, answersSchema, SELFTEST_ANSWERS } = await import('../update/selftest.js');
-      const { verifyModelDir } = await import('../update/modeldir.js');
+      const { DeviceModelRunner, selfTestUnpacked } = await import('../update/selftest.js');
       const keys = await loadPublicKeys(opts.key);
       const bytes = await readFile(file);
       const v = verifyBundleBytes(bytes, keys);
@@ -107,10 +106,8 @@ export function registerUpdate(program: Command): void {
       try {
         const out = path.join(dir, 'b');
         await extractBundle(bytes, v, out);
-        const model = await verifyModelDir(path.join(out, 'model'));
-        const answers = answersSchema.parse(JSON.parse(await readFile(path.join(out, ...SELFTEST_ANSWERS.split('/')), 'utf8')));
-        await runSelfTest(path.join(out, 'model'), model, answers, out, new DeviceModelRunner());
-        process.stdout.write(`self-test passed: ${answers.cases.length} reference images\n`);
+        const cases = await selfTestUnpacked(out, new DeviceModelRunner());
+        process.stdout.write(`self-test passed: ${cases} reference images\n`);
       } finally {
         await rm(dir, { recursive: true, force: true });
       }

@@ -11,6 +11,7 @@
  * pipeline without changing the bundle format: what is recorded is the model's raw
  * output for an input-sized crop, which is what the pipeline feeds the model.
  */
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { z } from 'zod';
@@ -19,6 +20,7 @@ import { MODEL_FP32_FILE, MODEL_INT8_FILE } from '../model/manifest.js';
 import type { RgbImage } from '../shared/image.js';
 import { decodeRgb } from '../shared/image.js';
 import { ModelError } from '../shared/errors.js';
+import { verifyModelDir } from './modeldir.js';
 
 export const SELFTEST_DIR = 'selftest';
 export const SELFTEST_ANSWERS = `${SELFTEST_DIR}/answers.json`;
@@ -171,6 +173,19 @@ export async function runSelfTest(
       if (why) throw new ModelError(`self-test failed on ${file}, image ${c.source}: ${why}`);
     });
   }
+}
+
+/**
+ * Checks an unpacked bundle in `dir` (its `model/` against its manifest) and runs the
+ * self-test on it (kiosk install and `facegate bundle verify`). Returns the number of
+ * reference images.
+ */
+export async function selfTestUnpacked(dir: string, runner: ModelRunner): Promise<number> {
+  const modelDir = path.join(dir, 'model');
+  const model = await verifyModelDir(modelDir);
+  const answers = answersSchema.parse(JSON.parse(await readFile(path.join(dir, ...SELFTEST_ANSWERS.split('/')), 'utf8')));
+  await runSelfTest(modelDir, model, answers, dir, runner);
+  return answers.cases.length;
 }
 
 /** Encodes an RGB crop as PNG (lossless, so the kiosk decodes the exact pixels). */

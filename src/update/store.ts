@@ -29,7 +29,7 @@ import { StoreError, UpdateRejected } from './errors.js';
 import { crashPoint } from './hooks.js';
 import type { PublicKey } from './keys.js';
 import { sha256File, verifyModelDir } from './modeldir.js';
-import { SELFTEST_ANSWERS, answersSchema, runSelfTest, type ModelRunner } from './selftest.js';
+import { selfTestUnpacked, type ModelRunner } from './selftest.js';
 
 export const BUNDLE_HEADER_FILE = 'bundle.json';
 
@@ -371,10 +371,7 @@ export class ModelStore {
       try {
         // What is on disk now is what gets run: check it, not the bytes in memory.
         await this.verifyVersionDir(staging);
-        const modelDir = path.join(staging, 'model');
-        const model = await verifyModelDir(modelDir);
-        const answers = answersSchema.parse(JSON.parse(await readFile(path.join(staging, ...SELFTEST_ANSWERS.split('/')), 'utf8')));
-        await runSelfTest(modelDir, model, answers, staging, this.o.runner);
+        await selfTestUnpacked(staging, this.o.runner);
       } catch (err) {
         await rm(staging, { recursive: true, force: true });
         if (err instanceof UpdateRejected) throw err;
