@@ -33,6 +33,8 @@ export function backoffDelay(attempt: number, r: { initialDelayMs: number; maxDe
 }
 
 export interface CameraHooks {
+  /** Each frame the source delivers (before it is queued). */
+  onFrame?: () => void;
   onState?: (state: CameraState) => void;
   onReopen?: (attempt: number, reason: string) => void;
   onEnd?: () => void;
@@ -58,7 +60,6 @@ export class Camera {
   private _state: CameraState = 'starting';
   /** Frames delivered by the source. */
   framesIn = 0;
-  reopens = 0;
 
   constructor(
     private readonly factory: () => CameraSource,
@@ -106,6 +107,7 @@ export class Camera {
         if (gen !== this.generation || this.stopped) return;
         this.lastFrameAt = Date.now();
         this.framesIn++;
+        this.hooks.onFrame?.();
         const frame: Frame = { id: this.nextId++, timestamp: this.lastFrameAt, source: this.opts.name, image };
         this.queue.push(frame);
         if (!gotFrame) {
@@ -141,7 +143,6 @@ export class Camera {
     this.generation++; // ignore anything the failed source still sends
     this.setState('failed');
     this.attempt++;
-    this.reopens++;
     const delay = backoffDelay(this.attempt, this.opts.reopen);
     this.log.warn({ camera: this.opts.name, reason, attempt: this.attempt, delayMs: delay }, 'camera failed; reopening');
     this.hooks.onReopen?.(this.attempt, reason);

@@ -10,8 +10,6 @@ export class FrameQueue {
   private closed = false;
   /** Frames dropped because the consumer was behind. */
   dropped = 0;
-  /** Frames accepted. */
-  pushed = 0;
 
   constructor(readonly capacity: number, private readonly onDrop: (frame: Frame) => void = () => undefined) {
     if (!(capacity >= 1)) throw new RangeError('queue capacity must be at least 1');
@@ -21,7 +19,6 @@ export class FrameQueue {
 
   push(frame: Frame): void {
     if (this.closed) return;
-    this.pushed++;
     if (this.waiter) {
       const w = this.waiter;
       this.waiter = undefined;

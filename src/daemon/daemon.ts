@@ -220,6 +220,7 @@ export class Daemon {
     await this.startPart({ name: 'recognition', start: () => worker.start(), stop: () => worker.stop() });
 
     const camera = new Camera(() => (this.deps.createSource ?? createSource)(cfg.camera), queue, { name: cfg.camera.name, reopen: cfg.camera.reopen, startTimeoutMs: Math.max(10000, cfg.camera.reopen.stallTimeoutMs) }, {
+      onFrame: () => m.framesIn.inc(),
       onState: (s) => { m.cameraUp.set(s === 'ok' ? 1 : 0); this.reporter?.kick(); },
       onReopen: () => m.cameraReopens.inc(),
       onEnd: () => {
@@ -227,14 +228,7 @@ export class Daemon {
       },
     });
     this.camera = camera;
-    const countFrames = setInterval(() => {
-      // prom-client counters only go up: add what the camera counted since last time.
-      const seen = camera.framesIn;
-      m.framesIn.inc(seen - this.framesCounted);
-      this.framesCounted = seen;
-    }, 1000);
-    countFrames.unref();
-    await this.startPart({ name: 'camera', start: () => camera.start(), stop: async () => { clearInterval(countFrames); await camera.stop(); } });
+    await this.startPart({ name: 'camera', start: () => camera.start(), stop: () => camera.stop() });
 
     // 6. State for Home Assistant sensors, model updates, systemd.
     const reporter = new StateReporter(mqtt, () => ({
@@ -254,8 +248,6 @@ export class Daemon {
     this.sd.startWatchdog(() => worker.busyMs < (wd ?? 1000) * 2);
     this.log.info({ model: host.currentVersion, camera: cfg.camera.type, broker: safeUrl(url), http: this.http?.address }, 'facegate running');
   }
-
-  private framesCounted = 0;
 
   private requireMqtt(): MqttConnection {
     if (!this.mqtt) throw new Error('mqtt is not started yet');
