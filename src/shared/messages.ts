@@ -2,7 +2,6 @@
  * Typed messages between the stages of the device pipeline:
  * capture → detect → recognise → decide → publish. Readonly, never tuples.
  */
-import type { RgbImage } from './image.js';
 
 /** A camera frame as captured (encoded bytes; decoding happens in the detect stage). */
 export interface Frame {
@@ -37,14 +36,6 @@ export interface Face {
   readonly score: number;
   /** Detector keypoints in frame pixels (BlazeFace: right eye, left eye, nose, mouth, right ear, left ear). */
   readonly keypoints: readonly Point[];
-}
-
-/** A face crop ready for the recogniser, at the model's input size. */
-export interface FaceCrop {
-  readonly face: Face;
-  readonly image: RgbImage;
-  /** Sharpness measure used by the quality gate (variance of the Laplacian). */
-  readonly sharpness: number;
 }
 
 /** What the recogniser says about one face. `label` null means nobody known. */
