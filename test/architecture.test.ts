@@ -62,3 +62,13 @@ test('the device side never imports src/train or @tensorflow/*', () => {
   const tf = [...packages].filter(([p]) => p.startsWith('@tensorflow/'));
   assert.deepEqual(tf, [], 'device code imports TF.js');
 });
+
+test('no file of detect, recognise or decide imports src/train or TF.js (reached from the device or not)', () => {
+  for (const dir of ['detect', 'recognise', 'decide']) {
+    for (const f of readdirSync(path.join(src, dir)).filter((n) => n.endsWith('.ts'))) {
+      for (const i of importsOf(readFileSync(path.join(src, dir, f), 'utf8'))) {
+        assert.ok(!/\/train\//.test(i) && !i.startsWith('@tensorflow') && !i.includes('/train.js'), `${dir}/${f} imports ${i}`);
+      }
+    }
+  }
+});
