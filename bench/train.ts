@@ -20,6 +20,7 @@ import { initBackend } from '../src/train/backend.js';
 import { loadTfjsBackbone, resolveBackbone } from '../src/train/backbone.js';
 import { cropPreparer, loadDataset } from '../src/train/data.js';
 import { tfjsExtractor } from '../src/train/features.js';
+import { oneHot } from '../src/train/fit.js';
 import { buildHead } from '../src/train/head.js';
 import { train } from '../src/train/index.js';
 import { deriveSeed, mulberry32, permutation } from '../src/train/rng.js';
@@ -66,7 +67,7 @@ async function main(): Promise<void> {
     const images = idx.map((j, k) => augment((ds.train[j] as { image: import('../src/shared/image.js').RgbImage }).image, mulberry32(deriveSeed(seed, b, k)), TUTORIAL_AUGMENTATION).image);
     const f = await extractor.extract(images);
     const x = tf.tensor2d(f, [idx.length, spec.featureSize]);
-    const y = tf.oneHot(tf.tensor1d(idx.map((j) => ds.train[j]?.label ?? 0), 'int32'), ds.classes.length).toFloat();
+    const y = oneHot(idx.map((j) => ds.train[j]?.label ?? 0), ds.classes.length);
     await head.trainOnBatch(x, y);
     tf.dispose([x, y]);
   };

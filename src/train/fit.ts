@@ -72,8 +72,9 @@ export interface FitResult {
   readonly trainFeatures: Float32Array;
 }
 
-function oneHot(labels: readonly number[], n: number): tf.Tensor2D {
-  return tf.oneHot(tf.tensor1d(labels as number[], 'int32'), n).toFloat() as tf.Tensor2D;
+/** float32 one-hot rows; the int32 intermediates are freed (this runs once per batch). */
+export function oneHot(labels: readonly number[], n: number): tf.Tensor2D {
+  return tf.tidy(() => tf.oneHot(tf.tensor1d(labels as number[], 'int32'), n).toFloat() as tf.Tensor2D);
 }
 
 /** Mean categorical cross-entropy and accuracy of the head on features. */
