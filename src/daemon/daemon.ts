@@ -24,6 +24,7 @@ import { HttpServer, type Health } from './http.js';
 import { SdNotify } from './sdnotify.js';
 import { ModelHost, RecognitionWorker, assertModelDir, type DecisionMaker, type RecogniserLoader } from './recognition.js';
 import { StateReporter } from './state.js';
+import type { UpdateMqttPort } from '../update/updater.js';
 
 export interface Part {
   readonly name: string;
@@ -135,10 +136,10 @@ export class Daemon {
     if (cfg.updates.enabled) {
       const { ModelUpdater } = await import('../update/updater.js');
       // The updater is created before MQTT starts (it picks the model to load); it reaches MQTT through this seam.
-      const mqttSeam = {
-        publishRelative: (t: string, p: string | Buffer, o: { qos: 0 | 1; retain: boolean }) => this.requireMqtt().publishRelative(t, p, o),
-        subscribe: (t: string, h: (topic: string, payload: Buffer) => void) => this.requireMqtt().subscribe(t, h),
-        subscribeAbsolute: (t: string, h: (topic: string, payload: Buffer) => void) => this.requireMqtt().subscribeAbsolute(t, h),
+      const mqttSeam: UpdateMqttPort = {
+        publishRelative: (t, p, o) => this.requireMqtt().publishRelative(t, p, o),
+        subscribe: (t, h) => this.requireMqtt().subscribe(t, h),
+        subscribeAbsolute: (t, h) => this.requireMqtt().subscribeAbsolute(t, h),
       };
       const u = new ModelUpdater({ config: cfg.updates, kioskId: cfg.mqtt.kioskId, baseTopic: cfg.mqtt.baseTopic, fallbackDir: cfg.model.dir, mqtt: mqttSeam, host });
       initialModel = await u.recover();

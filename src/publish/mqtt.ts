@@ -133,11 +133,8 @@ export class MqttConnection implements MqttPort {
       this.log.warn({ err: err.message }, 'mqtt error');
     });
     client.on('message', (topic, payload) => {
-      for (const [filter, hs] of this.handlers) {
-        if (filter !== topic) continue;
-        for (const h of hs) {
-          try { h(this.topics.relative(topic) ?? topic, payload); } catch (err) { this.log.error({ err, topic }, 'message handler failed'); }
-        }
+      for (const h of this.handlers.get(topic) ?? []) {
+        try { h(this.topics.relative(topic) ?? topic, payload); } catch (err) { this.log.error({ err, topic }, 'message handler failed'); }
       }
     });
     if (!client.connected) {
@@ -151,12 +148,6 @@ export class MqttConnection implements MqttPort {
 
   onConnect(listener: () => void): void {
     this.connectListeners.push(listener);
-  }
-
-  /** Resolves on the next connect (or at once when connected). */
-  waitConnected(): Promise<void> {
-    if (this.connected) return Promise.resolve();
-    return new Promise((resolve) => this.events.once('connect', () => resolve()));
   }
 
   publish<T extends RelativeTopic>(topic: T, payload: TopicPayloads[T]): Promise<void> {

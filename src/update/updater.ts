@@ -21,16 +21,11 @@ import { sha256 } from './modeldir.js';
 import { DeviceModelRunner, type ModelRunner } from './selftest.js';
 import { ModelStore, type ActiveModel, type UpdateState } from './store.js';
 import { UPDATE_TOPICS, fleetTopic, type ModelStatePayload } from '../publish/topics.js';
+import type { MessageHandler, MqttPort } from '../publish/mqtt.js';
 import { decodeChunk, parseOffer, type Offer } from './transfer.js';
 
-export type MessageHandler = (topic: string, payload: Buffer) => void;
-
-/** What the updater needs from the MQTT connection (src/publish/mqtt.ts MqttPort fits). */
-export interface UpdateMqttPort {
-  publishRelative(topic: string, payload: string | Buffer, opts: { qos: 0 | 1; retain: boolean }): Promise<void>;
-  subscribe(relativeTopic: string, handler: MessageHandler): Promise<void>;
-  subscribeAbsolute(topic: string, handler: MessageHandler): Promise<void>;
-}
+/** What the updater needs from the MQTT connection. */
+export type UpdateMqttPort = Pick<MqttPort, 'publishRelative' | 'subscribe' | 'subscribeAbsolute'>;
 
 /** What the updater needs from whoever runs recognition. */
 export interface ModelHost {
