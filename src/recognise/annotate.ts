@@ -3,6 +3,7 @@
  * `draw_test`, for every face). An SVG overlay composed by sharp; DejaVu Sans renders the text.
  */
 import sharp from 'sharp';
+import type { RgbImage } from '../shared/image.js';
 import type { Box } from '../shared/messages.js';
 
 export interface Annotation {
@@ -34,12 +35,10 @@ export function overlaySvg(width: number, height: number, annotations: readonly 
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${parts.join('')}</svg>`;
 }
 
-/** Draws the annotations on an encoded image and writes it to `out` (format from the extension). */
-export async function writeAnnotated(input: string | Buffer, annotations: readonly Annotation[], out: string): Promise<void> {
-  const base = sharp(input, { failOn: 'error' }).rotate();
-  const { data, info } = await base.removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-  const svg = overlaySvg(info.width, info.height, annotations);
-  await sharp(data, { raw: { width: info.width, height: info.height, channels: info.channels } })
+/** Draws the annotations on an already decoded image and writes it to `out` (format from the extension). */
+export async function writeAnnotated(img: RgbImage, annotations: readonly Annotation[], out: string): Promise<void> {
+  const svg = overlaySvg(img.width, img.height, annotations);
+  await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
     .composite([{ input: Buffer.from(svg), top: 0, left: 0 }])
     .toFile(out);
 }

@@ -6,6 +6,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { overlaySvg, writeAnnotated } from '../../src/recognise/annotate.js';
 import { annotatePath } from '../../src/cli/predict.js';
+import { decodeRgb } from '../../src/shared/image.js';
 
 test('overlay: one box and one label per face, names escaped, colour by kind', () => {
   const svg = overlaySvg(200, 100, [
@@ -25,7 +26,7 @@ test('annotated image keeps its size and gets coloured pixels on the box edge; n
   try {
     const input = await sharp({ create: { width: 120, height: 80, channels: 3, background: { r: 0, g: 0, b: 0 } } }).png().toBuffer();
     const out = path.join(dir, 'a.png');
-    await writeAnnotated(input, [{ box: { x: 20, y: 30, width: 40, height: 40 }, text: 'x', kind: 'unknown' }], out);
+    await writeAnnotated(await decodeRgb(input), [{ box: { x: 20, y: 30, width: 40, height: 40 }, text: 'x', kind: 'unknown' }], out);
     const { data, info } = await sharp(out).raw().toBuffer({ resolveWithObject: true });
     assert.equal(info.width, 120); assert.equal(info.height, 80);
     const o = (50 * info.width + 20) * info.channels; // left edge of the box
