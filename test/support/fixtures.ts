@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, rename, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -54,7 +54,7 @@ export function trainedModelDir(options: TrainedModelOptions = {}): Promise<stri
 async function build(dir: string, backbone: 'mobilenet_v1' | 'faceres', classes: string[]): Promise<string> {
   if (existsSync(path.join(dir, 'manifest.json'))) return dir;
   const parent = path.dirname(dir);
-  await import('node:fs/promises').then((fs) => fs.mkdir(parent, { recursive: true }));
+  await mkdir(parent, { recursive: true });
   const tmp = await mkdtemp(path.join(parent, '.build-'));
   try {
     const { train } = await import('../../src/train/index.js');
@@ -79,7 +79,6 @@ async function build(dir: string, backbone: 'mobilenet_v1' | 'faceres', classes:
 
 /** Removes fixtures of older code versions (untouched for a day) so the temp folder does not fill up. */
 async function pruneStale(parent: string, keep: string): Promise<void> {
-  const { readdir, stat } = await import('node:fs/promises');
   const dayAgo = Date.now() - 24 * 3600 * 1000;
   for (const name of await readdir(parent)) {
     const p = path.join(parent, name);
