@@ -9,13 +9,14 @@
  */
 import { decodeRgb, type RgbImage } from '../shared/image.js';
 import type { Face } from '../shared/messages.js';
-import type { CropSettings } from '../model/manifest.js';
+import { cropSchema, type CropSettings } from '../model/manifest.js';
 import { alignFace } from '../detect/align.js';
 import { sharpness } from '../detect/quality.js';
 import type { BlazeFaceDetector } from '../detect/blazeface.js';
 import { loadDetector, type LoadDetectorOptions } from '../detect/model.js';
 
-export const DEFAULT_CROP: CropSettings = { margin: 1.3, rotate: true };
+/** The manifest schema's defaults (margin 1.3, eyes levelled), declared once there. */
+export const DEFAULT_CROP: CropSettings = cropSchema.parse({});
 
 export interface FaceCropResult {
   /** null in crops mode (the whole image is the face). */
