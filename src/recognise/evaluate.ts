@@ -165,7 +165,7 @@ export async function evaluate(o: EvalOptions): Promise<EvalResult> {
       ? [`the model was trained on ${trained === 'crops' ? 'whole face crops (--crops)' : 'detected faces'} but is evaluated ${o.crops ? 'on whole crops (--crops)' : 'with detection'}: faces are cut differently, so these figures understate what it does on ${trained === 'crops' ? 'crops' : 'camera frames'}`]
       : [];
     return summarise(probes, { warnings,
-      model: o.modelDir, modelVersion: version, precision: recogniser.precision, mode: o.crops ? 'crops' : 'detect',
+      model: o.modelDir, modelVersion: version, precision: recogniser.precision, mode,
       threshold: recogniser.recognition.threshold, minMargin: recogniser.recognition.minMargin, classes, strangerFolders, unreadable,
     });
   } finally {
