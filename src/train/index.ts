@@ -168,7 +168,7 @@ export async function train(input: TrainOptions, hooks: TrainHooks = {}): Promis
     : null;
   const hRows = headRows(head);
   print(formatSummary(`${spec.name} + head`, backboneRows, pooling, hRows));
-  print(`features: ${extractor.kind}; training the head only (the backbone is frozen and runs forward once per image and epoch)`);
+  print(`features: ${extractor.kind}; training the head only (the backbone is frozen and runs forward once per image${o.augment ? ', and once per augmented image and epoch' : ''})`);
 
   let fit: FitResult;
   try {
