@@ -177,12 +177,12 @@ export async function runSelfTest(
 
 /**
  * Checks an unpacked bundle in `dir` (its `model/` against its manifest) and runs the
- * self-test on it (kiosk install and `facegate bundle verify`). Returns the number of
- * reference images.
+ * self-test on it (kiosk install and `facegate bundle verify`). `model`: its manifest,
+ * when the caller has verified the directory already. Returns the number of reference images.
  */
-export async function selfTestUnpacked(dir: string, runner: ModelRunner): Promise<number> {
+export async function selfTestUnpacked(dir: string, runner: ModelRunner, model?: Manifest): Promise<number> {
   const modelDir = path.join(dir, 'model');
-  const model = await verifyModelDir(modelDir);
+  model ??= await verifyModelDir(modelDir);
   const answers = answersSchema.parse(JSON.parse(await readFile(path.join(dir, ...SELFTEST_ANSWERS.split('/')), 'utf8')));
   await runSelfTest(modelDir, model, answers, dir, runner);
   return answers.cases.length;

@@ -20,6 +20,7 @@ import { mkdir, readFile, readdir, readlink, rename, rm, symlink, unlink, open }
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import type { Manifest } from '../model/manifest.js';
 import { ModelError } from '../shared/errors.js';
 import {
   checkPolicy, extractBundle, parseHeader, verifyBundleBytes, verifySignature, writeFileAtomic,
@@ -140,8 +141,9 @@ export class ModelStore {
   /**
    * Checks an installed version folder: its bundle header's signature against the
    * configured keys, every file against the signed hashes, and the model manifest.
+   * Returns the model's manifest (its version is the bundle's).
    */
-  async verifyVersionDir(versionDir: string): Promise<BundleManifest> {
+  async verifyVersionDir(versionDir: string): Promise<Manifest> {
     const header = parseHeader(await readFile(path.join(versionDir, BUNDLE_HEADER_FILE)));
     verifySignature(header.manifest, header.signatures, this.o.keys);
     for (const [name, want] of Object.entries(header.manifest.files)) {
@@ -153,7 +155,7 @@ export class ModelStore {
     const model = await verifyModelDir(path.join(versionDir, 'model'));
     if (model.version !== header.manifest.version) throw new UpdateRejected(`model version ${model.version} differs from bundle version ${header.manifest.version}`);
     if (JSON.stringify(model.classes) !== JSON.stringify(header.manifest.labels)) throw new UpdateRejected('model classes differ from the signed labels');
-    return header.manifest;
+    return model;
   }
 
   /** Verifies what a pointer target names; returns the active model it gives. */
@@ -370,8 +372,7 @@ export class ModelStore {
 
       try {
         // What is on disk now is what gets run: check it, not the bytes in memory.
-        await this.verifyVersionDir(staging);
-        await selfTestUnpacked(staging, this.o.runner);
+        await selfTestUnpacked(staging, this.o.runner, await this.verifyVersionDir(staging));
       } catch (err) {
         await rm(staging, { recursive: true, force: true });
         if (err instanceof UpdateRejected) throw err;
