@@ -62,8 +62,6 @@ export function discoveryMessages(topics: Topics, version: string): DiscoveryMes
 
 export class HomeAssistantDiscovery {
   private readonly log: Logger = moduleLogger('homeassistant');
-  /** Times the configs were announced (for tests and logs). */
-  announcements = 0;
 
   constructor(private readonly mqtt: MqttPort, private readonly version: string) {}
 
@@ -82,16 +80,9 @@ export class HomeAssistantDiscovery {
     try {
       await Promise.all(discoveryMessages(this.mqtt.topics, this.version).map((m) =>
         this.mqtt.publishAbsolute(m.topic, JSON.stringify(m.config), { qos: 1, retain: true })));
-      this.announcements++;
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'discovery not published');
     }
-  }
-
-  /** Removes the entities from Home Assistant (empty retained configs); not done on a normal stop. */
-  async clear(): Promise<void> {
-    await Promise.all(discoveryMessages(this.mqtt.topics, this.version).map((m) =>
-      this.mqtt.publishAbsolute(m.topic, '', { qos: 1, retain: true })));
   }
 
   stop(): Promise<void> {
