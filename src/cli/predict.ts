@@ -88,13 +88,13 @@ export function registerPredict(program: Command): void {
             margin: round(m.margin),
             detection: round(m.face.score),
           }));
-          const skippedOut = skipped.map((s) => ({ box: s.crop.face?.box, reason: s.reason }));
+          const skippedOut = skipped.map((s) => ({ box: s.crop.face.box, reason: s.reason }));
           let annotated: string | undefined;
           if (o.annotate) {
             annotated = await annotatePath(o.annotate, file, images.length, taken);
             await writeAnnotated(img, [
               ...matches.map((m) => ({ box: m.face.box, text: `${m.label ?? 'unknown'} ${m.similarity.toFixed(2)}`, kind: m.label ? 'known' as const : 'unknown' as const })),
-              ...skipped.filter((s) => s.crop.face).map((s) => ({ box: s.crop.face!.box, text: s.reason, kind: 'skipped' as const })),
+              ...skipped.map((s) => ({ box: s.crop.face.box, text: s.reason, kind: 'skipped' as const })),
             ], annotated);
           }
           if (o.json) {

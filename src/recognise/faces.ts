@@ -25,6 +25,9 @@ export interface FaceCropResult {
   readonly sharpness: number;
 }
 
+/** A crop cut around a detected face. */
+export type DetectedCrop = FaceCropResult & { readonly face: Face };
+
 export type ExtractResult =
   | ({ readonly ok: true } & FaceCropResult)
   | { readonly ok: false; readonly reason: 'no-face' | 'unreadable'; readonly detail: string };
@@ -58,14 +61,14 @@ export class FaceExtractor {
   get detects(): boolean { return this.detector !== null; }
 
   /** Every face in a decoded frame, cut and aligned, best detector score first. */
-  async facesIn(img: RgbImage, frameId = 0): Promise<FaceCropResult[]> {
+  async facesIn(img: RgbImage, frameId = 0): Promise<DetectedCrop[]> {
     if (!this.detector) throw new Error('facesIn needs a detector (crops mode has none)');
     const faces = await this.detector.detect(img, frameId);
     return faces.map((face) => this.cut(img, face));
   }
 
   /** Cuts and aligns one detected face. */
-  cut(img: RgbImage, face: Face): FaceCropResult {
+  cut(img: RgbImage, face: Face): DetectedCrop {
     const image = alignFace(img, face.box, face.keypoints, this.size.width, { margin: this.crop.margin, rotate: this.crop.rotate });
     return { face, image, sharpness: sharpness(image) };
   }

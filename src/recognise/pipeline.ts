@@ -8,7 +8,7 @@ import type { Frame, Match } from '../shared/messages.js';
 import { moduleLogger } from '../shared/logger.js';
 import { qualityVerdict, type QualityThresholds } from '../detect/quality.js';
 import { loadDetector, type LoadDetectorOptions } from '../detect/model.js';
-import { FaceExtractor, type FaceCropResult } from './faces.js';
+import { FaceExtractor, type DetectedCrop } from './faces.js';
 import { Recogniser, type Precision } from './recogniser.js';
 
 const log = moduleLogger('recognise');
@@ -50,7 +50,7 @@ export interface PipelineStats {
 export interface FrameResult {
   readonly matches: readonly Match[];
   /** Faces the quality gate refused, with the reason. */
-  readonly skipped: readonly { readonly crop: FaceCropResult; readonly reason: 'too-small' | 'too-blurred' }[];
+  readonly skipped: readonly { readonly crop: DetectedCrop; readonly reason: 'too-small' | 'too-blurred' }[];
 }
 
 export class RecognitionPipeline {
@@ -109,18 +109,16 @@ export class RecognitionPipeline {
     const crops = await this.extractor.facesIn(img, frameId);
     if (crops.length === 0) this.stats.framesWithoutFace++;
     this.stats.faces += crops.length;
-    const good: FaceCropResult[] = [];
-    const skipped: { crop: FaceCropResult; reason: 'too-small' | 'too-blurred' }[] = [];
+    const good: DetectedCrop[] = [];
+    const skipped: { crop: DetectedCrop; reason: 'too-small' | 'too-blurred' }[] = [];
     for (const c of crops) {
-      const face = c.face;
-      const size = face ? Math.max(face.box.width, face.box.height) : Infinity;
-      const v = qualityVerdict(size, c.sharpness, this.quality);
+      const v = qualityVerdict(Math.max(c.face.box.width, c.face.box.height), c.sharpness, this.quality);
       if (v.ok) { good.push(c); continue; }
       skipped.push({ crop: c, reason: v.reason });
       if (v.reason === 'too-small') this.stats.skippedTooSmall++; else this.stats.skippedBlurred++;
     }
     const descriptions = await this.recogniser.describe(good.map((c) => c.image));
-    const matches = good.map((c, i) => this.recogniser.match(c.face as NonNullable<typeof c.face>, descriptions[i] as NonNullable<(typeof descriptions)[number]>));
+    const matches = good.map((c, i) => this.recogniser.match(c.face, descriptions[i]!));
     this.stats.matched += matches.length;
     for (const m of matches) if (m.label) this.stats.named++; else this.stats.refused++;
     log.debug({ frameId, faces: crops.length, matched: matches.length, skipped: skipped.length }, 'frame');
