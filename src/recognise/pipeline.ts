@@ -30,7 +30,8 @@ export interface PipelineOptions {
   readonly detector?: Pick<LoadDetectorOptions, 'cacheDir' | 'onnxPath'>;
 }
 
-export const PIPELINE_DEFAULTS = { minFaceSize: 40, minSharpness: 5, minDetectionScore: 0.5, maxFaces: 10 } as const;
+/** The quality gate's defaults; the detector's (score 0.5, 10 faces) are DETECTOR_DEFAULTS in src/detect/blazeface.ts. */
+export const PIPELINE_DEFAULTS = { minFaceSize: 40, minSharpness: 5 } as const;
 
 /** Counters since load (for metrics). */
 export interface PipelineStats {
@@ -71,8 +72,8 @@ export class RecognitionPipeline {
       const detector = await loadDetector({
         ...opts.detector,
         threads: opts.threads,
-        minScore: opts.minDetectionScore ?? PIPELINE_DEFAULTS.minDetectionScore,
-        maxFaces: opts.maxFaces ?? PIPELINE_DEFAULTS.maxFaces,
+        minScore: opts.minDetectionScore,
+        maxFaces: opts.maxFaces,
       });
       const extractor = FaceExtractor.withDetector(detector, recogniser.recognition.crop, recogniser.inputSize);
       const pipeline = new RecognitionPipeline(extractor, recogniser, {
