@@ -24,7 +24,7 @@ import { onnx } from '../onnx/proto.js';
 import { decodeModel, encodeModel, tensorProto, tensorValues } from '../onnx/builder.js';
 import { OnnxModel, type TensorData } from '../../runtime/ort.js';
 import type { RgbImage } from '../../shared/image.js';
-import { pixelBatch, pixelInput } from './io.js';
+import { pixelBatch, pixelInput, withOutputs } from './io.js';
 
 /** Largest scale applied to a channel (bounds the precision lost by C's weights of that channel). */
 export const DEFAULT_EQUALIZE_CAP = 16;
@@ -86,13 +86,8 @@ function findPairs(model: OnnxTypes.IModelProto, skip: ReadonlySet<string>): Pai
 
 /** Per-channel maxima of NCHW tensors over the images. */
 async function channelMax(model: OnnxTypes.IModelProto, images: readonly RgbImage[], tensors: readonly string[]): Promise<Map<string, Float64Array>> {
-  const copy = decodeModel(encodeModel(model));
-  const g = copy.graph as OnnxTypes.GraphProto;
-  for (const t of tensors) {
-    if (!g.output.some((o) => o.name === t)) g.output.push(onnx.ValueInfoProto.fromObject({ name: t, type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT } } }));
-  }
   const input = pixelInput(model);
-  const session = await OnnxModel.load(encodeModel(copy));
+  const session = await OnnxModel.load(withOutputs(model, tensors));
   const out = new Map<string, Float64Array>();
   try {
     for (let i = 0; i < images.length; i += 4) {

@@ -9,7 +9,6 @@
  * parameters and per-channel int8 weights (params.ts) → QDQ graph.
  */
 import type { OnnxTypes } from '../onnx/proto.js';
-import { onnx } from '../onnx/proto.js';
 import { decodeModel, encodeModel, metadataOf, tensorProto, tensorValues } from '../onnx/builder.js';
 import { OnnxModel } from '../../runtime/ort.js';
 import { DataError, ModelError } from '../../shared/errors.js';
@@ -19,7 +18,7 @@ import {
   Histogram, RangeCollector, calibrationMethods, entropyRange, histogramFor, percentileRange,
   type CalibrationMethod, type Range,
 } from './calibrate.js';
-import { decodeOnnx, pixelBatch, pixelInput, spread, type PixelInput } from './io.js';
+import { decodeOnnx, pixelBatch, pixelInput, spread, withOutputs, type PixelInput } from './io.js';
 import { applyQdq, planQuantization, type FloatNode, type QuantPlan } from './graph.js';
 import { activationParams, type ActivationParams } from './params.js';
 import {
@@ -133,29 +132,8 @@ function checkOpset(model: OnnxTypes.IModelProto): void {
   }
 }
 
-/** The fp32 graph with `tensors` added as outputs, so a run returns them. */
-function withOutputs(model: OnnxTypes.IModelProto, tensors: readonly string[]): Uint8Array {
-  const copy = decodeModel(encodeModel(model));
-  const g = copy.graph as OnnxTypes.GraphProto;
-  const have = new Set((g.output ?? []).map((o) => o.name));
-  for (const t of tensors) {
-    if (!have.has(t)) g.output.push(onnx.ValueInfoProto.fromObject({ name: t, type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT } } }));
-  }
-  return encodeModel(copy);
-}
-
 /** Runs the augmented fp32 graph over the images, passing each tensor's values to `visit`. */
 async function forEachActivation(
-  session: OnnxModel,
-  input: PixelInput,
-  images: readonly RgbImage[],
-  tensors: readonly string[],
-  visit: (tensor: string, values: Float32Array) => void,
-): Promise<void> {
-  await forEachActivationDims(session, input, images, tensors, (t, v) => visit(t, v));
-}
-
-async function forEachActivationDims(
   session: OnnxModel,
   input: PixelInput,
   images: readonly RgbImage[],
@@ -213,7 +191,7 @@ async function channelMeans(model: OnnxTypes.IModelProto, input: PixelInput, ima
   const session = await OnnxModel.load(withOutputs(model, tensors));
   const sums = new Map<string, Float64Array>();
   try {
-    await forEachActivationDims(session, input, images, tensors, (t, v, dims) => {
+    await forEachActivation(session, input, images, tensors, (t, v, dims) => {
       const n = dims[0] ?? 1;
       const c = dims[1] ?? 1;
       const inner = v.length / (n * c);

@@ -4,7 +4,7 @@
  */
 import type { OnnxTypes } from '../onnx/proto.js';
 import { onnx } from '../onnx/proto.js';
-import { decodeModel } from '../onnx/builder.js';
+import { decodeModel, encodeModel } from '../onnx/builder.js';
 import { DataError, ModelError } from '../../shared/errors.js';
 import type { RgbImage } from '../../shared/image.js';
 
@@ -65,3 +65,14 @@ export function pixelBatch(images: readonly RgbImage[], height: number, width: n
   return data;
 }
 
+
+/** A copy of the graph with `tensors` added as (float) outputs, so a run returns them. */
+export function withOutputs(model: OnnxTypes.IModelProto, tensors: readonly string[]): Uint8Array {
+  const copy = decodeModel(encodeModel(model));
+  const g = copy.graph as OnnxTypes.GraphProto;
+  const have = new Set((g.output ?? []).map((o) => o.name));
+  for (const t of tensors) {
+    if (!have.has(t)) g.output.push(onnx.ValueInfoProto.fromObject({ name: t, type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT } } }));
+  }
+  return encodeModel(copy);
+}

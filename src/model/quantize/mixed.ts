@@ -16,11 +16,9 @@
  * lowers the error, the fewest until the target is met or the budget is spent.
  */
 import type { OnnxTypes } from '../onnx/proto.js';
-import { onnx } from '../onnx/proto.js';
-import { decodeModel, encodeModel } from '../onnx/builder.js';
 import { OnnxModel, type TensorData } from '../../runtime/ort.js';
 import type { RgbImage } from '../../shared/image.js';
-import { pixelBatch, pixelInput } from './io.js';
+import { pixelBatch, pixelInput, withOutputs } from './io.js';
 
 /** What the search aims at, and its budget. */
 export interface MixedPrecisionTarget {
@@ -64,19 +62,10 @@ export function decisionTensor(model: OnnxTypes.IModelProto): { name: string; lo
   return { name: outputs[0] ?? '', logits: false };
 }
 
-function withOutput(model: OnnxTypes.IModelProto, tensor: string): Uint8Array {
-  const copy = decodeModel(encodeModel(model));
-  const g = copy.graph as OnnxTypes.GraphProto;
-  if (!g.output.some((o) => o.name === tensor)) {
-    g.output.push(onnx.ValueInfoProto.fromObject({ name: tensor, type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT } } }));
-  }
-  return encodeModel(copy);
-}
-
 /** Values of the decision tensor for each image ([images][values]). */
 export async function decisionValues(model: OnnxTypes.IModelProto, tensor: string, images: readonly RgbImage[]): Promise<Float32Array[]> {
   const input = pixelInput(model);
-  const session = await OnnxModel.load(withOutput(model, tensor));
+  const session = await OnnxModel.load(withOutputs(model, [tensor]));
   const out: Float32Array[] = [];
   try {
     for (let i = 0; i < images.length; i += 8) {
