@@ -49,10 +49,9 @@ interface AgreementCheck {
 async function checkAgreement(
   fp32: Uint8Array, int8: Uint8Array, dir: string, used: readonly string[], input: { width: number; height: number },
 ): Promise<AgreementCheck | undefined> {
-  const { decodeOnnx, compareModels, spread } = await import('../model/quantize/index.js');
+  const { compareModels, spread } = await import('../model/quantize/index.js');
   const { listImagesRecursive } = await import('../model/quantize/files.js');
   const { decodeRgb } = await import('../shared/image.js');
-  if (!(decodeOnnx(fp32).graph?.output ?? []).some((o) => o.name === 'probabilities')) return undefined;
   const seen = new Set(used);
   const decodeAll = async (files: readonly string[]): Promise<RgbImage[]> => {
     const out: RgbImage[] = [];
@@ -93,7 +92,9 @@ async function runQuantize(o: QuantizeCliOptions): Promise<void> {
   if (listed && listed.sha256 !== fileEntry(fp32).sha256) {
     throw new ModelError(`${modelPath} does not match ${path.join(dir, 'manifest.json')} (sha256 differs): the file was changed or replaced; export it again (facegate export --model ${dir})`);
   }
-  const input = pixelInput(decodeOnnx(fp32, modelPath));
+  const decoded = decodeOnnx(fp32, modelPath);
+  const input = pixelInput(decoded);
+  const classifies = (decoded.graph?.output ?? []).some((o) => o.name === 'probabilities');
 
   const cal = await loadCalibration(path.resolve(o.calibration), samples, { width: input.width, height: input.height });
   process.stderr.write(
@@ -113,7 +114,7 @@ async function runQuantize(o: QuantizeCliOptions): Promise<void> {
   writeFileSync(tmp, model);
   renameSync(tmp, out);
   // Agreement with fp32 on images the calibration did not see (when the model classifies).
-  const check = await checkAgreement(fp32, model, path.resolve(o.calibration), cal.files, input);
+  const check = classifies ? await checkAgreement(fp32, model, path.resolve(o.calibration), cal.files, input) : undefined;
   const quantization = {
     method: report.method,
     ...(report.percentile !== undefined ? { percentile: report.percentile } : {}),
