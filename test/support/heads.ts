@@ -10,7 +10,7 @@
 import type { OnnxTypes } from '../../src/model/onnx/proto.js';
 import { decodeModel, encodeModel, tensorProto, valueInfo } from '../../src/model/onnx/builder.js';
 import { onnx } from '../../src/model/onnx/proto.js';
-import { rng } from './mobilenet-graph.js';
+import { mulberry32 } from '../../src/train/rng.js';
 
 type Node = OnnxTypes.INodeProto;
 
@@ -64,7 +64,7 @@ export function withCentroidHead(bytes: Uint8Array, centroids: readonly Float32A
 
 /** The tutorial's dense head (hidden sizes, then `classes`) with seeded random He weights. */
 export function withDenseHead(bytes: Uint8Array, hidden: readonly number[] = [1024, 1024, 512], classes = 40, seed = 5): Uint8Array {
-  const rand = rng(seed);
+  const rand = mulberry32(seed);
   return append(bytes, (_g, f) => {
     const nodes: Node[] = [];
     const inits: OnnxTypes.ITensorProto[] = [];

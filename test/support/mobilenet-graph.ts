@@ -8,9 +8,6 @@
 import { GraphBuilder, attr, encodeModel } from '../../src/model/onnx/builder.js';
 import { mulberry32 } from '../../src/train/rng.js';
 
-/** Deterministic PRNG (mulberry32) so fixtures are the same on every run. */
-export const rng = mulberry32;
-
 function gaussian(rand: () => number, n: number, std: number): Float32Array {
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) {
@@ -40,7 +37,7 @@ const BLOCKS: readonly (readonly [number, number])[] = [
 
 export function mobileNetGraph(o: MobileNetGraphOptions = {}): Uint8Array {
   const alpha = o.alpha ?? 0.25;
-  const rand = rng(o.seed ?? 1);
+  const rand = mulberry32(o.seed ?? 1);
   const g = new GraphBuilder('mobilenet_test');
   const x0 = g.input('pixels', 'uint8', ['batch', 224, 224, 3]);
   let x = g.op('Cast', [x0], { to: attr.i(1) });

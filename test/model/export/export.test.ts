@@ -8,7 +8,8 @@ import { before, describe, test } from 'node:test';
 import { exportModel, exportModelDetailed } from '../../../src/model/export/index.js';
 import { OnnxModel } from '../../../src/runtime/ort.js';
 import { ModelError } from '../../../src/shared/errors.js';
-import { layersArtifacts, maxAbsDiff, randomiseWeights, rng, tf, useBackend } from './tfjs-reference.js';
+import { mulberry32 } from '../../../src/train/rng.js';
+import { layersArtifacts, maxAbsDiff, randomiseWeights, tf, useBackend } from './tfjs-reference.js';
 
 const SIZE = 32;
 
@@ -36,7 +37,7 @@ function head(features: number, classes: number, embeddingName = 'embedding'): t
 }
 
 function pixels(n: number): Uint8Array {
-  const r = rng(5);
+  const r = mulberry32(5);
   return Uint8Array.from({ length: n * SIZE * SIZE * 3 }, () => Math.floor(r() * 256));
 }
 

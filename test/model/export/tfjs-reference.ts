@@ -9,9 +9,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { artifactsFromMemory, type TfjsArtifacts } from '../../../src/model/export/index.js';
 import { OnnxModel, type TensorData } from '../../../src/runtime/ort.js';
-import { rng } from '../../support/mobilenet-graph.js';
-
-export { rng };
+import { mulberry32 } from '../../../src/train/rng.js';
 
 /** tfjs cpu (exact, slow) or wasm (fast, for the real models). */
 export async function useBackend(name: 'cpu' | 'wasm'): Promise<void> {
@@ -54,7 +52,7 @@ export function diskHandler(modelJson: string): tf.io.IOHandler {
 }
 
 export function randomTensorData(seed: number, dims: readonly number[], scale = 1): Float32Array {
-  const r = rng(seed);
+  const r = mulberry32(seed);
   const n = dims.reduce((a, b) => a * b, 1);
   return Float32Array.from({ length: n }, () => (r() * 2 - 1) * scale);
 }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import {
   Histogram, RangeCollector, entropyRange, histogramFor, klDivergence, percentileRange,
 } from '../../../src/model/quantize/calibrate.js';
-import { rng } from '../../support/mobilenet-graph.js';
+import { mulberry32 } from '../../../src/train/rng.js';
 
 test('RangeCollector keeps the min and max over batches and rejects NaN', () => {
   const c = new RangeCollector();
@@ -33,7 +33,7 @@ test('histogramFor: non-negative data from 0, signed data symmetric for entropy'
 
 /** 100 000 half-normal values (|N(0, 1)|, like a ReLU's output) plus a few far outliers. */
 function withOutliers(): { values: Float32Array; observed: { min: number; max: number } } {
-  const r = rng(7);
+  const r = mulberry32(7);
   const values = new Float32Array(100_005);
   for (let i = 0; i < 100_000; i++) values[i] = Math.abs(Math.sqrt(-2 * Math.log(Math.max(r(), 1e-12))) * Math.cos(2 * Math.PI * r()));
   values.set([50, 60, 70, 80, 100], 100_000);
@@ -66,7 +66,7 @@ test('entropyRange clips far outliers, keeps a dense range whole', () => {
   assert.ok(r.max >= 2, `threshold ${r.max} should not cut deep into the bulk`);
 
   // Signed, symmetric data without outliers: the window stays near the full range.
-  const rand = rng(3);
+  const rand = mulberry32(3);
   const signed = Float32Array.from({ length: 50_000 }, () => rand() * 2 - 1);
   const hs = histogramFor('entropy', { min: -1, max: 1 }) as Histogram;
   hs.update(signed);
