@@ -47,10 +47,9 @@ interface AgreementCheck {
 }
 
 async function checkAgreement(
-  fp32: Uint8Array, int8: Uint8Array, dir: string, used: readonly string[], input: { width: number; height: number },
+  fp32: Uint8Array, int8: Uint8Array, all: readonly string[], used: readonly string[], input: { width: number; height: number },
 ): Promise<AgreementCheck | undefined> {
   const { compareModels, spread } = await import('../model/quantize/index.js');
-  const { listImagesRecursive } = await import('../model/quantize/files.js');
   const { decodeRgb } = await import('../shared/image.js');
   const seen = new Set(used);
   const decodeAll = async (files: readonly string[]): Promise<RgbImage[]> => {
@@ -60,7 +59,7 @@ async function checkAgreement(
     }
     return out;
   };
-  let images = await decodeAll((await listImagesRecursive(dir)).filter((f) => !seen.has(f)));
+  let images = await decodeAll(all.filter((f) => !seen.has(f)));
   const heldOut = images.length > 0;
   if (!heldOut) images = await decodeAll(used);
   if (images.length === 0) return undefined;
@@ -98,7 +97,7 @@ async function runQuantize(o: QuantizeCliOptions): Promise<void> {
 
   const cal = await loadCalibration(path.resolve(o.calibration), samples, { width: input.width, height: input.height });
   process.stderr.write(
-    `calibrating on ${cal.images.length} of ${cal.found} images under ${o.calibration}` +
+    `calibrating on ${cal.images.length} of ${cal.all.length} images under ${o.calibration}` +
       `${cal.skipped.length ? ` (${cal.skipped.length} unreadable skipped, e.g. ${cal.skipped[0]})` : ''}, method ${o.method}\n`,
   );
   const started = Date.now();
@@ -114,7 +113,7 @@ async function runQuantize(o: QuantizeCliOptions): Promise<void> {
   writeFileSync(tmp, model);
   renameSync(tmp, out);
   // Agreement with fp32 on images the calibration did not see (when the model classifies).
-  const check = classifies ? await checkAgreement(fp32, model, path.resolve(o.calibration), cal.files, input) : undefined;
+  const check = classifies ? await checkAgreement(fp32, model, cal.all, cal.files, input) : undefined;
   const quantization = {
     method: report.method,
     ...(report.percentile !== undefined ? { percentile: report.percentile } : {}),

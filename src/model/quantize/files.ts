@@ -10,7 +10,7 @@ import { MANIFEST_FILE, fileEntry, manifestSchema, type Manifest } from '../mani
 import { spread } from './io.js';
 
 /** Image files under `dir`, recursively, in a stable (sorted) order. */
-export async function listImagesRecursive(dir: string): Promise<string[]> {
+async function listImagesRecursive(dir: string): Promise<string[]> {
   let entries;
   try {
     entries = await readdir(dir, { withFileTypes: true, recursive: true });
@@ -26,8 +26,8 @@ export async function listImagesRecursive(dir: string): Promise<string[]> {
 export interface CalibrationSet {
   readonly images: RgbImage[];
   readonly files: string[];
-  /** Image files found under the folder. */
-  readonly found: number;
+  /** Every image file found under the folder, sorted. */
+  readonly all: string[];
   /** Files that failed to decode (corrupt, truncated, not an image), skipped. */
   readonly skipped: string[];
 }
@@ -58,7 +58,7 @@ export async function loadCalibration(dir: string, samples: number, size: { widt
     }
   }
   if (images.length === 0) throw new DataError(`none of the ${all.length} images under ${dir} could be decoded (all corrupt?)`);
-  return { images, files, found: all.length, skipped };
+  return { images, files, all, skipped };
 }
 
 /** `x.onnx` → `x.int8.onnx` beside it (so `model.onnx` → `model.int8.onnx`). */
