@@ -79,8 +79,8 @@ export class Daemon {
   private readonly sd: SdNotify;
   /** Where MQTT clients connect (the embedded broker's URL when none is configured). */
   brokerUrl = '';
-  lastPerson: string | null = null;
-  lastEventTime: string | null = null;
+  private lastPerson: string | null = null;
+  private lastEventTime: string | null = null;
 
   constructor(private readonly cfg: Config, private readonly deps: DaemonDeps = {}) {
     this.sd = new SdNotify(deps.env ?? process.env);
