@@ -6,6 +6,9 @@
  * logged by name and the daemon runs on.
  *
  *   camera → queue → recognition (model host → decider) → events (outbox → MQTT)
+ *
+ * With model updates, the updater swaps the model host's model (install, rollback), and
+ * recognition errors on a model still on probation go back to the updater (ProbationGuard).
  */
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -24,6 +27,7 @@ import { HttpServer, type Health } from './http.js';
 import { SdNotify } from './sdnotify.js';
 import { ModelHost, RecognitionWorker, assertModelDir, type DecisionMaker, type RecogniserLoader } from './recognition.js';
 import { StateReporter } from './state.js';
+import { ProbationGuard } from './probation.js';
 import type { UpdateMqttPort } from '../update/updater.js';
 
 export interface Part {
@@ -132,6 +136,7 @@ export class Daemon {
     this.host = host;
     host.onChange((v) => m.setModel(v));
     let updater: Part | undefined;
+    let probation: ProbationGuard | undefined;
     let initialModel: { dir: string } = { dir: cfg.model.dir };
     if (cfg.updates.enabled) {
       const { ModelUpdater } = await import('../update/updater.js');
@@ -143,6 +148,7 @@ export class Daemon {
       };
       const u = new ModelUpdater({ config: cfg.updates, kioskId: cfg.mqtt.kioskId, baseTopic: cfg.mqtt.baseTopic, fallbackDir: cfg.model.dir, mqtt: mqttSeam, host });
       initialModel = await u.recover();
+      probation = new ProbationGuard(u);
       updater = { name: 'model updates', optional: true, start: () => u.start(), stop: () => u.stop() };
     }
     await this.startPart({ name: 'model', start: () => host.activate(initialModel), stop: () => host.stop() });
@@ -217,6 +223,7 @@ export class Daemon {
         m.stageSeconds.observe({ stage: 'decide' }, t.decideMs / 1000);
       },
       onError: (stage) => m.frameErrors.inc({ stage }),
+      onRecognise: (r) => probation?.frame(r),
     });
     await this.startPart({ name: 'recognition', start: () => worker.start(), stop: () => worker.stop() });
 

@@ -11,6 +11,7 @@ import { ModelError } from '../shared/errors.js';
 import { MANIFEST_FILE } from '../model/manifest.js';
 import { moduleLogger } from '../shared/logger.js';
 import type { FrameQueue } from '../capture/queue.js';
+import type { RecogniseOutcome } from './probation.js';
 
 /** What the daemon needs from a recognition model (RecognitionPipeline fits; tests use fakes). */
 export interface Recogniser {
@@ -85,6 +86,8 @@ export interface WorkerHooks {
   onDecision(decision: Decision, modelVersion: string): void;
   onFrame?(frame: Frame, matches: readonly Match[], timings: { queueMs: number; recogniseMs: number; decideMs: number }): void;
   onError?(stage: 'recognise' | 'decide', err: Error): void;
+  /** After the recognition step of every frame, whether it succeeded or threw (probation watch). */
+  onRecognise?(outcome: RecogniseOutcome): void;
 }
 
 export class RecognitionWorker {
@@ -115,13 +118,16 @@ export class RecognitionWorker {
       this.busySince = t0;
       let matches: readonly Match[] = [];
       let version = this.host.currentVersion;
+      let error: Error | null = null;
       try {
         const r = await this.host.process(frame);
         matches = r.matches;
         version = r.modelVersion;
       } catch (err) {
-        this.failed('recognise', err as Error);
+        error = err as Error;
+        this.failed('recognise', error);
       }
+      this.hooks.onRecognise?.({ modelVersion: version, matches, error });
       const t1 = Date.now();
       let decisions: Decision[] = [];
       try {

@@ -67,6 +67,7 @@ export class ModelUpdater {
   private transfer: Transfer | undefined;
   private work: Promise<void> = Promise.resolve();
   private probationTimer: NodeJS.Timeout | undefined;
+  private onProbation: string | undefined;
   private started = false;
   private lastState: UpdateState | undefined;
   private readonly completed = new Set<string>();
@@ -77,6 +78,9 @@ export class ModelUpdater {
 
   /** The version recognition runs now (for event payloads). */
   get runningVersion(): string | undefined { return this.running?.version; }
+
+  /** The version installed by this process whose probation has not passed yet (undefined when none). */
+  get probationVersion(): string | undefined { return this.onProbation; }
 
   /**
    * Call before loading the pipeline: cleans up after a crash, rolls back a swap whose
@@ -115,6 +119,7 @@ export class ModelUpdater {
     this.started = false;
     if (this.probationTimer) clearTimeout(this.probationTimer);
     this.probationTimer = undefined;
+    this.onProbation = undefined;
     await this.work;
     await this.dropTransfer();
   }
@@ -293,8 +298,10 @@ export class ModelUpdater {
 
   private armProbation(version: string): void {
     if (this.probationTimer) clearTimeout(this.probationTimer);
+    this.onProbation = version;
     this.probationTimer = setTimeout(() => {
       this.enqueue(async () => {
+        if (this.onProbation === version) this.onProbation = undefined;
         if (await this.s.passProbation(version)) {
           this.log.info({ version }, 'probation passed');
           this.lastState = await this.s.readState();
@@ -308,6 +315,7 @@ export class ModelUpdater {
   private async rollback(reason: string, reactivate = true): Promise<boolean> {
     if (this.probationTimer) clearTimeout(this.probationTimer);
     this.probationTimer = undefined;
+    this.onProbation = undefined;
     const r = await this.s.rollback(reason);
     if (!r) return false;
     if (reactivate) {
