@@ -5,9 +5,10 @@
  * `--tfjs human:NAME` converts one of @vladmandic/human's bundled models (blazeface, faceres, …).
  */
 import { Command, Option } from 'commander';
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { FacegateError } from '../shared/errors.js';
+import { writeFileAtomic } from '../shared/fs.js';
 
 interface ExportCliOptions {
   model?: string;
@@ -52,9 +53,7 @@ async function runExport(o: ExportCliOptions): Promise<void> {
   const sig = model.signature();
   await model.release();
   mkdirSync(path.dirname(path.resolve(o.out)), { recursive: true });
-  const tmp = `${o.out}.tmp-${process.pid}`;
-  writeFileSync(tmp, bytes);
-  renameSync(tmp, o.out);
+  await writeFileAtomic(o.out, bytes);
   process.stdout.write(`wrote ${o.out} (${(bytes.length / 1e6).toFixed(2)} MB) from ${source}\n${describe(sig)}\n`);
 }
 

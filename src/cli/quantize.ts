@@ -5,9 +5,10 @@
  * directory, updates its manifest (quantization section, file hashes).
  */
 import { Command, Option } from 'commander';
-import { existsSync, readFileSync, renameSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { DataError, ModelError } from '../shared/errors.js';
+import { writeFileAtomic } from '../shared/fs.js';
 import type { RgbImage } from '../shared/image.js';
 
 /** Calibration images used when --samples is not given (onnxruntime's examples use ~100). */
@@ -109,9 +110,7 @@ async function runQuantize(o: QuantizeCliOptions): Promise<void> {
 
   const out = path.resolve(o.out ?? defaultOutputPath(modelPath));
   mkdirSync(path.dirname(out), { recursive: true });
-  const tmp = `${out}.tmp-${process.pid}`;
-  writeFileSync(tmp, model);
-  renameSync(tmp, out);
+  await writeFileAtomic(out, model);
   // Agreement with fp32 on images the calibration did not see (when the model classifies).
   const check = classifies ? await checkAgreement(fp32, model, cal.all, cal.files, input) : undefined;
   const quantization = {

@@ -41,7 +41,8 @@ export function registerUpdate(program: Command): void {
     .option('--expires <time>', 'ISO 8601 time after which kiosks refuse the bundle (default for --force: 7 days)')
     .option('--kiosk <id>', 'only these kiosks may install it (repeatable); any kiosk by default', collect, [])
     .action(async (opts: { model: string; out: string; key?: string; reference: string[]; force?: boolean; expires?: string; kiosk: string[] }) => {
-      const { createBundle, writeFileAtomic } = await import('../update/bundle.js');
+      const { createBundle } = await import('../update/bundle.js');
+      const { writeFileAtomic } = await import('../shared/fs.js');
       const { DeviceModelRunner } = await import('../update/selftest.js');
       const { loadPrivateKey } = await import('../update/keys.js');
       let expiresAt: Date | null | undefined;

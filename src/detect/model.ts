@@ -4,11 +4,12 @@
  * by content hash. A read-only cache only costs a conversion at each start.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { convertGraphModel, humanModelJson, readTfjsModel } from '../model/export/index.js';
+import { writeFileAtomic } from '../shared/fs.js';
 import { moduleLogger } from '../shared/logger.js';
 import { BlazeFaceDetector, type DetectorOptions } from './blazeface.js';
 
@@ -39,9 +40,7 @@ export async function blazefaceOnnx(cacheDir = defaultCacheDir()): Promise<Uint8
   const bytes = convertGraphModel(readTfjsModel(json), { metadata: { purpose: 'facegate face detector' } });
   try {
     await mkdir(cacheDir, { recursive: true });
-    const tmp = `${file}.${process.pid}.tmp`;
-    await writeFile(tmp, bytes);
-    await rename(tmp, file);
+    await writeFileAtomic(file, bytes);
     log.info({ file }, 'converted BlazeFace to ONNX and cached it');
   } catch (err) {
     log.warn({ cacheDir, err: (err as Error).message }, 'cannot cache the converted detector; converting at each start');

@@ -16,11 +16,11 @@
  * A plain tar would need a separate signature file; this keeps it to one file and a
  * parser of forty lines that rejects anything unexpected (no paths with `..`, no links).
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, open, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { MANIFEST_FILE, formatIssues } from '../model/manifest.js';
+import { writeFileAtomic } from '../shared/fs.js';
 import { canonicalBytes } from './canonical.js';
 import { UpdateRejected } from './errors.js';
 import { signBytes, verifyBytes, type PublicKey } from './keys.js';
@@ -198,24 +198,6 @@ export function verifyBundleBytes(buf: Buffer, keys: readonly PublicKey[]): Veri
 export async function readBundle(file: string): Promise<{ header: BundleHeader; bytes: Buffer }> {
   const bytes = await readFile(file);
   return { header: parseHeader(bytes), bytes };
-}
-
-/** Writes `data` to `file` through a temp file and a rename, so a reader never sees half a file. */
-export async function writeFileAtomic(file: string, data: Buffer | string, mode = 0o644): Promise<void> {
-  const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
-  const fh = await open(tmp, 'w', mode);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await rename(tmp, file);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
 }
 
 export function packBundle(manifest: BundleManifest, files: ReadonlyMap<string, Buffer>, signatures: readonly BundleSignature[]): Buffer {

@@ -15,13 +15,13 @@ export const INSTALL_STEPS = [
   'staged',            // bundle files written and synced in staging/, not yet renamed
   'tested',            // verified and self-tested, before staging/ → versions/ rename
   'version-placed',    // versions/<v> in place
-  'marker-written',    // probation.json.tmp written, before its rename
+  'marker-written',    // probation.json's temp file written and synced, before its rename
   'marker-placed',     // probation marker in place
   'previous-written',  // previous.tmp symlink made, before its rename
   'previous-placed',   // previous → old model
   'current-written',   // current.tmp symlink made, before the swap
   'swapped',           // current → new model (probation running)
-  'state-written',     // state.json.tmp written, before its rename
+  'state-written',     // state.json's temp file written and synced, before its rename
   'installed',         // state says installed; probation marker still present
   'probation-passed',  // probation passed, before the marker is removed
 ] as const;
@@ -33,6 +33,6 @@ export const ROLLBACK_STEPS = [
   'rollback-current-written',  // current.tmp → old model, before its rename
   'rollback-current-placed',   // current → old model
   'rollback-previous-written', // previous.tmp made, before its rename
-  'rollback-state-written',    // state.json.tmp written, before its rename
+  'rollback-state-written',    // state.json's temp file written and synced, before its rename
   'rollback-state-placed',     // state says rolled back; marker not yet removed
 ] as const;

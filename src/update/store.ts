@@ -16,14 +16,15 @@
  * complete, synced and self-tested before it is renamed into versions/.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, readdir, readlink, rename, rm, symlink, unlink, open } from 'node:fs/promises';
+import { mkdir, readFile, readdir, readlink, rename, rm, symlink, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { Manifest } from '../model/manifest.js';
 import { ModelError } from '../shared/errors.js';
+import { syncDir, writeFileAtomic } from '../shared/fs.js';
 import {
-  checkPolicy, extractBundle, parseHeader, verifyBundleBytes, verifySignature, writeFileAtomic,
+  checkPolicy, extractBundle, parseHeader, verifyBundleBytes, verifySignature,
   encodeHeader, type BundleManifest, type VerifyPolicy,
 } from './bundle.js';
 import { StoreError, UpdateRejected } from './errors.js';
@@ -74,13 +75,6 @@ export interface StoreOptions {
   readonly probationMinutes: number;
   readonly log: Logger;
   readonly now?: () => Date;
-}
-
-async function syncDir(dir: string): Promise<void> {
-  try {
-    const fh = await open(dir, 'r');
-    try { await fh.sync(); } finally { await fh.close(); }
-  } catch { /* some filesystems refuse fsync on folders; rename is still atomic */ }
 }
 
 export class ModelStore {
@@ -188,14 +182,7 @@ export class ModelStore {
   }
 
   private async writeState(s: UpdateState, step?: string): Promise<void> {
-    if (step) {
-      const tmp = this.p('state.json.tmp');
-      await writeFileAtomic(tmp, JSON.stringify(s, null, 2));
-      crashPoint(step);
-      await rename(tmp, this.p('state.json'));
-    } else {
-      await writeFileAtomic(this.p('state.json'), JSON.stringify(s, null, 2));
-    }
+    await writeFileAtomic(this.p('state.json'), JSON.stringify(s, null, 2), step ? { beforeRename: () => crashPoint(step) } : {});
   }
 
   /** Records the outcome of an update attempt that did not change the running model. */
@@ -397,10 +384,7 @@ export class ModelStore {
         swappedAt: now.toISOString(),
         until: new Date(now.getTime() + this.o.probationMinutes * 60_000).toISOString(),
       };
-      await writeFileAtomic(this.p('probation.json.tmp'), JSON.stringify(marker, null, 2));
-      crashPoint('marker-written');
-      await rename(this.p('probation.json.tmp'), this.p('probation.json'));
-      await syncDir(this.o.dir);
+      await writeFileAtomic(this.p('probation.json'), JSON.stringify(marker, null, 2), { beforeRename: () => crashPoint('marker-written'), syncDir: true });
       crashPoint('marker-placed');
 
       // previous → what runs now; a first install names the fallback by absolute path.

@@ -2,9 +2,10 @@
  * File-level helpers of `facegate quantize`: calibration images from a folder tree,
  * the default output path, and the model directory's manifest update.
  */
-import { readdir, rename, writeFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { DataError } from '../../shared/errors.js';
+import { writeFileAtomic } from '../../shared/fs.js';
 import { decodeRgb, isImageFile, type RgbImage } from '../../shared/image.js';
 import { MANIFEST_FILE, fileEntry, manifestSchema, type Manifest } from '../manifest.js';
 import { spread } from './io.js';
@@ -81,7 +82,5 @@ export async function updateManifest(dir: string, manifest: Manifest, int8File: 
   };
   const checked = manifestSchema.parse(next);
   const file = path.join(dir, MANIFEST_FILE);
-  const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, `${JSON.stringify(checked, null, 2)}\n`);
-  await rename(tmp, file);
+  await writeFileAtomic(file, `${JSON.stringify(checked, null, 2)}\n`);
 }
