@@ -111,20 +111,31 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
   return issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`).join('\n');
 }
 
-/** Reads and validates `<dir>/manifest.json`; a missing, unreadable or invalid one is a ModelError. */
+/**
+ * Reads and validates `<dir>/manifest.json`: the one manifest reader of training, export,
+ * quantisation, recognition and the update store. A missing, unreadable or invalid
+ * manifest is a ModelError that says what to do.
+ */
 export function readManifest(dir: string): Manifest {
   const file = path.join(dir, MANIFEST_FILE);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ModelError(code === 'ENOENT' || code === 'ENOTDIR'
+      ? `${dir} is not a model directory: ${MANIFEST_FILE} is missing. Train one with facegate train --out DIR, or give the right model directory.`
+      : `cannot read ${file}: ${(err as Error).message}. Check that this user may read the model directory.`, { cause: err });
+  }
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
+    raw = JSON.parse(text);
   } catch (err) {
-    const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
-    throw new ModelError(
-      missing ? `${dir} is not a model directory: ${MANIFEST_FILE} is missing` : `cannot read ${file}: ${(err as Error).message}`,
-      { cause: err },
-    );
+    throw new ModelError(`${file} is not valid JSON: ${(err as Error).message}. Restore the model directory or train again.`, { cause: err });
   }
   const parsed = manifestSchema.safeParse(raw);
-  if (!parsed.success) throw new ModelError(`${file} is not a valid model manifest:\n${formatIssues(parsed.error.issues)}`);
+  if (!parsed.success) {
+    throw new ModelError(`${file} is not a valid model manifest (restore the model directory or train again):\n${formatIssues(parsed.error.issues)}`);
+  }
   return parsed.data;
 }

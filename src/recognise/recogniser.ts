@@ -2,16 +2,13 @@
  * Recognise: the model directory's int8 model describes face crops; each description is
  * matched against the per-person references of the manifest's `recognition` section.
  */
-import { readFile, access } from 'node:fs/promises';
+import { access } from 'node:fs/promises';
 import path from 'node:path';
 import { OnnxModel, type TensorSpec } from '../runtime/ort.js';
 import { ModelError } from '../shared/errors.js';
 import type { RgbImage } from '../shared/image.js';
 import type { Face, Match } from '../shared/messages.js';
-import {
-  MANIFEST_FILE, MODEL_FP32_FILE, MODEL_INT8_FILE, formatIssues, manifestSchema,
-  type Manifest, type RecognitionSection,
-} from '../model/manifest.js';
+import { MODEL_FP32_FILE, MODEL_INT8_FILE, readManifest, type Manifest, type RecognitionSection } from '../model/manifest.js';
 import { centre, nearestReference } from './similarity.js';
 
 /** Name of the pooled backbone descriptor output (the model directory contract). */
@@ -24,24 +21,6 @@ export interface RecogniserOptions {
   readonly threads?: number;
   /** int8 (default) is the quantised model; fp32 when int8 is missing or for comparison. */
   readonly precision?: Precision;
-}
-
-/** Reads and validates a model directory's manifest; errors say what to do. */
-export async function readManifest(modelDir: string): Promise<Manifest> {
-  const file = path.join(modelDir, MANIFEST_FILE);
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new ModelError(`no model at ${modelDir}: cannot read ${MANIFEST_FILE} (${(err as NodeJS.ErrnoException).code ?? 'error'}). Train one with facegate train --out DIR, or pass the right --model.`, { cause: err });
-  }
-  let json: unknown;
-  try { json = JSON.parse(text); } catch (err) {
-    throw new ModelError(`${file} is not valid JSON: ${(err as Error).message}. Restore the model directory or train again.`, { cause: err });
-  }
-  const parsed = manifestSchema.safeParse(json);
-  if (!parsed.success) throw new ModelError(`${file} is not a facegate manifest:\n${formatIssues(parsed.error.issues)}`);
-  return parsed.data;
 }
 
 /** The manifest's refusal settings, or an error saying how to get them. */
@@ -77,7 +56,7 @@ export class Recogniser {
   }
 
   static async load(opts: RecogniserOptions): Promise<Recogniser> {
-    const manifest = await readManifest(opts.modelDir);
+    const manifest = readManifest(opts.modelDir);
     const recognition = requireRecognition(manifest, opts.modelDir);
     const precision = opts.precision ?? 'int8';
     const file = path.join(opts.modelDir, precision === 'int8' ? MODEL_INT8_FILE : MODEL_FP32_FILE);

@@ -4,9 +4,8 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { MANIFEST_FILE, manifestSchema, formatIssues, type Manifest } from '../model/manifest.js';
+import { readManifest, type Manifest } from '../model/manifest.js';
 import { ModelError } from '../shared/errors.js';
 
 export async function sha256File(file: string): Promise<{ sha256: string; bytes: number }> {
@@ -24,22 +23,9 @@ export function sha256(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-export async function readModelManifest(dir: string): Promise<Manifest> {
-  const file = path.join(dir, MANIFEST_FILE);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(await readFile(file, 'utf8'));
-  } catch (err) {
-    throw new ModelError(`cannot read ${file}: ${(err as Error).message}`, { cause: err });
-  }
-  const parsed = manifestSchema.safeParse(raw);
-  if (!parsed.success) throw new ModelError(`${file} is not a valid model manifest:\n${formatIssues(parsed.error.issues)}`);
-  return parsed.data;
-}
-
 /** Reads the manifest and checks every file it lists; returns the manifest. */
 export async function verifyModelDir(dir: string): Promise<Manifest> {
-  const manifest = await readModelManifest(dir);
+  const manifest = readManifest(dir);
   for (const [name, want] of Object.entries(manifest.files)) {
     let have: { sha256: string; bytes: number };
     try {
