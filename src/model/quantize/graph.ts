@@ -22,7 +22,7 @@ import type { OnnxTypes } from '../onnx/proto.js';
 import { onnx } from '../onnx/proto.js';
 import { tensorProto, tensorValues, attr } from '../onnx/builder.js';
 import { ModelError } from '../../shared/errors.js';
-import { quantizeWeightsAndBias, type ActivationParams } from './params.js';
+import { quantizeWeightsAndBias, type ActivationParams, type ChannelQuantized } from './params.js';
 
 type INodeProto = OnnxTypes.INodeProto;
 type ITensorProto = OnnxTypes.ITensorProto;
@@ -290,6 +290,8 @@ export function applyQdq(
   params: ReadonlyMap<string, ActivationParams>,
   /** Filled with, for each quantised tensor, the name of one of its dequantised copies. */
   dequantizedNames?: Map<string, string>,
+  /** Int8 weights already rounded (GPTQ, rounding.ts), by node name; others are rounded to nearest. */
+  rounded?: ReadonlyMap<string, ChannelQuantized>,
 ): OnnxTypes.IModelProto {
   const copy = onnx.ModelProto.decode(onnx.ModelProto.encode(onnx.ModelProto.fromObject(model)).finish());
   const g = graphOf(copy);
@@ -390,7 +392,7 @@ export function applyQdq(
       const axis = n.opType === 'Gemm' && intAttr(n, 'transB', 0) === 0 ? 1 : 0;
       const bName = n.input?.[2];
       const b = bName ? ix.inits.get(bName) : undefined;
-      const q = quantizeWeightsAndBias(tensorValues(w) as Float32Array, wDims, axis, b ? (tensorValues(b) as Float32Array) : undefined, inScale);
+      const q = quantizeWeightsAndBias(tensorValues(w) as Float32Array, wDims, axis, b ? (tensorValues(b) as Float32Array) : undefined, inScale, rounded?.get(name));
       const channels = q.weights.scales.length;
       const wq = addInit(`${w.name ?? 'W'}_quantized`, wDims, q.weights.values);
       const ws = addInit(`${w.name ?? 'W'}_scale`, [channels], q.weights.scales);

@@ -20,7 +20,8 @@ import {
 } from './calibrate.js';
 import { decodeOnnx, pixelBatch, pixelInput, spread, withOutputs, type PixelInput } from './io.js';
 import { applyQdq, planQuantization, type FloatNode, type QuantPlan } from './graph.js';
-import { activationParams, type ActivationParams } from './params.js';
+import { activationParams, weightScales, type ActivationParams, type ChannelQuantized } from './params.js';
+import { InputStatistics, forEachPatch, outputPositions, roundWeights, type ConvGeometry } from './rounding.js';
 import {
   DEFAULT_TARGET, decisionTensor, decisionValues, deviation, meets,
   type Deviation, type MixedPrecisionTarget, type NodeSensitivity,
@@ -78,6 +79,26 @@ export interface QuantizeOptions {
   readonly equalize?: boolean | number;
   /** Calibration images the bias correction averages over (the first ones picked; default 32). */
   readonly biasCorrectionImages?: number;
+  /**
+   * How int8 weights are rounded: 'gptq' (default) picks each weight's step to cancel
+   * the layer's output error on the calibration images (rounding.ts); 'nearest' rounds
+   * each weight on its own.
+   */
+  readonly rounding?: WeightRounding;
+}
+
+export const weightRoundings = ['gptq', 'nearest'] as const;
+export type WeightRounding = (typeof weightRoundings)[number];
+
+/** What the weight rounding did. */
+export interface RoundingReport {
+  readonly method: WeightRounding;
+  /** Nodes whose weights GPTQ rounded. */
+  readonly optimised: number;
+  /** Input samples (receptive fields) per node, at most. */
+  readonly samples: number;
+  /** Nodes rounded to nearest instead, and why. */
+  readonly nearest: readonly { readonly name: string; readonly reason: string }[];
 }
 
 /** What the automatic mixed-precision search measured and chose. */
@@ -116,6 +137,7 @@ export interface QuantizeReport {
   readonly biasCorrected: number;
   /** Tensors whose channel ranges were equalised (0 when equalisation is off). */
   readonly equalizedTensors: number;
+  readonly rounding: RoundingReport;
   /** The mixed-precision search, when it ran. */
   readonly mixedPrecision?: MixedPrecisionReport;
 }
@@ -225,6 +247,7 @@ async function correctBiases(
   plan: ReturnType<typeof planQuantization>,
   params: ReadonlyMap<string, ActivationParams>,
   images: readonly RgbImage[],
+  rounded: ReadonlyMap<string, ChannelQuantized>,
 ): Promise<{ model: OnnxTypes.ModelProto; nodes: number }> {
   const work = decodeModel(encodeModel(fp32));
   const g = work.graph as OnnxTypes.GraphProto;
@@ -247,7 +270,7 @@ async function correctBiases(
   const reference = await channelMeans(fp32, input, images, targets.map((x) => x.tensor));
   for (const { bias, tensor } of targets) {
     const names = new Map<string, string>();
-    const int8 = applyQdq(work, plan, params, names);
+    const int8 = applyQdq(work, plan, params, names, rounded);
     const dq = names.get(tensor);
     if (!dq) continue;
     const got = (await channelMeans(int8, input, images, [dq])).get(dq);
@@ -262,6 +285,135 @@ async function correctBiases(
   }
   log.debug({ nodes: targets.length }, 'bias correction');
   return { model: work, nodes: targets.length };
+}
+
+/** Calibration images GPTQ's input statistics come from (the first ones of the spread). */
+const ROUNDING_IMAGES = 32;
+/**
+ * Most multiply-adds one node's input statistics may cost (groups × K² × samples):
+ * about 2 s on this machine. A node with more inputs than that affords samples is
+ * rounded to nearest (reported).
+ */
+const ROUNDING_COST = 2 ** 31;
+
+interface RoundingTarget {
+  readonly name: string;
+  readonly w: Float32Array;
+  readonly dims: readonly number[];
+  readonly axis: number;
+  readonly rows: number;
+  readonly k: number;
+  readonly at: (row: number, col: number) => number;
+  readonly groupOf: (row: number) => number;
+  readonly stats: InputStatistics[];
+  /** Conv geometry; undefined for a Gemm. */
+  readonly geo?: ConvGeometry;
+  readonly maxSamples: number;
+}
+
+function ints(n: OnnxTypes.INodeProto, name: string, dflt: readonly number[]): number[] {
+  const a = (n.attribute ?? []).find((x) => x.name === name);
+  return a?.ints && a.ints.length > 0 ? a.ints.map(Number) : [...dflt];
+}
+
+function intOf(n: OnnxTypes.INodeProto, name: string, dflt: number): number {
+  const a = (n.attribute ?? []).find((x) => x.name === name);
+  return a?.i !== undefined && a.i !== null ? Number(a.i) : dflt;
+}
+
+/**
+ * GPTQ rounding (rounding.ts) of every int8 node's weights, on the statistics of its
+ * fp32 inputs over the first ROUNDING_IMAGES calibration images. Returns the rounded
+ * weights by node name (scales: round-to-nearest's) and the nodes left to nearest.
+ */
+async function optimiseRounding(
+  fp32: OnnxTypes.IModelProto,
+  plan: QuantPlan,
+  images: readonly RgbImage[],
+): Promise<{ rounded: Map<string, ChannelQuantized>; report: RoundingReport }> {
+  const g = fp32.graph as OnnxTypes.IGraphProto;
+  const inits = new Map((g.initializer ?? []).map((t) => [t.name ?? '', t]));
+  const ints8 = new Set(plan.intNodes);
+  const nearest: { name: string; reason: string }[] = [];
+  const targets = new Map<string, RoundingTarget[]>(); // input tensor -> nodes reading it
+  const used = images.slice(0, ROUNDING_IMAGES);
+  for (const n of g.node ?? []) {
+    const name = n.name ?? '';
+    if (!ints8.has(name)) continue;
+    const wInit = inits.get(n.input?.[1] ?? '');
+    if (!wInit) continue;
+    const w = tensorValues(wInit) as Float32Array;
+    const dims = (wInit.dims ?? []).map(Number);
+    let t: Omit<RoundingTarget, 'stats' | 'maxSamples'> & { groups: number };
+    if (n.opType === 'Conv') {
+      const [co = 1, cpg = 1, kh = 1, kw = 1] = dims;
+      const group = intOf(n, 'group', 1);
+      const autoPad = (n.attribute ?? []).find((x) => x.name === 'auto_pad')?.s;
+      if (dims.length !== 4 || (autoPad && new TextDecoder().decode(autoPad) !== 'NOTSET')) {
+        nearest.push({ name, reason: 'not a 2-D conv with explicit pads' });
+        continue;
+      }
+      const k = cpg * kh * kw;
+      const per = co / group;
+      const [pt = 0, pl = 0, pb = 0, pr = 0] = ints(n, 'pads', [0, 0, 0, 0]);
+      const [sy = 1, sx = 1] = ints(n, 'strides', [1, 1]);
+      const [dy = 1, dx = 1] = ints(n, 'dilations', [1, 1]);
+      t = {
+        name, w, dims, axis: 0, rows: co, k, groups: group, at: (r, c) => r * k + c, groupOf: (r) => Math.floor(r / per),
+        geo: { group, kernel: [kh, kw], strides: [sy, sx], pads: [pt, pl, pb, pr], dilations: [dy, dx] },
+      };
+    } else {
+      const transB = intOf(n, 'transB', 0) === 1;
+      const [d0 = 1, d1 = 1] = dims;
+      const k = transB ? d1 : d0;
+      const rows = transB ? d0 : d1;
+      t = { name, w, dims, axis: transB ? 0 : 1, rows, k, groups: 1, at: transB ? (r, c) => r * k + c : (r, c) => c * rows + r, groupOf: () => 0 };
+    }
+    const maxSamples = Math.floor(ROUNDING_COST / (t.groups * t.k * t.k));
+    if (maxSamples < 2 * t.k) {
+      nearest.push({ name, reason: `${t.k} inputs per output: the statistics would cost too much` });
+      continue;
+    }
+    const x = n.input?.[0] ?? '';
+    targets.set(x, [...(targets.get(x) ?? []), { ...t, maxSamples, stats: Array.from({ length: t.groups }, () => new InputStatistics(t.k)) }]);
+  }
+  const tensors = [...targets.keys()];
+  if (tensors.length > 0) {
+    const session = await OnnxModel.load(withOutputs(fp32, tensors));
+    try {
+      await forEachActivation(session, pixelInput(fp32), used, tensors, (tensor, v, dims) => {
+        const batch = dims[0] ?? 1;
+        for (const t of targets.get(tensor) ?? []) {
+          const patch = new Float64Array(t.k);
+          for (let b = 0; b < batch; b++) {
+            if (!t.geo) {
+              for (let c = 0; c < t.k; c++) patch[c] = v[b * t.k + c] as number;
+              t.stats[0]?.add(patch);
+              continue;
+            }
+            const positions = outputPositions(dims, t.geo);
+            const step = Math.max(1, Math.floor(positions / Math.max(1, Math.ceil(t.maxSamples / used.length))));
+            forEachPatch(v, dims, b, t.geo, step, patch, (grp) => t.stats[grp]?.add(patch));
+          }
+        }
+      });
+    } finally {
+      await session.release();
+    }
+  }
+  const rounded = new Map<string, ChannelQuantized>();
+  let samples = 0;
+  for (const t of [...targets.values()].flat()) {
+    const count = t.stats[0]?.count ?? 0;
+    if (count < t.k) { nearest.push({ name: t.name, reason: `${count} input samples for ${t.k} inputs per output` }); continue; }
+    const scales = weightScales(t.w, t.dims, t.axis);
+    const values = roundWeights(t.w, t.rows, t.k, t.at, scales, t.stats, t.groupOf);
+    if (!values) { nearest.push({ name: t.name, reason: 'input covariance not positive definite' }); continue; }
+    rounded.set(t.name, { values, scales });
+    samples = Math.max(samples, count);
+  }
+  log.debug({ optimised: rounded.size, nearest }, 'weight rounding');
+  return { rounded, report: { method: 'gptq', optimised: rounded.size, samples, nearest } };
 }
 
 function resolveTarget(t: MixedPrecisionTarget | undefined): Required<MixedPrecisionTarget> {
@@ -333,13 +485,14 @@ async function searchFloatNodes(
   ensureParams: (p: QuantPlan) => Promise<void>,
   held: readonly RgbImage[],
   target: Required<MixedPrecisionTarget>,
+  rounded: ReadonlyMap<string, ChannelQuantized>,
 ): Promise<{ tensor: string; logits: boolean; reference: Float32Array[]; before: Deviation; keptFloat: NodeSensitivity[]; sensitivities: NodeSensitivity[] }> {
   const { name: tensor, logits } = decisionTensor(fp32);
   const reference = await decisionValues(original, tensor, held);
   const measure = async (extra: readonly string[]): Promise<Deviation> => {
     const p = extra.length ? planQuantization(fp32, new Set([...keep, ...extra])) : plan;
     await ensureParams(p);
-    const model = applyQdq(extra.length ? restoreBiases(corrected, fp32, new Set(extra)) : corrected, p, params);
+    const model = applyQdq(extra.length ? restoreBiases(corrected, fp32, new Set(extra)) : corrected, p, params, undefined, rounded);
     return deviation(reference, await decisionValues(model, tensor, held));
   };
   const before = await measure([]);
@@ -415,9 +568,16 @@ export async function quantizeModel(options: QuantizeOptions): Promise<QuantizeR
     if (missing.length === 0) return;
     for (const [t, r] of await calibrate(fp32, missing, images, method, options.percentile)) params.set(t, activationParams(r.min, r.max));
   };
+  const roundingMethod = options.rounding ?? 'gptq';
+  if (!weightRoundings.includes(roundingMethod)) {
+    throw new DataError(`unsupported weight rounding "${String(roundingMethod)}". Should be one of: ${weightRoundings.join(', ')}`);
+  }
+  const { rounded, report: rounding } = roundingMethod === 'gptq'
+    ? await optimiseRounding(fp32, plan, images)
+    : { rounded: new Map<string, ChannelQuantized>(), report: { method: 'nearest' as const, optimised: 0, samples: 0, nearest: [] } };
   const biasCorrection = options.biasCorrection !== false;
   const correct = (p: QuantPlan): Promise<{ model: OnnxTypes.IModelProto; nodes: number }> => (biasCorrection
-    ? correctBiases(fp32, p, params, images.slice(0, options.biasCorrectionImages ?? BIAS_CORRECTION_IMAGES))
+    ? correctBiases(fp32, p, params, images.slice(0, options.biasCorrectionImages ?? BIAS_CORRECTION_IMAGES), rounded)
     : Promise.resolve({ model: fp32, nodes: 0 }));
 
   let corrected = await correct(plan);
@@ -430,7 +590,7 @@ export async function quantizeModel(options: QuantizeOptions): Promise<QuantizeR
     const target = resolveTarget(options.mixedPrecision === true ? undefined : options.mixedPrecision);
     const held = spread(unused.length > 0 ? unused : images, target.images);
     pixelBatch(held, input.height, input.width);
-    const search = await searchFloatNodes(original, fp32, keep, plan, corrected.model, params, ensureParams, held, target);
+    const search = await searchFloatNodes(original, fp32, keep, plan, corrected.model, params, ensureParams, held, target, rounded);
     autoFloat = search.keptFloat;
     onLogits = search.logits;
     let after = search.before;
@@ -438,7 +598,7 @@ export async function quantizeModel(options: QuantizeOptions): Promise<QuantizeR
       plan = planQuantization(fp32, new Set([...keep, ...autoFloat.flatMap((k) => k.nodes)]));
       await ensureParams(plan);
       corrected = await correct(plan);
-      after = deviation(search.reference, await decisionValues(applyQdq(corrected.model, plan, params), search.tensor, held));
+      after = deviation(search.reference, await decisionValues(applyQdq(corrected.model, plan, params, undefined, rounded), search.tensor, held));
     }
     mixed = {
       images: held.length, heldOut: unused.length > 0, tensor: search.tensor, target, before: search.before, after,
@@ -452,7 +612,7 @@ export async function quantizeModel(options: QuantizeOptions): Promise<QuantizeR
       ? { ...f, reason: `kept float by automatic mixed precision: relative ${onLogits ? 'logits' : mixed.tensor} error on ${mixed.images} ${mixed.heldOut ? 'held-out training' : 'calibration'} images ${mixed.before.relativeError.toFixed(4)} with every node int8, ${k.relativeErrorWhenFloat.toFixed(4)} once ${k.nodes.length > 1 ? `${k.name} (and the activations between them) were` : 'this node was'} float too; ${mixed.after.relativeError.toFixed(4)} in the end (target ${mixed.target.maxRelativeError})` }
       : f;
   });
-  const int8 = applyQdq(corrected.model, plan, params);
+  const int8 = applyQdq(corrected.model, plan, params, undefined, rounded);
   const report: QuantizeReport = {
     method,
     ...(method === 'percentile' ? { percentile: options.percentile ?? 99.999 } : {}),
@@ -463,11 +623,12 @@ export async function quantizeModel(options: QuantizeOptions): Promise<QuantizeR
     floatNodes,
     biasCorrected: corrected.nodes,
     equalizedTensors: equalized.length,
+    rounding,
     ...(mixed ? { mixedPrecision: mixed } : {}),
   };
   const meta = {
     ...metadataOf(fp32),
-    'facegate.quantization': JSON.stringify({ format: 'QDQ', weights: 'int8 symmetric per-channel', activations: 'uint8 asymmetric per-tensor', method, samples: images.length, floatNodes: floatNodes.map((f) => f.name) }),
+    'facegate.quantization': JSON.stringify({ format: 'QDQ', weights: 'int8 symmetric per-channel', rounding: rounding.method, activations: 'uint8 asymmetric per-tensor', method, samples: images.length, floatNodes: floatNodes.map((f) => f.name) }),
   };
   int8.metadataProps = Object.entries(meta).map(([key, value]) => ({ key, value }));
   return { model: encodeModel(int8), report };

@@ -22,17 +22,21 @@ import { pixelBatch, pixelInput, withOutputs } from './io.js';
 
 /** What the search aims at, and its budget. */
 export interface MixedPrecisionTarget {
-  /** Top-1 agreement with fp32 on the held-out images (default 0.99; 1 when there are fewer than 100). */
+  /** Top-1 agreement with fp32 on the held-out images (default 0.99). */
   readonly minAgreement?: number;
-  /** Largest relative error of the decision tensor (default 0.05). */
+  /**
+   * Largest relative error of the decision tensor (default 0.025). At 0.05, MobileNet
+   * 0.25 with the trained dense head still flipped 1–2 of 80 ORL validation images on
+   * some seeds; at 0.025 none of three (README, "Automatic mixed precision").
+   */
   readonly maxRelativeError?: number;
-  /** At most this many nodes kept float by the search (default 10). */
+  /** At most this many nodes kept float by the search (default 14). */
   readonly maxFloatNodes?: number;
   /** Held-out images used (default 64, spread). */
   readonly images?: number;
 }
 
-export const DEFAULT_TARGET = { maxRelativeError: 0.05, maxFloatNodes: 10, images: 64 } as const;
+export const DEFAULT_TARGET = { maxRelativeError: 0.025, maxFloatNodes: 14, images: 64 } as const;
 
 /** Error of an int8 model against fp32 on the held-out images. */
 export interface Deviation {

@@ -109,25 +109,31 @@ export function quantizeWeightsAndBias(
   axis: number,
   bias: Float32Array | undefined,
   inputScale: number,
+  /**
+   * Weights already rounded on the round-to-nearest scales (`weightScales`), e.g. by
+   * GPTQ (rounding.ts). A channel whose bias forces a larger scale is rounded to
+   * nearest on that scale instead.
+   */
+  rounded?: ChannelQuantized,
 ): { weights: ChannelQuantized; bias?: BiasQuantized } {
-  const absMax = channelAbsMax(w, dims, axis);
-  const channels = absMax.length;
+  const scales = weightScales(w, dims, axis);
+  const channels = scales.length;
   if (bias && bias.length !== channels) {
     throw new RangeError(`bias has ${bias.length} values for ${channels} channels`);
   }
-  const scales = new Float32Array(channels);
+  if (rounded && (rounded.values.length !== w.length || rounded.scales.length !== channels)) {
+    throw new RangeError(`rounded weights have ${rounded.values.length} values / ${rounded.scales.length} scales for ${w.length} / ${channels}`);
+  }
+  const raised = new Set<number>();
   for (let c = 0; c < channels; c++) {
-    const m = absMax[c] ?? 0;
-    // A dead channel (all weights 0) still needs a positive scale; 1 as in onnxruntime.
-    let s = m > 0 ? Math.fround(m / I8_MAX) : 1;
     const b = Math.abs(bias?.[c] ?? 0);
     // Leave a margin below 2^31 so rounding cannot push the value over.
     const minScale = b / (inputScale * (I32_MAX - 1024));
-    if (s < minScale) s = Math.fround(minScale * 1.0001);
-    scales[c] = s;
+    if ((scales[c] as number) < minScale) { scales[c] = Math.fround(minScale * 1.0001); raised.add(c); }
   }
   const values = new Int8Array(w.length);
   forEachByChannel(dims, axis, (c, i) => {
+    if (rounded && !raised.has(c)) { values[i] = rounded.values[i] as number; return; }
     const q = roundHalfEven((w[i] ?? 0) / (scales[c] ?? 1));
     values[i] = Math.min(I8_MAX, Math.max(-I8_MAX, q));
   });
@@ -140,4 +146,10 @@ export function quantizeWeightsAndBias(
     bValues[c] = Math.min(I32_MAX, Math.max(-I32_MAX, roundHalfEven((bias[c] ?? 0) / s)));
   }
   return { weights: { values, scales }, bias: { values: bValues, scales: bScales } };
+}
+
+/** Round-to-nearest per-channel scales: |w|max / 127; a dead channel (all 0) gets 1, as in onnxruntime. */
+export function weightScales(w: Float32Array, dims: readonly number[], axis: number): Float32Array {
+  const absMax = channelAbsMax(w, dims, axis);
+  return Float32Array.from(absMax, (m) => (m > 0 ? Math.fround(m / I8_MAX) : 1));
 }
