@@ -10,10 +10,13 @@ import path from 'node:path';
 import { DataError, ModelError } from '../shared/errors.js';
 import { writeFileAtomic } from '../shared/fs.js';
 import type { RgbImage } from '../shared/image.js';
+import type { WeightRounding } from '../model/quantize/index.js';
 
 /** Calibration images used when --samples is not given (onnxruntime's examples use ~100). */
 export const DEFAULT_SAMPLES = 100;
 const METHODS = ['minmax', 'percentile', 'entropy'] as const;
+/** quantize/index.ts's weightRoundings (not imported here: it loads onnxruntime). */
+const ROUNDINGS: readonly WeightRounding[] = ['gptq', 'nearest'];
 
 interface QuantizeCliOptions {
   model: string;
@@ -25,6 +28,7 @@ interface QuantizeCliOptions {
   percentile?: string;
   biasCorrection: boolean;
   mixedPrecision: boolean;
+  rounding: WeightRounding;
 }
 
 function positiveInt(flag: string, v: string): number {
@@ -103,7 +107,7 @@ async function runQuantize(o: QuantizeCliOptions): Promise<void> {
   );
   const started = Date.now();
   const { model, report } = await quantizeModel({
-    model: fp32, calibration: cal.images, method: o.method, samples, biasCorrection: o.biasCorrection, mixedPrecision: o.mixedPrecision,
+    model: fp32, calibration: cal.images, method: o.method, samples, biasCorrection: o.biasCorrection, mixedPrecision: o.mixedPrecision, rounding: o.rounding,
     ...(o.keepFloat ? { keepFloat: o.keepFloat } : {}),
     ...(percentile !== undefined ? { percentile } : {}),
   });
@@ -120,6 +124,7 @@ async function runQuantize(o: QuantizeCliOptions): Promise<void> {
     skippedImages: cal.skipped.length,
     tensorsCalibrated: report.tensorsCalibrated,
     biasCorrected: report.biasCorrected,
+    rounding: report.rounding,
     intNodes: report.intNodes.length,
     floatNodes: report.floatNodes,
     ...(report.mixedPrecision ? { mixedPrecision: report.mixedPrecision } : {}),
@@ -137,7 +142,8 @@ async function runQuantize(o: QuantizeCliOptions): Promise<void> {
   const intOps = report.intNodes.length;
   process.stdout.write(
     `wrote ${out} (${(model.length / 1e6).toFixed(2)} MB, fp32 ${(fp32.length / 1e6).toFixed(2)} MB) in ${((Date.now() - started) / 1000).toFixed(1)} s\n` +
-      `  ${intOps} Conv/Gemm nodes int8, ${report.absorbedActivations.length} Relu/Clip folded, ${report.tensorsCalibrated} activations calibrated (${report.method}, ${report.samples} images), ${report.biasCorrected} biases corrected\n` +
+      `  ${intOps} Conv/Gemm nodes int8, ${report.absorbedActivations.length} Relu/Clip folded, ${report.tensorsCalibrated} activations calibrated (${report.method}, ${report.samples} images), ${report.biasCorrected} biases corrected, weights rounded by ${report.rounding.method}` +
+      `${report.rounding.method === 'gptq' ? ` (${report.rounding.optimised} nodes${report.rounding.nearest.length ? `; to nearest: ${report.rounding.nearest.map((n) => `${n.name} (${n.reason})`).join(', ')}` : ''})` : ''}\n` +
       report.floatNodes.map((f) => `  float: ${f.name} (${f.opType}): ${f.reason}\n`).join('') +
       (report.mixedPrecision
         ? `  mixed precision: relative error ${report.mixedPrecision.before.relativeError.toFixed(4)} → ${report.mixedPrecision.after.relativeError.toFixed(4)} on ${report.mixedPrecision.images} ${report.mixedPrecision.heldOut ? 'held-out' : 'calibration'} images, ${report.mixedPrecision.keptFloat.length} unit(s) kept float\n`
@@ -162,6 +168,7 @@ export function registerQuantize(program: Command): void {
     .option('--keep-float <node...>', 'node names to keep in float (see the report for names)')
     .option('--percentile <p>', 'with --method percentile: share of values kept (default 99.999)')
     .option('--no-mixed-precision', 'do not keep the most sensitive layers in float automatically (see the README, quantisation)')
+    .addOption(new Option('--rounding <how>', 'int8 weight rounding: gptq cancels each layer\'s output error on the calibration images, nearest rounds each weight alone').choices(ROUNDINGS).default('gptq'))
     .option('--no-bias-correction', 'skip the per-channel bias correction after quantising (faster, less accurate)')
     .addHelpText('after', '\nExample:\n  facegate quantize --model models/20260101.120000/model.onnx --calibration ../shared/data/faces/orl/train')
     .action(async (o: QuantizeCliOptions) => {

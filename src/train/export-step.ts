@@ -46,6 +46,7 @@ export const defaultExportStep: ExportStep = async (input) => {
     quantization: {
       method: q.report.method,
       samples: q.report.samples,
+      rounding: q.report.rounding,
       intNodes: q.report.intNodes.length,
       floatNodes: q.report.floatNodes,
       ...(q.report.mixedPrecision ? { mixedPrecision: q.report.mixedPrecision } : {}),

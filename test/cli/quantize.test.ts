@@ -67,6 +67,10 @@ test('facegate quantize writes model.int8.onnx beside the model and records it i
     assert.equal(q.samples, 6);
     assert.equal(q.skippedImages, 1);
     assert.ok((q.biasCorrected as number) > 0, 'bias correction on by default');
+    const rounding = q.rounding as { method: string; optimised: number };
+    assert.equal(rounding.method, 'gptq', 'GPTQ rounding by default');
+    assert.ok(rounding.optimised > 0);
+    assert.match(r.stdout, /weights rounded by gptq \(\d+ nodes/);
     assert.equal(q.file, 'model.int8.onnx');
     assert.ok(Array.isArray(q.floatNodes));
     // every image was used for calibration, so the check ran on those
@@ -77,18 +81,18 @@ test('facegate quantize writes model.int8.onnx beside the model and records it i
   }
 });
 
-test('facegate quantize --out elsewhere leaves the manifest alone; --method percentile, --no-bias-correction', (t) => {
+test('facegate quantize --out elsewhere leaves the manifest alone; --method percentile, --no-bias-correction, --rounding nearest', (t) => {
   if (!requireShared(t)) return;
   const { root, modelDir, model, calibration } = setup();
   try {
     const before = readFileSync(path.join(modelDir, 'manifest.json'), 'utf8');
     const out = path.join(root, 'elsewhere', 'q.onnx');
-    const r = facegate('quantize', '--model', model, '--calibration', calibration, '--samples', '3', '--method', 'percentile', '--out', out, '--no-bias-correction');
+    const r = facegate('quantize', '--model', model, '--calibration', calibration, '--samples', '3', '--method', 'percentile', '--out', out, '--no-bias-correction', '--rounding', 'nearest');
     assert.equal(r.code, 0, r.stderr);
     assert.ok(existsSync(out));
     assert.equal(readFileSync(path.join(modelDir, 'manifest.json'), 'utf8'), before);
     assert.match(r.stdout, /int8 vs fp32 on 3 held-out images/);
-    assert.match(r.stdout, /, 0 biases corrected/);
+    assert.match(r.stdout, /, 0 biases corrected, weights rounded by nearest\n/);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
@@ -119,6 +123,9 @@ test('facegate quantize fails clearly on a truncated model, a manifest mismatch,
     r = facegate('quantize', '--model', loose, '--calibration', calibration, '--method', 'kl');
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /minmax, percentile, entropy/);
+    r = facegate('quantize', '--model', loose, '--calibration', calibration, '--rounding', 'adaround');
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /gptq, nearest/);
     const empty = path.join(root, 'empty');
     mkdirSync(empty);
     r = facegate('quantize', '--model', loose, '--calibration', empty);

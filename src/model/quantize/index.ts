@@ -587,7 +587,10 @@ export async function quantizeModel(options: QuantizeOptions): Promise<QuantizeR
   if (options.mixedPrecision !== false) {
     const picked = new Set(images);
     const unused = options.heldOut ?? options.calibration.filter((x) => !picked.has(x));
-    const target = resolveTarget(options.mixedPrecision === true ? undefined : options.mixedPrecision);
+    const asked = resolveTarget(options.mixedPrecision === true ? undefined : options.mixedPrecision);
+    // Never more than half of the int8 nodes: a model that needs more is reported
+    // (meetsTarget false), not quietly turned back into a float model.
+    const target = { ...asked, maxFloatNodes: Math.min(asked.maxFloatNodes, Math.floor(plan.intNodes.length / 2)) };
     const held = spread(unused.length > 0 ? unused : images, target.images);
     pixelBatch(held, input.height, input.width);
     const search = await searchFloatNodes(original, fp32, keep, plan, corrected.model, params, ensureParams, held, target, rounded);

@@ -30,7 +30,7 @@ export interface MixedPrecisionTarget {
    * some seeds; at 0.025 none of three (README, "Automatic mixed precision").
    */
   readonly maxRelativeError?: number;
-  /** At most this many nodes kept float by the search (default 14). */
+  /** At most this many nodes kept float by the search (default 14, and never more than half of the int8 nodes). */
   readonly maxFloatNodes?: number;
   /** Held-out images used (default 64, spread). */
   readonly images?: number;

@@ -88,13 +88,12 @@ async function decisions(bytes: Uint8Array, images: LabelledImages['images']): P
  * mixed-precision search measuring on the other train images; the validation images
  * are used only for the figures below.
  *
- * The issue's ≥ 99 % agreement is NOT asserted here: this head puts some validation
- * images on a near tie in fp32 (top-2 probabilities within 0.02, one run 5e-5 apart),
- * which any rounding can flip (the README's quantisation section). Asserted: the accuracy drop
- * (≤ 0.5 point), no flip on any image whose fp32 decision has a margin ≥ 0.1, and
- * agreement ≥ 97.5 % (at most two of 80 images).
+ * Asserted: the issue's targets (top-1 agreement ≥ 99 %, accuracy drop ≤ 0.5 point),
+ * that the search kept nodes float and lowered the error, and that no image whose fp32
+ * decision has a margin ≥ 0.1 flips. Before GPTQ rounding and the 0.025 target this
+ * model flipped one image (fp32 margin 0.058): README, "Automatic mixed precision".
  */
-test('mobilenet025 + trained dense head: mixed precision, accuracy kept, no clear decision flips', async (t) => {
+test('mobilenet025 + trained dense head: int8 agrees with fp32 on ORL validation (≥ 99 %, accuracy drop ≤ 0.5 point)', async (t) => {
   if (!requireShared(t)) return;
   const { readFile } = await import('node:fs/promises');
   const pathMod = await import('node:path');
@@ -120,5 +119,7 @@ test('mobilenet025 + trained dense head: mixed precision, accuracy kept, no clea
   const flips = a.map((d, i) => ({ i, margin: d.margin, flipped: d.top !== b[i]?.top })).filter((x) => x.flipped);
   t.diagnostic(`flipped: ${JSON.stringify(flips)}`);
   assert.deepEqual(flips.filter((f) => f.margin >= 0.1), [], 'no image with a clear fp32 decision flips');
-  assert.ok(c.top1Agreement >= 0.975, `top-1 agreement ${c.top1Agreement}`);
+  assert.ok(c.top1Agreement >= 0.99, `top-1 agreement ${c.top1Agreement}`);
+  assert.equal(report.rounding.method, 'gptq');
+  assert.equal(report.rounding.optimised, report.intNodes.length + mp.keptFloat.reduce((n, k) => n + k.nodes.length, 0), 'every Conv/Gemm rounded by GPTQ');
 });
