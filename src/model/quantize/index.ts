@@ -26,7 +26,6 @@ import {
   DEFAULT_TARGET, decisionTensor, decisionValues, deviation, meets,
   type Deviation, type MixedPrecisionTarget, type NodeSensitivity,
 } from './mixed.js';
-import { DEFAULT_EQUALIZE_CAP, equalizeActivations } from './equalize.js';
 
 export { decodeOnnx, pixelBatch, pixelInput, spread } from './io.js';
 export { compareModels, type Comparison } from './compare.js';
@@ -71,12 +70,6 @@ export interface QuantizeOptions {
    * pass the images the model is validated on.
    */
   readonly heldOut?: readonly RgbImage[];
-  /**
-   * Activation range equalisation before quantising (equalize.ts; off by default: it
-   * did not help MobileNet 0.25, see the README's quantisation section): true, or a number for the
-   * largest per-channel scale (default 16).
-   */
-  readonly equalize?: boolean | number;
   /** Calibration images the bias correction averages over (the first ones picked; default 32). */
   readonly biasCorrectionImages?: number;
   /**
@@ -135,8 +128,6 @@ export interface QuantizeReport {
   readonly floatNodes: readonly FloatNode[];
   /** Conv nodes whose bias was corrected (0 when bias correction is off). */
   readonly biasCorrected: number;
-  /** Tensors whose channel ranges were equalised (0 when equalisation is off). */
-  readonly equalizedTensors: number;
   readonly rounding: RoundingReport;
   /** The mixed-precision search, when it ran. */
   readonly mixedPrecision?: MixedPrecisionReport;
@@ -476,7 +467,6 @@ function floatUnits(fp32: OnnxTypes.IModelProto, plan: QuantPlan, maxNodes: numb
  * the lowest error).
  */
 async function searchFloatNodes(
-  original: OnnxTypes.IModelProto,
   fp32: OnnxTypes.IModelProto,
   keep: ReadonlySet<string>,
   plan: QuantPlan,
@@ -488,7 +478,7 @@ async function searchFloatNodes(
   rounded: ReadonlyMap<string, ChannelQuantized>,
 ): Promise<{ tensor: string; logits: boolean; reference: Float32Array[]; before: Deviation; keptFloat: NodeSensitivity[]; sensitivities: NodeSensitivity[] }> {
   const { name: tensor, logits } = decisionTensor(fp32);
-  const reference = await decisionValues(original, tensor, held);
+  const reference = await decisionValues(fp32, tensor, held);
   const measure = async (extra: readonly string[]): Promise<Deviation> => {
     const p = extra.length ? planQuantization(fp32, new Set([...keep, ...extra])) : plan;
     await ensureParams(p);
@@ -536,9 +526,8 @@ export async function quantizeModel(options: QuantizeOptions): Promise<QuantizeR
   if (!calibrationMethods.includes(method)) {
     throw new DataError(`unsupported calibration method "${String(method)}". Should be one of: ${calibrationMethods.join(', ')}`);
   }
-  const original = decodeOnnx(options.model);
-  checkOpset(original);
-  let fp32: OnnxTypes.IModelProto = original;
+  const fp32 = decodeOnnx(options.model);
+  checkOpset(fp32);
   const input = pixelInput(fp32);
   const samples = options.samples ?? options.calibration.length;
   if (!Number.isInteger(samples) || samples < 1) throw new DataError(`samples must be a positive integer, got ${samples}`);
@@ -548,13 +537,6 @@ export async function quantizeModel(options: QuantizeOptions): Promise<QuantizeR
 
   const keep = new Set(options.keepFloat ?? []);
   planQuantization(fp32, keep); // checks keepFloat names before any work
-  let equalized: readonly string[] = [];
-  if (options.equalize !== undefined && options.equalize !== false) {
-    const eq = await equalizeActivations(fp32, images, keep, typeof options.equalize === 'number' ? options.equalize : DEFAULT_EQUALIZE_CAP);
-    fp32 = eq.model;
-    equalized = eq.tensors;
-    log.debug({ tensors: equalized.length }, 'activation ranges equalised');
-  }
   let plan = planQuantization(fp32, keep);
   if (plan.intNodes.length === 0) throw new ModelError('the model has no Conv or Gemm node that can run in int8: nothing to quantise');
   const toCalibrate = plan.tensors.filter((t) => !plan.sharesWith.has(t));
@@ -593,7 +575,7 @@ export async function quantizeModel(options: QuantizeOptions): Promise<QuantizeR
     const target = { ...asked, maxFloatNodes: Math.min(asked.maxFloatNodes, Math.floor(plan.intNodes.length / 2)) };
     const held = spread(unused.length > 0 ? unused : images, target.images);
     pixelBatch(held, input.height, input.width);
-    const search = await searchFloatNodes(original, fp32, keep, plan, corrected.model, params, ensureParams, held, target, rounded);
+    const search = await searchFloatNodes(fp32, keep, plan, corrected.model, params, ensureParams, held, target, rounded);
     autoFloat = search.keptFloat;
     onLogits = search.logits;
     let after = search.before;
@@ -625,7 +607,6 @@ export async function quantizeModel(options: QuantizeOptions): Promise<QuantizeR
     absorbedActivations: plan.absorbed,
     floatNodes,
     biasCorrected: corrected.nodes,
-    equalizedTensors: equalized.length,
     rounding,
     ...(mixed ? { mixedPrecision: mixed } : {}),
   };
