@@ -10,19 +10,17 @@ import path from 'node:path';
 import { DataError, ModelError } from '../shared/errors.js';
 import { writeFileAtomic } from '../shared/fs.js';
 import type { RgbImage } from '../shared/image.js';
-import type { WeightRounding } from '../model/quantize/index.js';
+import { calibrationMethods, type CalibrationMethod } from '../model/quantize/calibrate.js';
+import { weightRoundings, type WeightRounding } from '../model/quantize/rounding.js';
 
 /** Calibration images used when --samples is not given (onnxruntime's examples use ~100). */
 export const DEFAULT_SAMPLES = 100;
-const METHODS = ['minmax', 'percentile', 'entropy'] as const;
-/** quantize/index.ts's weightRoundings (not imported here: it loads onnxruntime). */
-const ROUNDINGS: readonly WeightRounding[] = ['gptq', 'nearest'];
 
 interface QuantizeCliOptions {
   model: string;
   calibration: string;
   samples: string;
-  method: (typeof METHODS)[number];
+  method: CalibrationMethod;
   out?: string;
   keepFloat?: string[];
   percentile?: string;
@@ -163,12 +161,12 @@ export function registerQuantize(program: Command): void {
     .requiredOption('--model <file.onnx>', 'the fp32 model (e.g. a model directory\'s model.onnx)')
     .requiredOption('--calibration <dir>', 'folder of face images (searched recursively), e.g. the training images')
     .option('--samples <n>', 'calibration images to use, spread evenly over the folder', String(DEFAULT_SAMPLES))
-    .addOption(new Option('--method <method>', 'activation range calibration').choices(METHODS).default('minmax'))
+    .addOption(new Option('--method <method>', 'activation range calibration').choices(calibrationMethods).default('minmax'))
     .option('--out <file.onnx>', 'output file (default: <model>.int8.onnx beside the input)')
     .option('--keep-float <node...>', 'node names to keep in float (see the report for names)')
     .option('--percentile <p>', 'with --method percentile: share of values kept (default 99.999)')
     .option('--no-mixed-precision', 'do not keep the most sensitive layers in float automatically (see the README, quantisation)')
-    .addOption(new Option('--rounding <how>', 'int8 weight rounding: gptq cancels each layer\'s output error on the calibration images, nearest rounds each weight alone').choices(ROUNDINGS).default('gptq'))
+    .addOption(new Option('--rounding <how>', 'int8 weight rounding: gptq cancels each layer\'s output error on the calibration images, nearest rounds each weight alone').choices(weightRoundings).default('gptq'))
     .option('--no-bias-correction', 'skip the per-channel bias correction after quantising (faster, less accurate)')
     .addHelpText('after', '\nExample:\n  facegate quantize --model models/20260101.120000/model.onnx --calibration ../shared/data/faces/orl/train')
     .action(async (o: QuantizeCliOptions) => {

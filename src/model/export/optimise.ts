@@ -8,7 +8,7 @@
  * - Identity nodes disappear, and so do unused nodes and initializers.
  * Every rewrite keeps the arithmetic exact up to float rounding.
  */
-import { attr, tensorValues, type GraphBuilder } from '../onnx/builder.js';
+import { attr, readAttr, tensorValues, type GraphBuilder } from '../onnx/builder.js';
 import type { OnnxTypes } from '../onnx/proto.js';
 
 type INodeProto = OnnxTypes.INodeProto;
@@ -63,16 +63,6 @@ class GraphView {
     for (const n of this.g.nodes) if (n.input) n.input = n.input.map((x) => (x === from ? to : x));
   }
 
-  attrInts(n: INodeProto, key: string): number[] | undefined {
-    const a = n.attribute?.find((x) => x.name === key);
-    return a?.ints ? a.ints.map(Number) : undefined;
-  }
-
-  attrInt(n: INodeProto, key: string): number | undefined {
-    const a = n.attribute?.find((x) => x.name === key);
-    return a?.i === undefined || a.i === null ? undefined : Number(a.i);
-  }
-
   setAttr(n: INodeProto, key: string, value: ReturnType<typeof attr.ints>): void {
     const others = (n.attribute ?? []).filter((x) => x.name !== key);
     if (value.kind !== 'ints') throw new Error('only ints attributes are rewritten');
@@ -99,7 +89,7 @@ function channelVector(c: { dims: number[]; data: Float32Array }, channels: numb
 function foldAffine(v: GraphView): boolean {
   for (const n of v.g.nodes) {
     if ((n.opType !== 'Conv' && n.opType !== 'Gemm') || !n.output?.[0] || !n.input) continue;
-    if (n.opType === 'Gemm' && v.attrInt(n, 'transB') !== 1) continue;
+    if (n.opType === 'Gemm' && readAttr.i(n, 'transB') !== 1) continue;
     const next = v.soleConsumer(n.output[0]);
     if (!next || (next.opType !== 'Mul' && next.opType !== 'Add') || !next.input || !next.output?.[0]) continue;
     const other = next.input[0] === n.output[0] ? next.input[1] : next.input[0];
@@ -136,8 +126,7 @@ function foldAffine(v: GraphView): boolean {
 function foldPad(v: GraphView): boolean {
   for (const n of v.g.nodes) {
     if (n.opType !== 'Pad' || !n.input || !n.output?.[0]) continue;
-    const mode = n.attribute?.find((a) => a.name === 'mode');
-    if (mode?.s && new TextDecoder().decode(mode.s) !== 'constant') continue;
+    if ((readAttr.s(n, 'mode') ?? 'constant') !== 'constant') continue;
     const value = n.input[2] ? v.init(n.input[2]) : undefined;
     if (n.input[2] && (!value || (value.data[0] ?? 0) !== 0)) continue;
     const pads = v.ints(n.input[1]);
@@ -146,9 +135,8 @@ function foldPad(v: GraphView): boolean {
     if (pads[0] !== 0 || pads[1] !== 0 || pads[4] !== 0 || pads[5] !== 0) continue;
     const conv = v.soleConsumer(n.output[0]);
     if (!conv || conv.opType !== 'Conv' || conv.input?.[0] !== n.output[0]) continue;
-    const convPads = v.attrInts(conv, 'pads') ?? [0, 0, 0, 0];
-    const autoPad = conv.attribute?.find((a) => a.name === 'auto_pad');
-    if (autoPad?.s && new TextDecoder().decode(autoPad.s) !== 'NOTSET') continue;
+    const convPads = readAttr.ints(conv, 'pads') ?? [0, 0, 0, 0];
+    if ((readAttr.s(conv, 'auto_pad') ?? 'NOTSET') !== 'NOTSET') continue;
     const [t = 0, l = 0, b = 0, r = 0] = convPads;
     v.setAttr(conv, 'pads', attr.ints([t + (pads[2] ?? 0), l + (pads[3] ?? 0), b + (pads[6] ?? 0), r + (pads[7] ?? 0)]));
     conv.input[0] = n.input[0] ?? '';

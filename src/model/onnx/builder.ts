@@ -46,6 +46,28 @@ export const attr = {
   t: (value: ITensorProto): Attr => ({ kind: 't', value }),
 };
 
+/** Reading a node's attributes: each getter gives undefined when the attribute is absent. */
+export const readAttr = {
+  get: (n: INodeProto, name: string): IAttributeProto | undefined => (n.attribute ?? []).find((a) => a.name === name),
+  i: (n: INodeProto, name: string): number | undefined => {
+    const a = readAttr.get(n, name);
+    return a?.i === undefined || a.i === null ? undefined : Number(a.i);
+  },
+  f: (n: INodeProto, name: string): number | undefined => {
+    const a = readAttr.get(n, name);
+    return a?.f === undefined || a.f === null ? undefined : a.f;
+  },
+  /** Also undefined when the list is empty. */
+  ints: (n: INodeProto, name: string): number[] | undefined => {
+    const a = readAttr.get(n, name);
+    return a?.ints && a.ints.length > 0 ? a.ints.map(Number) : undefined;
+  },
+  s: (n: INodeProto, name: string): string | undefined => {
+    const a = readAttr.get(n, name);
+    return a?.s && a.s.length > 0 ? new TextDecoder().decode(a.s) : undefined;
+  },
+};
+
 function toAttributeProto(name: string, a: Attr): IAttributeProto {
   const T = onnx.AttributeProto.AttributeType;
   switch (a.kind) {

@@ -20,7 +20,7 @@
  */
 import type { OnnxTypes } from '../onnx/proto.js';
 import { onnx } from '../onnx/proto.js';
-import { tensorProto, tensorValues, attr } from '../onnx/builder.js';
+import { tensorProto, tensorValues, attr, readAttr } from '../onnx/builder.js';
 import { ModelError } from '../../shared/errors.js';
 import { quantizeWeightsAndBias, type ActivationParams, type ChannelQuantized } from './params.js';
 
@@ -96,16 +96,11 @@ function index(model: IModelProto): Indexed {
   };
 }
 
-function getAttr(n: INodeProto, name: string): OnnxTypes.IAttributeProto | undefined {
-  return (n.attribute ?? []).find((a) => a.name === name);
-}
 function intAttr(n: INodeProto, name: string, dflt: number): number {
-  const a = getAttr(n, name);
-  return a?.i !== undefined && a.i !== null ? Number(a.i) : dflt;
+  return readAttr.i(n, name) ?? dflt;
 }
 function floatAttr(n: INodeProto, name: string, dflt: number): number {
-  const a = getAttr(n, name);
-  return a?.f !== undefined && a.f !== null ? a.f : dflt;
+  return readAttr.f(n, name) ?? dflt;
 }
 
 function floatInit(ix: Indexed, name: string | undefined): ITensorProto | undefined {
@@ -122,7 +117,7 @@ function scalarOf(ix: Indexed, name: string | undefined): number | undefined {
   const p = ix.producer.get(name);
   const node = p === undefined ? undefined : ix.nodes[p];
   if (node?.opType === 'Constant') {
-    const t = getAttr(node, 'value')?.t;
+    const t = readAttr.get(node, 'value')?.t;
     if (t) { const v = tensorValues(t); return v.length === 1 ? Number(v[0]) : undefined; }
   }
   return undefined;
@@ -132,7 +127,7 @@ function scalarOf(ix: Indexed, name: string | undefined): number | undefined {
 function activationFloor(ix: Indexed, n: INodeProto): number | undefined {
   if (n.opType === 'Relu') return 0;
   if (n.opType !== 'Clip') return undefined;
-  if (getAttr(n, 'min')) return floatAttr(n, 'min', -Infinity);
+  if (readAttr.get(n, 'min')) return floatAttr(n, 'min', -Infinity);
   return scalarOf(ix, n.input?.[1]) ?? -Infinity;
 }
 

@@ -9,7 +9,7 @@
  * parameters and per-channel int8 weights (params.ts) → QDQ graph.
  */
 import type { OnnxTypes } from '../onnx/proto.js';
-import { decodeModel, encodeModel, metadataOf, tensorProto, tensorValues } from '../onnx/builder.js';
+import { decodeModel, encodeModel, metadataOf, readAttr, tensorProto, tensorValues } from '../onnx/builder.js';
 import { OnnxModel } from '../../runtime/ort.js';
 import { DataError, ModelError } from '../../shared/errors.js';
 import type { RgbImage } from '../../shared/image.js';
@@ -21,7 +21,7 @@ import {
 import { decodeOnnx, pixelBatch, pixelInput, spread, withOutputs, type PixelInput } from './io.js';
 import { applyQdq, planQuantization, type FloatNode, type QuantPlan } from './graph.js';
 import { activationParams, weightScales, type ActivationParams, type ChannelQuantized } from './params.js';
-import { InputStatistics, forEachPatch, outputPositions, roundWeights, type ConvGeometry } from './rounding.js';
+import { InputStatistics, forEachPatch, outputPositions, roundWeights, weightRoundings, type ConvGeometry, type WeightRounding } from './rounding.js';
 import {
   DEFAULT_TARGET, decisionTensor, decisionValues, deviation, meets,
   type Deviation, type MixedPrecisionTarget, type NodeSensitivity,
@@ -30,6 +30,7 @@ import {
 export { decodeOnnx, pixelBatch, pixelInput, spread } from './io.js';
 export { compareModels, type Comparison } from './compare.js';
 export { calibrationMethods, type CalibrationMethod } from './calibrate.js';
+export { weightRoundings, type WeightRounding } from './rounding.js';
 export type { FloatNode } from './graph.js';
 export type { Deviation, MixedPrecisionTarget, NodeSensitivity } from './mixed.js';
 
@@ -79,9 +80,6 @@ export interface QuantizeOptions {
    */
   readonly rounding?: WeightRounding;
 }
-
-export const weightRoundings = ['gptq', 'nearest'] as const;
-export type WeightRounding = (typeof weightRoundings)[number];
 
 /** What the weight rounding did. */
 export interface RoundingReport {
@@ -281,9 +279,9 @@ async function correctBiases(
 /** Calibration images GPTQ's input statistics come from (the first ones of the spread). */
 const ROUNDING_IMAGES = 32;
 /**
- * Most multiply-adds one node's input statistics may cost (groups × K² × samples):
- * about 2 s on this machine. A node with more inputs than that affords samples is
- * rounded to nearest (reported).
+ * Most multiply-adds one node's input statistics may cost (groups × K² × samples,
+ * ~2·10⁹): output positions are subsampled evenly to stay under it, and a node that
+ * cannot get 2K samples within it is rounded to nearest (reported).
  */
 const ROUNDING_COST = 2 ** 31;
 
@@ -300,16 +298,6 @@ interface RoundingTarget {
   /** Conv geometry; undefined for a Gemm. */
   readonly geo?: ConvGeometry;
   readonly maxSamples: number;
-}
-
-function ints(n: OnnxTypes.INodeProto, name: string, dflt: readonly number[]): number[] {
-  const a = (n.attribute ?? []).find((x) => x.name === name);
-  return a?.ints && a.ints.length > 0 ? a.ints.map(Number) : [...dflt];
-}
-
-function intOf(n: OnnxTypes.INodeProto, name: string, dflt: number): number {
-  const a = (n.attribute ?? []).find((x) => x.name === name);
-  return a?.i !== undefined && a.i !== null ? Number(a.i) : dflt;
 }
 
 /**
@@ -338,23 +326,23 @@ async function optimiseRounding(
     let t: Omit<RoundingTarget, 'stats' | 'maxSamples'> & { groups: number };
     if (n.opType === 'Conv') {
       const [co = 1, cpg = 1, kh = 1, kw = 1] = dims;
-      const group = intOf(n, 'group', 1);
-      const autoPad = (n.attribute ?? []).find((x) => x.name === 'auto_pad')?.s;
-      if (dims.length !== 4 || (autoPad && new TextDecoder().decode(autoPad) !== 'NOTSET')) {
+      const group = readAttr.i(n, 'group') ?? 1;
+      const autoPad = readAttr.s(n, 'auto_pad') ?? 'NOTSET';
+      if (dims.length !== 4 || autoPad !== 'NOTSET') {
         nearest.push({ name, reason: 'not a 2-D conv with explicit pads' });
         continue;
       }
       const k = cpg * kh * kw;
       const per = co / group;
-      const [pt = 0, pl = 0, pb = 0, pr = 0] = ints(n, 'pads', [0, 0, 0, 0]);
-      const [sy = 1, sx = 1] = ints(n, 'strides', [1, 1]);
-      const [dy = 1, dx = 1] = ints(n, 'dilations', [1, 1]);
+      const [pt = 0, pl = 0, pb = 0, pr = 0] = readAttr.ints(n, 'pads') ?? [];
+      const [sy = 1, sx = 1] = readAttr.ints(n, 'strides') ?? [];
+      const [dy = 1, dx = 1] = readAttr.ints(n, 'dilations') ?? [];
       t = {
         name, w, dims, axis: 0, rows: co, k, groups: group, at: (r, c) => r * k + c, groupOf: (r) => Math.floor(r / per),
         geo: { group, kernel: [kh, kw], strides: [sy, sx], pads: [pt, pl, pb, pr], dilations: [dy, dx] },
       };
     } else {
-      const transB = intOf(n, 'transB', 0) === 1;
+      const transB = readAttr.i(n, 'transB') === 1;
       const [d0 = 1, d1 = 1] = dims;
       const k = transB ? d1 : d0;
       const rows = transB ? d0 : d1;
@@ -375,17 +363,16 @@ async function optimiseRounding(
       await forEachActivation(session, pixelInput(fp32), used, tensors, (tensor, v, dims) => {
         const batch = dims[0] ?? 1;
         for (const t of targets.get(tensor) ?? []) {
-          const patch = new Float64Array(t.k);
-          for (let b = 0; b < batch; b++) {
-            if (!t.geo) {
-              for (let c = 0; c < t.k; c++) patch[c] = v[b * t.k + c] as number;
-              t.stats[0]?.add(patch);
-              continue;
-            }
-            const positions = outputPositions(dims, t.geo);
-            const step = Math.max(1, Math.floor(positions / Math.max(1, Math.ceil(t.maxSamples / used.length))));
-            forEachPatch(v, dims, b, t.geo, step, patch, (grp) => t.stats[grp]?.add(patch));
+          const { geo } = t;
+          if (!geo) {
+            for (let b = 0; b < batch; b++) t.stats[0]?.add(Float64Array.from(v.subarray(b * t.k, (b + 1) * t.k)));
+            continue;
           }
+          const patch = new Float64Array(t.k);
+          // Evenly spread output positions, at most maxSamples over all the images.
+          const perImage = Math.max(1, Math.ceil(t.maxSamples / used.length));
+          const step = Math.max(1, Math.floor(outputPositions(dims, geo) / perImage));
+          for (let b = 0; b < batch; b++) forEachPatch(v, dims, b, geo, step, patch, (grp) => t.stats[grp]?.add(patch));
         }
       });
     } finally {

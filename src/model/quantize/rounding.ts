@@ -25,6 +25,10 @@
  */
 import { roundHalfEven } from './params.js';
 
+/** How int8 weights can be rounded: GPTQ (here), or each weight to its nearest step. */
+export const weightRoundings = ['gptq', 'nearest'] as const;
+export type WeightRounding = (typeof weightRoundings)[number];
+
 const I8_MAX = 127;
 /** Damping added to H's diagonal, as a fraction of its mean (GPTQ's default). */
 export const DAMPING = 0.01;
@@ -153,7 +157,7 @@ export function roundRow(w: ArrayLike<number>, scale: number, u: Float64Array): 
   return q;
 }
 
-/** Output-error energy Σ dᵀ H d of rounded rows against the float weights (for tests and reports). */
+/** Output-error energy Σ dᵀ H d of a rounded row against the float weights: what GPTQ lowers (the tests compare it with round-to-nearest's). */
 export function roundingError(w: ArrayLike<number>, q: ArrayLike<number>, scale: number, h: Float64Array): number {
   const k = w.length;
   const d = Float64Array.from({ length: k }, (_, i) => (q[i] as number) * scale - (w[i] as number));
@@ -190,9 +194,8 @@ export function forEachPatch(
   const [kh, kw] = geo.kernel;
   const [sy, sx] = geo.strides;
   const [dy, dx] = geo.dilations;
-  const [pt, pl, pb, pr] = geo.pads;
-  const ho = Math.floor((h + pt + pb - (dy * (kh - 1) + 1)) / sy) + 1;
-  const wo = Math.floor((w + pl + pr - (dx * (kw - 1) + 1)) / sx) + 1;
+  const [pt, pl] = geo.pads;
+  const [ho, wo] = outputSize(dims, geo);
   const cpg = c / geo.group;
   const base = b * c * h * w;
   for (let p = 0; p < ho * wo; p += step) {
@@ -215,11 +218,18 @@ export function forEachPatch(
   }
 }
 
+/** Output height and width of a conv over an NCHW input of `dims` (the ONNX formula). */
+function outputSize(dims: readonly number[], geo: ConvGeometry): [number, number] {
+  const [, , h = 1, w = 1] = dims;
+  const [pt, pl, pb, pr] = geo.pads;
+  const ho = Math.floor((h + pt + pb - (geo.dilations[0] * (geo.kernel[0] - 1) + 1)) / geo.strides[0]) + 1;
+  const wo = Math.floor((w + pl + pr - (geo.dilations[1] * (geo.kernel[1] - 1) + 1)) / geo.strides[1]) + 1;
+  return [ho, wo];
+}
+
 /** Output positions of a conv over an input of `dims`. */
 export function outputPositions(dims: readonly number[], geo: ConvGeometry): number {
-  const [, , h = 1, w = 1] = dims;
-  const ho = Math.floor((h + geo.pads[0] + geo.pads[2] - (geo.dilations[0] * (geo.kernel[0] - 1) + 1)) / geo.strides[0]) + 1;
-  const wo = Math.floor((w + geo.pads[1] + geo.pads[3] - (geo.dilations[1] * (geo.kernel[1] - 1) + 1)) / geo.strides[1]) + 1;
+  const [ho, wo] = outputSize(dims, geo);
   return ho * wo;
 }
 
