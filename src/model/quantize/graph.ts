@@ -237,6 +237,12 @@ export function planQuantization(model: IModelProto, keepFloat: ReadonlySet<stri
     const data = (n.input ?? []).filter((x) => x && !ix.inits.has(x));
     if (data.length > 0 && data.every((x) => pre.has(x))) for (const o of n.output ?? []) pre.add(o);
   });
+  /** Whether a node reads the output of a Conv / Gemm that stays float. */
+  const floatProducer = (a: INodeProto): boolean => {
+    const p = ix.producer.get(a.input?.[0] ?? '');
+    const op = p === undefined ? undefined : ix.nodes[p]?.opType;
+    return p !== undefined && !intNodes.has(p) && (op === 'Conv' || op === 'Gemm');
+  };
   ix.nodes.forEach((n, i) => {
     if (intNodes.has(i) || removed.has(i) || n.opType === 'Conv' || n.opType === 'Gemm') return;
     if (n.opType === 'Constant') return;
@@ -249,7 +255,8 @@ export function planQuantization(model: IModelProto, keepFloat: ReadonlySet<stri
         : op === 'Softmax' ? 'Softmax stays float: probabilities are compared with thresholds, uint8 would round them to steps of 1/255'
           : pre.has(out) ? 'preprocessing of the uint8 pixels (scale, offset) stays float; its result is quantised for the first conv'
             : PASS_OPS.has(op) ? 'feeds only float consumers (e.g. the features output): quantising it would add rounding and save nothing'
-              : `no int8 kernel for ${op} in onnxruntime's QDQ fusion`;
+              : activationFloor(ix, n) !== undefined && floatProducer(n) ? 'activation of a Conv / Gemm left in float: runs in float with it (only an int8 node absorbs its Relu / Clip)'
+                : `no int8 kernel for ${op} in onnxruntime's QDQ fusion`;
     floatNodes.push({ name, opType: op, reason });
   });
 

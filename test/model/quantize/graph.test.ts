@@ -82,6 +82,8 @@ test('keepFloat: the node keeps float weights and reads a per-channel DQ; unknow
   const plan = planQuantization(smallModel, new Set([keep]));
   assert.ok(!plan.intNodes.includes(keep));
   assert.match(plan.floatNodes.find((f) => f.name === keep)?.reason ?? '', /keepFloat/);
+  const act = smallModel.graph?.node?.find((n) => n.input?.[0] === smallModel.graph?.node?.find((c) => c.name === keep)?.output?.[0]);
+  assert.match(plan.floatNodes.find((f) => f.name === act?.name)?.reason ?? '', /activation of a Conv \/ Gemm left in float/);
   const q = view(applyQdq(smallModel, plan, paramsFor(plan.tensors)));
   const node = q.node.find((n) => n.name === keep);
   const w = q.initializer.find((t) => t.name === node?.input[1]);
