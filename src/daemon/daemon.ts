@@ -148,8 +148,10 @@ export class Daemon {
       };
       const u = new ModelUpdater({ config: cfg.updates, kioskId: cfg.mqtt.kioskId, baseTopic: cfg.mqtt.baseTopic, fallbackDir: cfg.model.dir, mqtt: mqttSeam, host });
       initialModel = await u.recover();
-      probation = new ProbationGuard(u);
-      updater = { name: 'model updates', optional: true, start: () => u.start(), stop: () => u.stop() };
+      const guard = new ProbationGuard(u);
+      probation = guard;
+      // A rollback the guard started finishes before the updater stops.
+      updater = { name: 'model updates', optional: true, start: () => u.start(), stop: async () => { await guard.idle(); await u.stop(); } };
     }
     await this.startPart({ name: 'model', start: () => host.activate(initialModel), stop: () => host.stop() });
 

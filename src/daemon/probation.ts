@@ -59,6 +59,6 @@ export class ProbationGuard {
       .finally(() => { this.reporting = undefined; this.failures = 0; });
   }
 
-  /** Resolves when a rollback it started has finished (tests, shutdown). */
+  /** Resolves when a rollback it started has finished (tests; the daemon awaits it before stopping the updater). */
   async idle(): Promise<void> { await this.reporting; }
 }
