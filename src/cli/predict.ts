@@ -3,6 +3,7 @@
  * with its box, name or `unknown`, and score; `--annotate` draws them.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { precisionChoices, type PrecisionChoice } from '../model/manifest.js';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { DataError } from '../shared/errors.js';
@@ -11,7 +12,7 @@ interface PredictCliOptions {
   model: string;
   annotate?: string;
   json: boolean;
-  precision: 'int8' | 'fp32';
+  precision: PrecisionChoice;
   threads?: number;
   minFaceSize?: number;
 }
@@ -50,7 +51,7 @@ export function registerPredict(program: Command): void {
     .requiredOption('--model <dir>', 'model directory (from facegate train)')
     .option('--annotate <out>', 'write the images with boxes and names: a file for one image, else a folder')
     .option('--json', 'print one JSON object per image, one per line', false)
-    .addOption(new Option('--precision <p>', 'which model file to run').choices(['int8', 'fp32']).default('int8'))
+    .addOption(new Option('--precision <p>', 'which model file to run (auto: int8 when its recorded check agreed with fp32 on ≥ 99 %, else fp32)').choices(precisionChoices).default('auto'))
     .option('--threads <n>', 'onnxruntime threads', (v: string): number => {
       const n = Number(v);
       if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`must be a positive integer, got "${v}"`);

@@ -12,6 +12,7 @@ import { writeFileAtomic } from '../shared/fs.js';
 import type { RgbImage } from '../shared/image.js';
 import { calibrationMethods, type CalibrationMethod } from '../model/quantize/calibrate.js';
 import { weightRoundings, type WeightRounding } from '../model/quantize/rounding.js';
+import { INT8_MIN_AGREEMENT, MANIFEST_FILE, fileEntry, readManifest } from '../model/manifest.js';
 
 /** Calibration images used when --samples is not given (onnxruntime's examples use ~100). */
 export const DEFAULT_SAMPLES = 100;
@@ -35,8 +36,6 @@ function positiveInt(flag: string, v: string): number {
   return n;
 }
 
-/** Below this top-1 agreement with fp32 the CLI warns that int8 should not be deployed (issue 3). */
-export const MIN_AGREEMENT = 0.99;
 
 /** Images of the folder compared between fp32 and int8 after quantising. */
 const CHECK_IMAGES = 50;
@@ -86,7 +85,6 @@ async function runQuantize(o: QuantizeCliOptions): Promise<void> {
 
   const { quantizeModel, decodeOnnx, pixelInput } = await import('../model/quantize/index.js');
   const { loadCalibration, defaultOutputPath, updateManifest } = await import('../model/quantize/files.js');
-  const { fileEntry, MANIFEST_FILE, readManifest } = await import('../model/manifest.js');
   const dir = path.dirname(modelPath);
   // A model directory's manifest must describe the file we are about to quantise.
   const manifest = existsSync(path.join(dir, MANIFEST_FILE)) ? readManifest(dir) : undefined;
@@ -126,13 +124,13 @@ async function runQuantize(o: QuantizeCliOptions): Promise<void> {
     intNodes: report.intNodes.length,
     floatNodes: report.floatNodes,
     ...(report.mixedPrecision ? { mixedPrecision: report.mixedPrecision } : {}),
-    ...(check ? { check: { ...check, meetsTarget: check.top1Agreement >= MIN_AGREEMENT } } : {}),
+    ...(check ? { check: { ...check, meetsTarget: check.top1Agreement >= INT8_MIN_AGREEMENT } } : {}),
     createdAt: new Date().toISOString(),
   };
-  if (check && check.top1Agreement < MIN_AGREEMENT) {
+  if (check && check.top1Agreement < INT8_MIN_AGREEMENT) {
     process.stderr.write(
-      `warning: the int8 model agrees with fp32 on only ${(check.top1Agreement * 100).toFixed(1)} % of ${check.images} images (target ≥ ${MIN_AGREEMENT * 100} %): ` +
-        'deploy the fp32 model.onnx, or try --method percentile / --keep-float (see README, "Quantising a model to int8")\n',
+      `warning: the int8 model agrees with fp32 on only ${(check.top1Agreement * 100).toFixed(1)} % of ${check.images} images (target ≥ ${INT8_MIN_AGREEMENT * 100} %): ` +
+        'deploy the fp32 model.onnx (precision auto, the default of the kiosk and of eval/predict, does so when this check is in the manifest), or try --keep-float (see README, "Quantising a model to int8")\n',
     );
   }
   const inModelDir = manifest !== undefined && path.dirname(out) === dir;

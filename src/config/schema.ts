@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { deciderOptionsSchema } from '../decide/decider.js';
 import { updatesConfigSchema } from '../update/config.js';
+import { precisionChoices } from '../model/manifest.js';
 
 const ms = (what: string, dflt: number) => z.number().int().nonnegative().describe(`${what} (milliseconds)`).default(dflt);
 
@@ -47,7 +48,7 @@ export const cameraSchema = z.object({
 export const modelSchema = z.object({
   dir: z.string().describe('model directory written by `facegate train` / `facegate export` / `facegate quantize` (contains manifest.json)').default('models/current'),
   threads: z.number().int().positive().max(64).describe('onnxruntime intra-op threads').default(1),
-  precision: z.enum(['int8', 'fp32']).describe('which model file to run: int8 (model.int8.onnx, made by facegate quantize) or fp32 (model.onnx); measure both on the device, int8 can be slower on some ARM CPUs').default('int8'),
+  precision: z.enum(precisionChoices).describe('which model file to run: auto (model.int8.onnx when its recorded check agreed with fp32 on ≥ 99 % of images, else model.onnx), int8 or fp32; measure both on the device, int8 can be slower on some ARM CPUs').default('auto'),
   minFaceSize: z.number().int().positive().describe('ignore faces smaller than this (pixels, longer box side)').default(40),
   minSharpness: z.number().nonnegative().describe('ignore blurred faces: minimum variance of the Laplacian of the face crop').default(5),
   minDetectionScore: z.number().min(0).max(1).describe('face detector confidence needed to consider a face').default(0.5),

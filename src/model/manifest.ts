@@ -107,6 +107,26 @@ export const manifestSchema = z.object({
 export type Manifest = z.infer<typeof manifestSchema>;
 
 /** Formats zod issues as `path: message` lines. */
+/** Which model file of a directory runs: asked for by name, or `auto` (recogniser.ts, choosePrecision). */
+export const precisionChoices = ['auto', 'int8', 'fp32'] as const;
+export type PrecisionChoice = (typeof precisionChoices)[number];
+export type Precision = Exclude<PrecisionChoice, 'auto'>;
+
+/** Top-1 agreement with fp32 below which an int8 model is not run unless asked for (issue 3's target). */
+export const INT8_MIN_AGREEMENT = 0.99;
+
+/**
+ * The int8 model's recorded top-1 agreement with fp32, if any: `check.top1Agreement`
+ * from facegate quantize, else `top1Agreement` from facegate train (validation images).
+ */
+export function int8Agreement(m: Manifest): number | undefined {
+  const q = m.quantization;
+  const check = q?.check;
+  const fromCheck = check && typeof check === 'object' ? (check as Record<string, unknown>).top1Agreement : undefined;
+  const a = fromCheck ?? q?.top1Agreement;
+  return typeof a === 'number' ? a : undefined;
+}
+
 export function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
   return issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`).join('\n');
 }

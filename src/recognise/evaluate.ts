@@ -12,7 +12,7 @@ import { DataError } from '../shared/errors.js';
 import { isImageFile, listImages } from '../shared/image.js';
 import type { Match } from '../shared/messages.js';
 import { FaceExtractor, type FaceCropResult } from './faces.js';
-import { Recogniser, type Precision } from './recogniser.js';
+import { Recogniser, type Precision, type PrecisionChoice } from './recogniser.js';
 import { errorCurve, errorRates, equalErrorRate, type ErrorRates, type ScoredProbe } from './thresholds.js';
 
 export interface EvalOptions {
@@ -21,7 +21,7 @@ export interface EvalOptions {
   readonly unknown?: string;
   /** The folders hold face crops: skip detection. */
   readonly crops: boolean;
-  readonly precision?: Precision;
+  readonly precision?: PrecisionChoice;
   readonly threads?: number;
   /** Images described per model run. */
   readonly batchSize?: number;

@@ -9,7 +9,7 @@ import { moduleLogger } from '../shared/logger.js';
 import { qualityVerdict, type QualityThresholds } from '../detect/quality.js';
 import { loadDetector, type LoadDetectorOptions } from '../detect/model.js';
 import { FaceExtractor, type DetectedCrop } from './faces.js';
-import { Recogniser, type Precision } from './recogniser.js';
+import { Recogniser, type PrecisionChoice } from './recogniser.js';
 
 const log = moduleLogger('recognise');
 
@@ -25,7 +25,7 @@ export interface PipelineOptions {
   readonly minDetectionScore?: number;
   /** Most faces matched per frame. */
   readonly maxFaces?: number;
-  readonly precision?: Precision;
+  readonly precision?: PrecisionChoice;
   /** Detector ONNX cache / override (see src/detect/model.ts). */
   readonly detector?: Pick<LoadDetectorOptions, 'cacheDir' | 'onnxPath'>;
 }

@@ -8,19 +8,41 @@ import { OnnxModel, type TensorSpec } from '../runtime/ort.js';
 import { ModelError } from '../shared/errors.js';
 import type { RgbImage } from '../shared/image.js';
 import type { Face, Match } from '../shared/messages.js';
-import { MODEL_FP32_FILE, MODEL_INT8_FILE, readManifest, type Manifest, type RecognitionSection } from '../model/manifest.js';
+import {
+  INT8_MIN_AGREEMENT, MODEL_FP32_FILE, MODEL_INT8_FILE, int8Agreement, readManifest,
+  type Manifest, type Precision, type PrecisionChoice, type RecognitionSection,
+} from '../model/manifest.js';
+import { moduleLogger } from '../shared/logger.js';
 import { centre, nearestReference } from './similarity.js';
 
 /** Name of the pooled backbone descriptor output (the model directory contract). */
 export const FEATURES_OUTPUT = 'features';
 
-export type Precision = 'int8' | 'fp32';
+const log = moduleLogger('recognise');
+
+export type { Precision, PrecisionChoice } from '../model/manifest.js';
 
 export interface RecogniserOptions {
   readonly modelDir: string;
   readonly threads?: number;
-  /** int8 (default) is the quantised model; fp32 when int8 is missing or for comparison. */
-  readonly precision?: Precision;
+  /** auto (default): int8 when its recorded check passed, else fp32 (choosePrecision). */
+  readonly precision?: PrecisionChoice;
+}
+
+/**
+ * Which model file runs. int8 and fp32 are taken as asked. `auto` runs the int8 model
+ * only when the directory has one and the manifest records its check against fp32 at
+ * ≥ INT8_MIN_AGREEMENT top-1 agreement; otherwise fp32, with the reason (for the log).
+ */
+export function choosePrecision(manifest: Manifest, asked: PrecisionChoice): { precision: Precision; reason?: string } {
+  if (asked !== 'auto') return { precision: asked };
+  if (!manifest.files[MODEL_INT8_FILE]) return { precision: 'fp32', reason: `the model has no ${MODEL_INT8_FILE}` };
+  const agreement = int8Agreement(manifest);
+  if (agreement === undefined) return { precision: 'fp32', reason: `the manifest records no check of ${MODEL_INT8_FILE} against fp32 (quantise again with facegate quantize)` };
+  if (agreement < INT8_MIN_AGREEMENT) {
+    return { precision: 'fp32', reason: `${MODEL_INT8_FILE} agreed with fp32 on only ${(agreement * 100).toFixed(2)} % of its check images (< ${INT8_MIN_AGREEMENT * 100} %)` };
+  }
+  return { precision: 'int8' };
 }
 
 /** The manifest's refusal settings, or an error saying how to get them. */
@@ -58,7 +80,8 @@ export class Recogniser {
   static async load(opts: RecogniserOptions): Promise<Recogniser> {
     const manifest = readManifest(opts.modelDir);
     const recognition = requireRecognition(manifest, opts.modelDir);
-    const precision = opts.precision ?? 'int8';
+    const { precision, reason } = choosePrecision(manifest, opts.precision ?? 'auto');
+    if (reason) log.warn({ model: opts.modelDir, version: manifest.version }, `running the fp32 model: ${reason}`);
     const file = path.join(opts.modelDir, precision === 'int8' ? MODEL_INT8_FILE : MODEL_FP32_FILE);
     try { await access(file); } catch {
       throw new ModelError(`model ${opts.modelDir} has no ${path.basename(file)}` + (precision === 'int8'
