@@ -43,7 +43,9 @@ function peakRssMb(): number {
   try {
     const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
     if (m?.[1]) return Number(m[1]) / 1024;
-  } catch { /* not Linux */ }
+  } catch {
+    /* not Linux */
+  }
   return process.resourceUsage().maxRSS / 1024;
 }
 
@@ -82,13 +84,22 @@ async function child(file: string, threads: number, runs: number): Promise<void>
 }
 
 function runChild(file: string, threads: number, runs: number): ChildResult {
-  const out = execFileSync(process.execPath, [self, '--child', file, '--threads', String(threads), '--runs', String(runs)], {
-    encoding: 'utf8', env: { ...process.env, FACEGATE_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const out = execFileSync(
+    process.execPath,
+    [self, '--child', file, '--threads', String(threads), '--runs', String(runs)],
+    {
+      encoding: 'utf8',
+      env: { ...process.env, FACEGATE_LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   return JSON.parse(out) as ChildResult;
 }
 
-async function buildModels(which: readonly string[], dir: string): Promise<{ name: string; fp32: string; int8: string; note: string }[]> {
+async function buildModels(
+  which: readonly string[],
+  dir: string,
+): Promise<{ name: string; fp32: string; int8: string; note: string }[]> {
   const { exportModel, readTfjsModel, humanModelJson } = await import('../src/model/export/index.js');
   const { quantizeModel } = await import('../src/model/quantize/index.js');
   const { withDenseHead } = await import('../test/support/heads.js');
@@ -99,9 +110,15 @@ async function buildModels(which: readonly string[], dir: string): Promise<{ nam
   for (const name of which) {
     let backbone: Uint8Array;
     if (name === 'mobilenet025') {
-      backbone = exportModel({ backbone: { name: 'mobilenet_v1', alpha: 0.25, artifacts: readTfjsModel(sharedPaths.mobilenet025) }, preprocessing: { scale: 2 / 255, offset: -1 } });
+      backbone = exportModel({
+        backbone: { name: 'mobilenet_v1', alpha: 0.25, artifacts: readTfjsModel(sharedPaths.mobilenet025) },
+        preprocessing: { scale: 2 / 255, offset: -1 },
+      });
     } else if (name === 'faceres') {
-      backbone = exportModel({ backbone: { name: 'faceres', artifacts: readTfjsModel(humanModelJson('faceres')) }, preprocessing: { scale: 1, offset: 0 } });
+      backbone = exportModel({
+        backbone: { name: 'faceres', artifacts: readTfjsModel(humanModelJson('faceres')) },
+        preprocessing: { scale: 1, offset: 0 },
+      });
     } else {
       throw new Error(`unknown model ${name}: use mobilenet025 or faceres`);
     }
@@ -109,12 +126,24 @@ async function buildModels(which: readonly string[], dir: string): Promise<{ nam
     // Bias correction changes bias values only, not the graph: skipped here to save a minute.
     // Mixed precision off: the all-int8 graph is what is timed (on faceres the search keeps
     // nothing float, the README's quantisation section).
-    const { model: int8, report } = await quantizeModel({ model: fp32, calibration, method: 'minmax', samples: 40, biasCorrection: false, mixedPrecision: false });
+    const { model: int8, report } = await quantizeModel({
+      model: fp32,
+      calibration,
+      method: 'minmax',
+      samples: 40,
+      biasCorrection: false,
+      mixedPrecision: false,
+    });
     const f = path.join(dir, `${name}.onnx`);
     const q = path.join(dir, `${name}.int8.onnx`);
     writeFileSync(f, fp32);
     writeFileSync(q, int8);
-    out.push({ name, fp32: f, int8: q, note: `${(fp32.length / 1e6).toFixed(1)} MB → ${(int8.length / 1e6).toFixed(1)} MB, ${report.intNodes.length} int8 nodes` });
+    out.push({
+      name,
+      fp32: f,
+      int8: q,
+      note: `${(fp32.length / 1e6).toFixed(1)} MB → ${(int8.length / 1e6).toFixed(1)} MB, ${report.intNodes.length} int8 nodes`,
+    });
   }
   return out;
 }
@@ -133,7 +162,8 @@ async function main(): Promise<void> {
     const base = runChild('-', 1, 0);
     process.stdout.write(`baseline RSS (node + onnxruntime, no model): ${base.maxRssMb.toFixed(0)} MB\n\n`);
     const rows: string[] = [];
-    const header = '| model | threads | fp32 ms (median / p90) | int8 ms (median / p90) | int8/fp32 | load fp32 / int8 ms | peak RSS fp32 / int8 MB |';
+    const header =
+      '| model | threads | fp32 ms (median / p90) | int8 ms (median / p90) | int8/fp32 | load fp32 / int8 ms | peak RSS fp32 / int8 MB |';
     rows.push(header, '| --- | --- | --- | --- | --- | --- | --- |');
     for (const m of models) {
       for (const threads of [1, 2]) {
@@ -141,14 +171,19 @@ async function main(): Promise<void> {
         for (let round = 0; round < 2; round++) {
           const f = runChild(m.fp32, threads, runs);
           const q = runChild(m.int8, threads, runs);
-          if (!best) { best = { f, q }; continue; }
+          if (!best) {
+            best = { f, q };
+            continue;
+          }
           best = {
             f: f.medianMs < best.f.medianMs ? f : best.f,
             q: q.medianMs < best.q.medianMs ? q : best.q,
           };
         }
         const { f, q } = best as { f: ChildResult; q: ChildResult };
-        rows.push(`| ${m.name} | ${threads} | ${f.medianMs.toFixed(2)} / ${f.p90Ms.toFixed(2)} | ${q.medianMs.toFixed(2)} / ${q.p90Ms.toFixed(2)} | **${(q.medianMs / f.medianMs).toFixed(2)}** | ${f.loadMs.toFixed(0)} / ${q.loadMs.toFixed(0)} | ${f.maxRssMb.toFixed(0)} / ${q.maxRssMb.toFixed(0)} |`);
+        rows.push(
+          `| ${m.name} | ${threads} | ${f.medianMs.toFixed(2)} / ${f.p90Ms.toFixed(2)} | ${q.medianMs.toFixed(2)} / ${q.p90Ms.toFixed(2)} | **${(q.medianMs / f.medianMs).toFixed(2)}** | ${f.loadMs.toFixed(0)} / ${q.loadMs.toFixed(0)} | ${f.maxRssMb.toFixed(0)} / ${q.maxRssMb.toFixed(0)} |`,
+        );
         process.stdout.write(`${rows[rows.length - 1] ?? ''}\n`);
       }
     }

@@ -38,7 +38,10 @@ const nFrames = Number(args.frames);
 const rounds = Number(args.rounds);
 const threads = Number(args.threads);
 
-const median = (xs: readonly number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] ?? NaN; };
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? NaN;
+};
 const now = (): number => performance.now();
 
 async function frames(): Promise<Frame[]> {
@@ -58,7 +61,16 @@ async function serveHumanModels(): Promise<{ url: string; close: () => void }> {
   const dir = path.join(path.dirname(require.resolve('@vladmandic/human')), '..', 'models');
   const server = http.createServer((req, res) => {
     const name = path.basename(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname));
-    readFile(path.join(dir, name)).then((b) => { res.writeHead(200); res.end(b); }, () => { res.writeHead(404); res.end(); });
+    readFile(path.join(dir, name)).then(
+      (b) => {
+        res.writeHead(200);
+        res.end(b);
+      },
+      () => {
+        res.writeHead(404);
+        res.end();
+      },
+    );
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const addr = server.address();
@@ -70,29 +82,60 @@ interface HumanLike {
   load(): Promise<void>;
   warmup(): Promise<unknown>;
   detect(input: unknown): Promise<{ face: readonly { embedding?: readonly number[] }[] }>;
-  tf: { tensor3d(data: Uint8Array, shape: [number, number, number], dtype: 'int32'): { dispose(): void } ; setBackend(name: string): Promise<boolean> };
+  tf: {
+    tensor3d(data: Uint8Array, shape: [number, number, number], dtype: 'int32'): { dispose(): void };
+    setBackend(name: string): Promise<boolean>;
+  };
 }
 
 async function loadHuman(modelBase: string): Promise<HumanLike> {
   const require = createRequire(import.meta.url);
-  const wasmDir = path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + path.sep;
+  const wasmDir =
+    path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + path.sep;
   // Loaded by path: the package's export map names it `dist/human.node-wasm` and TypeScript's resolver does not follow it.
   const humanMain = require.resolve('@vladmandic/human');
   const spec: string = path.join(path.dirname(humanMain), 'human.node-wasm.js');
-  const mod = await import(spec) as unknown as { Human?: new (c: object) => HumanLike; default?: { Human: new (c: object) => HumanLike } };
+  const mod = (await import(spec)) as unknown as {
+    Human?: new (c: object) => HumanLike;
+    default?: { Human: new (c: object) => HumanLike };
+  };
   const Human = mod.Human ?? mod.default?.Human;
   if (!Human) throw new Error('cannot find Human in @vladmandic/human/dist/human.node-wasm.js');
   const off = { enabled: false };
   const human = new Human({
-    backend: 'wasm', wasmPath: wasmDir, modelBasePath: modelBase, debug: false, async: true, warmup: 'none',
-    cacheSensitivity: 0, filter: { enabled: false },
+    backend: 'wasm',
+    wasmPath: wasmDir,
+    modelBasePath: modelBase,
+    debug: false,
+    async: true,
+    warmup: 'none',
+    cacheSensitivity: 0,
+    filter: { enabled: false },
     face: {
       enabled: true,
-      detector: { enabled: true, rotation: false, maxDetected: 10, skipFrames: 0, skipTime: 0, minConfidence: 0.5, return: false },
-      mesh: off, iris: off, emotion: off, antispoof: off, liveness: off, attention: off, gear: off,
+      detector: {
+        enabled: true,
+        rotation: false,
+        maxDetected: 10,
+        skipFrames: 0,
+        skipTime: 0,
+        minConfidence: 0.5,
+        return: false,
+      },
+      mesh: off,
+      iris: off,
+      emotion: off,
+      antispoof: off,
+      liveness: off,
+      attention: off,
+      gear: off,
       description: { enabled: true, skipFrames: 0, skipTime: 0 },
     },
-    body: off, hand: off, object: off, gesture: off, segmentation: off,
+    body: off,
+    hand: off,
+    object: off,
+    gesture: off,
+    segmentation: off,
   });
   await human.load();
   return human;
@@ -111,7 +154,11 @@ async function main(): Promise<void> {
   // A ready crop for the model-only timing: the first face the pipeline finds.
   const firstImg = await decodeRgb(list[0]!.image);
   const { extractor } = pipeline;
-  const firstCrop: RgbImage = (await extractor.facesIn(firstImg))[0]?.image ?? { data: new Uint8Array(224 * 224 * 3), width: 224, height: 224 };
+  const firstCrop: RgbImage = (await extractor.facesIn(firstImg))[0]?.image ?? {
+    data: new Uint8Array(224 * 224 * 3),
+    width: 224,
+    height: 224,
+  };
 
   let human: HumanLike | null = null;
   let server: { url: string; close: () => void } | null = null;
@@ -127,20 +174,40 @@ async function main(): Promise<void> {
   for (const f of list.slice(0, 2)) await pipeline.process(f);
   await pipeline.recogniser.describe([firstCrop]);
   let humanFaces = 0;
-  if (human) for (const f of list.slice(0, 2)) { const img = await decodeRgb(f.image); const t = human.tf.tensor3d(img.data, [img.height, img.width, 3], 'int32'); await human.detect(t); t.dispose(); }
+  if (human)
+    for (const f of list.slice(0, 2)) {
+      const img = await decodeRgb(f.image);
+      const t = human.tf.tensor3d(img.data, [img.height, img.width, 3], 'int32');
+      await human.detect(t);
+      t.dispose();
+    }
 
-  const full: number[] = []; const model: number[] = []; const hum: number[] = []; const dec: number[] = []; const det: number[] = [];
+  const full: number[] = [];
+  const model: number[] = [];
+  const hum: number[] = [];
+  const dec: number[] = [];
+  const det: number[] = [];
   let found = 0;
   for (let r = 0; r < rounds; r++) {
     for (const f of list) {
-      const t0 = now(); const m = await pipeline.process(f); full.push(now() - t0);
+      const t0 = now();
+      const m = await pipeline.process(f);
+      full.push(now() - t0);
       if (r === 0) found += m.length;
     }
-    for (let i = 0; i < list.length; i++) { const t0 = now(); await pipeline.recogniser.describe([firstCrop]); model.push(now() - t0); }
+    for (let i = 0; i < list.length; i++) {
+      const t0 = now();
+      await pipeline.recogniser.describe([firstCrop]);
+      model.push(now() - t0);
+    }
     for (const f of list) {
-      const t0 = now(); const img = await decodeRgb(f.image); const t1 = now();
-      await extractor.facesIn(img); const t2 = now();
-      dec.push(t1 - t0); det.push(t2 - t1);
+      const t0 = now();
+      const img = await decodeRgb(f.image);
+      const t1 = now();
+      await extractor.facesIn(img);
+      const t2 = now();
+      dec.push(t1 - t0);
+      det.push(t2 - t1);
     }
     if (human) {
       for (const f of list) {
@@ -154,7 +221,9 @@ async function main(): Promise<void> {
       }
     }
   }
-  const mf = median(full); const mm = median(model); const mh = median(hum);
+  const mf = median(full);
+  const mm = median(model);
+  const mh = median(hum);
   const lines = [
     `frames: ${list.length} × 640×480 JPEG, ${rounds} rounds, onnxruntime threads ${threads}; model ${modelDir} (${backbone}, ${pipeline.recogniser.precision})`,
     `faces found: ours ${found}/${list.length}` + (human ? `, human ${humanFaces}/${list.length}` : ''),
@@ -162,10 +231,12 @@ async function main(): Promise<void> {
     `model only (${pipeline.recogniser.precision}, one 224×224 crop):          ${mm.toFixed(1)} ms`,
     `  of which decode ${median(dec).toFixed(1)} ms, detect + align ${median(det).toFixed(1)} ms`,
     `ratio full / model-only: ${(mf / mm).toFixed(2)}×`,
-    ...(human ? [
-      `@vladmandic/human (TF.js wasm, BlazeFace + faceres): ${mh.toFixed(1)} ms/frame (median)`,
-      `ratio human / ours: ${(mh / mf).toFixed(2)}× (ours is ${(mh / mf).toFixed(1)} times faster)`,
-    ] : []),
+    ...(human
+      ? [
+          `@vladmandic/human (TF.js wasm, BlazeFace + faceres): ${mh.toFixed(1)} ms/frame (median)`,
+          `ratio human / ours: ${(mh / mf).toFixed(2)}× (ours is ${(mh / mf).toFixed(1)} times faster)`,
+        ]
+      : []),
   ];
   process.stdout.write(lines.join('\n') + '\n');
   await pipeline.close();

@@ -40,8 +40,12 @@ function slope(xs: number[], ys: number[]): number {
   const n = xs.length;
   const mx = xs.reduce((a, b) => a + b, 0) / n;
   const my = ys.reduce((a, b) => a + b, 0) / n;
-  let num = 0; let den = 0;
-  for (let i = 0; i < n; i++) { num += ((xs[i] as number) - mx) * ((ys[i] as number) - my); den += ((xs[i] as number) - mx) ** 2; }
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < n; i++) {
+    num += ((xs[i] as number) - mx) * ((ys[i] as number) - my);
+    den += ((xs[i] as number) - mx) ** 2;
+  }
   return den === 0 ? 0 : num / den;
 }
 
@@ -60,10 +64,17 @@ async function main(): Promise<void> {
   } catch (err) {
     process.stdout.write(`mosquitto unavailable (${(err as Error).message}); using the embedded broker\n`);
   }
-  const modelDir = values.model ?? await trainedModelDir({ backbone: 'faceres' });
+  const modelDir = values.model ?? (await trainedModelDir({ backbone: 'faceres' }));
   const frames = path.join(tmp, 'frames');
   // Known, nobody, stranger, nobody, known: about three events per cycle.
-  const count = await writeScenes(frames, [['s1', 6], [null, 12], ['s35', 6], [null, 12], ['s3', 6], [null, 12]]);
+  const count = await writeScenes(frames, [
+    ['s1', 6],
+    [null, 12],
+    ['s35', 6],
+    [null, 12],
+    ['s3', 6],
+    [null, 12],
+  ]);
   const httpPort = await freePort();
   const embeddedPort = await freePort();
   const config = {
@@ -79,13 +90,19 @@ async function main(): Promise<void> {
   writeFileSync(configFile, JSON.stringify(config));
   const url = broker?.url ?? `mqtt://127.0.0.1:${embeddedPort}`;
 
-  const child = spawn(process.execPath, [path.resolve('dist/src/cli.js'), 'run', '--config', configFile], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(process.execPath, [path.resolve('dist/src/cli.js'), 'run', '--config', configFile], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
   const scrape = async (): Promise<string> => (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
   // Wait for readiness.
   const t0 = Date.now();
   for (;;) {
-    try { if ((await fetch(`http://127.0.0.1:${httpPort}/healthz`)).status === 200) break; } catch { /* not listening yet */ }
+    try {
+      if ((await fetch(`http://127.0.0.1:${httpPort}/healthz`)).status === 200) break;
+    } catch {
+      /* not listening yet */
+    }
     if (child.exitCode !== null) throw new Error('the daemon exited during start');
     if (Date.now() - t0 > 180_000) throw new Error('the daemon did not become ready in 3 minutes');
     await new Promise((r) => setTimeout(r, 200));
@@ -102,14 +119,20 @@ async function main(): Promise<void> {
 
   const start = await scrape();
   const startAt = Date.now();
-  const rss: { t: number; mb: number }[] = [{ t: 0, mb: metric(start, 'facegate_process_resident_memory_bytes') / 2 ** 20 }];
-  process.stdout.write(`soak: ${minutes} min at ${fps} fps, ${count} frames looping, model ${path.basename(modelDir)} (${String(values.precision)}), broker ${broker ? 'mosquitto' : 'embedded aedes'}\n`);
+  const rss: { t: number; mb: number }[] = [
+    { t: 0, mb: metric(start, 'facegate_process_resident_memory_bytes') / 2 ** 20 },
+  ];
+  process.stdout.write(
+    `soak: ${minutes} min at ${fps} fps, ${count} frames looping, model ${path.basename(modelDir)} (${String(values.precision)}), broker ${broker ? 'mosquitto' : 'embedded aedes'}\n`,
+  );
   const endAt = startAt + minutes * 60_000;
   while (Date.now() < endAt) {
     await new Promise((r) => setTimeout(r, Math.min(10_000, endAt - Date.now())));
     const m = await scrape();
     rss.push({ t: (Date.now() - startAt) / 1000, mb: metric(m, 'facegate_process_resident_memory_bytes') / 2 ** 20 });
-    process.stdout.write(`  t=${Math.round((Date.now() - startAt) / 1000)}s rss=${(rss.at(-1)?.mb ?? 0).toFixed(1)} MB events=${latencies.length}\n`);
+    process.stdout.write(
+      `  t=${Math.round((Date.now() - startAt) / 1000)}s rss=${(rss.at(-1)?.mb ?? 0).toFixed(1)} MB events=${latencies.length}\n`,
+    );
   }
   const end = await scrape();
   const seconds = (Date.now() - startAt) / 1000;
@@ -123,7 +146,13 @@ async function main(): Promise<void> {
   const sorted = [...latencies].sort((a, b) => a - b);
   // Trend over the second half (after warm-up: JIT, caches, onnxruntime arenas).
   const half = rss.filter((r) => r.t >= seconds / 2);
-  const trend = half.length >= 2 ? slope(half.map((r) => r.t / 60), half.map((r) => r.mb)) : NaN;
+  const trend =
+    half.length >= 2
+      ? slope(
+          half.map((r) => r.t / 60),
+          half.map((r) => r.mb),
+        )
+      : NaN;
   const lines = [
     '',
     `frames in            ${d('facegate_frames_in_total')} (${(d('facegate_frames_in_total') / seconds).toFixed(2)}/s)`,

@@ -46,7 +46,17 @@ async function main(): Promise<void> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'fg-bench-'));
   let design;
   try {
-    design = await train({ data: ORL, out: path.join(dir, 'model'), backbone, ...(weights ? { weights } : {}), seed, crops: true, export: false, quantize: false, progress: false });
+    design = await train({
+      data: ORL,
+      out: path.join(dir, 'model'),
+      backbone,
+      ...(weights ? { weights } : {}),
+      seed,
+      crops: true,
+      export: false,
+      quantize: false,
+      progress: false,
+    });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -63,11 +73,21 @@ async function main(): Promise<void> {
   const stepsPerEpoch = Math.ceil(ds.train.length / batchSize);
   // one warm-up step (kernel compilation), not timed
   const step = async (b: number): Promise<void> => {
-    const idx = order.slice((b % stepsPerEpoch) * batchSize, (b % stepsPerEpoch + 1) * batchSize);
-    const images = idx.map((j, k) => augment((ds.train[j] as { image: import('../src/shared/image.js').RgbImage }).image, mulberry32(deriveSeed(seed, b, k)), TUTORIAL_AUGMENTATION).image);
+    const idx = order.slice((b % stepsPerEpoch) * batchSize, ((b % stepsPerEpoch) + 1) * batchSize);
+    const images = idx.map(
+      (j, k) =>
+        augment(
+          (ds.train[j] as { image: import('../src/shared/image.js').RgbImage }).image,
+          mulberry32(deriveSeed(seed, b, k)),
+          TUTORIAL_AUGMENTATION,
+        ).image,
+    );
     const f = await extractor.extract(images);
     const x = tf.tensor2d(f, [idx.length, spec.featureSize]);
-    const y = oneHot(idx.map((j) => ds.train[j]?.label ?? 0), ds.classes.length);
+    const y = oneHot(
+      idx.map((j) => ds.train[j]?.label ?? 0),
+      ds.classes.length,
+    );
     await head.trainOnBatch(x, y);
     tf.dispose([x, y]);
   };
@@ -84,13 +104,25 @@ async function main(): Promise<void> {
 
   const rows = [
     ['', 'design (onnxruntime features, TF.js head)', 'naive (every step through TF.js backbone)'],
-    ['seconds per epoch', designEpoch.toFixed(1), `${naiveEpoch.toFixed(1)} (measured ${steps} steps: ${perStep.toFixed(2)} s/step × ${stepsPerEpoch} steps + validation ${naiveVal.toFixed(1)} s)`],
-    [`whole run (${design.epochsRun} epochs)`, design.seconds.toFixed(1), `${(naiveEpoch * design.epochsRun).toFixed(1)} (extrapolated)`],
+    [
+      'seconds per epoch',
+      designEpoch.toFixed(1),
+      `${naiveEpoch.toFixed(1)} (measured ${steps} steps: ${perStep.toFixed(2)} s/step × ${stepsPerEpoch} steps + validation ${naiveVal.toFixed(1)} s)`,
+    ],
+    [
+      `whole run (${design.epochsRun} epochs)`,
+      design.seconds.toFixed(1),
+      `${(naiveEpoch * design.epochsRun).toFixed(1)} (extrapolated)`,
+    ],
   ];
   for (const r of rows) console.log(`${(r[0] ?? '').padEnd(26)}${(r[1] ?? '').padEnd(44)}${r[2] ?? ''}`);
   console.log(`ratio (naive / design) per epoch: ${(naiveEpoch / designEpoch).toFixed(1)}×`);
-  console.log(`design result: val_accuracy ${design.valAccuracy.toFixed(4)}, best epoch ${design.bestEpoch} of ${design.epochsRun}, seed ${seed}`);
-  console.log('note: the naive figure is extrapolated from a fixed number of timed steps (after one warm-up step); both were measured in this run.');
+  console.log(
+    `design result: val_accuracy ${design.valAccuracy.toFixed(4)}, best epoch ${design.bestEpoch} of ${design.epochsRun}, seed ${seed}`,
+  );
+  console.log(
+    'note: the naive figure is extrapolated from a fixed number of timed steps (after one warm-up step); both were measured in this run.',
+  );
 }
 
 await main();

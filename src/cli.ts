@@ -20,11 +20,22 @@ const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.ur
 
 export function buildProgram(): Command {
   const program = new Command('facegate')
-    .description('Face recognition for door-access kiosks: train off-device, run a quantised model on the kiosk, publish over MQTT.')
+    .description(
+      'Face recognition for door-access kiosks: train off-device, run a quantised model on the kiosk, publish over MQTT.',
+    )
     .version(pkg.version)
     .showHelpAfterError()
     .exitOverride();
-  for (const register of [registerTrain, registerExport, registerQuantize, registerPredict, registerEval, registerRun, registerConfig, registerUpdate]) {
+  for (const register of [
+    registerTrain,
+    registerExport,
+    registerQuantize,
+    registerPredict,
+    registerEval,
+    registerRun,
+    registerConfig,
+    registerUpdate,
+  ]) {
     register(program);
   }
   return program;

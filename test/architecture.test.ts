@@ -14,7 +14,11 @@ const src = path.join(root, 'src');
 export function importsOf(code: string): string[] {
   const text = code.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
   const out: string[] = [];
-  for (const re of [/\b(?:import|export)\s[^'"`;]*?\sfrom\s*['"]([^'"]+)['"]/g, /\bimport\s*\(\s*['"]([^'"]+)['"]\s*\)/g, /\bimport\s+['"]([^'"]+)['"]/g]) {
+  for (const re of [
+    /\b(?:import|export)\s[^'"`;]*?\sfrom\s*['"]([^'"]+)['"]/g,
+    /\bimport\s*\(\s*['"]([^'"]+)['"]\s*\)/g,
+    /\bimport\s+['"]([^'"]+)['"]/g,
+  ]) {
     for (const m of text.matchAll(re)) if (m[1]) out.push(m[1]);
   }
   return out;
@@ -22,7 +26,8 @@ export function importsOf(code: string): string[] {
 
 function resolveTs(from: string, spec: string): string | undefined {
   const base = path.resolve(path.dirname(from), spec);
-  for (const c of [base.replace(/\.js$/, '.ts'), `${base}.ts`, path.join(base, 'index.ts')]) if (existsSync(c)) return c;
+  for (const c of [base.replace(/\.js$/, '.ts'), `${base}.ts`, path.join(base, 'index.ts')])
+    if (existsSync(c)) return c;
   return undefined;
 }
 
@@ -48,17 +53,30 @@ function deviceGraph(entries: string[]): { files: Set<string>; packages: Map<str
 }
 
 test('import scanner sees static, dynamic and re-exports, not comments', () => {
-  const code = "import a from './a.js';\nimport type { B } from '../b.js';\nexport { c } from './c.js';\nconst d = await import('./d.js');\n// import x from './x.js'\nimport './side.js';";
+  const code =
+    "import a from './a.js';\nimport type { B } from '../b.js';\nexport { c } from './c.js';\nconst d = await import('./d.js');\n// import x from './x.js'\nimport './side.js';";
   assert.deepEqual(importsOf(code).sort(), ['../b.js', './a.js', './c.js', './d.js', './side.js']);
 });
 
 test('the device side never imports src/train or @tensorflow/*', () => {
-  const entries = [path.join(src, 'cli', 'run.ts'), ...readdirSync(path.join(src, 'daemon')).filter((f) => f.endsWith('.ts')).map((f) => path.join(src, 'daemon', f))];
+  const entries = [
+    path.join(src, 'cli', 'run.ts'),
+    ...readdirSync(path.join(src, 'daemon'))
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => path.join(src, 'daemon', f)),
+  ];
   const { files, packages } = deviceGraph(entries);
   assert.ok(files.size > 20, `the walk reached the pipeline (${files.size} files)`);
-  assert.ok([...files].some((f) => f.includes(`${path.sep}recognise${path.sep}`)), 'reaches src/recognise');
+  assert.ok(
+    [...files].some((f) => f.includes(`${path.sep}recognise${path.sep}`)),
+    'reaches src/recognise',
+  );
   const train = [...files].filter((f) => f.startsWith(path.join(src, 'train') + path.sep));
-  assert.deepEqual(train.map((f) => path.relative(root, f)), [], 'device code imports training code');
+  assert.deepEqual(
+    train.map((f) => path.relative(root, f)),
+    [],
+    'device code imports training code',
+  );
   const tf = [...packages].filter(([p]) => p.startsWith('@tensorflow/'));
   assert.deepEqual(tf, [], 'device code imports TF.js');
 });
@@ -67,7 +85,10 @@ test('no file of detect, recognise or decide imports src/train or TF.js (reached
   for (const dir of ['detect', 'recognise', 'decide']) {
     for (const f of readdirSync(path.join(src, dir)).filter((n) => n.endsWith('.ts'))) {
       for (const i of importsOf(readFileSync(path.join(src, dir, f), 'utf8'))) {
-        assert.ok(!/\/train\//.test(i) && !i.startsWith('@tensorflow') && !i.includes('/train.js'), `${dir}/${f} imports ${i}`);
+        assert.ok(
+          !/\/train\//.test(i) && !i.startsWith('@tensorflow') && !i.includes('/train.js'),
+          `${dir}/${f} imports ${i}`,
+        );
       }
     }
   }

@@ -28,7 +28,10 @@ export function createSource(cfg: CameraConfig): CameraSource {
 }
 
 /** Delay before reopen attempt `attempt` (1-based): initial × factor^(attempt-1), capped. */
-export function backoffDelay(attempt: number, r: { initialDelayMs: number; maxDelayMs: number; factor: number }): number {
+export function backoffDelay(
+  attempt: number,
+  r: { initialDelayMs: number; maxDelayMs: number; factor: number },
+): number {
   return Math.min(r.maxDelayMs, r.initialDelayMs * r.factor ** Math.max(0, attempt - 1));
 }
 
@@ -68,7 +71,9 @@ export class Camera {
     private readonly hooks: CameraHooks = {},
   ) {}
 
-  get state(): CameraState { return this._state; }
+  get state(): CameraState {
+    return this._state;
+  }
 
   private setState(s: CameraState): void {
     if (s === this._state) return;
@@ -82,8 +87,14 @@ export class Camera {
     const source = this.factory();
     let firstFrame: () => void = () => undefined;
     let failed: (err: Error) => void = () => undefined;
-    const first = new Promise<void>((resolve, reject) => { firstFrame = resolve; failed = reject; });
-    const timer = setTimeout(() => failed(new CameraError(`no frame within ${this.opts.startTimeoutMs} ms`)), this.opts.startTimeoutMs);
+    const first = new Promise<void>((resolve, reject) => {
+      firstFrame = resolve;
+      failed = reject;
+    });
+    const timer = setTimeout(
+      () => failed(new CameraError(`no frame within ${this.opts.startTimeoutMs} ms`)),
+      this.opts.startTimeoutMs,
+    );
     try {
       await this.open(source, { onFirstFrame: () => firstFrame(), onEarlyError: (err) => failed(err) });
       await first;
@@ -91,14 +102,19 @@ export class Camera {
       await source.close().catch(() => undefined);
       this.source = undefined;
       this.setState('failed');
-      throw new CameraError(`camera "${this.opts.name}" (${source.description}) failed at start: ${(err as Error).message}`);
+      throw new CameraError(
+        `camera "${this.opts.name}" (${source.description}) failed at start: ${(err as Error).message}`,
+      );
     } finally {
       clearTimeout(timer);
     }
     this.armStallCheck();
   }
 
-  private async open(source: CameraSource, early?: { onFirstFrame: () => void; onEarlyError: (err: Error) => void }): Promise<void> {
+  private async open(
+    source: CameraSource,
+    early?: { onFirstFrame: () => void; onEarlyError: (err: Error) => void },
+  ): Promise<void> {
     const gen = ++this.generation;
     this.source = source;
     let gotFrame = false;
@@ -112,7 +128,8 @@ export class Camera {
         this.queue.push(frame);
         if (!gotFrame) {
           gotFrame = true;
-          if (this.attempt > 0) this.log.info({ camera: this.opts.name, attempts: this.attempt }, 'camera delivers frames again');
+          if (this.attempt > 0)
+            this.log.info({ camera: this.opts.name, attempts: this.attempt }, 'camera delivers frames again');
           this.attempt = 0;
           this.setState('ok');
           early?.onFirstFrame();
@@ -120,12 +137,18 @@ export class Camera {
       },
       error: (err) => {
         if (gen !== this.generation || this.stopped) return;
-        if (early && !gotFrame) { early.onEarlyError(err); return; }
+        if (early && !gotFrame) {
+          early.onEarlyError(err);
+          return;
+        }
         this.fail(err.message);
       },
       end: () => {
         if (gen !== this.generation || this.stopped) return;
-        if (early && !gotFrame) { early.onEarlyError(new CameraError('the source ended before its first frame')); return; }
+        if (early && !gotFrame) {
+          early.onEarlyError(new CameraError('the source ended before its first frame'));
+          return;
+        }
         this.log.info({ camera: this.opts.name }, 'camera source ended (no more images)');
         this.setState('ended');
         this.clearStallCheck();
@@ -144,7 +167,10 @@ export class Camera {
     this.setState('failed');
     this.attempt++;
     const delay = backoffDelay(this.attempt, this.opts.reopen);
-    this.log.warn({ camera: this.opts.name, reason, attempt: this.attempt, delayMs: delay }, 'camera failed; reopening');
+    this.log.warn(
+      { camera: this.opts.name, reason, attempt: this.attempt, delayMs: delay },
+      'camera failed; reopening',
+    );
     this.hooks.onReopen?.(this.attempt, reason);
     const old = this.source;
     this.source = undefined;
@@ -160,10 +186,14 @@ export class Camera {
   private armStallCheck(): void {
     const limit = this.opts.reopen.stallTimeoutMs;
     if (limit <= 0) return;
-    this.stallTimer = setInterval(() => {
-      const watching = this._state === 'ok' || (this._state === 'failed' && this.source !== undefined && !this.reopenTimer);
-      if (watching && Date.now() - this.lastFrameAt > limit) this.fail(`no frame for ${limit} ms`);
-    }, Math.max(50, Math.min(1000, limit / 4)));
+    this.stallTimer = setInterval(
+      () => {
+        const watching =
+          this._state === 'ok' || (this._state === 'failed' && this.source !== undefined && !this.reopenTimer);
+        if (watching && Date.now() - this.lastFrameAt > limit) this.fail(`no frame for ${limit} ms`);
+      },
+      Math.max(50, Math.min(1000, limit / 4)),
+    );
   }
 
   private clearStallCheck(): void {

@@ -30,7 +30,21 @@ export function ffmpegArgs(o: FfmpegOptions): string[] {
     if (o.loop) args.push('-stream_loop', '-1');
     args.push('-re'); // a file plays at its own rate, like a camera
   }
-  args.push(...o.inputArgs, '-i', o.input, '-an', '-vf', `fps=${o.fps},scale=${o.width}:${o.height}`, '-f', 'image2pipe', '-c:v', 'mjpeg', '-q:v', String(o.quality), 'pipe:1');
+  args.push(
+    ...o.inputArgs,
+    '-i',
+    o.input,
+    '-an',
+    '-vf',
+    `fps=${o.fps},scale=${o.width}:${o.height}`,
+    '-f',
+    'image2pipe',
+    '-c:v',
+    'mjpeg',
+    '-q:v',
+    String(o.quality),
+    'pipe:1',
+  );
   return args;
 }
 
@@ -40,10 +54,15 @@ export class FfmpegSource implements CameraSource {
 
   constructor(private readonly o: FfmpegOptions) {}
 
-  get description(): string { return `ffmpeg ${redactUrl(this.o.input)}`; }
+  get description(): string {
+    return `ffmpeg ${redactUrl(this.o.input)}`;
+  }
 
   open(sink: FrameSink): Promise<void> {
-    if (!this.o.input) return Promise.reject(new CameraError('camera.ffmpeg.input is empty: set a V4L2 device (/dev/video0), an RTSP URL or a video file'));
+    if (!this.o.input)
+      return Promise.reject(
+        new CameraError('camera.ffmpeg.input is empty: set a V4L2 device (/dev/video0), an RTSP URL or a video file'),
+      );
     this.closing = false;
     const splitter = new MjpegSplitter();
     let stderrTail = '';
@@ -51,24 +70,40 @@ export class FfmpegSource implements CameraSource {
       const child = spawn(this.o.path, ffmpegArgs(this.o), { stdio: ['ignore', 'pipe', 'pipe'] });
       this.child = child;
       let spawned = false;
-      child.once('spawn', () => { spawned = true; resolve(); });
+      child.once('spawn', () => {
+        spawned = true;
+        resolve();
+      });
       child.once('error', (err: NodeJS.ErrnoException) => {
-        const e = err.code === 'ENOENT'
-          ? new CameraError(`ffmpeg not found ("${this.o.path}"): install it (sudo apt-get install ffmpeg) or set camera.ffmpeg.path`)
-          : new CameraError(`ffmpeg cannot start: ${err.message}`);
-        if (!spawned) reject(e); else sink.error(e);
+        const e =
+          err.code === 'ENOENT'
+            ? new CameraError(
+                `ffmpeg not found ("${this.o.path}"): install it (sudo apt-get install ffmpeg) or set camera.ffmpeg.path`,
+              )
+            : new CameraError(`ffmpeg cannot start: ${err.message}`);
+        if (!spawned) reject(e);
+        else sink.error(e);
       });
       child.stdout.on('data', (chunk: Buffer) => {
         for (const jpeg of splitter.push(chunk)) sink.frame(jpeg);
       });
-      child.stderr.on('data', (chunk: Buffer) => { stderrTail = (stderrTail + chunk.toString('utf8')).slice(-2000); });
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderrTail = (stderrTail + chunk.toString('utf8')).slice(-2000);
+      });
       child.once('close', (code, signal) => {
         this.child = undefined;
         if (this.closing || !spawned) return;
         const isFile = !/^[a-z][a-z0-9+.-]*:\/\//i.test(this.o.input) && !this.o.input.startsWith('/dev/');
-        if (code === 0 && isFile && !this.o.loop) { sink.end(); return; }
+        if (code === 0 && isFile && !this.o.loop) {
+          sink.end();
+          return;
+        }
         const why = stderrTail.trim().split('\n').slice(-3).join(' | ');
-        sink.error(new CameraError(`ffmpeg (${redactUrl(this.o.input)}) exited with ${signal ?? `code ${code ?? '?'}`}${why ? `: ${redactUrl(why)}` : ''}`));
+        sink.error(
+          new CameraError(
+            `ffmpeg (${redactUrl(this.o.input)}) exited with ${signal ?? `code ${code ?? '?'}`}${why ? `: ${redactUrl(why)}` : ''}`,
+          ),
+        );
       });
     });
   }
@@ -78,8 +113,13 @@ export class FfmpegSource implements CameraSource {
     const child = this.child;
     if (!child) return;
     await new Promise<void>((resolve) => {
-      const t = setTimeout(() => { child.kill('SIGKILL'); }, 2000);
-      child.once('close', () => { clearTimeout(t); resolve(); });
+      const t = setTimeout(() => {
+        child.kill('SIGKILL');
+      }, 2000);
+      child.once('close', () => {
+        clearTimeout(t);
+        resolve();
+      });
       child.kill('SIGTERM');
     });
   }

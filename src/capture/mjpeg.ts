@@ -23,7 +23,10 @@ export class MjpegSplitter {
       // Find SOI.
       let start = -1;
       for (let i = 0; i + 1 < this.buf.length; i++) {
-        if (this.buf[i] === 0xff && this.buf[i + 1] === SOI) { start = i; break; }
+        if (this.buf[i] === 0xff && this.buf[i + 1] === SOI) {
+          start = i;
+          break;
+        }
       }
       if (start < 0) {
         const keep = this.buf.length && this.buf[this.buf.length - 1] === 0xff ? 1 : 0;
@@ -31,13 +34,23 @@ export class MjpegSplitter {
         this.buf = this.buf.subarray(this.buf.length - keep);
         return out;
       }
-      if (start > 0) { this.skippedBytes += start; this.buf = this.buf.subarray(start); }
+      if (start > 0) {
+        this.skippedBytes += start;
+        this.buf = this.buf.subarray(start);
+      }
       const end = this.findEnd(this.buf);
       if (end === 'incomplete') {
-        if (this.buf.length > this.maxFrameBytes) { this.skippedBytes += this.buf.length; this.buf = Buffer.alloc(0); }
+        if (this.buf.length > this.maxFrameBytes) {
+          this.skippedBytes += this.buf.length;
+          this.buf = Buffer.alloc(0);
+        }
         return out;
       }
-      if (end === 'corrupt') { this.skippedBytes += 2; this.buf = this.buf.subarray(2); continue; }
+      if (end === 'corrupt') {
+        this.skippedBytes += 2;
+        this.buf = this.buf.subarray(2);
+        continue;
+      }
       out.push(Buffer.from(this.buf.subarray(0, end)));
       this.buf = this.buf.subarray(end);
     }
@@ -51,9 +64,15 @@ export class MjpegSplitter {
       if (i + 1 >= b.length) return 'incomplete';
       if (b[i] !== 0xff) return 'corrupt';
       const m = b[i + 1] as number;
-      if (m === 0xff) { i++; continue; } // fill byte
+      if (m === 0xff) {
+        i++;
+        continue;
+      } // fill byte
       if (m === EOI) return i + 2;
-      if (m === SOI || (m >= 0xd0 && m <= 0xd7) || m === 0x01) { i += 2; continue; } // no length
+      if (m === SOI || (m >= 0xd0 && m <= 0xd7) || m === 0x01) {
+        i += 2;
+        continue;
+      } // no length
       if (i + 3 >= b.length) return 'incomplete';
       const len = b.readUInt16BE(i + 2);
       if (len < 2) return 'corrupt';
@@ -63,9 +82,15 @@ export class MjpegSplitter {
     // Entropy-coded data: FF00 is a stuffed byte, FFD0-D7 restart markers; FFD9 ends; another marker (e.g. a further SOS in progressive JPEG) continues the segment walk.
     for (;;) {
       if (i + 1 >= b.length) return 'incomplete';
-      if (b[i] !== 0xff) { i++; continue; }
+      if (b[i] !== 0xff) {
+        i++;
+        continue;
+      }
       const m = b[i + 1] as number;
-      if (m === 0x00 || (m >= 0xd0 && m <= 0xd7) || m === 0xff) { i += m === 0xff ? 1 : 2; continue; }
+      if (m === 0x00 || (m >= 0xd0 && m <= 0xd7) || m === 0xff) {
+        i += m === 0xff ? 1 : 2;
+        continue;
+      }
       if (m === EOI) return i + 2;
       if (i + 3 >= b.length) return 'incomplete';
       const len = b.readUInt16BE(i + 2);

@@ -11,11 +11,16 @@ export class FrameQueue {
   /** Frames dropped because the consumer was behind. */
   dropped = 0;
 
-  constructor(readonly capacity: number, private readonly onDrop: (frame: Frame) => void = () => undefined) {
+  constructor(
+    readonly capacity: number,
+    private readonly onDrop: (frame: Frame) => void = () => undefined,
+  ) {
     if (!(capacity >= 1)) throw new RangeError('queue capacity must be at least 1');
   }
 
-  get length(): number { return this.items.length; }
+  get length(): number {
+    return this.items.length;
+  }
 
   push(frame: Frame): void {
     if (this.closed) return;
@@ -39,11 +44,17 @@ export class FrameQueue {
     if (f) return Promise.resolve(f);
     if (this.closed) return Promise.resolve(undefined);
     if (this.waiter) return Promise.reject(new Error('FrameQueue supports one consumer'));
-    return new Promise((resolve) => { this.waiter = resolve; });
+    return new Promise((resolve) => {
+      this.waiter = resolve;
+    });
   }
 
   close(): void {
     this.closed = true;
-    if (this.waiter) { const w = this.waiter; this.waiter = undefined; w(undefined); }
+    if (this.waiter) {
+      const w = this.waiter;
+      this.waiter = undefined;
+      w(undefined);
+    }
   }
 }

@@ -18,14 +18,20 @@ interface ExportCliOptions {
   backbone?: string;
 }
 
-function describe(sig: { inputs: { name: string; dtype: string; shape: readonly (number | null)[] }[]; outputs: { name: string; dtype: string; shape: readonly (number | null)[] }[] }): string {
-  const fmt = (s: { name: string; dtype: string; shape: readonly (number | null)[] }): string => `${s.name} ${s.dtype}[${s.shape.map((d) => d ?? 'N').join(',')}]`;
+function describe(sig: {
+  inputs: { name: string; dtype: string; shape: readonly (number | null)[] }[];
+  outputs: { name: string; dtype: string; shape: readonly (number | null)[] }[];
+}): string {
+  const fmt = (s: { name: string; dtype: string; shape: readonly (number | null)[] }): string =>
+    `${s.name} ${s.dtype}[${s.shape.map((d) => d ?? 'N').join(',')}]`;
   return `inputs: ${sig.inputs.map(fmt).join(', ')}\noutputs: ${sig.outputs.map(fmt).join(', ')}`;
 }
 
 async function runExport(o: ExportCliOptions): Promise<void> {
   if (Boolean(o.model) === Boolean(o.tfjs)) {
-    throw new FacegateError('pass either --model DIR (re-export a trained model) or --tfjs MODEL_JSON --out FILE.onnx (convert a TF.js model)');
+    throw new FacegateError(
+      'pass either --model DIR (re-export a trained model) or --tfjs MODEL_JSON --out FILE.onnx (convert a TF.js model)',
+    );
   }
   const { OnnxModel } = await import('../runtime/ort.js');
   if (o.model) {
@@ -60,13 +66,36 @@ async function runExport(o: ExportCliOptions): Promise<void> {
 export function registerExport(program: Command): void {
   program
     .command('export')
-    .description('Export to ONNX: rebuild a trained model directory\'s model.onnx, or convert any supported TF.js model')
-    .addOption(new Option('--model <dir>', 'trained model directory: rebuild model.onnx from head/ and the backbone, update the manifest'))
-    .addOption(new Option('--backbone <model.json>', 'with --model: the backbone\'s TF.js model.json when the manifest\'s source is not on this machine'))
-    .addOption(new Option('--tfjs <model.json>', 'a TF.js model.json (LayersModel or GraphModel); human:NAME for @vladmandic/human\'s bundled models'))
+    .description("Export to ONNX: rebuild a trained model directory's model.onnx, or convert any supported TF.js model")
+    .addOption(
+      new Option(
+        '--model <dir>',
+        'trained model directory: rebuild model.onnx from head/ and the backbone, update the manifest',
+      ),
+    )
+    .addOption(
+      new Option(
+        '--backbone <model.json>',
+        "with --model: the backbone's TF.js model.json when the manifest's source is not on this machine",
+      ),
+    )
+    .addOption(
+      new Option(
+        '--tfjs <model.json>',
+        "a TF.js model.json (LayersModel or GraphModel); human:NAME for @vladmandic/human's bundled models",
+      ),
+    )
     .addOption(new Option('--out <file.onnx>', 'with --tfjs: where to write the ONNX model'))
-    .addOption(new Option('--output <node...>', 'with --tfjs: node (GraphModel) or layer (LayersModel) names to output; default: the model\'s own outputs'))
-    .addHelpText('after', '\nExamples:\n  facegate export --model models/20260101.120000\n  facegate export --tfjs human:blazeface --out blazeface.onnx\n  facegate export --tfjs human:faceres --out faceres.onnx --output global_pooling/Mean')
+    .addOption(
+      new Option(
+        '--output <node...>',
+        "with --tfjs: node (GraphModel) or layer (LayersModel) names to output; default: the model's own outputs",
+      ),
+    )
+    .addHelpText(
+      'after',
+      '\nExamples:\n  facegate export --model models/20260101.120000\n  facegate export --tfjs human:blazeface --out blazeface.onnx\n  facegate export --tfjs human:faceres --out faceres.onnx --output global_pooling/Mean',
+    )
     .action(async (o: ExportCliOptions) => {
       await runExport(o);
     });

@@ -26,11 +26,23 @@ function positiveNumber(v: string): number {
 const round = (x: number, d = 4): number => Math.round(x * 10 ** d) / 10 ** d;
 
 /** Where the annotated copy of `image` goes: OUT itself for one image with an image extension, else OUT/<name>. */
-export async function annotatePath(out: string, image: string, count: number, taken: Set<string> = new Set()): Promise<string> {
+export async function annotatePath(
+  out: string,
+  image: string,
+  count: number,
+  taken: Set<string> = new Set(),
+): Promise<string> {
   const isFile = count === 1 && /\.(png|jpe?g|webp)$/i.test(out);
-  if (isFile) { await mkdir(path.dirname(path.resolve(out)), { recursive: true }); return out; }
+  if (isFile) {
+    await mkdir(path.dirname(path.resolve(out)), { recursive: true });
+    return out;
+  }
   let isDir = false;
-  try { isDir = (await stat(out)).isDirectory(); } catch { /* created below */ }
+  try {
+    isDir = (await stat(out)).isDirectory();
+  } catch {
+    /* created below */
+  }
   if (!isDir) await mkdir(out, { recursive: true });
   const ext = path.extname(image).toLowerCase();
   const stem = path.basename(image, path.extname(image));
@@ -51,7 +63,14 @@ export function registerPredict(program: Command): void {
     .requiredOption('--model <dir>', 'model directory (from facegate train)')
     .option('--annotate <out>', 'write the images with boxes and names: a file for one image, else a folder')
     .option('--json', 'print one JSON object per image, one per line', false)
-    .addOption(new Option('--precision <p>', 'which model file to run (auto: int8 when its recorded check agreed with fp32 on ≥ 99 %, else fp32)').choices(precisionChoices).default('auto'))
+    .addOption(
+      new Option(
+        '--precision <p>',
+        'which model file to run (auto: int8 when its recorded check agreed with fp32 on ≥ 99 %, else fp32)',
+      )
+        .choices(precisionChoices)
+        .default('auto'),
+    )
     .option('--threads <n>', 'onnxruntime threads', (v: string): number => {
       const n = Number(v);
       if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`must be a positive integer, got "${v}"`);
@@ -62,17 +81,29 @@ export function registerPredict(program: Command): void {
       const { RecognitionPipeline } = await import('../recognise/pipeline.js');
       const { decodeRgb } = await import('../shared/image.js');
       const { writeAnnotated } = await import('./../recognise/annotate.js');
-      const pipeline = await RecognitionPipeline.load({ modelDir: o.model, precision: o.precision, threads: o.threads, minFaceSize: o.minFaceSize });
+      const pipeline = await RecognitionPipeline.load({
+        modelDir: o.model,
+        precision: o.precision,
+        threads: o.threads,
+        minFaceSize: o.minFaceSize,
+      });
       let failures = 0;
       const taken = new Set<string>();
       try {
         for (const [i, file] of images.entries()) {
           let bytes: Buffer;
-          try { bytes = await readFile(file); } catch (err) {
-            throw new DataError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+          try {
+            bytes = await readFile(file);
+          } catch (err) {
+            throw new DataError(
+              `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+              { cause: err },
+            );
           }
           let img;
-          try { img = await decodeRgb(bytes); } catch (err) {
+          try {
+            img = await decodeRgb(bytes);
+          } catch (err) {
             failures++;
             const msg = `${file}: not a readable image (${(err as Error).message.split('\n')[0]})`;
             if (o.json) process.stdout.write(JSON.stringify({ image: file, error: msg }) + '\n');
@@ -81,7 +112,12 @@ export function registerPredict(program: Command): void {
           }
           const { matches, skipped } = await pipeline.processImage(img, i);
           const faces = matches.map((m) => ({
-            box: { x: round(m.face.box.x, 1), y: round(m.face.box.y, 1), width: round(m.face.box.width, 1), height: round(m.face.box.height, 1) },
+            box: {
+              x: round(m.face.box.x, 1),
+              y: round(m.face.box.y, 1),
+              width: round(m.face.box.width, 1),
+              height: round(m.face.box.height, 1),
+            },
             name: m.label ?? 'unknown',
             score: round(m.similarity),
             candidate: m.candidate,
@@ -93,19 +129,45 @@ export function registerPredict(program: Command): void {
           let annotated: string | undefined;
           if (o.annotate) {
             annotated = await annotatePath(o.annotate, file, images.length, taken);
-            await writeAnnotated(img, [
-              ...matches.map((m) => ({ box: m.face.box, text: `${m.label ?? 'unknown'} ${m.similarity.toFixed(2)}`, kind: m.label ? 'known' as const : 'unknown' as const })),
-              ...skipped.map((s) => ({ box: s.crop.face.box, text: s.reason, kind: 'skipped' as const })),
-            ], annotated);
+            await writeAnnotated(
+              img,
+              [
+                ...matches.map((m) => ({
+                  box: m.face.box,
+                  text: `${m.label ?? 'unknown'} ${m.similarity.toFixed(2)}`,
+                  kind: m.label ? ('known' as const) : ('unknown' as const),
+                })),
+                ...skipped.map((s) => ({ box: s.crop.face.box, text: s.reason, kind: 'skipped' as const })),
+              ],
+              annotated,
+            );
           }
           if (o.json) {
-            process.stdout.write(JSON.stringify({ image: file, width: img.width, height: img.height, faces, skipped: skippedOut, ...(annotated ? { annotated } : {}) }) + '\n');
+            process.stdout.write(
+              JSON.stringify({
+                image: file,
+                width: img.width,
+                height: img.height,
+                faces,
+                skipped: skippedOut,
+                ...(annotated ? { annotated } : {}),
+              }) + '\n',
+            );
           } else {
-            const head = `${file}: ${faces.length === 0 ? 'no face' : `${faces.length} face${faces.length > 1 ? 's' : ''}`}` +
-              (skipped.length ? ` (${skipped.length} skipped: ${skipped.map((s) => s.reason).join(', ')})` : '') + (annotated ? ` → ${annotated}` : '');
-            process.stdout.write([head, ...faces.map((f) =>
-              `  ${f.name.padEnd(16)} score ${f.score.toFixed(3)}  box ${f.box.x},${f.box.y} ${f.box.width}×${f.box.height}` +
-              (f.name === 'unknown' ? `  (nearest ${f.candidate})` : ''))].join('\n') + '\n');
+            const head =
+              `${file}: ${faces.length === 0 ? 'no face' : `${faces.length} face${faces.length > 1 ? 's' : ''}`}` +
+              (skipped.length ? ` (${skipped.length} skipped: ${skipped.map((s) => s.reason).join(', ')})` : '') +
+              (annotated ? ` → ${annotated}` : '');
+            process.stdout.write(
+              [
+                head,
+                ...faces.map(
+                  (f) =>
+                    `  ${f.name.padEnd(16)} score ${f.score.toFixed(3)}  box ${f.box.x},${f.box.y} ${f.box.width}×${f.box.height}` +
+                    (f.name === 'unknown' ? `  (nearest ${f.candidate})` : ''),
+                ),
+              ].join('\n') + '\n',
+            );
           }
         }
       } finally {

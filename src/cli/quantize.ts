@@ -36,7 +36,6 @@ function positiveInt(flag: string, v: string): number {
   return n;
 }
 
-
 /** Images of the folder compared between fp32 and int8 after quantising. */
 const CHECK_IMAGES = 50;
 
@@ -49,7 +48,11 @@ interface AgreementCheck {
 }
 
 async function checkAgreement(
-  fp32: Uint8Array, int8: Uint8Array, all: readonly string[], used: readonly string[], input: { width: number; height: number },
+  fp32: Uint8Array,
+  int8: Uint8Array,
+  all: readonly string[],
+  used: readonly string[],
+  input: { width: number; height: number },
 ): Promise<AgreementCheck | undefined> {
   const { compareModels, spread } = await import('../model/quantize/index.js');
   const { decodeRgb } = await import('../shared/image.js');
@@ -57,7 +60,11 @@ async function checkAgreement(
   const decodeAll = async (files: readonly string[]): Promise<RgbImage[]> => {
     const out: RgbImage[] = [];
     for (const f of spread(files, CHECK_IMAGES)) {
-      try { out.push(await decodeRgb(f, input)); } catch { /* corrupt: counted while calibrating */ }
+      try {
+        out.push(await decodeRgb(f, input));
+      } catch {
+        /* corrupt: counted while calibrating */
+      }
     }
     return out;
   };
@@ -67,7 +74,10 @@ async function checkAgreement(
   if (images.length === 0) return undefined;
   const c = await compareModels(fp32, int8, images);
   return {
-    images: c.images, heldOut, top1Agreement: c.top1Agreement, maxAbsDiffProbability: c.maxAbsDiffProbability,
+    images: c.images,
+    heldOut,
+    top1Agreement: c.top1Agreement,
+    maxAbsDiffProbability: c.maxAbsDiffProbability,
     ...(c.minEmbeddingCosine !== undefined ? { minEmbeddingCosine: c.minEmbeddingCosine } : {}),
   };
 }
@@ -78,9 +88,11 @@ async function runQuantize(o: QuantizeCliOptions): Promise<void> {
   if (percentile !== undefined && !(percentile > 90 && percentile <= 100)) {
     throw new DataError(`--percentile must be in (90, 100], got "${o.percentile}"`);
   }
-  if (percentile !== undefined && o.method !== 'percentile') throw new DataError('--percentile applies to --method percentile');
+  if (percentile !== undefined && o.method !== 'percentile')
+    throw new DataError('--percentile applies to --method percentile');
   const modelPath = path.resolve(o.model);
-  if (!existsSync(modelPath)) throw new ModelError(`model file ${modelPath} does not exist: export it first (facegate export)`);
+  if (!existsSync(modelPath))
+    throw new ModelError(`model file ${modelPath} does not exist: export it first (facegate export)`);
   const fp32 = new Uint8Array(readFileSync(modelPath));
 
   const { quantizeModel, decodeOnnx, pixelInput } = await import('../model/quantize/index.js');
@@ -90,7 +102,9 @@ async function runQuantize(o: QuantizeCliOptions): Promise<void> {
   const manifest = existsSync(path.join(dir, MANIFEST_FILE)) ? readManifest(dir) : undefined;
   const listed = manifest?.files[path.basename(modelPath)];
   if (listed && listed.sha256 !== fileEntry(fp32).sha256) {
-    throw new ModelError(`${modelPath} does not match ${path.join(dir, 'manifest.json')} (sha256 differs): the file was changed or replaced; export it again (facegate export --model ${dir})`);
+    throw new ModelError(
+      `${modelPath} does not match ${path.join(dir, 'manifest.json')} (sha256 differs): the file was changed or replaced; export it again (facegate export --model ${dir})`,
+    );
   }
   const decoded = decodeOnnx(fp32, modelPath);
   const input = pixelInput(decoded);
@@ -103,7 +117,13 @@ async function runQuantize(o: QuantizeCliOptions): Promise<void> {
   );
   const started = Date.now();
   const { model, report } = await quantizeModel({
-    model: fp32, calibration: cal.images, method: o.method, samples, biasCorrection: o.biasCorrection, mixedPrecision: o.mixedPrecision, rounding: o.rounding,
+    model: fp32,
+    calibration: cal.images,
+    method: o.method,
+    samples,
+    biasCorrection: o.biasCorrection,
+    mixedPrecision: o.mixedPrecision,
+    rounding: o.rounding,
     ...(o.keepFloat ? { keepFloat: o.keepFloat } : {}),
     ...(percentile !== undefined ? { percentile } : {}),
   });
@@ -156,17 +176,32 @@ export function registerQuantize(program: Command): void {
   program
     .command('quantize')
     .description('Quantise an fp32 ONNX model to int8 (QDQ, per-channel weights), calibrated on real face images')
-    .requiredOption('--model <file.onnx>', 'the fp32 model (e.g. a model directory\'s model.onnx)')
+    .requiredOption('--model <file.onnx>', "the fp32 model (e.g. a model directory's model.onnx)")
     .requiredOption('--calibration <dir>', 'folder of face images (searched recursively), e.g. the training images')
     .option('--samples <n>', 'calibration images to use, spread evenly over the folder', String(DEFAULT_SAMPLES))
-    .addOption(new Option('--method <method>', 'activation range calibration').choices(calibrationMethods).default('minmax'))
+    .addOption(
+      new Option('--method <method>', 'activation range calibration').choices(calibrationMethods).default('minmax'),
+    )
     .option('--out <file.onnx>', 'output file (default: <model>.int8.onnx beside the input)')
     .option('--keep-float <node...>', 'node names to keep in float (see the report for names)')
     .option('--percentile <p>', 'with --method percentile: share of values kept (default 99.999)')
-    .option('--no-mixed-precision', 'do not keep the most sensitive layers in float automatically (see the README, quantisation)')
-    .addOption(new Option('--rounding <how>', 'int8 weight rounding: gptq cancels each layer\'s output error on the calibration images, nearest rounds each weight alone').choices(weightRoundings).default('gptq'))
+    .option(
+      '--no-mixed-precision',
+      'do not keep the most sensitive layers in float automatically (see the README, quantisation)',
+    )
+    .addOption(
+      new Option(
+        '--rounding <how>',
+        "int8 weight rounding: gptq cancels each layer's output error on the calibration images, nearest rounds each weight alone",
+      )
+        .choices(weightRoundings)
+        .default('gptq'),
+    )
     .option('--no-bias-correction', 'skip the per-channel bias correction after quantising (faster, less accurate)')
-    .addHelpText('after', '\nExample:\n  facegate quantize --model models/20260101.120000/model.onnx --calibration ../shared/data/faces/orl/train')
+    .addHelpText(
+      'after',
+      '\nExample:\n  facegate quantize --model models/20260101.120000/model.onnx --calibration ../shared/data/faces/orl/train',
+    )
     .action(async (o: QuantizeCliOptions) => {
       await runQuantize(o);
     });

@@ -9,7 +9,9 @@ import { readFileSync } from 'node:fs';
 export function registerRun(program: Command): void {
   program
     .command('run')
-    .description('run the kiosk daemon: camera → recognition → MQTT events (config/default.json + --config + FACEGATE__* env)')
+    .description(
+      'run the kiosk daemon: camera → recognition → MQTT events (config/default.json + --config + FACEGATE__* env)',
+    )
     .option('-c, --config <file>', 'config file merged over config/default.json (see facegate config --print-schema)')
     .action(async (opts: { config?: string }) => {
       const { loadConfig } = await import('../config/load.js');
@@ -18,10 +20,14 @@ export function registerRun(program: Command): void {
       if (!process.env.FACEGATE_LOG_LEVEL && !process.env.LOG_LEVEL) logger.level = cfg.log.level;
       const log = logger.child({ module: 'run' });
       const { Daemon } = await import('../daemon/daemon.js');
-      const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+      const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+        version: string;
+      };
 
       let finish: (code: number) => void = () => undefined;
-      const finished = new Promise<number>((resolve) => { finish = resolve; });
+      const finished = new Promise<number>((resolve) => {
+        finish = resolve;
+      });
       let shuttingDown = false;
       const shutdown = (reason: string, code: number): void => {
         if (shuttingDown) return;
@@ -31,7 +37,10 @@ export function registerRun(program: Command): void {
           process.exit(code || 1);
         }, cfg.daemon.shutdownTimeoutMs);
         hard.unref();
-        daemon.stop(reason).then(() => finish(code), () => finish(1));
+        daemon.stop(reason).then(
+          () => finish(code),
+          () => finish(1),
+        );
       };
       const daemon = new Daemon(cfg, { version: pkg.version, onSelfStop: (reason) => shutdown(reason, 0) });
 
@@ -45,8 +54,14 @@ export function registerRun(program: Command): void {
       };
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
-      process.on('uncaughtException', (err) => { log.fatal({ err }, 'uncaught exception'); shutdown('uncaught exception', 1); });
-      process.on('unhandledRejection', (err) => { log.fatal({ err }, 'unhandled rejection'); shutdown('unhandled rejection', 1); });
+      process.on('uncaughtException', (err) => {
+        log.fatal({ err }, 'uncaught exception');
+        shutdown('uncaught exception', 1);
+      });
+      process.on('unhandledRejection', (err) => {
+        log.fatal({ err }, 'unhandled rejection');
+        shutdown('unhandled rejection', 1);
+      });
 
       try {
         await daemon.start();

@@ -51,11 +51,14 @@ function readJsonFile(file: string, what: string): JsonObject {
 }
 
 /** zod internals we walk to map env names onto schema keys (unwrap default/prefault/optional). */
-interface SchemaNode { _zod: { def: { type: string; innerType?: SchemaNode; shape?: Record<string, SchemaNode> } } }
+interface SchemaNode {
+  _zod: { def: { type: string; innerType?: SchemaNode; shape?: Record<string, SchemaNode> } };
+}
 
 function unwrap(node: SchemaNode): SchemaNode {
   let n = node;
-  while (n._zod.def.innerType && ['default', 'prefault', 'optional', 'nullable'].includes(n._zod.def.type)) n = n._zod.def.innerType;
+  while (n._zod.def.innerType && ['default', 'prefault', 'optional', 'nullable'].includes(n._zod.def.type))
+    n = n._zod.def.innerType;
   return n;
 }
 
@@ -71,22 +74,35 @@ export function envOverrides(env: NodeJS.ProcessEnv): JsonObject {
   const errors: string[] = [];
   for (const [name, raw] of Object.entries(env)) {
     if (!name.startsWith(ENV_PREFIX) || raw === undefined) continue;
-    const parts = name.slice(ENV_PREFIX.length).split('__').filter((p) => p.length > 0);
+    const parts = name
+      .slice(ENV_PREFIX.length)
+      .split('__')
+      .filter((p) => p.length > 0);
     let node: SchemaNode = configSchema;
     const keys: string[] = [];
     let ok = parts.length > 0;
     for (const part of parts) {
       const shape = unwrap(node)._zod.def.shape;
       const key = shape ? Object.keys(shape).find((k) => norm(k) === norm(part)) : undefined;
-      if (!shape || key === undefined) { ok = false; break; }
+      if (!shape || key === undefined) {
+        ok = false;
+        break;
+      }
       keys.push(key);
       node = shape[key] as SchemaNode;
     }
-    if (!ok) { errors.push(`${name}: no such config key`); continue; }
+    if (!ok) {
+      errors.push(`${name}: no such config key`);
+      continue;
+    }
     const leafType = unwrap(node)._zod.def.type;
     let value: Json = raw;
     if (leafType !== 'string') {
-      try { value = JSON.parse(raw) as Json; } catch { value = raw; }
+      try {
+        value = JSON.parse(raw) as Json;
+      } catch {
+        value = raw;
+      }
     }
     let obj: Json = value;
     for (let i = keys.length - 1; i >= 0; i--) obj = { [keys[i] as string]: obj };

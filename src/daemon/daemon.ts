@@ -25,7 +25,13 @@ import { HomeAssistantDiscovery } from '../publish/homeassistant.js';
 import { Metrics } from './metrics.js';
 import { HttpServer, type Health } from './http.js';
 import { SdNotify } from './sdnotify.js';
-import { ModelHost, RecognitionWorker, assertModelDir, type DecisionMaker, type RecogniserLoader } from './recognition.js';
+import {
+  ModelHost,
+  RecognitionWorker,
+  assertModelDir,
+  type DecisionMaker,
+  type RecogniserLoader,
+} from './recognition.js';
 import { StateReporter } from './state.js';
 import { ProbationGuard } from './probation.js';
 import type { UpdateMqttPort } from '../update/updater.js';
@@ -51,16 +57,19 @@ export interface DaemonDeps {
 
 async function defaultLoader(cfg: Config['model']): Promise<RecogniserLoader> {
   const { RecognitionPipeline } = await import('../recognise/pipeline.js');
-  return (modelDir) => { assertModelDir(modelDir); return RecognitionPipeline.load({
-    modelDir,
-    threads: cfg.threads,
-    precision: cfg.precision,
-    minFaceSize: cfg.minFaceSize,
-    minSharpness: cfg.minSharpness,
-    minDetectionScore: cfg.minDetectionScore,
-    maxFaces: cfg.maxFaces,
-    ...(cfg.detectorCacheDir ? { detector: { cacheDir: cfg.detectorCacheDir } } : {}),
-  }); };
+  return (modelDir) => {
+    assertModelDir(modelDir);
+    return RecognitionPipeline.load({
+      modelDir,
+      threads: cfg.threads,
+      precision: cfg.precision,
+      minFaceSize: cfg.minFaceSize,
+      minSharpness: cfg.minSharpness,
+      minDetectionScore: cfg.minDetectionScore,
+      maxFaces: cfg.maxFaces,
+      ...(cfg.detectorCacheDir ? { detector: { cacheDir: cfg.detectorCacheDir } } : {}),
+    });
+  };
 }
 
 async function defaultDecider(cfg: Config['decide']): Promise<DecisionMaker> {
@@ -86,11 +95,16 @@ export class Daemon {
   private lastPerson: string | null = null;
   private lastEventTime: string | null = null;
 
-  constructor(private readonly cfg: Config, private readonly deps: DaemonDeps = {}) {
+  constructor(
+    private readonly cfg: Config,
+    private readonly deps: DaemonDeps = {},
+  ) {
     this.sd = new SdNotify(deps.env ?? process.env);
   }
 
-  get httpAddress(): string | undefined { return this.http?.address; }
+  get httpAddress(): string | undefined {
+    return this.http?.address;
+  }
 
   health(): Health {
     const camera = this.camera?.state ?? 'starting';
@@ -111,7 +125,10 @@ export class Daemon {
       this.log.debug({ part: part.name }, 'started');
     } catch (err) {
       if (!part.optional) throw err;
-      this.log.error({ part: part.name, err: (err as Error).message }, 'optional part failed to start; running without it');
+      this.log.error(
+        { part: part.name, err: (err as Error).message },
+        'optional part failed to start; running without it',
+      );
     }
   }
 
@@ -131,7 +148,7 @@ export class Daemon {
     const version = this.deps.version ?? '0.0.0';
 
     // 1. The model: fail fast with one message when there is none.
-    const loader = this.deps.loadRecogniser ?? await defaultLoader(cfg.model);
+    const loader = this.deps.loadRecogniser ?? (await defaultLoader(cfg.model));
     const host = new ModelHost(loader);
     this.host = host;
     host.onChange((v) => m.setModel(v));
@@ -146,12 +163,27 @@ export class Daemon {
         subscribe: (t, h) => this.requireMqtt().subscribe(t, h),
         subscribeAbsolute: (t, h) => this.requireMqtt().subscribeAbsolute(t, h),
       };
-      const u = new ModelUpdater({ config: cfg.updates, kioskId: cfg.mqtt.kioskId, baseTopic: cfg.mqtt.baseTopic, fallbackDir: cfg.model.dir, mqtt: mqttSeam, host });
+      const u = new ModelUpdater({
+        config: cfg.updates,
+        kioskId: cfg.mqtt.kioskId,
+        baseTopic: cfg.mqtt.baseTopic,
+        fallbackDir: cfg.model.dir,
+        mqtt: mqttSeam,
+        host,
+      });
       initialModel = await u.recover();
       const guard = new ProbationGuard(u);
       probation = guard;
       // A rollback the guard started finishes before the updater stops.
-      updater = { name: 'model updates', optional: true, start: () => u.start(), stop: async () => { await guard.idle(); await u.stop(); } };
+      updater = {
+        name: 'model updates',
+        optional: true,
+        start: () => u.start(),
+        stop: async () => {
+          await guard.idle();
+          await u.stop();
+        },
+      };
     }
     await this.startPart({ name: 'model', start: () => host.activate(initialModel), stop: () => host.stop() });
 
@@ -166,12 +198,16 @@ export class Daemon {
     const topics = new Topics(cfg.mqtt.baseTopic, cfg.mqtt.kioskId, cfg.mqtt.homeAssistant.prefix);
     // aedes speaks MQTT 3.1.1 only.
     const mqttCfg = cfg.mqtt.url ? cfg.mqtt : { ...cfg.mqtt, protocolVersion: 4 as const };
-    const mqtt = new MqttConnection(url, buildClientOptions(mqttCfg, topics), topics, (up) => m.brokerConnected.set(up ? 1 : 0));
+    const mqtt = new MqttConnection(url, buildClientOptions(mqttCfg, topics), topics, (up) =>
+      m.brokerConnected.set(up ? 1 : 0),
+    );
     this.mqtt = mqtt;
     await this.startPart({ name: 'mqtt', start: () => mqtt.start(), stop: () => mqtt.stop() });
     if (!cfg.mqtt.url) {
       const u = new URL(url);
-      process.stdout.write(`facegate: no broker configured (mqtt.url), embedded MQTT broker on ${url}; subscribe with: mosquitto_sub -h ${u.hostname} -p ${u.port} -t '${topics.root}/#' -v\n`);
+      process.stdout.write(
+        `facegate: no broker configured (mqtt.url), embedded MQTT broker on ${url}; subscribe with: mosquitto_sub -h ${u.hostname} -p ${u.port} -t '${topics.root}/#' -v\n`,
+      );
     }
 
     // 3. Events: outbox on disk, then MQTT.
@@ -182,8 +218,10 @@ export class Daemon {
       camera: cfg.camera.name,
       onDelivered: (_p, lat) => {
         m.eventsDelivered.inc();
-        if (Number.isFinite(lat.fromFrameMs)) m.stageSeconds.observe({ stage: 'frame_to_event' }, lat.fromFrameMs / 1000);
-        if (Number.isFinite(lat.fromDecisionMs)) m.stageSeconds.observe({ stage: 'publish' }, lat.fromDecisionMs / 1000);
+        if (Number.isFinite(lat.fromFrameMs))
+          m.stageSeconds.observe({ stage: 'frame_to_event' }, lat.fromFrameMs / 1000);
+        if (Number.isFinite(lat.fromDecisionMs))
+          m.stageSeconds.observe({ stage: 'publish' }, lat.fromDecisionMs / 1000);
         m.outboxPending.set(this.events?.pending ?? 0);
       },
       onDropped: (n) => m.eventsDropped.inc(n),
@@ -193,7 +231,12 @@ export class Daemon {
 
     if (cfg.mqtt.homeAssistant.enabled) {
       const ha = new HomeAssistantDiscovery(mqtt, version);
-      await this.startPart({ name: 'home assistant discovery', optional: true, start: () => ha.start(), stop: () => ha.stop() });
+      await this.startPart({
+        name: 'home assistant discovery',
+        optional: true,
+        start: () => ha.start(),
+        stop: () => ha.stop(),
+      });
     }
 
     // 4. Health and metrics.
@@ -229,34 +272,58 @@ export class Daemon {
     });
     await this.startPart({ name: 'recognition', start: () => worker.start(), stop: () => worker.stop() });
 
-    const camera = new Camera(() => (this.deps.createSource ?? createSource)(cfg.camera), queue, { name: cfg.camera.name, reopen: cfg.camera.reopen, startTimeoutMs: Math.max(10000, cfg.camera.reopen.stallTimeoutMs) }, {
-      onFrame: () => m.framesIn.inc(),
-      onState: (s) => { m.cameraUp.set(s === 'ok' ? 1 : 0); this.reporter?.kick(); },
-      onReopen: () => m.cameraReopens.inc(),
-      onEnd: () => {
-        if (cfg.daemon.exitWhenCameraEnds) this.deps.onSelfStop?.('the camera has no more images');
+    const camera = new Camera(
+      () => (this.deps.createSource ?? createSource)(cfg.camera),
+      queue,
+      {
+        name: cfg.camera.name,
+        reopen: cfg.camera.reopen,
+        startTimeoutMs: Math.max(10000, cfg.camera.reopen.stallTimeoutMs),
       },
-    });
+      {
+        onFrame: () => m.framesIn.inc(),
+        onState: (s) => {
+          m.cameraUp.set(s === 'ok' ? 1 : 0);
+          this.reporter?.kick();
+        },
+        onReopen: () => m.cameraReopens.inc(),
+        onEnd: () => {
+          if (cfg.daemon.exitWhenCameraEnds) this.deps.onSelfStop?.('the camera has no more images');
+        },
+      },
+    );
     this.camera = camera;
     await this.startPart({ name: 'camera', start: () => camera.start(), stop: () => camera.stop() });
 
     // 6. State for Home Assistant sensors, model updates, systemd.
-    const reporter = new StateReporter(mqtt, () => ({
-      lastPerson: this.lastPerson,
-      lastEventTime: this.lastEventTime,
-      modelVersion: host.currentVersion,
-      camera: camera.state,
-      pendingEvents: events.pending,
-      processed: worker.processed,
-    }), (fps) => m.fps.set(fps));
+    const reporter = new StateReporter(
+      mqtt,
+      () => ({
+        lastPerson: this.lastPerson,
+        lastEventTime: this.lastEventTime,
+        modelVersion: host.currentVersion,
+        camera: camera.state,
+        pendingEvents: events.pending,
+        processed: worker.processed,
+      }),
+      (fps) => m.fps.set(fps),
+    );
     this.reporter = reporter;
-    await this.startPart({ name: 'state reports', optional: true, start: () => reporter.start(), stop: () => reporter.stop() });
+    await this.startPart({
+      name: 'state reports',
+      optional: true,
+      start: () => reporter.start(),
+      stop: () => reporter.stop(),
+    });
     if (updater) await this.startPart(updater);
 
     await this.sd.ready(`running: model ${host.currentVersion}, broker ${safeUrl(url)}`);
     const wd = this.sd.watchdogIntervalMs;
     this.sd.startWatchdog(() => worker.busyMs < (wd ?? 1000) * 2);
-    this.log.info({ model: host.currentVersion, camera: cfg.camera.type, broker: safeUrl(url), http: this.http?.address }, 'facegate running');
+    this.log.info(
+      { model: host.currentVersion, camera: cfg.camera.type, broker: safeUrl(url), http: this.http?.address },
+      'facegate running',
+    );
   }
 
   private requireMqtt(): MqttConnection {

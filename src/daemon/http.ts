@@ -15,7 +15,12 @@ export class HttpServer {
   private server: Server | undefined;
   private readonly log: Logger = moduleLogger('http');
 
-  constructor(private readonly host: string, private readonly port: number, private readonly registry: Registry, private readonly health: () => Health) {}
+  constructor(
+    private readonly host: string,
+    private readonly port: number,
+    private readonly registry: Registry,
+    private readonly health: () => Health,
+  ) {}
 
   get address(): string {
     const a = this.server?.address() as AddressInfo | null | undefined;
@@ -25,25 +30,37 @@ export class HttpServer {
   async start(): Promise<void> {
     const server = createServer((req, res) => {
       const url = (req.url ?? '/').split('?')[0];
-      if (req.method !== 'GET' && req.method !== 'HEAD') { res.writeHead(405, { allow: 'GET, HEAD' }).end(); return; }
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.writeHead(405, { allow: 'GET, HEAD' }).end();
+        return;
+      }
       if (url === '/healthz') {
         const h = this.health();
         res.writeHead(h.ready ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify(h)}\n`);
         return;
       }
       if (url === '/metrics') {
-        this.registry.metrics().then((text) => {
-          res.writeHead(200, { 'content-type': this.registry.contentType }).end(text);
-        }, (err: Error) => {
-          res.writeHead(500).end(err.message);
-        });
+        this.registry.metrics().then(
+          (text) => {
+            res.writeHead(200, { 'content-type': this.registry.contentType }).end(text);
+          },
+          (err: Error) => {
+            res.writeHead(500).end(err.message);
+          },
+        );
         return;
       }
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /healthz or /metrics\n');
     });
     this.server = server;
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) => reject(new FacegateError(`http.port: cannot listen on ${this.host}:${this.port} (${err.code ?? err.message}); set http.port to a free port or http.enabled to false`)));
+      server.once('error', (err: NodeJS.ErrnoException) =>
+        reject(
+          new FacegateError(
+            `http.port: cannot listen on ${this.host}:${this.port} (${err.code ?? err.message}); set http.port to a free port or http.enabled to false`,
+          ),
+        ),
+      );
       server.listen(this.port, this.host, () => resolve());
     });
     this.log.info({ url: this.address }, 'health and metrics served');

@@ -6,22 +6,91 @@ const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 
 export class Metrics {
   readonly registry = new Registry();
-  readonly framesIn = new Counter({ name: 'facegate_frames_in_total', help: 'frames delivered by the camera', registers: [this.registry] });
-  readonly framesDropped = new Counter({ name: 'facegate_frames_dropped_total', help: 'frames dropped because recognition was behind (oldest first)', registers: [this.registry] });
-  readonly framesProcessed = new Counter({ name: 'facegate_frames_processed_total', help: 'frames that went through recognition', registers: [this.registry] });
-  readonly frameErrors = new Counter({ name: 'facegate_frame_errors_total', help: 'frames whose processing failed, by stage', labelNames: ['stage'] as const, registers: [this.registry] });
-  readonly faces = new Counter({ name: 'facegate_faces_total', help: 'faces matched (named or refused)', registers: [this.registry] });
-  readonly decisions = new Counter({ name: 'facegate_decisions_total', help: 'decisions by kind', labelNames: ['kind'] as const, registers: [this.registry] });
-  readonly eventsDelivered = new Counter({ name: 'facegate_events_delivered_total', help: 'events acknowledged by the broker', registers: [this.registry] });
-  readonly eventsDropped = new Counter({ name: 'facegate_events_dropped_total', help: 'events dropped because the on-disk outbox was full', registers: [this.registry] });
-  readonly cameraReopens = new Counter({ name: 'facegate_camera_reopens_total', help: 'camera reopen attempts', registers: [this.registry] });
-  readonly stageSeconds = new Histogram({ name: 'facegate_stage_seconds', help: 'latency per stage: queue (wait for recognition), recognise (detect + embed + match), decide, publish (decision to broker acknowledgement), frame_to_event (capture to broker acknowledgement)', labelNames: ['stage'] as const, buckets: LATENCY_BUCKETS, registers: [this.registry] });
-  readonly brokerConnected = new Gauge({ name: 'facegate_broker_connected', help: '1 when connected to the MQTT broker', registers: [this.registry] });
-  readonly cameraUp = new Gauge({ name: 'facegate_camera_up', help: '1 when the camera delivers frames', registers: [this.registry] });
-  readonly modelLoaded = new Gauge({ name: 'facegate_model_info', help: 'the model running (value 1), by version', labelNames: ['version'] as const, registers: [this.registry] });
-  readonly outboxPending = new Gauge({ name: 'facegate_outbox_pending', help: 'events waiting on disk for the broker', registers: [this.registry] });
-  readonly queueLength = new Gauge({ name: 'facegate_frame_queue_length', help: 'frames waiting for recognition', registers: [this.registry] });
-  readonly fps = new Gauge({ name: 'facegate_fps', help: 'frames processed per second over the last interval', registers: [this.registry] });
+  readonly framesIn = new Counter({
+    name: 'facegate_frames_in_total',
+    help: 'frames delivered by the camera',
+    registers: [this.registry],
+  });
+  readonly framesDropped = new Counter({
+    name: 'facegate_frames_dropped_total',
+    help: 'frames dropped because recognition was behind (oldest first)',
+    registers: [this.registry],
+  });
+  readonly framesProcessed = new Counter({
+    name: 'facegate_frames_processed_total',
+    help: 'frames that went through recognition',
+    registers: [this.registry],
+  });
+  readonly frameErrors = new Counter({
+    name: 'facegate_frame_errors_total',
+    help: 'frames whose processing failed, by stage',
+    labelNames: ['stage'] as const,
+    registers: [this.registry],
+  });
+  readonly faces = new Counter({
+    name: 'facegate_faces_total',
+    help: 'faces matched (named or refused)',
+    registers: [this.registry],
+  });
+  readonly decisions = new Counter({
+    name: 'facegate_decisions_total',
+    help: 'decisions by kind',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  readonly eventsDelivered = new Counter({
+    name: 'facegate_events_delivered_total',
+    help: 'events acknowledged by the broker',
+    registers: [this.registry],
+  });
+  readonly eventsDropped = new Counter({
+    name: 'facegate_events_dropped_total',
+    help: 'events dropped because the on-disk outbox was full',
+    registers: [this.registry],
+  });
+  readonly cameraReopens = new Counter({
+    name: 'facegate_camera_reopens_total',
+    help: 'camera reopen attempts',
+    registers: [this.registry],
+  });
+  readonly stageSeconds = new Histogram({
+    name: 'facegate_stage_seconds',
+    help: 'latency per stage: queue (wait for recognition), recognise (detect + embed + match), decide, publish (decision to broker acknowledgement), frame_to_event (capture to broker acknowledgement)',
+    labelNames: ['stage'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly brokerConnected = new Gauge({
+    name: 'facegate_broker_connected',
+    help: '1 when connected to the MQTT broker',
+    registers: [this.registry],
+  });
+  readonly cameraUp = new Gauge({
+    name: 'facegate_camera_up',
+    help: '1 when the camera delivers frames',
+    registers: [this.registry],
+  });
+  readonly modelLoaded = new Gauge({
+    name: 'facegate_model_info',
+    help: 'the model running (value 1), by version',
+    labelNames: ['version'] as const,
+    registers: [this.registry],
+  });
+  readonly outboxPending = new Gauge({
+    name: 'facegate_outbox_pending',
+    help: 'events waiting on disk for the broker',
+    registers: [this.registry],
+  });
+  readonly queueLength = new Gauge({
+    name: 'facegate_frame_queue_length',
+    help: 'frames waiting for recognition',
+    registers: [this.registry],
+  });
+  readonly fps = new Gauge({
+    name: 'facegate_fps',
+    help: 'frames processed per second over the last interval',
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'facegate_' });

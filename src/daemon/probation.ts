@@ -39,26 +39,45 @@ export class ProbationGuard {
   private reporting: Promise<void> | undefined;
   private readonly log: Logger = moduleLogger('probation');
 
-  constructor(private readonly updater: ProbationPort, private readonly limit = PROBATION_FAILURE_LIMIT) {}
+  constructor(
+    private readonly updater: ProbationPort,
+    private readonly limit = PROBATION_FAILURE_LIMIT,
+  ) {}
 
   /** Call after the recognition step of every frame. */
   frame(r: RecogniseOutcome): void {
     const onProbation = this.updater.probationVersion;
     if (onProbation === undefined || r.modelVersion !== onProbation || this.reporting) return;
-    if (this.version !== onProbation) { this.version = onProbation; this.failures = 0; }
+    if (this.version !== onProbation) {
+      this.version = onProbation;
+      this.failures = 0;
+    }
     if (r.error === null) {
       if (r.matches.length > 0) this.failures = 0;
       return;
     }
     if (++this.failures < this.limit) return;
     const reason = `recognition failed on ${this.failures} frames in a row during probation (${r.error.message.slice(0, 200)})`;
-    this.log.error({ version: onProbation, failures: this.failures, err: r.error.message }, 'model on probation keeps failing; rolling back');
-    this.reporting = this.updater.reportFailure(reason)
-      .then((done) => { if (!done) this.log.warn({ version: onProbation }, 'nothing to roll back (probation already over)'); })
-      .catch((err: unknown) => { this.log.error({ err: (err as Error).message }, 'rollback failed'); })
-      .finally(() => { this.reporting = undefined; this.failures = 0; });
+    this.log.error(
+      { version: onProbation, failures: this.failures, err: r.error.message },
+      'model on probation keeps failing; rolling back',
+    );
+    this.reporting = this.updater
+      .reportFailure(reason)
+      .then((done) => {
+        if (!done) this.log.warn({ version: onProbation }, 'nothing to roll back (probation already over)');
+      })
+      .catch((err: unknown) => {
+        this.log.error({ err: (err as Error).message }, 'rollback failed');
+      })
+      .finally(() => {
+        this.reporting = undefined;
+        this.failures = 0;
+      });
   }
 
   /** Resolves when a rollback it started has finished (tests; the daemon awaits it before stopping the updater). */
-  async idle(): Promise<void> { await this.reporting; }
+  async idle(): Promise<void> {
+    await this.reporting;
+  }
 }

@@ -30,8 +30,10 @@ export interface DecisionMaker {
 /** Throws the one message a user needs when model.dir holds no model. */
 export function assertModelDir(dir: string): void {
   if (existsSync(path.join(dir, MANIFEST_FILE))) return;
-  throw new ModelError(`no model at ${path.resolve(dir)} (model.dir). Train one: facegate train --data DIR --out ${dir} ` +
-    `(it writes model.onnx and model.int8.onnx), or set model.dir (FACEGATE__MODEL__DIR) to an existing model directory`);
+  throw new ModelError(
+    `no model at ${path.resolve(dir)} (model.dir). Train one: facegate train --data DIR --out ${dir} ` +
+      `(it writes model.onnx and model.int8.onnx), or set model.dir (FACEGATE__MODEL__DIR) to an existing model directory`,
+  );
 }
 
 /**
@@ -47,10 +49,16 @@ export class ModelHost {
 
   constructor(private readonly loader: RecogniserLoader) {}
 
-  get loaded(): boolean { return this.current !== undefined; }
-  get currentVersion(): string { return this.current?.modelVersion ?? 'none'; }
+  get loaded(): boolean {
+    return this.current !== undefined;
+  }
+  get currentVersion(): string {
+    return this.current?.modelVersion ?? 'none';
+  }
 
-  onChange(listener: (version: string) => void): void { this.listeners.push(listener); }
+  onChange(listener: (version: string) => void): void {
+    this.listeners.push(listener);
+  }
 
   /** Loads the model of `model.dir` (or what the updater chose) and makes it current. */
   async activate(model: { readonly dir: string }): Promise<void> {
@@ -84,7 +92,11 @@ export class ModelHost {
 
 export interface WorkerHooks {
   onDecision(decision: Decision, modelVersion: string): void;
-  onFrame?(frame: Frame, matches: readonly Match[], timings: { queueMs: number; recogniseMs: number; decideMs: number }): void;
+  onFrame?(
+    frame: Frame,
+    matches: readonly Match[],
+    timings: { queueMs: number; recogniseMs: number; decideMs: number },
+  ): void;
   onError?(stage: 'recognise' | 'decide', err: Error): void;
   /** After the recognition step of every frame, whether it succeeded or threw (probation watch). */
   onRecognise?(outcome: RecogniseOutcome): void;
@@ -105,7 +117,9 @@ export class RecognitionWorker {
   ) {}
 
   /** How long the frame in progress has been processing (0 when idle): the watchdog's measure. */
-  get busyMs(): number { return this.busySince === undefined ? 0 : Date.now() - this.busySince; }
+  get busyMs(): number {
+    return this.busySince === undefined ? 0 : Date.now() - this.busySince;
+  }
 
   start(): Promise<void> {
     this.loop = this.run();
@@ -153,9 +167,15 @@ export class RecognitionWorker {
   private failed(stage: 'recognise' | 'decide', err: Error): void {
     this.hooks.onError?.(stage, err);
     const kind = `${stage}:${err.name}:${err.message.slice(0, 80)}`;
-    if (this.warned.has(kind)) { this.log.debug({ stage, err: err.message }, 'frame failed'); return; }
+    if (this.warned.has(kind)) {
+      this.log.debug({ stage, err: err.message }, 'frame failed');
+      return;
+    }
     this.warned.add(kind);
-    this.log.error({ stage, err: err.message }, 'frame failed; skipping it (logged once per kind, counted in facegate_frame_errors_total)');
+    this.log.error(
+      { stage, err: err.message },
+      'frame failed; skipping it (logged once per kind, counted in facegate_frame_errors_total)',
+    );
   }
 
   /** Finishes the frames already queued, then resolves (the camera, stopped first, sends no more). */

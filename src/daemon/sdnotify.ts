@@ -18,7 +18,10 @@ export class SdNotify {
   private watchdogTimer: NodeJS.Timeout | undefined;
   private warned = false;
 
-  constructor(private readonly env: NodeJS.ProcessEnv = process.env, private readonly command = 'systemd-notify') {}
+  constructor(
+    private readonly env: NodeJS.ProcessEnv = process.env,
+    private readonly command = 'systemd-notify',
+  ) {}
 
   get enabled(): boolean {
     return Boolean(this.env.NOTIFY_SOCKET);

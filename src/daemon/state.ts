@@ -18,7 +18,12 @@ export class StateReporter {
   private fps = 0;
   private readonly startedAt = Date.now();
 
-  constructor(private readonly mqtt: MqttPort, private readonly snapshot: () => StateSnapshot, private readonly onFps: (fps: number) => void, private readonly intervalMs = 5000) {}
+  constructor(
+    private readonly mqtt: MqttPort,
+    private readonly snapshot: () => StateSnapshot,
+    private readonly onFps: (fps: number) => void,
+    private readonly intervalMs = 5000,
+  ) {}
 
   start(): Promise<void> {
     this.timer = setInterval(() => this.tick(), this.intervalMs);

@@ -8,13 +8,20 @@ import type { Decision, Match } from '../shared/messages.js';
 import { IouTracker } from './tracker.js';
 import { kOfN, type Vote } from './voting.js';
 
-export const deciderOptionsSchema = z.object({
-  k: z.number().int().positive().describe('frames of the window that must agree').default(3),
-  n: z.number().int().positive().describe('sliding window length, frames').default(5),
-  cooldownMs: z.number().nonnegative().describe('after naming a person, do not name them again for this long').default(10_000),
-  iouThreshold: z.number().min(0).max(1).describe('box overlap for a face to continue a track').default(0.3),
-  maxAgeFrames: z.number().int().nonnegative().describe('frames a track survives without its face').default(10),
-}).strict().refine((o) => o.k <= o.n, { message: 'k must not exceed n', path: ['k'] });
+export const deciderOptionsSchema = z
+  .object({
+    k: z.number().int().positive().describe('frames of the window that must agree').default(3),
+    n: z.number().int().positive().describe('sliding window length, frames').default(5),
+    cooldownMs: z
+      .number()
+      .nonnegative()
+      .describe('after naming a person, do not name them again for this long')
+      .default(10_000),
+    iouThreshold: z.number().min(0).max(1).describe('box overlap for a face to continue a track').default(0.3),
+    maxAgeFrames: z.number().int().nonnegative().describe('frames a track survives without its face').default(10),
+  })
+  .strict()
+  .refine((o) => o.k <= o.n, { message: 'k must not exceed n', path: ['k'] });
 export type DeciderOptions = z.input<typeof deciderOptionsSchema>;
 
 interface TrackState {
@@ -36,13 +43,20 @@ export class Decider {
 
   /** Feeds one frame's matches (possibly none); returns the decisions this frame completes. */
   update(frameId: number, timestamp: number, matches: readonly Match[]): Decision[] {
-    const { ids, expired } = this.tracker.update(frameId, timestamp, matches.map((m) => m.face.box));
+    const { ids, expired } = this.tracker.update(
+      frameId,
+      timestamp,
+      matches.map((m) => m.face.box),
+    );
     for (const id of expired) this.states.delete(id);
     const decisions: Decision[] = [];
     matches.forEach((m, i) => {
       const trackId = ids[i] as number;
       let st = this.states.get(trackId);
-      if (!st) { st = { votes: [], unknownReported: false }; this.states.set(trackId, st); }
+      if (!st) {
+        st = { votes: [], unknownReported: false };
+        this.states.set(trackId, st);
+      }
       st.votes.push({ label: m.label, score: m.similarity });
       if (st.votes.length > this.opts.n) st.votes.shift();
       const r = kOfN(st.votes, this.opts.k, this.opts.n);
@@ -65,5 +79,7 @@ export class Decider {
   }
 
   /** Live tracks (for metrics). */
-  get activeTracks(): number { return this.tracker.size; }
+  get activeTracks(): number {
+    return this.tracker.size;
+  }
 }

@@ -60,10 +60,15 @@ export class IouTracker {
     });
     const expired: number[] = [];
     for (const t of this.tracks.values()) {
-      if (frameId - t.lastFrameId > this.opts.maxAgeFrames) { this.tracks.delete(t.id); expired.push(t.id); }
+      if (frameId - t.lastFrameId > this.opts.maxAgeFrames) {
+        this.tracks.delete(t.id);
+        expired.push(t.id);
+      }
     }
     return { ids: out, expired };
   }
 
-  get size(): number { return this.tracks.size; }
+  get size(): number {
+    return this.tracks.size;
+  }
 }

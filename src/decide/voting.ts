@@ -23,7 +23,9 @@ export function kOfN(votes: readonly Vote[], k: number, n: number): VoteResult {
   const tally = new Map<string | null, { count: number; sum: number; last: number }>();
   window.forEach((v, i) => {
     const t = tally.get(v.label) ?? { count: 0, sum: 0, last: 0 };
-    t.count++; t.sum += v.score; t.last = i;
+    t.count++;
+    t.sum += v.score;
+    t.last = i;
     tally.set(v.label, t);
   });
   let best: { label: string; count: number; sum: number; last: number } | null = null;

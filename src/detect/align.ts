@@ -17,8 +17,12 @@ export interface CropSquare {
 
 /** Output pixel (u, v) → source (x, y): x = a·u + b·v + c, y = d·u + e·v + f (pixel centres at .5). */
 export interface Affine {
-  readonly a: number; readonly b: number; readonly c: number;
-  readonly d: number; readonly e: number; readonly f: number;
+  readonly a: number;
+  readonly b: number;
+  readonly c: number;
+  readonly d: number;
+  readonly e: number;
+  readonly f: number;
 }
 
 export interface AlignOptions {
@@ -64,8 +68,12 @@ export function alignmentTransform(sq: CropSquare, size: number): Affine {
   // (minus 0.5 to index arrays).
   const h = size / 2 - 0.5;
   return {
-    a: s * cos, b: -s * sin, c: sq.cx - 0.5 - s * (cos * h - sin * h),
-    d: s * sin, e: s * cos, f: sq.cy - 0.5 - s * (sin * h + cos * h),
+    a: s * cos,
+    b: -s * sin,
+    c: sq.cx - 0.5 - s * (cos * h - sin * h),
+    d: s * sin,
+    e: s * cos,
+    f: sq.cy - 0.5 - s * (sin * h + cos * h),
   };
 }
 
@@ -86,11 +94,14 @@ export function warpAffine(src: RgbImage, m: Affine, width: number, height: numb
   const n = Math.max(1, Math.min(4, Math.floor(scale)));
   const { data, width: W, height: H } = src;
   const k = n * n;
-  const maxX = W - 1; const maxY = H - 1;
+  const maxX = W - 1;
+  const maxY = H - 1;
   // Hot loop (runs for every frame): plain indexing, no closures or allocations.
   for (let v = 0; v < height; v++) {
     for (let u = 0; u < width; u++) {
-      let r = 0; let g = 0; let b = 0;
+      let r = 0;
+      let g = 0;
+      let b = 0;
       for (let sy = 0; sy < n; sy++) {
         const vv = v + (sy + 0.5) / n - 0.5;
         for (let sx = 0; sx < n; sx++) {
@@ -99,25 +110,41 @@ export function warpAffine(src: RgbImage, m: Affine, width: number, height: numb
           let y = m.d * uu + m.e * vv + m.f;
           x = x < 0 ? 0 : x > maxX ? maxX : x;
           y = y < 0 ? 0 : y > maxY ? maxY : y;
-          const x0 = x | 0; const y0 = y | 0;
-          const x1 = x0 < maxX ? x0 + 1 : maxX; const y1 = y0 < maxY ? y0 + 1 : maxY;
-          const fx = x - x0; const fy = y - y0;
-          const w00 = (1 - fx) * (1 - fy); const w01 = fx * (1 - fy); const w10 = (1 - fx) * fy; const w11 = fx * fy;
-          const i00 = (y0 * W + x0) * 3; const i01 = (y0 * W + x1) * 3;
-          const i10 = (y1 * W + x0) * 3; const i11 = (y1 * W + x1) * 3;
+          const x0 = x | 0;
+          const y0 = y | 0;
+          const x1 = x0 < maxX ? x0 + 1 : maxX;
+          const y1 = y0 < maxY ? y0 + 1 : maxY;
+          const fx = x - x0;
+          const fy = y - y0;
+          const w00 = (1 - fx) * (1 - fy);
+          const w01 = fx * (1 - fy);
+          const w10 = (1 - fx) * fy;
+          const w11 = fx * fy;
+          const i00 = (y0 * W + x0) * 3;
+          const i01 = (y0 * W + x1) * 3;
+          const i10 = (y1 * W + x0) * 3;
+          const i11 = (y1 * W + x1) * 3;
           r += data[i00]! * w00 + data[i01]! * w01 + data[i10]! * w10 + data[i11]! * w11;
           g += data[i00 + 1]! * w00 + data[i01 + 1]! * w01 + data[i10 + 1]! * w10 + data[i11 + 1]! * w11;
           b += data[i00 + 2]! * w00 + data[i01 + 2]! * w01 + data[i10 + 2]! * w10 + data[i11 + 2]! * w11;
         }
       }
       const o = (v * width + u) * 3;
-      out[o] = Math.round(r / k); out[o + 1] = Math.round(g / k); out[o + 2] = Math.round(b / k);
+      out[o] = Math.round(r / k);
+      out[o + 1] = Math.round(g / k);
+      out[o + 2] = Math.round(b / k);
     }
   }
   return { data: out, width, height };
 }
 
 /** Crop, level and resize one face to `size`×`size`. */
-export function alignFace(src: RgbImage, box: Box, keypoints: readonly Point[], size: number, options: AlignOptions): RgbImage {
+export function alignFace(
+  src: RgbImage,
+  box: Box,
+  keypoints: readonly Point[],
+  size: number,
+  options: AlignOptions,
+): RgbImage {
   return warpAffine(src, alignmentTransform(cropSquare(box, keypoints, options), size), size, size);
 }

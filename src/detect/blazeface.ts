@@ -8,7 +8,13 @@ import { OnnxModel, type TensorData } from '../runtime/ort.js';
 import { ModelError } from '../shared/errors.js';
 import type { RgbImage } from '../shared/image.js';
 import type { Face } from '../shared/messages.js';
-import { BLAZEFACE_VALUES_PER_ANCHOR, decodeBlazeface, generateAnchors, type Anchor, type Candidate } from './anchors.js';
+import {
+  BLAZEFACE_VALUES_PER_ANCHOR,
+  decodeBlazeface,
+  generateAnchors,
+  type Anchor,
+  type Candidate,
+} from './anchors.js';
 import { nonMaxSuppression } from './nms.js';
 
 export interface DetectorOptions {
@@ -37,9 +43,12 @@ export function assembleBlazefaceOutputs(outputs: readonly TensorData[], anchorC
   if (outputs.length !== 4) throw new ModelError(`BlazeFace: expected 1 or 4 outputs, got ${outputs.length}`);
   const sorted = [...outputs].sort((a, b) => a.data.length - b.data.length);
   const [s384, s512, r384, r512] = sorted as [TensorData, TensorData, TensorData, TensorData];
-  const n512 = s512.data.length; const n384 = s384.data.length;
+  const n512 = s512.data.length;
+  const n384 = s384.data.length;
   if (n512 + n384 !== anchorCount || r512.data.length !== n512 * (V - 1) || r384.data.length !== n384 * (V - 1)) {
-    throw new ModelError(`BlazeFace: output sizes ${sorted.map((o) => o.data.length).join(', ')} do not fit ${anchorCount} anchors`);
+    throw new ModelError(
+      `BlazeFace: output sizes ${sorted.map((o) => o.data.length).join(', ')} do not fit ${anchorCount} anchors`,
+    );
   }
   const out = new Float32Array(anchorCount * V);
   const put = (scores: TensorData, regs: TensorData, n: number, offset: number): void => {
@@ -59,24 +68,41 @@ export function assembleBlazefaceOutputs(outputs: readonly TensorData[], anchorC
  * pixels per input pixel.
  */
 export interface Letterbox {
-  readonly width: number; readonly height: number;
-  readonly left: number; readonly top: number;
-  readonly sx: number; readonly sy: number;
+  readonly width: number;
+  readonly height: number;
+  readonly left: number;
+  readonly top: number;
+  readonly sx: number;
+  readonly sy: number;
 }
 
 export function letterbox(width: number, height: number, size: number): Letterbox {
   const scale = Math.max(width, height) / size;
   const w = Math.max(1, Math.min(size, Math.round(width / scale)));
   const h = Math.max(1, Math.min(size, Math.round(height / scale)));
-  return { width: w, height: h, left: Math.floor((size - w) / 2), top: Math.floor((size - h) / 2), sx: width / w, sy: height / h };
+  return {
+    width: w,
+    height: h,
+    left: Math.floor((size - w) / 2),
+    top: Math.floor((size - h) / 2),
+    sx: width / w,
+    sy: height / h,
+  };
 }
 
 /** Maps a candidate in detector-input pixels to a face in frame pixels, clipped to the frame. */
-export function toFrameFace(c: Candidate, lb: Letterbox, frame: { width: number; height: number }, frameId: number): Face {
+export function toFrameFace(
+  c: Candidate,
+  lb: Letterbox,
+  frame: { width: number; height: number },
+  frameId: number,
+): Face {
   const fx = (x: number): number => (x - lb.left) * lb.sx;
   const fy = (y: number): number => (y - lb.top) * lb.sy;
-  const x1 = Math.max(0, fx(c.x1)); const y1 = Math.max(0, fy(c.y1));
-  const x2 = Math.min(frame.width, fx(c.x2)); const y2 = Math.min(frame.height, fy(c.y2));
+  const x1 = Math.max(0, fx(c.x1));
+  const y1 = Math.max(0, fy(c.y1));
+  const x2 = Math.min(frame.width, fx(c.x2));
+  const y2 = Math.min(frame.height, fy(c.y2));
   return {
     frameId,
     box: { x: x1, y: y1, width: Math.max(0, x2 - x1), height: Math.max(0, y2 - y1) },
@@ -100,9 +126,19 @@ export class BlazeFaceDetector {
     const sig = model.signature();
     const input = sig.inputs[0];
     const size = input?.shape[1];
-    if (!input || sig.inputs.length !== 1 || input.dtype !== 'float32' || input.shape.length !== 4 || typeof size !== 'number' || input.shape[2] !== size || input.shape[3] !== 3) {
+    if (
+      !input ||
+      sig.inputs.length !== 1 ||
+      input.dtype !== 'float32' ||
+      input.shape.length !== 4 ||
+      typeof size !== 'number' ||
+      input.shape[2] !== size ||
+      input.shape[3] !== 3
+    ) {
       await model.release();
-      throw new ModelError(`detector ${model.source}: expected one float32 input [1,S,S,3], got ${JSON.stringify(sig.inputs)}`);
+      throw new ModelError(
+        `detector ${model.source}: expected one float32 input [1,S,S,3], got ${JSON.stringify(sig.inputs)}`,
+      );
     }
     const { minScore, iouThreshold, maxFaces } = { ...DETECTOR_DEFAULTS, ...stripUndefined(options) };
     return new BlazeFaceDetector(model, input.name, size, generateAnchors(size), { minScore, iouThreshold, maxFaces });
@@ -114,7 +150,9 @@ export class BlazeFaceDetector {
     const lb = letterbox(img.width, img.height, S);
     // sharp's SIMD resize: measured ~3× faster than our bilinear warp for this downscale.
     const small = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
-      .resize(lb.width, lb.height, { fit: 'fill' }).raw().toBuffer();
+      .resize(lb.width, lb.height, { fit: 'fill' })
+      .raw()
+      .toBuffer();
     // BlazeFace expects RGB scaled to −1..1 (human: x / 127.5 − 1); padding is black (−1).
     const input = new Float32Array(S * S * 3).fill(-1);
     for (let y = 0; y < lb.height; y++) {

@@ -36,19 +36,24 @@ export async function blazefaceOnnx(cacheDir = defaultCacheDir()): Promise<Uint8
   const file = path.join(cacheDir, `blazeface-${hash}.onnx`);
   try {
     return new Uint8Array(await readFile(file));
-  } catch { /* not cached yet */ }
+  } catch {
+    /* not cached yet */
+  }
   const bytes = convertGraphModel(readTfjsModel(json), { metadata: { purpose: 'facegate face detector' } });
   try {
     await mkdir(cacheDir, { recursive: true });
     await writeFileAtomic(file, bytes);
     log.info({ file }, 'converted BlazeFace to ONNX and cached it');
   } catch (err) {
-    log.warn({ cacheDir, err: (err as Error).message }, 'cannot cache the converted detector; converting at each start');
+    log.warn(
+      { cacheDir, err: (err as Error).message },
+      'cannot cache the converted detector; converting at each start',
+    );
   }
   return bytes;
 }
 
 export async function loadDetector(opts: LoadDetectorOptions = {}): Promise<BlazeFaceDetector> {
-  const source = opts.onnxPath ?? await blazefaceOnnx(opts.cacheDir);
+  const source = opts.onnxPath ?? (await blazefaceOnnx(opts.cacheDir));
   return BlazeFaceDetector.load(source, opts);
 }

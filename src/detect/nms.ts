@@ -35,7 +35,9 @@ export function boxIou(a: Box, b: Box): number {
  * `iouThreshold`. Returns the kept items, best first, at most `maxResults`. Ties keep input order.
  */
 export function nonMaxSuppression<T extends Corners & { readonly score: number }>(
-  boxes: readonly T[], iouThreshold: number, maxResults = Infinity,
+  boxes: readonly T[],
+  iouThreshold: number,
+  maxResults = Infinity,
 ): T[] {
   const order = boxes.map((b, i) => ({ b, i })).sort((p, q) => q.b.score - p.b.score || p.i - q.i);
   const kept: T[] = [];

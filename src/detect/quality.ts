@@ -17,12 +17,17 @@ export function luma(img: RgbImage): Float32Array {
 /** Variance of the 4-neighbour Laplacian over the interior pixels of a grey image. */
 export function laplacianVariance(grey: Float32Array, width: number, height: number): number {
   if (width < 3 || height < 3) return 0;
-  let sum = 0; let sumSq = 0; let n = 0;
+  let sum = 0;
+  let sumSq = 0;
+  let n = 0;
   for (let y = 1; y < height - 1; y++) {
     for (let x = 1; x < width - 1; x++) {
       const i = y * width + x;
-      const l = (grey[i - 1] ?? 0) + (grey[i + 1] ?? 0) + (grey[i - width] ?? 0) + (grey[i + width] ?? 0) - 4 * (grey[i] ?? 0);
-      sum += l; sumSq += l * l; n++;
+      const l =
+        (grey[i - 1] ?? 0) + (grey[i + 1] ?? 0) + (grey[i - width] ?? 0) + (grey[i + width] ?? 0) - 4 * (grey[i] ?? 0);
+      sum += l;
+      sumSq += l * l;
+      n++;
     }
   }
   const mean = sum / n;
@@ -40,7 +45,8 @@ export interface QualityThresholds {
   readonly minSharpness: number;
 }
 
-export type QualityVerdict = { readonly ok: true } | { readonly ok: false; readonly reason: 'too-small' | 'too-blurred' };
+export type QualityVerdict =
+  { readonly ok: true } | { readonly ok: false; readonly reason: 'too-small' | 'too-blurred' };
 
 /** Pure gate: too small first (cheaper, and a tiny face is also blurred once upscaled). */
 export function qualityVerdict(faceSize: number, cropSharpness: number, t: QualityThresholds): QualityVerdict {

@@ -18,7 +18,10 @@ export class EmbeddedBroker {
   private readonly log: Logger = moduleLogger('broker');
   private readonly sockets = new Set<Socket>();
 
-  constructor(private readonly host: string, private readonly port: number) {}
+  constructor(
+    private readonly host: string,
+    private readonly port: number,
+  ) {}
 
   /** mqtt://host:port of the running broker. */
   get url(): string {
@@ -40,9 +43,13 @@ export class EmbeddedBroker {
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => {
-        reject(new FacegateError(err.code === 'EADDRINUSE'
-          ? `embedded MQTT broker: ${this.host}:${this.port} is in use (another broker?). Set mqtt.url to use that broker, or mqtt.embedded.port to another port`
-          : `embedded MQTT broker cannot listen on ${this.host}:${this.port}: ${err.message}`));
+        reject(
+          new FacegateError(
+            err.code === 'EADDRINUSE'
+              ? `embedded MQTT broker: ${this.host}:${this.port} is in use (another broker?). Set mqtt.url to use that broker, or mqtt.embedded.port to another port`
+              : `embedded MQTT broker cannot listen on ${this.host}:${this.port}: ${err.message}`,
+          ),
+        );
       });
       server.listen(this.port, this.host, () => resolve());
     });
@@ -54,7 +61,11 @@ export class EmbeddedBroker {
     const broker = this.broker;
     this.server = undefined;
     this.broker = undefined;
-    if (server) await new Promise<void>((resolve) => { server.close(() => resolve()); for (const s of this.sockets) s.destroy(); });
+    if (server)
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of this.sockets) s.destroy();
+      });
     if (broker) await new Promise<void>((resolve) => broker.close(() => resolve()));
   }
 }

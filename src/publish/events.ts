@@ -41,18 +41,26 @@ export class EventPublisher {
   /** Frame time and decision time by seq, for latency metrics. */
   private readonly decidedAt = new Map<number, { frame: number; decided: number }>();
 
-  constructor(private readonly sink: EventSink, private readonly opts: EventPublisherOptions) {
+  constructor(
+    private readonly sink: EventSink,
+    private readonly opts: EventPublisherOptions,
+  ) {
     this.outbox = new Outbox(opts.stateDir, opts.maxEvents, opts.fsync ?? true);
     this.log = moduleLogger('events');
   }
 
-  get pending(): number { return this.outbox.size; }
-  get dropped(): number { return this.outbox.dropped; }
+  get pending(): number {
+    return this.outbox.size;
+  }
+  get dropped(): number {
+    return this.outbox.dropped;
+  }
 
   start(): Promise<void> {
     this.outbox.load();
     if (this.outbox.corruptLines) this.log.warn({ lines: this.outbox.corruptLines }, 'skipped corrupt outbox lines');
-    if (this.outbox.size) this.log.info({ pending: this.outbox.size }, 'events from before the restart wait for the broker');
+    if (this.outbox.size)
+      this.log.info({ pending: this.outbox.size }, 'events from before the restart wait for the broker');
     if (this.outbox.dropped) this.opts.onDropped?.(this.outbox.dropped);
     this.sink.onConnect(() => this.kick());
     this.kick();
@@ -90,10 +98,16 @@ export class EventPublisher {
   }
 
   private kick(): void {
-    if (this.wake) { const w = this.wake; this.wake = undefined; w(); }
+    if (this.wake) {
+      const w = this.wake;
+      this.wake = undefined;
+      w();
+    }
     if (this.pumping || this.stopped) return;
     this.pumping = true;
-    this.idle = this.pump().finally(() => { this.pumping = false; });
+    this.idle = this.pump().finally(() => {
+      this.pumping = false;
+    });
   }
 
   /** Sends the outbox head, one at a time, so order on the wire is the order of decisions. */
@@ -114,14 +128,20 @@ export class EventPublisher {
         if (this.stopped) return;
         this.log.warn({ err: (err as Error).message, seq: payload.seq }, 'event not acknowledged; will retry');
         this.outbox.markAllDelayed();
-        await new Promise<void>((resolve) => { this.wake = resolve; setTimeout(resolve, 1000).unref(); });
+        await new Promise<void>((resolve) => {
+          this.wake = resolve;
+          setTimeout(resolve, 1000).unref();
+        });
         continue;
       }
       this.outbox.ack(payload.seq);
       const decided = this.decidedAt.get(payload.seq);
       this.decidedAt.delete(payload.seq);
       const now = Date.now();
-      this.opts.onDelivered?.(payload, { fromFrameMs: decided ? now - decided.frame : NaN, fromDecisionMs: decided ? now - decided.decided : NaN });
+      this.opts.onDelivered?.(payload, {
+        fromFrameMs: decided ? now - decided.frame : NaN,
+        fromDecisionMs: decided ? now - decided.decided : NaN,
+      });
     }
   }
 

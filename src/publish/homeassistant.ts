@@ -41,21 +41,51 @@ export function discoveryMessages(topics: Topics, version: string): DiscoveryMes
         state_topic: topics.events,
         event_types: ['recognized', 'unknown'],
         // HA wants {"event_type": ...}; the other keys become event attributes.
-        value_template: '{{ {"event_type": value_json.kind, "name": value_json.name, "score": value_json.score, "model_version": value_json.modelVersion, "delayed": value_json.delayed, "event_id": value_json.id} | to_json }}',
+        value_template:
+          '{{ {"event_type": value_json.kind, "name": value_json.name, "score": value_json.score, "model_version": value_json.modelVersion, "delayed": value_json.delayed, "event_id": value_json.id} | to_json }}',
         icon: 'mdi:face-recognition',
       },
     },
     {
       topic: topics.haConfig('sensor', 'last_person'),
-      config: { ...common, name: 'Last person', unique_id: `${node}_last_person`, object_id: `${node}_last_person`, state_topic: topics.state, value_template: '{{ value_json.lastPerson if value_json.lastPerson is not none else "nobody" }}', json_attributes_topic: topics.state, icon: 'mdi:account' },
+      config: {
+        ...common,
+        name: 'Last person',
+        unique_id: `${node}_last_person`,
+        object_id: `${node}_last_person`,
+        state_topic: topics.state,
+        value_template: '{{ value_json.lastPerson if value_json.lastPerson is not none else "nobody" }}',
+        json_attributes_topic: topics.state,
+        icon: 'mdi:account',
+      },
     },
     {
       topic: topics.haConfig('sensor', 'fps'),
-      config: { ...common, name: 'Frames per second', unique_id: `${node}_fps`, object_id: `${node}_fps`, state_topic: topics.state, value_template: '{{ value_json.fps }}', unit_of_measurement: 'fps', state_class: 'measurement', entity_category: 'diagnostic', icon: 'mdi:camera-timer' },
+      config: {
+        ...common,
+        name: 'Frames per second',
+        unique_id: `${node}_fps`,
+        object_id: `${node}_fps`,
+        state_topic: topics.state,
+        value_template: '{{ value_json.fps }}',
+        unit_of_measurement: 'fps',
+        state_class: 'measurement',
+        entity_category: 'diagnostic',
+        icon: 'mdi:camera-timer',
+      },
     },
     {
       topic: topics.haConfig('sensor', 'model_version'),
-      config: { ...common, name: 'Model version', unique_id: `${node}_model_version`, object_id: `${node}_model_version`, state_topic: topics.state, value_template: '{{ value_json.modelVersion }}', entity_category: 'diagnostic', icon: 'mdi:brain' },
+      config: {
+        ...common,
+        name: 'Model version',
+        unique_id: `${node}_model_version`,
+        object_id: `${node}_model_version`,
+        state_topic: topics.state,
+        value_template: '{{ value_json.modelVersion }}',
+        entity_category: 'diagnostic',
+        icon: 'mdi:brain',
+      },
     },
   ];
 }
@@ -63,10 +93,15 @@ export function discoveryMessages(topics: Topics, version: string): DiscoveryMes
 export class HomeAssistantDiscovery {
   private readonly log: Logger = moduleLogger('homeassistant');
 
-  constructor(private readonly mqtt: MqttPort, private readonly version: string) {}
+  constructor(
+    private readonly mqtt: MqttPort,
+    private readonly version: string,
+  ) {}
 
   async start(): Promise<void> {
-    this.mqtt.onConnect(() => { void this.announce(); });
+    this.mqtt.onConnect(() => {
+      void this.announce();
+    });
     await this.mqtt.subscribeAbsolute(this.mqtt.topics.haStatus, (_topic, payload) => {
       if (payload.toString('utf8').trim() === 'online') {
         this.log.info('Home Assistant came online: re-announcing discovery');
@@ -78,8 +113,11 @@ export class HomeAssistantDiscovery {
 
   async announce(): Promise<void> {
     try {
-      await Promise.all(discoveryMessages(this.mqtt.topics, this.version).map((m) =>
-        this.mqtt.publishAbsolute(m.topic, JSON.stringify(m.config), { qos: 1, retain: true })));
+      await Promise.all(
+        discoveryMessages(this.mqtt.topics, this.version).map((m) =>
+          this.mqtt.publishAbsolute(m.topic, JSON.stringify(m.config), { qos: 1, retain: true }),
+        ),
+      );
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'discovery not published');
     }

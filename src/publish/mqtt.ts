@@ -12,7 +12,14 @@ import type { Logger } from 'pino';
 import { ConfigError } from '../shared/errors.js';
 import type { MqttConfig } from '../config/schema.js';
 import { moduleLogger } from '../shared/logger.js';
-import { Topics, TOPIC_OPTIONS, encodePayload, assertTopicName, type RelativeTopic, type TopicPayloads } from './topics.js';
+import {
+  Topics,
+  TOPIC_OPTIONS,
+  encodePayload,
+  assertTopicName,
+  type RelativeTopic,
+  type TopicPayloads,
+} from './topics.js';
 
 export type MessageHandler = (topic: string, payload: Buffer) => void;
 
@@ -59,7 +66,8 @@ export function buildClientOptions(cfg: MqttConfig, topics: Topics): IClientOpti
   if (cfg.tls.ca) opts.ca = readFile(cfg.tls.ca, 'tls.ca');
   if (cfg.tls.cert) opts.cert = readFile(cfg.tls.cert, 'tls.cert');
   if (cfg.tls.key) opts.key = readFile(cfg.tls.key, 'tls.key');
-  if ((cfg.tls.cert === '') !== (cfg.tls.key === '')) throw new ConfigError('mqtt.tls: give both cert and key for a client certificate, or neither');
+  if ((cfg.tls.cert === '') !== (cfg.tls.key === ''))
+    throw new ConfigError('mqtt.tls: give both cert and key for a client certificate, or neither');
   return opts;
 }
 
@@ -114,7 +122,11 @@ export class MqttConnection implements MqttPort {
         if (err && !this.stopping) this.log.warn({ err: err.message }, 'could not publish online');
       });
       for (const l of this.connectListeners) {
-        try { l(); } catch (err) { this.log.error({ err }, 'connect listener failed'); }
+        try {
+          l();
+        } catch (err) {
+          this.log.error({ err }, 'connect listener failed');
+        }
       }
       this.events.emit('connect');
     });
@@ -122,28 +134,40 @@ export class MqttConnection implements MqttPort {
       if (!this.stopping) this.onState(false);
     });
     client.on('offline', () => {
-      if (!this.stopping) this.log.warn({ url: safeUrl(this.url) }, 'broker unreachable; events wait on disk, reconnecting');
+      if (!this.stopping)
+        this.log.warn({ url: safeUrl(this.url) }, 'broker unreachable; events wait on disk, reconnecting');
     });
     // Reconnect attempts repeat the same error every reconnectMs: log each kind once per outage.
     const seen = new Set<string>();
     client.on('connect', () => seen.clear());
     client.on('error', (err) => {
-      if (seen.has(err.message)) { this.log.debug({ err: err.message }, 'mqtt error'); return; }
+      if (seen.has(err.message)) {
+        this.log.debug({ err: err.message }, 'mqtt error');
+        return;
+      }
       seen.add(err.message);
       this.log.warn({ err: err.message }, 'mqtt error');
     });
     client.on('message', (topic, payload) => {
       for (const h of this.handlers.get(topic) ?? []) {
-        try { h(this.topics.relative(topic) ?? topic, payload); } catch (err) { this.log.error({ err, topic }, 'message handler failed'); }
+        try {
+          h(this.topics.relative(topic) ?? topic, payload);
+        } catch (err) {
+          this.log.error({ err, topic }, 'message handler failed');
+        }
       }
     });
     if (!client.connected) {
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, waitMs);
-        this.events.once('connect', () => { clearTimeout(t); resolve(); });
+        this.events.once('connect', () => {
+          clearTimeout(t);
+          resolve();
+        });
       });
     }
-    if (!this.everConnected) this.log.warn({ url: safeUrl(this.url) }, 'broker not reachable yet; running on, events are kept on disk');
+    if (!this.everConnected)
+      this.log.warn({ url: safeUrl(this.url) }, 'broker not reachable yet; running on, events are kept on disk');
   }
 
   onConnect(listener: () => void): void {
@@ -197,7 +221,9 @@ export class MqttConnection implements MqttPort {
     this.stopping = true;
     if (client.connected) {
       await Promise.race([
-        new Promise<void>((resolve) => client.publish(this.topics.status, 'offline', { qos: 1, retain: true }, () => resolve())),
+        new Promise<void>((resolve) =>
+          client.publish(this.topics.status, 'offline', { qos: 1, retain: true }, () => resolve()),
+        ),
         new Promise<void>((resolve) => setTimeout(resolve, 2000)),
       ]);
     }

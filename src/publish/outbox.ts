@@ -9,7 +9,17 @@
  * sequence number lives in `<state.dir>/sequence` so sequences stay monotonic across
  * restarts even when the outbox is empty.
  */
-import { appendFileSync, existsSync, mkdirSync, openSync, closeSync, fsyncSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  closeSync,
+  fsyncSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import type { EventPayload } from './topics.js';
 
@@ -32,7 +42,11 @@ export class Outbox {
   readonly file: string;
   private readonly seqFile: string;
 
-  constructor(private readonly dir: string, private readonly maxEvents: number, private readonly fsync = true) {
+  constructor(
+    private readonly dir: string,
+    private readonly maxEvents: number,
+    private readonly fsync = true,
+  ) {
     this.file = path.join(dir, 'outbox.jsonl');
     this.seqFile = path.join(dir, 'sequence');
   }
@@ -61,11 +75,16 @@ export class Outbox {
     }
     this.entries = [...pending.values()].sort((a, b) => a.seq - b.seq).map((payload) => ({ payload, delayed: true }));
     for (const e of this.entries) this.lastSeq = Math.max(this.lastSeq, e.payload.seq);
-    while (this.entries.length > this.maxEvents) { this.entries.shift(); this.dropped++; }
+    while (this.entries.length > this.maxEvents) {
+      this.entries.shift();
+      this.dropped++;
+    }
     this.compact();
   }
 
-  get size(): number { return this.entries.length; }
+  get size(): number {
+    return this.entries.length;
+  }
 
   /** The next sequence number, persisted before it is used. */
   nextSeq(): number {
@@ -120,7 +139,11 @@ export class Outbox {
 
   private sync(file: string): void {
     const fd = openSync(file, 'r+');
-    try { fsyncSync(fd); } finally { closeSync(fd); }
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
   }
 
   /** Rewrites the log with only the pending events (temporary file + rename: never half-written). */

@@ -68,7 +68,8 @@ export class TopicError extends Error {}
 export function assertTopicName(t: string, what = 'topic'): void {
   if (t.length === 0) throw new TopicError(`${what} is empty`);
   if (/[+#]/.test(t)) throw new TopicError(`${what} "${t}" contains a wildcard (+ or #); publish to a concrete topic`);
-  if (t.startsWith('/') || t.endsWith('/') || t.includes('//')) throw new TopicError(`${what} "${t}" has an empty level`);
+  if (t.startsWith('/') || t.endsWith('/') || t.includes('//'))
+    throw new TopicError(`${what} "${t}" has an empty level`);
   if (t.includes('\u0000')) throw new TopicError(`${what} contains a NUL character`);
 }
 
@@ -76,7 +77,11 @@ export class Topics {
   /** `<base>/<kiosk>`. */
   readonly root: string;
 
-  constructor(readonly baseTopic: string, readonly kioskId: string, readonly haPrefix = 'homeassistant') {
+  constructor(
+    readonly baseTopic: string,
+    readonly kioskId: string,
+    readonly haPrefix = 'homeassistant',
+  ) {
     assertTopicName(baseTopic, 'mqtt.baseTopic');
     if (kioskId.includes('/')) throw new TopicError(`mqtt.kioskId "${kioskId}" must be one topic level (no /)`);
     assertTopicName(kioskId, 'mqtt.kioskId');
@@ -95,15 +100,25 @@ export class Topics {
     return topic.startsWith(`${this.root}/`) ? topic.slice(this.root.length + 1) : null;
   }
 
-  get status(): string { return this.full('status'); }
-  get events(): string { return this.full('events'); }
-  get state(): string { return this.full('state'); }
+  get status(): string {
+    return this.full('status');
+  }
+  get events(): string {
+    return this.full('events');
+  }
+  get state(): string {
+    return this.full('state');
+  }
 
   /** Home Assistant's birth topic: "online" when HA (re)starts. */
-  get haStatus(): string { return `${this.haPrefix}/status`; }
+  get haStatus(): string {
+    return `${this.haPrefix}/status`;
+  }
 
   /** Unique id of this kiosk as a Home Assistant device. */
-  get haNodeId(): string { return `facegate_${this.kioskId.replace(/[^A-Za-z0-9_-]/g, '_')}`; }
+  get haNodeId(): string {
+    return `facegate_${this.kioskId.replace(/[^A-Za-z0-9_-]/g, '_')}`;
+  }
 
   /** `<prefix>/<component>/<node>/<object>/config` (HA MQTT discovery). */
   haConfig(component: 'event' | 'sensor' | 'binary_sensor', objectId: string): string {

@@ -16,7 +16,10 @@ export interface Annotation {
 const COLOURS = { known: '#2ca02c', unknown: '#d62728', skipped: '#999999' } as const;
 
 function escapeXml(s: string): string {
-  return s.replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c] ?? c);
+  return s.replace(
+    /[<>&'"]/g,
+    (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c] ?? c,
+  );
 }
 
 /** The overlay for a width×height image (pure; tested as text). */
@@ -28,9 +31,11 @@ export function overlaySvg(width: number, height: number, annotations: readonly 
     const { x, y, width: w, height: h } = a.box;
     const labelY = y - font * 1.4 >= 0 ? y - font * 1.4 : y + h;
     const textW = Math.ceil(a.text.length * font * 0.62) + 8;
-    return `<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${w.toFixed(1)}" height="${h.toFixed(1)}" fill="none" stroke="${c}" stroke-width="${stroke}"/>` +
+    return (
+      `<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${w.toFixed(1)}" height="${h.toFixed(1)}" fill="none" stroke="${c}" stroke-width="${stroke}"/>` +
       `<rect x="${x.toFixed(1)}" y="${labelY.toFixed(1)}" width="${textW}" height="${(font * 1.4).toFixed(1)}" fill="${c}"/>` +
-      `<text x="${(x + 4).toFixed(1)}" y="${(labelY + font * 1.05).toFixed(1)}" font-family="DejaVu Sans, sans-serif" font-size="${font}" fill="white">${escapeXml(a.text)}</text>`;
+      `<text x="${(x + 4).toFixed(1)}" y="${(labelY + font * 1.05).toFixed(1)}" font-family="DejaVu Sans, sans-serif" font-size="${font}" fill="white">${escapeXml(a.text)}</text>`
+    );
   });
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${parts.join('')}</svg>`;
 }

@@ -58,7 +58,10 @@ export function calibrateThreshold(input: CalibrationInput): Calibration {
     return { truth: s.label, predicted: n.label, score: n.similarity };
   });
   // The stricter of the observed quantile and the normal-tail extrapolation (see gaussianTailThreshold).
-  const threshold = Math.max(thresholdForFar(impostorScores, input.targetFar), gaussianTailThreshold(impostorScores, input.targetFar));
+  const threshold = Math.max(
+    thresholdForFar(impostorScores, input.targetFar),
+    gaussianTailThreshold(impostorScores, input.targetFar),
+  );
   const far = impostorScores.filter((s) => s >= threshold).length / impostorScores.length;
   const frr = genuine.length ? errorRates(genuine, threshold).frr : 0;
   return { threshold, impostorScores, genuine, far, frr };
@@ -92,8 +95,10 @@ export function buildRecognitionSection(input: RecognitionSectionInput): Recogni
   // refused more known faces with MobileNet 0.25 features: calibrate both, keep the one that
   // refuses fewer held-out faces at the target FAR (ties: do not subtract).
   const withMean = calibrateThreshold({ enrol: input.enrol, heldOut: input.heldOut, targetFar, subtractMean: true });
-  const withoutMean = input.subtractMean === true ? null
-    : calibrateThreshold({ enrol: input.enrol, heldOut: input.heldOut, targetFar, subtractMean: false });
+  const withoutMean =
+    input.subtractMean === true
+      ? null
+      : calibrateThreshold({ enrol: input.enrol, heldOut: input.heldOut, targetFar, subtractMean: false });
   const subtract = input.subtractMean ?? (withoutMean !== null && withMean.frr < withoutMean.frr);
   const cal = subtract ? withMean : (withoutMean as Calibration);
   const { mean, references } = buildReferences(input.enrol, subtract);

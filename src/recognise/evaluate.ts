@@ -90,23 +90,36 @@ async function imagesUnder(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true });
   for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
     const p = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...await imagesUnder(p));
+    if (e.isDirectory()) out.push(...(await imagesUnder(p)));
     else if (e.isFile() && isImageFile(e.name)) out.push(p);
   }
   return out;
 }
 
-async function listData(data: string | undefined, unknown: string | undefined, classes: readonly string[]): Promise<{ files: { file: string; truth: string | null }[]; strangerFolders: string[] }> {
+async function listData(
+  data: string | undefined,
+  unknown: string | undefined,
+  classes: readonly string[],
+): Promise<{ files: { file: string; truth: string | null }[]; strangerFolders: string[] }> {
   const files: { file: string; truth: string | null }[] = [];
   const strangerFolders: string[] = [];
   if (data) {
     let people: string[];
     try {
-      people = (await readdir(data, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+      people = (await readdir(data, { withFileTypes: true }))
+        .filter((e) => e.isDirectory())
+        .map((e) => e.name)
+        .sort();
     } catch (err) {
-      throw new DataError(`cannot read --data ${data}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}. Pass a folder with one sub-folder of images per person.`, { cause: err });
+      throw new DataError(
+        `cannot read --data ${data}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}. Pass a folder with one sub-folder of images per person.`,
+        { cause: err },
+      );
     }
-    if (people.length === 0) throw new DataError(`--data ${data} has no sub-folders: it must hold one folder of images per person (named like the model's classes)`);
+    if (people.length === 0)
+      throw new DataError(
+        `--data ${data} has no sub-folders: it must hold one folder of images per person (named like the model's classes)`,
+      );
     for (const p of people) {
       const known = classes.includes(p);
       if (!known) strangerFolders.push(p);
@@ -115,12 +128,18 @@ async function listData(data: string | undefined, unknown: string | undefined, c
   }
   if (unknown) {
     let list: string[];
-    try { list = await imagesUnder(unknown); } catch (err) {
-      throw new DataError(`cannot read --unknown ${unknown}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+    try {
+      list = await imagesUnder(unknown);
+    } catch (err) {
+      throw new DataError(
+        `cannot read --unknown ${unknown}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        { cause: err },
+      );
     }
     for (const f of list) files.push({ file: f, truth: null });
   }
-  if (files.length === 0) throw new DataError('no images to evaluate: pass --data DIR (one folder per person) and/or --unknown DIR');
+  if (files.length === 0)
+    throw new DataError('no images to evaluate: pass --data DIR (one folder per person) and/or --unknown DIR');
   return { files, strangerFolders };
 }
 
@@ -135,7 +154,12 @@ export async function evaluate(o: EvalOptions): Promise<EvalResult> {
   try {
     const { classes, version } = recogniser.manifest;
     const { files, strangerFolders } = await listData(o.data, o.unknown, classes);
-    extractor = await FaceExtractor.load({ detect: !o.crops, crop: recogniser.recognition.crop, size: recogniser.inputSize, detector: { threads: o.threads } });
+    extractor = await FaceExtractor.load({
+      detect: !o.crops,
+      crop: recogniser.recognition.crop,
+      size: recogniser.inputSize,
+      detector: { threads: o.threads },
+    });
     const probes: EvalProbe[] = [];
     const batchSize = o.batchSize ?? 16;
     let unreadable = 0;
@@ -145,14 +169,22 @@ export async function evaluate(o: EvalOptions): Promise<EvalResult> {
       const results = await Promise.all(chunk.map(async (f) => extractor!.fromFile(f.file)));
       results.forEach((r, i) => {
         const f = chunk[i]!;
-        if (r.ok) { got.push({ i, crop: r }); return; }
+        if (r.ok) {
+          got.push({ i, crop: r });
+          return;
+        }
         if (r.reason === 'unreadable') unreadable++;
         probes.push({ file: f.file, truth: f.truth, match: null, reason: r.detail });
       });
       const descriptions = await recogniser.describe(got.map((g) => g.crop.image));
       got.forEach((g, k) => {
         const f = chunk[g.i]!;
-        const face = g.crop.face ?? { frameId: 0, box: { x: 0, y: 0, width: g.crop.image.width, height: g.crop.image.height }, score: 1, keypoints: [] };
+        const face = g.crop.face ?? {
+          frameId: 0,
+          box: { x: 0, y: 0, width: g.crop.image.width, height: g.crop.image.height },
+          score: 1,
+          keypoints: [],
+        };
         const { face: _face, ...match } = recogniser.match(face, descriptions[k]!);
         probes.push({ file: f.file, truth: f.truth, match });
       });
@@ -161,12 +193,23 @@ export async function evaluate(o: EvalOptions): Promise<EvalResult> {
     probes.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
     const trained = trainingImageStep(recogniser.manifest.training);
     const mode = o.crops ? 'crops' : 'detect';
-    const warnings = trained && !trained.startsWith(mode)
-      ? [`the model was trained on ${trained === 'crops' ? 'whole face crops (--crops)' : 'detected faces'} but is evaluated ${o.crops ? 'on whole crops (--crops)' : 'with detection'}: faces are cut differently, so these figures understate what it does on ${trained === 'crops' ? 'crops' : 'camera frames'}`]
-      : [];
-    return summarise(probes, { warnings,
-      model: o.modelDir, modelVersion: version, precision: recogniser.precision, mode,
-      threshold: recogniser.recognition.threshold, minMargin: recogniser.recognition.minMargin, classes, strangerFolders, unreadable,
+    const warnings =
+      trained && !trained.startsWith(mode)
+        ? [
+            `the model was trained on ${trained === 'crops' ? 'whole face crops (--crops)' : 'detected faces'} but is evaluated ${o.crops ? 'on whole crops (--crops)' : 'with detection'}: faces are cut differently, so these figures understate what it does on ${trained === 'crops' ? 'crops' : 'camera frames'}`,
+          ]
+        : [];
+    return summarise(probes, {
+      warnings,
+      model: o.modelDir,
+      modelVersion: version,
+      precision: recogniser.precision,
+      mode,
+      threshold: recogniser.recognition.threshold,
+      minMargin: recogniser.recognition.minMargin,
+      classes,
+      strangerFolders,
+      unreadable,
     });
   } finally {
     await extractor?.close();
@@ -175,16 +218,32 @@ export async function evaluate(o: EvalOptions): Promise<EvalResult> {
 }
 
 /** Pure: metrics, confusion matrix, per-person precision/recall and the curve from the probes. */
-export function summarise(probes: readonly EvalProbe[], meta: {
-  warnings?: readonly string[];
-  model: string; modelVersion: string; precision: Precision; mode: 'detect' | 'crops'; threshold: number; minMargin: number;
-  classes: readonly string[]; strangerFolders: readonly string[]; unreadable: number;
-}): EvalResult {
+export function summarise(
+  probes: readonly EvalProbe[],
+  meta: {
+    warnings?: readonly string[];
+    model: string;
+    modelVersion: string;
+    precision: Precision;
+    mode: 'detect' | 'crops';
+    threshold: number;
+    minMargin: number;
+    classes: readonly string[];
+    strangerFolders: readonly string[];
+    unreadable: number;
+  },
+): EvalResult {
   const found = probes.filter((p): p is EvalProbe & { match: NonNullable<EvalProbe['match']> } => p.match !== null);
-  const scored: ScoredProbe[] = found.map((p) => ({ truth: p.truth, predicted: p.match.candidate, score: curveScore(p.match, meta.minMargin) }));
+  const scored: ScoredProbe[] = found.map((p) => ({
+    truth: p.truth,
+    predicted: p.match.candidate,
+    score: curveScore(p.match, meta.minMargin),
+  }));
   const rates = errorRates(scored, meta.threshold);
   const rows = [...meta.classes, UNKNOWN];
-  const confusion: Record<string, Record<string, number>> = Object.fromEntries(rows.map((r) => [r, Object.fromEntries(rows.map((c) => [c, 0]))]));
+  const confusion: Record<string, Record<string, number>> = Object.fromEntries(
+    rows.map((r) => [r, Object.fromEntries(rows.map((c) => [c, 0]))]),
+  );
   for (const p of found) {
     const t = p.truth ?? UNKNOWN;
     const pred = p.match.label ?? UNKNOWN;
@@ -195,7 +254,14 @@ export function summarise(probes: readonly EvalProbe[], meta: {
     const images = found.filter((p) => p.truth === name).length;
     const correct = found.filter((p) => p.truth === name && p.match.label === name).length;
     const namedAs = found.filter((p) => p.match.label === name).length;
-    return { name, images, correct, namedAs, precision: namedAs ? correct / namedAs : null, recall: images ? correct / images : null };
+    return {
+      name,
+      images,
+      correct,
+      namedAs,
+      precision: namedAs ? correct / namedAs : null,
+      recall: images ? correct / images : null,
+    };
   });
   const knownImages = probes.filter((p) => p.truth !== null).length;
   const notFound = probes.filter((p) => p.match === null);
@@ -204,12 +270,27 @@ export function summarise(probes: readonly EvalProbe[], meta: {
   const correct = Math.round(rates.accuracy * knownFound);
   const curve = errorCurve(scored);
   return {
-    model: meta.model, modelVersion: meta.modelVersion, precision: meta.precision, mode: meta.mode,
-    threshold: meta.threshold, minMargin: meta.minMargin, rates,
+    model: meta.model,
+    modelVersion: meta.modelVersion,
+    precision: meta.precision,
+    mode: meta.mode,
+    threshold: meta.threshold,
+    minMargin: meta.minMargin,
+    rates,
     frrIncludingNotFound: knownImages ? (knownImages - correct) / knownImages : 0,
-    knownImages, unknownImages: probes.length - knownImages, facesNotFound: notFound.length, facesNotFoundKnown: notFoundKnown,
-    unreadable: meta.unreadable, strangerFolders: meta.strangerFolders, classes: meta.classes,
-    confusion, perPerson, curve, eer: equalErrorRate(curve), probes, warnings: meta.warnings ?? [],
+    knownImages,
+    unknownImages: probes.length - knownImages,
+    facesNotFound: notFound.length,
+    facesNotFoundKnown: notFoundKnown,
+    unreadable: meta.unreadable,
+    strangerFolders: meta.strangerFolders,
+    classes: meta.classes,
+    confusion,
+    perPerson,
+    curve,
+    eer: equalErrorRate(curve),
+    probes,
+    warnings: meta.warnings ?? [],
   };
 }
 

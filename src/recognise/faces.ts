@@ -54,11 +54,17 @@ export class FaceExtractor {
   }
 
   /** Wraps an already loaded detector (tests, the pipeline). */
-  static withDetector(detector: BlazeFaceDetector | null, crop: CropSettings, size: { width: number; height: number }): FaceExtractor {
+  static withDetector(
+    detector: BlazeFaceDetector | null,
+    crop: CropSettings,
+    size: { width: number; height: number },
+  ): FaceExtractor {
     return new FaceExtractor(detector, crop, size);
   }
 
-  get detects(): boolean { return this.detector !== null; }
+  get detects(): boolean {
+    return this.detector !== null;
+  }
 
   /** Every face in a decoded frame, cut and aligned, best detector score first. */
   async facesIn(img: RgbImage, frameId = 0): Promise<DetectedCrop[]> {
@@ -69,7 +75,10 @@ export class FaceExtractor {
 
   /** Cuts and aligns one detected face. */
   cut(img: RgbImage, face: Face): DetectedCrop {
-    const image = alignFace(img, face.box, face.keypoints, this.size.width, { margin: this.crop.margin, rotate: this.crop.rotate });
+    const image = alignFace(img, face.box, face.keypoints, this.size.width, {
+      margin: this.crop.margin,
+      rotate: this.crop.rotate,
+    });
     return { face, image, sharpness: sharpness(image) };
   }
 
@@ -100,7 +109,9 @@ export class FaceExtractor {
 /** What training's data loader asks of the face step (structurally `ImagePreparer` in src/train/data.ts). */
 export interface PreparerLike {
   readonly name: string;
-  prepare(file: string): Promise<{ readonly ok: true; readonly image: RgbImage } | { readonly ok: false; readonly reason: string }>;
+  prepare(
+    file: string,
+  ): Promise<{ readonly ok: true; readonly image: RgbImage } | { readonly ok: false; readonly reason: string }>;
 }
 
 /**
@@ -109,7 +120,9 @@ export interface PreparerLike {
  */
 export function facePreparer(extractor: FaceExtractor): PreparerLike {
   return {
-    name: extractor.detects ? `detect+align (margin ${extractor.crop.margin}${extractor.crop.rotate ? ', eyes levelled' : ''})` : 'crops',
+    name: extractor.detects
+      ? `detect+align (margin ${extractor.crop.margin}${extractor.crop.rotate ? ', eyes levelled' : ''})`
+      : 'crops',
     async prepare(file: string) {
       const r = await extractor.fromFile(file);
       if (r.ok) return { ok: true, image: r.image };

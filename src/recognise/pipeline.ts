@@ -56,7 +56,15 @@ export interface FrameResult {
 
 export class RecognitionPipeline {
   readonly stats: PipelineStats = {
-    frames: 0, unreadable: 0, framesWithoutFace: 0, faces: 0, skippedTooSmall: 0, skippedBlurred: 0, matched: 0, named: 0, refused: 0,
+    frames: 0,
+    unreadable: 0,
+    framesWithoutFace: 0,
+    faces: 0,
+    skippedTooSmall: 0,
+    skippedBlurred: 0,
+    matched: 0,
+    named: 0,
+    refused: 0,
   };
   private readonly warned = new Set<string>();
 
@@ -67,7 +75,11 @@ export class RecognitionPipeline {
   ) {}
 
   static async load(opts: PipelineOptions): Promise<RecognitionPipeline> {
-    const recogniser = await Recogniser.load({ modelDir: opts.modelDir, threads: opts.threads, precision: opts.precision });
+    const recogniser = await Recogniser.load({
+      modelDir: opts.modelDir,
+      threads: opts.threads,
+      precision: opts.precision,
+    });
     try {
       const detector = await loadDetector({
         ...opts.detector,
@@ -80,7 +92,15 @@ export class RecognitionPipeline {
         minFaceSize: opts.minFaceSize ?? PIPELINE_DEFAULTS.minFaceSize,
         minSharpness: opts.minSharpness ?? PIPELINE_DEFAULTS.minSharpness,
       });
-      log.info({ model: opts.modelDir, version: recogniser.manifest.version, precision: recogniser.precision, threshold: recogniser.recognition.threshold }, 'recognition pipeline loaded');
+      log.info(
+        {
+          model: opts.modelDir,
+          version: recogniser.manifest.version,
+          precision: recogniser.precision,
+          threshold: recogniser.recognition.threshold,
+        },
+        'recognition pipeline loaded',
+      );
       return pipeline;
     } catch (err) {
       await recogniser.close();
@@ -88,7 +108,9 @@ export class RecognitionPipeline {
     }
   }
 
-  get modelVersion(): string { return this.recogniser.manifest.version; }
+  get modelVersion(): string {
+    return this.recogniser.manifest.version;
+  }
 
   /** Matches for every face of acceptable quality in the frame; [] for an unreadable frame. */
   async process(frame: Frame): Promise<readonly Match[]> {
@@ -98,7 +120,11 @@ export class RecognitionPipeline {
     } catch (err) {
       this.stats.frames++;
       this.stats.unreadable++;
-      this.warnOnce('unreadable', { source: frame.source, err: (err as Error).message }, 'cannot decode a frame; skipping it (counted in stats.unreadable)');
+      this.warnOnce(
+        'unreadable',
+        { source: frame.source, err: (err as Error).message },
+        'cannot decode a frame; skipping it (counted in stats.unreadable)',
+      );
       return [];
     }
     return (await this.processImage(img, frame.id)).matches;
@@ -114,14 +140,20 @@ export class RecognitionPipeline {
     const skipped: { crop: DetectedCrop; reason: 'too-small' | 'too-blurred' }[] = [];
     for (const c of crops) {
       const v = qualityVerdict(Math.max(c.face.box.width, c.face.box.height), c.sharpness, this.quality);
-      if (v.ok) { good.push(c); continue; }
+      if (v.ok) {
+        good.push(c);
+        continue;
+      }
       skipped.push({ crop: c, reason: v.reason });
-      if (v.reason === 'too-small') this.stats.skippedTooSmall++; else this.stats.skippedBlurred++;
+      if (v.reason === 'too-small') this.stats.skippedTooSmall++;
+      else this.stats.skippedBlurred++;
     }
     const descriptions = await this.recogniser.describe(good.map((c) => c.image));
     const matches = good.map((c, i) => this.recogniser.match(c.face, descriptions[i]!));
     this.stats.matched += matches.length;
-    for (const m of matches) if (m.label) this.stats.named++; else this.stats.refused++;
+    for (const m of matches)
+      if (m.label) this.stats.named++;
+      else this.stats.refused++;
     log.debug({ frameId, faces: crops.length, matched: matches.length, skipped: skipped.length }, 'frame');
     return { matches, skipped };
   }

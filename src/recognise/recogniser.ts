@@ -9,8 +9,15 @@ import { ModelError } from '../shared/errors.js';
 import type { RgbImage } from '../shared/image.js';
 import type { Face, Match } from '../shared/messages.js';
 import {
-  INT8_MIN_AGREEMENT, MODEL_FP32_FILE, MODEL_INT8_FILE, int8Agreement, readManifest,
-  type Manifest, type Precision, type PrecisionChoice, type RecognitionSection,
+  INT8_MIN_AGREEMENT,
+  MODEL_FP32_FILE,
+  MODEL_INT8_FILE,
+  int8Agreement,
+  readManifest,
+  type Manifest,
+  type Precision,
+  type PrecisionChoice,
+  type RecognitionSection,
 } from '../model/manifest.js';
 import { moduleLogger } from '../shared/logger.js';
 import { centre, nearestReference } from './similarity.js';
@@ -38,9 +45,16 @@ export function choosePrecision(manifest: Manifest, asked: PrecisionChoice): { p
   if (asked !== 'auto') return { precision: asked };
   if (!manifest.files[MODEL_INT8_FILE]) return { precision: 'fp32', reason: `the model has no ${MODEL_INT8_FILE}` };
   const agreement = int8Agreement(manifest);
-  if (agreement === undefined) return { precision: 'fp32', reason: `the manifest records no check of ${MODEL_INT8_FILE} against fp32 (quantise again with facegate quantize)` };
+  if (agreement === undefined)
+    return {
+      precision: 'fp32',
+      reason: `the manifest records no check of ${MODEL_INT8_FILE} against fp32 (quantise again with facegate quantize)`,
+    };
   if (agreement < INT8_MIN_AGREEMENT) {
-    return { precision: 'fp32', reason: `${MODEL_INT8_FILE} agreed with fp32 on only ${(agreement * 100).toFixed(2)} % of its check images (< ${INT8_MIN_AGREEMENT * 100} %)` };
+    return {
+      precision: 'fp32',
+      reason: `${MODEL_INT8_FILE} agreed with fp32 on only ${(agreement * 100).toFixed(2)} % of its check images (< ${INT8_MIN_AGREEMENT * 100} %)`,
+    };
   }
   return { precision: 'int8' };
 }
@@ -48,10 +62,13 @@ export function choosePrecision(manifest: Manifest, asked: PrecisionChoice): { p
 /** The manifest's refusal settings, or an error saying how to get them. */
 export function requireRecognition(manifest: Manifest, modelDir: string): RecognitionSection {
   if (!manifest.recognition) {
-    throw new ModelError(`model ${modelDir} (version ${manifest.version}) has no recognition section (references and thresholds for refusing strangers). Train it again with facegate train, which calibrates them.`);
+    throw new ModelError(
+      `model ${modelDir} (version ${manifest.version}) has no recognition section (references and thresholds for refusing strangers). Train it again with facegate train, which calibrates them.`,
+    );
   }
   const missing = manifest.classes.filter((c) => !manifest.recognition?.references[c]);
-  if (missing.length) throw new ModelError(`model ${modelDir}: recognition references missing for ${missing.join(', ')}; train again.`);
+  if (missing.length)
+    throw new ModelError(`model ${modelDir}: recognition references missing for ${missing.join(', ')}; train again.`);
   return manifest.recognition;
 }
 
@@ -83,21 +100,36 @@ export class Recogniser {
     const { precision, reason } = choosePrecision(manifest, opts.precision ?? 'auto');
     if (reason) log.warn({ model: opts.modelDir, version: manifest.version }, `running the fp32 model: ${reason}`);
     const file = path.join(opts.modelDir, precision === 'int8' ? MODEL_INT8_FILE : MODEL_FP32_FILE);
-    try { await access(file); } catch {
-      throw new ModelError(`model ${opts.modelDir} has no ${path.basename(file)}` + (precision === 'int8'
-        ? ': quantise it (facegate quantize --model DIR) or use the fp32 model (--precision fp32).' : '.'));
+    try {
+      await access(file);
+    } catch {
+      throw new ModelError(
+        `model ${opts.modelDir} has no ${path.basename(file)}` +
+          (precision === 'int8'
+            ? ': quantise it (facegate quantize --model DIR) or use the fp32 model (--precision fp32).'
+            : '.'),
+      );
     }
     const model = await OnnxModel.load(file, { threads: opts.threads });
     const vectorName = recognition.source === 'features' ? FEATURES_OUTPUT : manifest.outputs.embedding;
-    const vectorSize = recognition.source === 'features' ? manifest.backbone.featureSize : manifest.outputs.embeddingSize;
+    const vectorSize =
+      recognition.source === 'features' ? manifest.backbone.featureSize : manifest.outputs.embeddingSize;
     const { input } = manifest;
     const inputs: TensorSpec[] = [{ name: input.name, dtype: 'uint8', shape: [null, input.height, input.width, 3] }];
     const outputs: TensorSpec[] = [
       { name: manifest.outputs.probabilities, dtype: 'float32', shape: [null, manifest.classes.length] },
       { name: vectorName, dtype: 'float32', shape: [null, vectorSize] },
     ];
-    try { model.assertSignature({ inputs, outputs }); } catch (err) { await model.release(); throw err; }
-    return new Recogniser(model, manifest, recognition, precision, { probabilities: manifest.outputs.probabilities, vector: vectorName });
+    try {
+      model.assertSignature({ inputs, outputs });
+    } catch (err) {
+      await model.release();
+      throw err;
+    }
+    return new Recogniser(model, manifest, recognition, precision, {
+      probabilities: manifest.outputs.probabilities,
+      vector: vectorName,
+    });
   }
 
   get inputSize(): { width: number; height: number } {
@@ -111,14 +143,20 @@ export class Recogniser {
     const px = W * H * 3;
     const batch = new Uint8Array(px * crops.length);
     crops.forEach((c, i) => {
-      if (c.width !== W || c.height !== H) throw new RangeError(`crop is ${c.width}×${c.height}, model wants ${W}×${H}`);
+      if (c.width !== W || c.height !== H)
+        throw new RangeError(`crop is ${c.width}×${c.height}, model wants ${W}×${H}`);
       batch.set(c.data, i * px);
     });
-    const out = await this.model.run({ [this.manifest.input.name]: { data: batch, dims: [crops.length, H, W, 3] } },
-      [this.outputNames.probabilities, this.outputNames.vector]);
+    const out = await this.model.run({ [this.manifest.input.name]: { data: batch, dims: [crops.length, H, W, 3] } }, [
+      this.outputNames.probabilities,
+      this.outputNames.vector,
+    ]);
     const probs = out[this.outputNames.probabilities];
     const vecs = out[this.outputNames.vector];
-    if (!probs || !vecs) throw new ModelError(`model ${this.model.source} did not return ${this.outputNames.probabilities} and ${this.outputNames.vector}`);
+    if (!probs || !vecs)
+      throw new ModelError(
+        `model ${this.model.source} did not return ${this.outputNames.probabilities} and ${this.outputNames.vector}`,
+      );
     const nc = this.manifest.classes.length;
     const nv = vecs.data.length / crops.length;
     // Views into the output tensors (no copies): each run returns fresh buffers.
@@ -145,14 +183,20 @@ export class Recogniser {
  * gives a negative margin, so it refuses).
  */
 export function matchDescription(
-  face: Face, d: Description, classes: readonly string[], references: ReadonlyMap<string, Float32Array>,
-  mean: Float32Array | null, settings: { readonly threshold: number; readonly minMargin: number },
+  face: Face,
+  d: Description,
+  classes: readonly string[],
+  references: ReadonlyMap<string, Float32Array>,
+  mean: Float32Array | null,
+  settings: { readonly threshold: number; readonly minMargin: number },
 ): Match {
   const n = nearestReference(centre(d.vector, mean), references);
   const idx = classes.indexOf(n.label);
   const probability = idx >= 0 ? (d.probabilities[idx] ?? 0) : 0;
   let other = 0;
-  d.probabilities.forEach((p, i) => { if (i !== idx && p > other) other = p; });
+  d.probabilities.forEach((p, i) => {
+    if (i !== idx && p > other) other = p;
+  });
   const margin = probability - other;
   const accepted = n.similarity >= settings.threshold && margin >= settings.minMargin;
   return { face, label: accepted ? n.label : null, candidate: n.label, similarity: n.similarity, probability, margin };

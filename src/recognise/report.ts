@@ -18,35 +18,72 @@ async function renderPng(spec: vega.Spec, file: string): Promise<void> {
 
 export function confusionSpec(r: EvalResult): vega.Spec {
   const labels = [...r.classes, UNKNOWN];
-  const values = labels.flatMap((t) => labels.map((p) => ({ truth: t, predicted: p, count: r.confusion[t]?.[p] ?? 0 })));
+  const values = labels.flatMap((t) =>
+    labels.map((p) => ({ truth: t, predicted: p, count: r.confusion[t]?.[p] ?? 0 })),
+  );
   const cell = Math.max(8, Math.min(28, Math.floor(640 / labels.length)));
   const size = cell * labels.length;
   return {
     $schema: 'https://vega.github.io/schema/vega/v5.json',
-    width: size, height: size, padding: 8,
+    width: size,
+    height: size,
+    padding: 8,
     title: { text: `confusion matrix (${r.mode}, threshold ${r.threshold.toFixed(3)})`, fontSize: 13 },
     data: [{ name: 'cells', values }],
     scales: [
       { name: 'x', type: 'band', domain: labels, range: 'width' },
       { name: 'y', type: 'band', domain: labels, range: 'height' },
-      { name: 'colour', type: 'linear', domain: { data: 'cells', field: 'count' }, range: ['#ffffff', '#08519c'], zero: true },
+      {
+        name: 'colour',
+        type: 'linear',
+        domain: { data: 'cells', field: 'count' },
+        range: ['#ffffff', '#08519c'],
+        zero: true,
+      },
     ],
     axes: [
-      { orient: 'bottom', scale: 'x', title: 'predicted', labelAngle: -90, labelAlign: 'right', labelBaseline: 'middle', labelFontSize: 9 },
+      {
+        orient: 'bottom',
+        scale: 'x',
+        title: 'predicted',
+        labelAngle: -90,
+        labelAlign: 'right',
+        labelBaseline: 'middle',
+        labelFontSize: 9,
+      },
       { orient: 'left', scale: 'y', title: 'true', labelFontSize: 9 },
     ],
     legends: [{ fill: 'colour', title: 'faces', type: 'gradient' }],
     marks: [
-      { type: 'rect', from: { data: 'cells' }, encode: { enter: {
-        x: { scale: 'x', field: 'predicted' }, width: { scale: 'x', band: 1 },
-        y: { scale: 'y', field: 'truth' }, height: { scale: 'y', band: 1 },
-        fill: { scale: 'colour', field: 'count' }, stroke: { value: '#eee' },
-      } } },
-      { type: 'text', from: { data: 'cells' }, encode: { enter: {
-        x: { scale: 'x', field: 'predicted', band: 0.5 }, y: { scale: 'y', field: 'truth', band: 0.5 },
-        text: { signal: "datum.count > 0 ? datum.count : ''" }, align: { value: 'center' }, baseline: { value: 'middle' },
-        fontSize: { value: Math.max(6, cell / 3) }, fill: { signal: "datum.count > 3 ? 'white' : 'black'" },
-      } } },
+      {
+        type: 'rect',
+        from: { data: 'cells' },
+        encode: {
+          enter: {
+            x: { scale: 'x', field: 'predicted' },
+            width: { scale: 'x', band: 1 },
+            y: { scale: 'y', field: 'truth' },
+            height: { scale: 'y', band: 1 },
+            fill: { scale: 'colour', field: 'count' },
+            stroke: { value: '#eee' },
+          },
+        },
+      },
+      {
+        type: 'text',
+        from: { data: 'cells' },
+        encode: {
+          enter: {
+            x: { scale: 'x', field: 'predicted', band: 0.5 },
+            y: { scale: 'y', field: 'truth', band: 0.5 },
+            text: { signal: "datum.count > 0 ? datum.count : ''" },
+            align: { value: 'center' },
+            baseline: { value: 'middle' },
+            fontSize: { value: Math.max(6, cell / 3) },
+            fill: { signal: "datum.count > 3 ? 'white' : 'black'" },
+          },
+        },
+      },
     ],
   };
 }
@@ -58,7 +95,9 @@ export function perPersonSpec(r: EvalResult): vega.Spec {
   ]);
   return {
     $schema: 'https://vega.github.io/schema/vega/v5.json',
-    width: Math.max(300, r.perPerson.length * 22), height: 220, padding: 8,
+    width: Math.max(300, r.perPerson.length * 22),
+    height: 220,
+    padding: 8,
     title: { text: 'per person: precision and recall', fontSize: 13 },
     data: [{ name: 'rows', values }],
     scales: [
@@ -71,27 +110,49 @@ export function perPersonSpec(r: EvalResult): vega.Spec {
       { orient: 'left', scale: 'y', grid: true },
     ],
     legends: [{ fill: 'colour' }],
-    marks: [{
-      type: 'group',
-      from: { facet: { data: 'rows', name: 'facet', groupby: 'name' } },
-      encode: { enter: { x: { scale: 'x', field: 'name' } } },
-      signals: [{ name: 'width', update: "bandwidth('x')" }],
-      scales: [{ name: 'pos', type: 'band', range: 'width', domain: ['precision', 'recall'] }],
-      marks: [{ type: 'rect', from: { data: 'facet' }, encode: { enter: {
-        x: { scale: 'pos', field: 'metric' }, width: { scale: 'pos', band: 1 },
-        y: { scale: 'y', field: 'value' }, y2: { scale: 'y', value: 0 }, fill: { scale: 'colour', field: 'metric' },
-      } } }],
-    }],
+    marks: [
+      {
+        type: 'group',
+        from: { facet: { data: 'rows', name: 'facet', groupby: 'name' } },
+        encode: { enter: { x: { scale: 'x', field: 'name' } } },
+        signals: [{ name: 'width', update: "bandwidth('x')" }],
+        scales: [{ name: 'pos', type: 'band', range: 'width', domain: ['precision', 'recall'] }],
+        marks: [
+          {
+            type: 'rect',
+            from: { data: 'facet' },
+            encode: {
+              enter: {
+                x: { scale: 'pos', field: 'metric' },
+                width: { scale: 'pos', band: 1 },
+                y: { scale: 'y', field: 'value' },
+                y2: { scale: 'y', value: 0 },
+                fill: { scale: 'colour', field: 'metric' },
+              },
+            },
+          },
+        ],
+      },
+    ],
   };
 }
 
 export function curveSpec(r: EvalResult): vega.Spec {
-  const values = r.curve.map((c) => ({ far: c.far, frr: c.frr, threshold: Number.isFinite(c.threshold) ? c.threshold : null }));
+  const values = r.curve.map((c) => ({
+    far: c.far,
+    frr: c.frr,
+    threshold: Number.isFinite(c.threshold) ? c.threshold : null,
+  }));
   return {
     $schema: 'https://vega.github.io/schema/vega/v5.json',
-    width: 420, height: 320, padding: 8,
+    width: 420,
+    height: 320,
+    padding: 8,
     title: { text: 'false accepts against false rejects', fontSize: 13 },
-    data: [{ name: 'curve', values }, { name: 'point', values: [{ far: r.rates.far, frr: r.rates.frr }] }],
+    data: [
+      { name: 'curve', values },
+      { name: 'point', values: [{ far: r.rates.far, frr: r.rates.frr }] },
+    ],
     scales: [
       { name: 'x', type: 'linear', domain: [0, 1], range: 'width' },
       { name: 'y', type: 'linear', domain: [0, 1], range: 'height' },
@@ -101,12 +162,43 @@ export function curveSpec(r: EvalResult): vega.Spec {
       { orient: 'left', scale: 'y', title: 'false-reject rate (known refused or misnamed)', grid: true },
     ],
     marks: [
-      { type: 'line', from: { data: 'curve' }, encode: { enter: { x: { scale: 'x', field: 'far' }, y: { scale: 'y', field: 'frr' }, stroke: { value: '#1f77b4' }, strokeWidth: { value: 2 }, interpolate: { value: 'step-after' } } } },
-      { type: 'symbol', from: { data: 'point' }, encode: { enter: { x: { scale: 'x', field: 'far' }, y: { scale: 'y', field: 'frr' }, fill: { value: '#d62728' }, size: { value: 80 } } } },
-      { type: 'text', from: { data: 'point' }, encode: { enter: {
-        x: { scale: 'x', field: 'far', offset: 8 }, y: { scale: 'y', field: 'frr', offset: -8 },
-        text: { value: `model threshold ${r.threshold.toFixed(3)}` }, fontSize: { value: 11 },
-      } } },
+      {
+        type: 'line',
+        from: { data: 'curve' },
+        encode: {
+          enter: {
+            x: { scale: 'x', field: 'far' },
+            y: { scale: 'y', field: 'frr' },
+            stroke: { value: '#1f77b4' },
+            strokeWidth: { value: 2 },
+            interpolate: { value: 'step-after' },
+          },
+        },
+      },
+      {
+        type: 'symbol',
+        from: { data: 'point' },
+        encode: {
+          enter: {
+            x: { scale: 'x', field: 'far' },
+            y: { scale: 'y', field: 'frr' },
+            fill: { value: '#d62728' },
+            size: { value: 80 },
+          },
+        },
+      },
+      {
+        type: 'text',
+        from: { data: 'point' },
+        encode: {
+          enter: {
+            x: { scale: 'x', field: 'far', offset: 8 },
+            y: { scale: 'y', field: 'frr', offset: -8 },
+            text: { value: `model threshold ${r.threshold.toFixed(3)}` },
+            fontSize: { value: 11 },
+          },
+        },
+      },
     ],
   };
 }
@@ -121,8 +213,17 @@ export async function writeReport(r: EvalResult, dir: string): Promise<string[]>
     per_person: r.perPerson,
     curve: r.curve.map((c) => ({ ...c, threshold: Number.isFinite(c.threshold) ? c.threshold : null })),
     probes: r.probes.map((p) => ({
-      file: p.file, truth: p.truth,
-      ...(p.match ? { label: p.match.label, candidate: p.match.candidate, similarity: p.match.similarity, probability: p.match.probability, margin: p.match.margin } : { face_found: false, reason: p.reason }),
+      file: p.file,
+      truth: p.truth,
+      ...(p.match
+        ? {
+            label: p.match.label,
+            candidate: p.match.candidate,
+            similarity: p.match.similarity,
+            probability: p.match.probability,
+            margin: p.match.margin,
+          }
+        : { face_found: false, reason: p.reason }),
     })),
   };
   const files = {

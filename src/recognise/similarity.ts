@@ -50,7 +50,8 @@ export function centre(v: Vector, mean: Vector | null): Float32Array {
 
 /** Enrolment: the mean of the unit descriptors, and per label the unit centroid of the centred ones. */
 export function buildReferences(
-  samples: readonly { readonly label: string; readonly vector: Vector }[], subtractMean: boolean,
+  samples: readonly { readonly label: string; readonly vector: Vector }[],
+  subtractMean: boolean,
 ): { mean: Float32Array | null; references: Map<string, Float32Array> } {
   const mean = subtractMean ? meanVector(samples.map((s) => l2normalize(s.vector))) : null;
   const byLabel = new Map<string, Float32Array[]>();
@@ -77,8 +78,10 @@ export function nearestReference(centred: Vector, references: ReadonlyMap<string
   let second = -1;
   for (const [label, ref] of references) {
     const s = cosine(centred, ref);
-    if (s > best.similarity) { second = Number.isFinite(best.similarity) ? best.similarity : -1; best = { label, similarity: s }; }
-    else if (s > second) second = s;
+    if (s > best.similarity) {
+      second = Number.isFinite(best.similarity) ? best.similarity : -1;
+      best = { label, similarity: s };
+    } else if (s > second) second = s;
   }
   if (!Number.isFinite(best.similarity)) throw new RangeError('nearestReference with no references');
   return { ...best, secondSimilarity: second };
@@ -90,7 +93,11 @@ export function softmax(logits: Vector): Float32Array {
   for (let i = 0; i < logits.length; i++) max = Math.max(max, logits[i] ?? -Infinity);
   const out = new Float32Array(logits.length);
   let sum = 0;
-  for (let i = 0; i < logits.length; i++) { const e = Math.exp((logits[i] ?? 0) - max); out[i] = e; sum += e; }
+  for (let i = 0; i < logits.length; i++) {
+    const e = Math.exp((logits[i] ?? 0) - max);
+    out[i] = e;
+    sum += e;
+  }
   for (let i = 0; i < out.length; i++) out[i] = (out[i] ?? 0) / sum;
   return out;
 }

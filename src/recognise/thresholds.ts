@@ -26,10 +26,18 @@ export interface ErrorRates {
 }
 
 export function errorRates(probes: readonly ScoredProbe[], threshold: number): ErrorRates {
-  let known = 0; let unknown = 0; let fa = 0; let correct = 0; let misid = 0;
+  let known = 0;
+  let unknown = 0;
+  let fa = 0;
+  let correct = 0;
+  let misid = 0;
   for (const p of probes) {
     const accepted = p.score >= threshold;
-    if (p.truth === null) { unknown++; if (accepted) fa++; continue; }
+    if (p.truth === null) {
+      unknown++;
+      if (accepted) fa++;
+      continue;
+    }
     known++;
     if (accepted && p.predicted === p.truth) correct++;
     else if (accepted) misid++;
@@ -99,15 +107,30 @@ export function equalErrorRate(curve: readonly ErrorRates[]): ErrorRates | null 
  */
 export function normalQuantile(p: number): number {
   if (!(p > 0 && p < 1)) throw new RangeError(`p must be in (0, 1), got ${p}`);
-  const a = [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.38357751867269e2, -3.066479806614716e1, 2.506628277459239];
-  const b = [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
-  const c = [-7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+  const a = [
+    -3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.38357751867269e2, -3.066479806614716e1,
+    2.506628277459239,
+  ];
+  const b = [
+    -5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1,
+  ];
+  const c = [
+    -7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968,
+    2.938163982698783,
+  ];
   const d = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
   const poly = (k: number[], x: number): number => k.reduce((s, v) => s * x + v, 0);
   const lo = 0.02425;
-  if (p < lo) { const q = Math.sqrt(-2 * Math.log(p)); return poly(c, q) / (poly(d, q) * q + 1); }
-  if (p > 1 - lo) { const q = Math.sqrt(-2 * Math.log(1 - p)); return -poly(c, q) / (poly(d, q) * q + 1); }
-  const q = p - 0.5; const r = q * q;
+  if (p < lo) {
+    const q = Math.sqrt(-2 * Math.log(p));
+    return poly(c, q) / (poly(d, q) * q + 1);
+  }
+  if (p > 1 - lo) {
+    const q = Math.sqrt(-2 * Math.log(1 - p));
+    return -poly(c, q) / (poly(d, q) * q + 1);
+  }
+  const q = p - 0.5;
+  const r = q * q;
   return (poly(a, r) * q) / (poly(b, r) * r + 1);
 }
 

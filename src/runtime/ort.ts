@@ -41,15 +41,19 @@ function sessionOptions(o: LoadOptions): ort.InferenceSession.SessionOptions {
 
 /** A loaded ONNX model. */
 export class OnnxModel {
-  private constructor(private readonly session: ort.InferenceSession, readonly source: string) {}
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    readonly source: string,
+  ) {}
 
   /** Loads from a file path or bytes; a corrupt or truncated file gives a ModelError. */
   static async load(model: string | Uint8Array, options: LoadOptions = {}): Promise<OnnxModel> {
     const source = typeof model === 'string' ? model : '<bytes>';
     try {
-      const session = typeof model === 'string'
-        ? await ort.InferenceSession.create(model, sessionOptions(options))
-        : await ort.InferenceSession.create(model, sessionOptions(options));
+      const session =
+        typeof model === 'string'
+          ? await ort.InferenceSession.create(model, sessionOptions(options))
+          : await ort.InferenceSession.create(model, sessionOptions(options));
       return new OnnxModel(session, source);
     } catch (err) {
       throw new ModelError(
@@ -60,8 +64,12 @@ export class OnnxModel {
     }
   }
 
-  get inputNames(): readonly string[] { return this.session.inputNames; }
-  get outputNames(): readonly string[] { return this.session.outputNames; }
+  get inputNames(): readonly string[] {
+    return this.session.inputNames;
+  }
+  get outputNames(): readonly string[] {
+    return this.session.outputNames;
+  }
 
   /** The model's inputs and outputs as specs (symbolic dims become null). */
   signature(): { inputs: TensorSpec[]; outputs: TensorSpec[] } {
@@ -90,10 +98,15 @@ export class OnnxModel {
     ] as const) {
       for (const w of want) {
         const h = have.find((x) => x.name === w.name);
-        if (!h) { problems.push(`missing ${kind} ${fmt(w)} (model has ${have.map(fmt).join(', ') || 'none'})`); continue; }
-        const shapeOk = h.shape.length === w.shape.length &&
+        if (!h) {
+          problems.push(`missing ${kind} ${fmt(w)} (model has ${have.map(fmt).join(', ') || 'none'})`);
+          continue;
+        }
+        const shapeOk =
+          h.shape.length === w.shape.length &&
           w.shape.every((d, i) => d === null || h.shape[i] === null || h.shape[i] === d);
-        if (h.dtype !== w.dtype || !shapeOk) problems.push(`${kind} ${w.name}: expected ${fmt(w)}, model has ${fmt(h)}`);
+        if (h.dtype !== w.dtype || !shapeOk)
+          problems.push(`${kind} ${w.name}: expected ${fmt(w)}, model has ${fmt(h)}`);
       }
     }
     if (problems.length > 0) {
@@ -105,9 +118,7 @@ export class OnnxModel {
   async run(feeds: Record<string, TensorData>, outputs?: readonly string[]): Promise<Record<string, TensorData>> {
     const ortFeeds: Record<string, ort.Tensor> = {};
     for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor(t.data, [...t.dims]);
-    const result = outputs
-      ? await this.session.run(ortFeeds, [...outputs])
-      : await this.session.run(ortFeeds);
+    const result = outputs ? await this.session.run(ortFeeds, [...outputs]) : await this.session.run(ortFeeds);
     const out: Record<string, TensorData> = {};
     for (const [name, t] of Object.entries(result)) out[name] = { data: t.data as OrtData, dims: [...t.dims] };
     return out;

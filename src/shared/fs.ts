@@ -21,12 +21,22 @@ export interface AtomicWriteOptions {
 export async function syncDir(dir: string): Promise<void> {
   try {
     const fh = await open(dir, 'r');
-    try { await fh.sync(); } finally { await fh.close(); }
-  } catch { /* not supported here */ }
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    /* not supported here */
+  }
 }
 
 /** Writes `data` to `file` through a synced temp file and a rename: a reader never sees half a file. */
-export async function writeFileAtomic(file: string, data: Uint8Array | string, o: AtomicWriteOptions = {}): Promise<void> {
+export async function writeFileAtomic(
+  file: string,
+  data: Uint8Array | string,
+  o: AtomicWriteOptions = {},
+): Promise<void> {
   const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
   const fh = await open(tmp, 'wx', o.mode ?? 0o666);
   try {

@@ -32,17 +32,23 @@ export async function listImages(dir: string): Promise<string[]> {
  * Decodes a file or buffer to RGB; with `size`, resizes to exactly width×height
  * (bilinear, aspect ratio not kept, like Keras `target_size`). Throws on a corrupt image.
  */
-export async function decodeRgb(input: string | Buffer | Uint8Array, size?: { width: number; height: number }): Promise<RgbImage> {
+export async function decodeRgb(
+  input: string | Buffer | Uint8Array,
+  size?: { width: number; height: number },
+): Promise<RgbImage> {
   let img = sharp(input, { failOn: 'error', animated: false }).rotate().removeAlpha().toColourspace('srgb');
   if (size) img = img.resize(size.width, size.height, { fit: 'fill', kernel: 'linear' });
   const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
-  if (info.channels === 3) return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height };
+  if (info.channels === 3)
+    return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height };
   // Greyscale that sharp kept single-channel: expand to RGB.
   const px = info.width * info.height;
   const rgb = new Uint8Array(px * 3);
   for (let i = 0; i < px; i++) {
     const v = data[i * info.channels] ?? 0;
-    rgb[i * 3] = v; rgb[i * 3 + 1] = v; rgb[i * 3 + 2] = v;
+    rgb[i * 3] = v;
+    rgb[i * 3 + 1] = v;
+    rgb[i * 3 + 2] = v;
   }
   return { data: rgb, width: info.width, height: info.height };
 }

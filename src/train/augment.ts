@@ -13,12 +13,14 @@ import { z } from 'zod';
 import type { RgbImage } from '../shared/image.js';
 import { uniform, type Rng } from './rng.js';
 
-export const augmentConfigSchema = z.object({
-  rotationRange: z.number().min(0).max(180).default(20).describe('degrees; angle drawn uniformly in ±range'),
-  widthShiftRange: z.number().min(0).max(1).default(0.2).describe('fraction of the width; shift drawn in ±range'),
-  heightShiftRange: z.number().min(0).max(1).default(0.2).describe('fraction of the height; shift drawn in ±range'),
-  horizontalFlip: z.boolean().default(true).describe('flip left-right with probability 0.5'),
-}).strict();
+export const augmentConfigSchema = z
+  .object({
+    rotationRange: z.number().min(0).max(180).default(20).describe('degrees; angle drawn uniformly in ±range'),
+    widthShiftRange: z.number().min(0).max(1).default(0.2).describe('fraction of the width; shift drawn in ±range'),
+    heightShiftRange: z.number().min(0).max(1).default(0.2).describe('fraction of the height; shift drawn in ±range'),
+    horizontalFlip: z.boolean().default(true).describe('flip left-right with probability 0.5'),
+  })
+  .strict();
 export type AugmentConfig = z.infer<typeof augmentConfigSchema>;
 
 /** The tutorial's parameters. */
@@ -98,7 +100,11 @@ function clamp(v: number, lo: number, hi: number): number {
 }
 
 /** Draws a transform and applies it. */
-export function augment(image: RgbImage, rng: Rng, config: AugmentConfig = TUTORIAL_AUGMENTATION): { image: RgbImage; params: TransformParams } {
+export function augment(
+  image: RgbImage,
+  rng: Rng,
+  config: AugmentConfig = TUTORIAL_AUGMENTATION,
+): { image: RgbImage; params: TransformParams } {
   const params = randomTransform(rng, config, image.height, image.width);
   return { image: applyTransform(image, params), params };
 }

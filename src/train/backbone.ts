@@ -65,7 +65,12 @@ export interface ResolveOptions {
 }
 
 async function exists(p: string): Promise<boolean> {
-  try { await stat(p); return true; } catch { return false; }
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The faceres model.json inside the installed `@vladmandic/human`. */
@@ -76,39 +81,68 @@ export function faceresModelPath(): string {
 /** Finds (or downloads) the backbone's weights; reads sizes from the model itself. */
 export async function resolveBackbone(o: ResolveOptions): Promise<BackboneSpec> {
   if (o.name === 'faceres') {
-    if (o.weights) throw new FacegateError('--weights applies to --backbone mobilenet_v1 only; faceres is loaded from the installed @vladmandic/human package');
+    if (o.weights)
+      throw new FacegateError(
+        '--weights applies to --backbone mobilenet_v1 only; faceres is loaded from the installed @vladmandic/human package',
+      );
     const p = faceresModelPath();
-    if (!(await exists(p))) throw new ModelError(`faceres model not found at ${p}: run npm install (it ships with @vladmandic/human)`);
-    return { name: 'faceres', source: '@vladmandic/human/models/faceres.json', modelJsonPath: p, featureNode: FACERES_FEATURE_NODE, featureSize: 1024, preprocessing: { scale: 1, offset: 0 } };
+    if (!(await exists(p)))
+      throw new ModelError(`faceres model not found at ${p}: run npm install (it ships with @vladmandic/human)`);
+    return {
+      name: 'faceres',
+      source: '@vladmandic/human/models/faceres.json',
+      modelJsonPath: p,
+      featureNode: FACERES_FEATURE_NODE,
+      featureSize: 1024,
+      preprocessing: { scale: 1, offset: 0 },
+    };
   }
   let modelJsonPath: string;
   let source: string;
   if (o.weights && !/^https?:\/\//.test(o.weights)) {
     const p = path.resolve(o.weights);
     modelJsonPath = (await exists(p)) && (await stat(p)).isDirectory() ? path.join(p, 'model.json') : p;
-    if (!(await exists(modelJsonPath))) throw new ModelError(`--weights ${o.weights}: no model.json there. Pass a TF.js LayersModel model.json or its folder.`);
+    if (!(await exists(modelJsonPath)))
+      throw new ModelError(
+        `--weights ${o.weights}: no model.json there. Pass a TF.js LayersModel model.json or its folder.`,
+      );
     source = modelJsonPath;
   } else {
     const alpha = o.alpha ?? 1.0;
     if (!MOBILENET_ALPHAS.includes(alpha as (typeof MOBILENET_ALPHAS)[number])) {
       throw new FacegateError(`unsupported --alpha ${alpha}. Should be one of: ${MOBILENET_ALPHAS.join(', ')}`);
     }
-    const url = o.weights ?? officialMobilenetUrl(alpha, o.baseUrl ?? process.env.FACEGATE_WEIGHTS_BASE_URL ?? OFFICIAL_MOBILENET_BASE);
+    const url =
+      o.weights ??
+      officialMobilenetUrl(alpha, o.baseUrl ?? process.env.FACEGATE_WEIGHTS_BASE_URL ?? OFFICIAL_MOBILENET_BASE);
     modelJsonPath = await downloadModel(url, o.cacheDir ?? downloadCacheDir(), o.progress ?? false);
     source = url;
   }
   // Sizes from the topology: feature size = filters of conv_pw_13; alpha = conv1 filters / 32.
-  const json = JSON.parse(await readFile(modelJsonPath, 'utf8')) as { modelTopology?: { model_config?: { config?: { layers?: { name?: string; config?: { name?: string; filters?: number } }[] } }; config?: { layers?: { name?: string; config?: { name?: string; filters?: number } }[] } } };
+  const json = JSON.parse(await readFile(modelJsonPath, 'utf8')) as {
+    modelTopology?: {
+      model_config?: { config?: { layers?: { name?: string; config?: { name?: string; filters?: number } }[] } };
+      config?: { layers?: { name?: string; config?: { name?: string; filters?: number } }[] };
+    };
+  };
   const layers = json.modelTopology?.model_config?.config?.layers ?? json.modelTopology?.config?.layers ?? [];
-  const filters = (name: string): number | undefined => layers.find((l) => (l.config?.name ?? l.name) === name)?.config?.filters;
+  const filters = (name: string): number | undefined =>
+    layers.find((l) => (l.config?.name ?? l.name) === name)?.config?.filters;
   const pw13 = filters('conv_pw_13');
   const conv1 = filters('conv1');
   if (!pw13 || !layers.some((l) => (l.config?.name ?? l.name) === MOBILENET_FEATURE_LAYER)) {
-    throw new ModelError(`${modelJsonPath} is not a Keras MobileNet v1 LayersModel (no ${MOBILENET_FEATURE_LAYER} layer). Pass the TF.js MobileNet v1 model.json.`);
+    throw new ModelError(
+      `${modelJsonPath} is not a Keras MobileNet v1 LayersModel (no ${MOBILENET_FEATURE_LAYER} layer). Pass the TF.js MobileNet v1 model.json.`,
+    );
   }
   return {
-    name: 'mobilenet_v1', alpha: conv1 ? conv1 / 32 : pw13 / 1024, source, modelJsonPath,
-    featureNode: MOBILENET_FEATURE_LAYER, featureSize: pw13, preprocessing: { scale: 1 / 127.5, offset: -1 },
+    name: 'mobilenet_v1',
+    alpha: conv1 ? conv1 / 32 : pw13 / 1024,
+    source,
+    modelJsonPath,
+    featureNode: MOBILENET_FEATURE_LAYER,
+    featureSize: pw13,
+    preprocessing: { scale: 1 / 127.5, offset: -1 },
   };
 }
 
@@ -133,14 +167,22 @@ export async function downloadModel(url: string, cacheDir: string, progress: boo
     const text = await res.text();
     const json = JSON.parse(text) as { weightsManifest?: { paths: string[] }[] };
     const shards = (json.weightsManifest ?? []).flatMap((g) => g.paths);
-    const bar = progress ? new cliProgress.SingleBar({ format: 'downloading MobileNet [{bar}] {value}/{total} files', stream: process.stderr }, cliProgress.Presets.shades_classic) : null;
+    const bar = progress
+      ? new cliProgress.SingleBar(
+          { format: 'downloading MobileNet [{bar}] {value}/{total} files', stream: process.stderr },
+          cliProgress.Presets.shades_classic,
+        )
+      : null;
     bar?.start(shards.length, 0);
     const base = url.slice(0, url.lastIndexOf('/') + 1);
     for (const [i, shard] of shards.entries()) {
       const r = await fetch(base + shard, { signal: AbortSignal.timeout(120_000) }).catch(fail);
       if (!r.ok || !r.body) fail(new Error(`HTTP ${r.status} for ${shard}`));
       await mkdir(path.dirname(path.join(tmp, shard)), { recursive: true });
-      await pipeline(Readable.fromWeb(r.body as import('node:stream/web').ReadableStream<Uint8Array>), createWriteStream(path.join(tmp, shard)));
+      await pipeline(
+        Readable.fromWeb(r.body as import('node:stream/web').ReadableStream<Uint8Array>),
+        createWriteStream(path.join(tmp, shard)),
+      );
       bar?.update(i + 1);
     }
     bar?.stop();
@@ -176,7 +218,10 @@ export interface SummaryRow {
 
 export async function loadTfjsBackbone(spec: BackboneSpec): Promise<TfjsBackbone> {
   const artifacts = await readArtifacts(spec.modelJsonPath);
-  const pre = (x: tf.Tensor4D): tf.Tensor4D => (spec.preprocessing.scale === 1 && spec.preprocessing.offset === 0 ? x : tf.add(tf.mul(x, spec.preprocessing.scale), spec.preprocessing.offset));
+  const pre = (x: tf.Tensor4D): tf.Tensor4D =>
+    spec.preprocessing.scale === 1 && spec.preprocessing.offset === 0
+      ? x
+      : tf.add(tf.mul(x, spec.preprocessing.scale), spec.preprocessing.offset);
   if (spec.name === 'mobilenet_v1') {
     const full = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
     const cut = tf.model({ inputs: full.inputs, outputs: full.getLayer(MOBILENET_FEATURE_LAYER).output });
@@ -185,12 +230,13 @@ export async function loadTfjsBackbone(spec: BackboneSpec): Promise<TfjsBackbone
       spec,
       features: (pixels) => tf.tidy(() => tf.mean<tf.Tensor2D>(cut.predict(pre(pixels)) as tf.Tensor4D, [1, 2])),
       snapshot: () => new Map(cut.weights.map((w) => [w.originalName, w.read().dataSync() as Float32Array])),
-      summaryRows: () => cut.layers.map((l) => ({
-        name: l.name,
-        type: l.getClassName(),
-        shape: shapeText(l.outputShape),
-        params: l.countParams(),
-      })),
+      summaryRows: () =>
+        cut.layers.map((l) => ({
+          name: l.name,
+          type: l.getClassName(),
+          shape: shapeText(l.outputShape),
+          params: l.countParams(),
+        })),
       dispose: () => full.dispose(),
     };
   }
@@ -198,7 +244,10 @@ export async function loadTfjsBackbone(spec: BackboneSpec): Promise<TfjsBackbone
   return {
     spec,
     features: (pixels) => tf.tidy(() => graph.execute(pre(pixels), FACERES_FEATURE_NODE) as tf.Tensor2D),
-    snapshot: () => new Map(Object.entries(graph.weights).map(([k, v]) => [k, (v[0]?.dataSync() ?? new Float32Array()) as Float32Array])),
+    snapshot: () =>
+      new Map(
+        Object.entries(graph.weights).map(([k, v]) => [k, (v[0]?.dataSync() ?? new Float32Array()) as Float32Array]),
+      ),
     summaryRows: () => {
       // Output shapes from one forward pass on a blank image (the graph has no static shapes).
       const rows = graphSummaryRows(artifacts);
@@ -227,7 +276,8 @@ function graphSummaryRows(a: tf.io.ModelArtifacts): SummaryRow[] {
   for (const n of nodes) {
     if (n.op === 'Const' || n.op === 'Placeholder') continue;
     const params = (n.input ?? []).reduce((s, i) => s + (sizes.get(i.split(':')[0] ?? '') ?? 0), 0);
-    if (params > 0 || n.name === FACERES_FEATURE_NODE) rows.push({ name: n.name, type: n.op, shape: n.name === FACERES_FEATURE_NODE ? '(None, 1024)' : '', params });
+    if (params > 0 || n.name === FACERES_FEATURE_NODE)
+      rows.push({ name: n.name, type: n.op, shape: n.name === FACERES_FEATURE_NODE ? '(None, 1024)' : '', params });
     if (n.name === FACERES_FEATURE_NODE) break;
   }
   return rows;

@@ -41,6 +41,10 @@ export async function initBackend(prefer?: BackendName): Promise<BackendName> {
       log.debug({ backend: name, err: (err as Error).message }, 'TF.js backend unavailable');
     }
   }
-  throw new FacegateError(`no TF.js backend could start (tried ${order.join(', ')})` +
-    (prefer ? `: --backend ${prefer} is not available here; leave --backend out to use the best available one` : ': reinstall @tensorflow/tfjs'));
+  throw new FacegateError(
+    `no TF.js backend could start (tried ${order.join(', ')})` +
+      (prefer
+        ? `: --backend ${prefer} is not available here; leave --backend out to use the best available one`
+        : ': reinstall @tensorflow/tfjs'),
+  );
 }

@@ -28,39 +28,83 @@ export function resultJson(r: TrainResult): Record<string, unknown> {
 export async function runTrainCli(o: TrainCliOptions): Promise<void> {
   const prose = !o.json;
   const bars = o.progress && process.stderr.isTTY;
-  const print = prose ? (l: string): void => { process.stdout.write(l + '\n'); } : undefined;
+  const print = prose
+    ? (l: string): void => {
+        process.stdout.write(l + '\n');
+      }
+    : undefined;
   let bar: cliProgress.SingleBar | null = null;
-  const result = await train({
-    data: o.data, out: o.out, backbone: o.backbone, weights: o.weights, alpha: o.alpha, epochs: o.epochs,
-    batchSize: o.batchSize, lr: o.lr, patience: o.patience, minDelta: o.minDelta, seed: o.seed, augment: o.augment,
-    validationSplit: o.validationSplit, crops: o.crops, targetFar: o.targetFar, classes: o.classes?.split(',').map((s) => s.trim()).filter(Boolean),
-    extractor: o.extractor, backend: o.backend, export: o.export, quantize: o.quantize, calibration: o.calibration,
-    force: o.force, progress: bars,
-  }, {
-    exportStep: defaultExportStep,
-    ...(print ? { print } : {}),
-    onDataProgress: (done, total) => {
-      if (!bars) return;
-      if (done === 1) { bar = new cliProgress.SingleBar({ format: 'loading images [{bar}] {value}/{total}', stream: process.stderr, clearOnComplete: true }, cliProgress.Presets.shades_classic); bar.start(total, 0); }
-      bar?.update(done);
-      if (done === total) { bar?.stop(); bar = null; }
+  const result = await train(
+    {
+      data: o.data,
+      out: o.out,
+      backbone: o.backbone,
+      weights: o.weights,
+      alpha: o.alpha,
+      epochs: o.epochs,
+      batchSize: o.batchSize,
+      lr: o.lr,
+      patience: o.patience,
+      minDelta: o.minDelta,
+      seed: o.seed,
+      augment: o.augment,
+      validationSplit: o.validationSplit,
+      crops: o.crops,
+      targetFar: o.targetFar,
+      classes: o.classes
+        ?.split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+      extractor: o.extractor,
+      backend: o.backend,
+      export: o.export,
+      quantize: o.quantize,
+      calibration: o.calibration,
+      force: o.force,
+      progress: bars,
     },
-    onEpochStart: (epoch, epochs, batches) => {
-      if (!bars) return;
-      bar = new cliProgress.SingleBar({
-        format: `epoch ${epoch}/${epochs} [{bar}] {value}/{total} - loss {loss} - accuracy {acc}`, stream: process.stderr, clearOnComplete: true,
-      }, cliProgress.Presets.shades_classic);
-      bar.start(batches, 0, { loss: '-', acc: '-' });
+    {
+      exportStep: defaultExportStep,
+      ...(print ? { print } : {}),
+      onDataProgress: (done, total) => {
+        if (!bars) return;
+        if (done === 1) {
+          bar = new cliProgress.SingleBar(
+            { format: 'loading images [{bar}] {value}/{total}', stream: process.stderr, clearOnComplete: true },
+            cliProgress.Presets.shades_classic,
+          );
+          bar.start(total, 0);
+        }
+        bar?.update(done);
+        if (done === total) {
+          bar?.stop();
+          bar = null;
+        }
+      },
+      onEpochStart: (epoch, epochs, batches) => {
+        if (!bars) return;
+        bar = new cliProgress.SingleBar(
+          {
+            format: `epoch ${epoch}/${epochs} [{bar}] {value}/{total} - loss {loss} - accuracy {acc}`,
+            stream: process.stderr,
+            clearOnComplete: true,
+          },
+          cliProgress.Presets.shades_classic,
+        );
+        bar.start(batches, 0, { loss: '-', acc: '-' });
+      },
+      onBatch: (_e, b, loss, acc) => {
+        bar?.update(b, { loss: loss.toFixed(4), acc: acc.toFixed(4) });
+      },
+      onEpochEnd: (l, improved) => {
+        bar?.stop();
+        bar = null;
+        const line = `epoch ${l.epoch}: loss ${l.loss.toFixed(4)} - accuracy ${l.accuracy.toFixed(4)} - val_loss ${l.val_loss.toFixed(4)} - val_accuracy ${l.val_accuracy.toFixed(4)} (${l.seconds.toFixed(1)} s)${improved ? ' - checkpoint saved' : ''}`;
+        if (prose) process.stdout.write(line + '\n');
+        else if (o.progress) process.stderr.write(line + '\n');
+      },
     },
-    onBatch: (_e, b, loss, acc) => { bar?.update(b, { loss: loss.toFixed(4), acc: acc.toFixed(4) }); },
-    onEpochEnd: (l, improved) => {
-      bar?.stop();
-      bar = null;
-      const line = `epoch ${l.epoch}: loss ${l.loss.toFixed(4)} - accuracy ${l.accuracy.toFixed(4)} - val_loss ${l.val_loss.toFixed(4)} - val_accuracy ${l.val_accuracy.toFixed(4)} (${l.seconds.toFixed(1)} s)${improved ? ' - checkpoint saved' : ''}`;
-      if (prose) process.stdout.write(line + '\n');
-      else if (o.progress) process.stderr.write(line + '\n');
-    },
-  });
+  );
   if (o.json) {
     process.stdout.write(JSON.stringify(resultJson(result)) + '\n');
     return;

@@ -21,8 +21,7 @@ export const VALIDATION_DIR_NAMES = ['validation', 'val', 'valid'] as const;
 
 /** What the preparer makes of one file. */
 export type Prepared =
-  | { readonly ok: true; readonly image: RgbImage }
-  | { readonly ok: false; readonly reason: string };
+  { readonly ok: true; readonly image: RgbImage } | { readonly ok: false; readonly reason: string };
 
 /** The one step between a file and the network input. */
 export interface ImagePreparer {
@@ -79,17 +78,26 @@ export interface LoadOptions {
 }
 
 async function isDir(p: string): Promise<boolean> {
-  try { return (await stat(p)).isDirectory(); } catch { return false; }
+  try {
+    return (await stat(p)).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 /** Sub-folders of `dir`, sorted by name (Keras sorts class names the same way). */
 async function classFolders(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true });
-  return entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name)
+  return entries
+    .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
+    .map((e) => e.name)
     .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
-interface FileList { readonly classes: string[]; readonly files: Map<string, string[]> }
+interface FileList {
+  readonly classes: string[];
+  readonly files: Map<string, string[]>;
+}
 
 async function scan(root: string): Promise<FileList> {
   const classes = await classFolders(root);
@@ -108,14 +116,18 @@ function sameSet(a: readonly string[], b: readonly string[]): boolean {
  * sets in train and validation.
  */
 export async function loadDataset(o: LoadOptions): Promise<Dataset> {
-  if (!(await isDir(o.dir))) throw new DataError(`data folder ${o.dir} does not exist: pass --data DIR with DIR/train/<class>/ images`);
+  if (!(await isDir(o.dir)))
+    throw new DataError(`data folder ${o.dir} does not exist: pass --data DIR with DIR/train/<class>/ images`);
   const trainRoot = path.join(o.dir, 'train');
   let valRoot: string | null = null;
   let layout: Dataset['layout'];
   let trainList: FileList;
   if (await isDir(trainRoot)) {
     for (const name of VALIDATION_DIR_NAMES) {
-      if (await isDir(path.join(o.dir, name))) { valRoot = path.join(o.dir, name); break; }
+      if (await isDir(path.join(o.dir, name))) {
+        valRoot = path.join(o.dir, name);
+        break;
+      }
     }
     trainList = await scan(trainRoot);
     layout = valRoot ? 'train+validation' : 'train+split';
@@ -137,26 +149,34 @@ export async function loadDataset(o: LoadOptions): Promise<Dataset> {
   }
   if (o.classes) {
     const missing = o.classes.filter((c) => !classes.includes(c));
-    if (missing.length) throw new DataError(`classes not found in ${trainWhere}: ${missing.join(', ')} (found: ${classes.join(', ')})`);
+    if (missing.length)
+      throw new DataError(`classes not found in ${trainWhere}: ${missing.join(', ')} (found: ${classes.join(', ')})`);
     classes = [...o.classes].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   }
   if (classes.length === 0) {
     throw new DataError(`no class folders in ${trainWhere}: put each person's images in ${trainWhere}/<person>/`);
   }
   if (classes.length === 1) {
-    throw new DataError(`only one class (${classes[0] ?? ''}) in ${trainWhere}: a classifier needs at least two people, add another folder`);
+    throw new DataError(
+      `only one class (${classes[0] ?? ''}) in ${trainWhere}: a classifier needs at least two people, add another folder`,
+    );
   }
   const emptyIn = (list: FileList, where: string): void => {
     const empty = classes.filter((c) => (list.files.get(c) ?? []).length === 0);
     if (empty.length) {
-      throw new DataError(`empty class folder${empty.length > 1 ? 's' : ''} in ${where}: ${empty.join(', ')}. Add images (JPEG, PNG, GIF, WebP) or remove the folder.`);
+      throw new DataError(
+        `empty class folder${empty.length > 1 ? 's' : ''} in ${where}: ${empty.join(', ')}. Add images (JPEG, PNG, GIF, WebP) or remove the folder.`,
+      );
     }
   };
   emptyIn(trainList, trainWhere);
   if (valList && valRoot) emptyIn(valList, valRoot);
 
   // Prepare every image through the one replaceable step.
-  const total = classes.reduce((n, c) => n + (trainList.files.get(c)?.length ?? 0) + (valList?.files.get(c)?.length ?? 0), 0);
+  const total = classes.reduce(
+    (n, c) => n + (trainList.files.get(c)?.length ?? 0) + (valList?.files.get(c)?.length ?? 0),
+    0,
+  );
   let done = 0;
   const skipped: SkippedFile[] = [];
   const prepareAll = async (list: FileList): Promise<Sample[]> => {
@@ -180,7 +200,10 @@ export async function loadDataset(o: LoadOptions): Promise<Dataset> {
     validation = split.validation;
   }
   // A class whose every file was unreadable is as empty as an empty folder.
-  for (const [set, where] of [[train, 'training'], [validation, 'validation']] as const) {
+  for (const [set, where] of [
+    [train, 'training'],
+    [validation, 'validation'],
+  ] as const) {
     const counts = countPerClass(set, classes.length);
     const empty = classes.filter((_, i) => counts[i] === 0);
     if (empty.length) {
@@ -205,14 +228,21 @@ export function countPerClass(samples: readonly { label: number }[], n: number):
  * Holds out `fraction` of each class (at least one image when the class has two or
  * more, never all of them), chosen by a seeded shuffle per class.
  */
-export function stratifiedSplit<T extends { label: number }>(samples: readonly T[], numClasses: number, fraction: number, seed: number): { train: T[]; validation: T[] } {
-  if (!(fraction > 0 && fraction < 1)) throw new DataError(`--validation-split must be between 0 and 1 (exclusive), got ${fraction}`);
+export function stratifiedSplit<T extends { label: number }>(
+  samples: readonly T[],
+  numClasses: number,
+  fraction: number,
+  seed: number,
+): { train: T[]; validation: T[] } {
+  if (!(fraction > 0 && fraction < 1))
+    throw new DataError(`--validation-split must be between 0 and 1 (exclusive), got ${fraction}`);
   const train: T[] = [];
   const validation: T[] = [];
   for (let c = 0; c < numClasses; c++) {
     const members = samples.filter((s) => s.label === c);
     const order = permutation(members.length, mulberry32(deriveSeed(seed, 0x5b117, c)));
-    const nVal = members.length < 2 ? 0 : Math.min(members.length - 1, Math.max(1, Math.round(members.length * fraction)));
+    const nVal =
+      members.length < 2 ? 0 : Math.min(members.length - 1, Math.max(1, Math.round(members.length * fraction)));
     const valIdx = new Set(order.slice(0, nVal));
     members.forEach((m, i) => (valIdx.has(i) ? validation : train).push(m));
   }

@@ -22,13 +22,20 @@ export const CALIBRATION_SAMPLES = 100;
 export const defaultExportStep: ExportStep = async (input) => {
   const { spec } = input;
   const fp32 = exportModel({
-    backbone: { name: spec.name, artifacts: readTfjsModel(spec.modelJsonPath), ...(spec.alpha !== undefined ? { alpha: spec.alpha } : {}) },
-    head: artifactsFromMemory({
-      modelTopology: input.head.modelTopology,
-      weightSpecs: input.head.weightSpecs ?? [],
-      weightData: joinWeightData(input.head.weightData),
-      format: 'layers-model',
-    }, 'trained head'),
+    backbone: {
+      name: spec.name,
+      artifacts: readTfjsModel(spec.modelJsonPath),
+      ...(spec.alpha !== undefined ? { alpha: spec.alpha } : {}),
+    },
+    head: artifactsFromMemory(
+      {
+        modelTopology: input.head.modelTopology,
+        weightSpecs: input.head.weightSpecs ?? [],
+        weightData: joinWeightData(input.head.weightData),
+        format: 'layers-model',
+      },
+      'trained head',
+    ),
     preprocessing: spec.preprocessing,
     metadata: input.metadata,
   });
@@ -55,8 +62,12 @@ export const defaultExportStep: ExportStep = async (input) => {
     },
     notes: [
       `int8 model: ${q.report.intNodes.length} int8 nodes, top-1 agreement with fp32 ${cmp.top1Agreement.toFixed(4)} on ${cmp.images} validation images` +
-        (cmp.accuracyInt8 !== undefined ? `, accuracy fp32 ${cmp.accuracyFp32?.toFixed(4)} / int8 ${cmp.accuracyInt8.toFixed(4)}` : '') +
-        (q.report.mixedPrecision?.keptFloat.length ? `; kept float by mixed precision: ${q.report.mixedPrecision.keptFloat.map((k) => k.name).join(', ')}` : ''),
+        (cmp.accuracyInt8 !== undefined
+          ? `, accuracy fp32 ${cmp.accuracyFp32?.toFixed(4)} / int8 ${cmp.accuracyInt8.toFixed(4)}`
+          : '') +
+        (q.report.mixedPrecision?.keptFloat.length
+          ? `; kept float by mixed precision: ${q.report.mixedPrecision.keptFloat.map((k) => k.name).join(', ')}`
+          : ''),
     ],
   };
 };

@@ -25,7 +25,8 @@ export function packPixels(images: readonly RgbImage[]): Uint8Array {
   const per = INPUT_SIZE * INPUT_SIZE * 3;
   const out = new Uint8Array(images.length * per);
   images.forEach((img, i) => {
-    if (img.width !== INPUT_SIZE || img.height !== INPUT_SIZE) throw new Error(`image ${i} is ${img.width}×${img.height}, expected ${INPUT_SIZE}×${INPUT_SIZE}`);
+    if (img.width !== INPUT_SIZE || img.height !== INPUT_SIZE)
+      throw new Error(`image ${i} is ${img.width}×${img.height}, expected ${INPUT_SIZE}×${INPUT_SIZE}`);
     out.set(img.data, i * per);
   });
   return out;
@@ -41,7 +42,11 @@ export function tfjsExtractor(backbone: TfjsBackbone, batchSize = 16): FeatureEx
       const out = new Float32Array(images.length * size);
       for (let i = 0; i < images.length; i += batchSize) {
         const batch = images.slice(i, i + batchSize);
-        const f = tf.tidy(() => backbone.features(tf.tensor4d(packPixels(batch), [batch.length, INPUT_SIZE, INPUT_SIZE, 3], 'int32').toFloat()));
+        const f = tf.tidy(() =>
+          backbone.features(
+            tf.tensor4d(packPixels(batch), [batch.length, INPUT_SIZE, INPUT_SIZE, 3], 'int32').toFloat(),
+          ),
+        );
         out.set(await f.data(), i * size);
         f.dispose();
       }

@@ -78,7 +78,13 @@ export function oneHot(labels: readonly number[], n: number): tf.Tensor2D {
 }
 
 /** Mean categorical cross-entropy and accuracy of the head on features. */
-export function evaluate(head: tf.LayersModel, features: Float32Array, labels: readonly number[], featureSize: number, numClasses: number): { loss: number; accuracy: number } {
+export function evaluate(
+  head: tf.LayersModel,
+  features: Float32Array,
+  labels: readonly number[],
+  featureSize: number,
+  numClasses: number,
+): { loss: number; accuracy: number } {
   return tf.tidy(() => {
     const x = tf.tensor2d(features, [labels.length, featureSize]);
     const y = oneHot(labels, numClasses);
@@ -90,14 +96,20 @@ export function evaluate(head: tf.LayersModel, features: Float32Array, labels: r
 }
 
 /** Per-feature mean and spread; the spread has a floor (10 % of the average) so near-constant features cannot blow up. */
-export interface Standardisation { readonly mean: Float32Array; readonly sd: Float32Array }
+export interface Standardisation {
+  readonly mean: Float32Array;
+  readonly sd: Float32Array;
+}
 
 export function fitStandardisation(features: Float32Array, size: number): Standardisation {
   const n = features.length / size;
   const mean = new Float32Array(size);
   const variance = new Float64Array(size);
-  for (let i = 0; i < n; i++) for (let k = 0; k < size; k++) mean[k] = (mean[k] ?? 0) + (features[i * size + k] ?? 0) / n;
-  for (let i = 0; i < n; i++) for (let k = 0; k < size; k++) variance[k] = (variance[k] ?? 0) + ((features[i * size + k] ?? 0) - (mean[k] ?? 0)) ** 2 / n;
+  for (let i = 0; i < n; i++)
+    for (let k = 0; k < size; k++) mean[k] = (mean[k] ?? 0) + (features[i * size + k] ?? 0) / n;
+  for (let i = 0; i < n; i++)
+    for (let k = 0; k < size; k++)
+      variance[k] = (variance[k] ?? 0) + ((features[i * size + k] ?? 0) - (mean[k] ?? 0)) ** 2 / n;
   const avg = variance.reduce((a, v) => a + v, 0) / size;
   const sd = Float32Array.from(variance, (v) => Math.sqrt(v + 0.01 * avg) || 1);
   return { mean, sd };
@@ -147,7 +159,9 @@ export async function fitHead(o: FitOptions): Promise<FitResult> {
       let feats = plainTrain;
       if (o.augment) {
         const cfg = o.augment;
-        const images = o.train.map((s, i) => augment(s.image, mulberry32(deriveSeed(o.seed, 0xa09, epoch, i)), cfg).image);
+        const images = o.train.map(
+          (s, i) => augment(s.image, mulberry32(deriveSeed(o.seed, 0xa09, epoch, i)), cfg).image,
+        );
         feats = standardise(await o.extractor.extract(images), st);
       }
       const order = permutation(n, mulberry32(deriveSeed(o.seed, 0x5f1e, epoch)));
@@ -159,17 +173,29 @@ export async function fitHead(o: FitOptions): Promise<FitResult> {
         const xb = new Float32Array(idx.length * size);
         idx.forEach((j, k) => xb.set(feats.subarray(j * size, (j + 1) * size), k * size));
         const x = tf.tensor2d(xb, [idx.length, size]);
-        const y = oneHot(idx.map((j) => trainLabels[j] ?? 0), o.numClasses);
+        const y = oneHot(
+          idx.map((j) => trainLabels[j] ?? 0),
+          o.numClasses,
+        );
         const r = await o.head.trainOnBatch(x, y);
         tf.dispose([x, y]);
         const [loss, acc] = Array.isArray(r) ? r : [r, Number.NaN];
         lossSum += (loss ?? 0) * idx.length;
         accSum += (acc ?? 0) * idx.length;
-        o.onBatch?.(epoch, b + 1, lossSum / Math.min(n, (b + 1) * o.batchSize), accSum / Math.min(n, (b + 1) * o.batchSize));
+        o.onBatch?.(
+          epoch,
+          b + 1,
+          lossSum / Math.min(n, (b + 1) * o.batchSize),
+          accSum / Math.min(n, (b + 1) * o.batchSize),
+        );
       }
       const val = evaluate(o.head, validationFeatures, valLabels, size, o.numClasses);
       const logs: EpochLogs = {
-        epoch, loss: lossSum / n, accuracy: accSum / n, val_loss: val.loss, val_accuracy: val.accuracy,
+        epoch,
+        loss: lossSum / n,
+        accuracy: accSum / n,
+        val_loss: val.loss,
+        val_accuracy: val.accuracy,
         seconds: (performance.now() - t0) / 1000,
       };
       history.push(logs);
@@ -195,7 +221,10 @@ export async function fitHead(o: FitOptions): Promise<FitResult> {
       }
       o.onEpochEnd?.(logs, improved);
       log.debug({ ...logs, improved }, 'epoch done');
-      if (!improved && wait >= o.patience) { stoppedEarly = true; break; }
+      if (!improved && wait >= o.patience) {
+        stoppedEarly = true;
+        break;
+      }
     }
     // restore_best_weights: the head leaves with the best epoch's weights, whether
     // early stopping fired or the epochs ran out.
@@ -206,5 +235,12 @@ export async function fitHead(o: FitOptions): Promise<FitResult> {
   } finally {
     if (bestWeights) tf.dispose(bestWeights);
   }
-  return { history, bestEpoch, epochsRun: history.length, stoppedEarly, validationFeatures: rawValidation, trainFeatures: rawTrain };
+  return {
+    history,
+    bestEpoch,
+    epochsRun: history.length,
+    stoppedEarly,
+    validationFeatures: rawValidation,
+    trainFeatures: rawTrain,
+  };
 }

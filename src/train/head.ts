@@ -19,21 +19,27 @@ export const EMBEDDING_LAYER = 'embedding';
 export function buildHead(featureSize: number, numClasses: number, seed: number, learningRate: number): tf.Sequential {
   const model = tf.sequential({ name: 'head' });
   HEAD_LAYERS.forEach((l, i) => {
-    model.add(tf.layers.dense({
-      name: l.name,
-      units: l.units,
-      activation: 'relu',
-      kernelInitializer: tf.initializers.glorotUniform({ seed: deriveSeed(seed, 0x4ead, i) % 2147483647 }),
-      biasInitializer: 'zeros',
-      ...(i === 0 ? { inputShape: [featureSize] } : {}),
-    }));
+    model.add(
+      tf.layers.dense({
+        name: l.name,
+        units: l.units,
+        activation: 'relu',
+        kernelInitializer: tf.initializers.glorotUniform({ seed: deriveSeed(seed, 0x4ead, i) % 2147483647 }),
+        biasInitializer: 'zeros',
+        ...(i === 0 ? { inputShape: [featureSize] } : {}),
+      }),
+    );
   });
-  model.add(tf.layers.dense({
-    name: PROBABILITIES_LAYER,
-    units: numClasses,
-    activation: 'softmax',
-    kernelInitializer: tf.initializers.glorotUniform({ seed: deriveSeed(seed, 0x4ead, HEAD_LAYERS.length) % 2147483647 }),
-  }));
+  model.add(
+    tf.layers.dense({
+      name: PROBABILITIES_LAYER,
+      units: numClasses,
+      activation: 'softmax',
+      kernelInitializer: tf.initializers.glorotUniform({
+        seed: deriveSeed(seed, 0x4ead, HEAD_LAYERS.length) % 2147483647,
+      }),
+    }),
+  );
   compileHead(model, learningRate);
   return model;
 }

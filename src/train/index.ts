@@ -42,34 +42,58 @@ export const DEFAULT_EPOCHS = 50;
  */
 export const DEFAULT_MIN_DELTA = 0.001;
 
-export const trainOptionsSchema = z.object({
-  data: z.string().min(1).describe('DIR with train/<class>/ (and validation/<class>/) images'),
-  out: z.string().min(1).describe('output model directory'),
-  backbone: z.enum(backboneNames).default('mobilenet_v1').describe('frozen feature extractor'),
-  weights: z.string().optional().describe('mobilenet_v1 weights: TF.js model.json path, folder or URL; downloaded when absent'),
-  alpha: z.number().default(1.0).describe('MobileNet width multiplier for the download'),
-  epochs: z.number().int().positive().default(DEFAULT_EPOCHS),
-  batchSize: z.number().int().positive().default(9).describe("the tutorial's batch size"),
-  lr: z.number().positive().default(0.001).describe('RMSprop learning rate'),
-  patience: z.number().int().nonnegative().default(3).describe('early stopping patience on val_loss'),
-  minDelta: z.number().nonnegative().default(DEFAULT_MIN_DELTA).describe('smallest val_loss drop that counts as better (checkpoint and early stopping)'),
-  seed: z.number().int().nonnegative().optional().describe('random seed; drawn and recorded when absent'),
-  augment: z.boolean().default(true).describe("the tutorial's augmentation"),
-  augmentation: augmentConfigSchema.default(TUTORIAL_AUGMENTATION),
-  validationSplit: z.number().gt(0).lt(1).default(0.2).describe('held out per class when there is no validation folder'),
-  crops: z.boolean().default(false).describe('the folders hold ready face crops: skip face detection (by default faces are detected and aligned as on the device; images without a face are skipped and counted)'),
-  targetFar: z.number().min(0).max(1).default(DEFAULT_TARGET_FAR).describe('false-accept rate the stranger threshold is calibrated to (leave-one-person-out)'),
-  classes: z.array(z.string()).optional().describe('train on these classes only'),
-  extractor: z.enum(['auto', 'onnx', 'tfjs']).default('auto').describe('how backbone features are computed'),
-  backend: z.enum(['tensorflow', 'wasm', 'cpu']).optional().describe('TF.js backend; best available when absent'),
-  export: z.boolean().default(true).describe('write model.onnx'),
-  quantize: z.boolean().default(true).describe('write model.int8.onnx'),
-  calibration: z.string().optional().describe('folder of calibration images; the training images by default'),
-  force: z.boolean().default(false).describe('replace a non-empty output directory'),
-  progress: z.boolean().default(true).describe('progress bars on stderr'),
-  cacheDir: z.string().optional(),
-  weightsBaseUrl: z.string().optional(),
-}).strict();
+export const trainOptionsSchema = z
+  .object({
+    data: z.string().min(1).describe('DIR with train/<class>/ (and validation/<class>/) images'),
+    out: z.string().min(1).describe('output model directory'),
+    backbone: z.enum(backboneNames).default('mobilenet_v1').describe('frozen feature extractor'),
+    weights: z
+      .string()
+      .optional()
+      .describe('mobilenet_v1 weights: TF.js model.json path, folder or URL; downloaded when absent'),
+    alpha: z.number().default(1.0).describe('MobileNet width multiplier for the download'),
+    epochs: z.number().int().positive().default(DEFAULT_EPOCHS),
+    batchSize: z.number().int().positive().default(9).describe("the tutorial's batch size"),
+    lr: z.number().positive().default(0.001).describe('RMSprop learning rate'),
+    patience: z.number().int().nonnegative().default(3).describe('early stopping patience on val_loss'),
+    minDelta: z
+      .number()
+      .nonnegative()
+      .default(DEFAULT_MIN_DELTA)
+      .describe('smallest val_loss drop that counts as better (checkpoint and early stopping)'),
+    seed: z.number().int().nonnegative().optional().describe('random seed; drawn and recorded when absent'),
+    augment: z.boolean().default(true).describe("the tutorial's augmentation"),
+    augmentation: augmentConfigSchema.default(TUTORIAL_AUGMENTATION),
+    validationSplit: z
+      .number()
+      .gt(0)
+      .lt(1)
+      .default(0.2)
+      .describe('held out per class when there is no validation folder'),
+    crops: z
+      .boolean()
+      .default(false)
+      .describe(
+        'the folders hold ready face crops: skip face detection (by default faces are detected and aligned as on the device; images without a face are skipped and counted)',
+      ),
+    targetFar: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(DEFAULT_TARGET_FAR)
+      .describe('false-accept rate the stranger threshold is calibrated to (leave-one-person-out)'),
+    classes: z.array(z.string()).optional().describe('train on these classes only'),
+    extractor: z.enum(['auto', 'onnx', 'tfjs']).default('auto').describe('how backbone features are computed'),
+    backend: z.enum(['tensorflow', 'wasm', 'cpu']).optional().describe('TF.js backend; best available when absent'),
+    export: z.boolean().default(true).describe('write model.onnx'),
+    quantize: z.boolean().default(true).describe('write model.int8.onnx'),
+    calibration: z.string().optional().describe('folder of calibration images; the training images by default'),
+    force: z.boolean().default(false).describe('replace a non-empty output directory'),
+    progress: z.boolean().default(true).describe('progress bars on stderr'),
+    cacheDir: z.string().optional(),
+    weightsBaseUrl: z.string().optional(),
+  })
+  .strict();
 export type TrainOptions = z.input<typeof trainOptionsSchema>;
 export type ResolvedTrainOptions = z.output<typeof trainOptionsSchema>;
 
@@ -122,9 +146,16 @@ export interface TrainResult {
 
 async function prepareOut(out: string, force: boolean): Promise<void> {
   let entries: string[] = [];
-  try { entries = await readdir(out); } catch { /* does not exist */ }
+  try {
+    entries = await readdir(out);
+  } catch {
+    /* does not exist */
+  }
   if (entries.length > 0) {
-    if (!force) throw new FacegateError(`output directory ${out} is not empty: choose another --out or pass --force to replace it`);
+    if (!force)
+      throw new FacegateError(
+        `output directory ${out} is not empty: choose another --out or pass --force to replace it`,
+      );
     await rm(out, { recursive: true, force: true });
   }
   await mkdir(out, { recursive: true });
@@ -132,7 +163,10 @@ async function prepareOut(out: string, force: boolean): Promise<void> {
 
 export async function train(input: TrainOptions, hooks: TrainHooks = {}): Promise<TrainResult> {
   const parsed = trainOptionsSchema.safeParse(input);
-  if (!parsed.success) throw new FacegateError(`invalid training options: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!parsed.success)
+    throw new FacegateError(
+      `invalid training options: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
   const o = parsed.data;
   const t0 = performance.now();
   const print = hooks.print ?? ((): void => undefined);
@@ -141,40 +175,74 @@ export async function train(input: TrainOptions, hooks: TrainHooks = {}): Promis
   await prepareOut(out, o.force);
 
   const backend = await initBackend(o.backend);
-  print(`TF.js backend: ${backend}${backend === 'tensorflow' ? '' : ' (install @tensorflow/tfjs-node for the native backend)'}`);
-  const spec = await resolveBackbone({ name: o.backbone, weights: o.weights, alpha: o.alpha, cacheDir: o.cacheDir, baseUrl: o.weightsBaseUrl, progress: o.progress });
+  print(
+    `TF.js backend: ${backend}${backend === 'tensorflow' ? '' : ' (install @tensorflow/tfjs-node for the native backend)'}`,
+  );
+  const spec = await resolveBackbone({
+    name: o.backbone,
+    weights: o.weights,
+    alpha: o.alpha,
+    cacheDir: o.cacheDir,
+    baseUrl: o.weightsBaseUrl,
+    progress: o.progress,
+  });
 
   // The same detect → crop → align step as the device (src/recognise/faces.ts), or whole crops.
   const faceStep = hooks.preparer ? null : await trainingFaceStep({ crops: o.crops, size: INPUT_SIZE });
   let dataset: Dataset;
   try {
     dataset = await loadDataset({
-      dir: o.data, preparer: hooks.preparer ?? (faceStep as NonNullable<typeof faceStep>).preparer, validationSplit: o.validationSplit, seed,
-      ...(o.classes ? { classes: o.classes } : {}), ...(hooks.onDataProgress ? { onProgress: hooks.onDataProgress } : {}),
+      dir: o.data,
+      preparer: hooks.preparer ?? (faceStep as NonNullable<typeof faceStep>).preparer,
+      validationSplit: o.validationSplit,
+      seed,
+      ...(o.classes ? { classes: o.classes } : {}),
+      ...(hooks.onDataProgress ? { onProgress: hooks.onDataProgress } : {}),
     });
   } finally {
     await faceStep?.close();
   }
-  print(`data: ${dataset.classes.length} classes, ${dataset.train.length} training and ${dataset.validation.length} validation images (${dataset.layout})` +
-    (dataset.skipped.length ? `, ${dataset.skipped.length} skipped` : ''));
+  print(
+    `data: ${dataset.classes.length} classes, ${dataset.train.length} training and ${dataset.validation.length} validation images (${dataset.layout})` +
+      (dataset.skipped.length ? `, ${dataset.skipped.length} skipped` : ''),
+  );
 
   // The TF.js backbone gives the summary rows (and is the reference extractor).
   const tfBackbone = await loadTfjsBackbone(spec);
-  const extractor = hooks.extractor ? await hooks.extractor(spec) : await defaultExtractor(o.extractor, spec, tfBackbone);
+  const extractor = hooks.extractor
+    ? await hooks.extractor(spec)
+    : await defaultExtractor(o.extractor, spec, tfBackbone);
   const head = buildHead(spec.featureSize, dataset.classes.length, seed, o.lr);
   const backboneRows = tfBackbone.summaryRows();
-  const pooling: SummaryRow | null = spec.name === 'mobilenet_v1'
-    ? { name: 'global_average_pooling2d', type: 'GlobalAveragePooling2D', shape: `(None, ${spec.featureSize})`, params: 0 }
-    : null;
+  const pooling: SummaryRow | null =
+    spec.name === 'mobilenet_v1'
+      ? {
+          name: 'global_average_pooling2d',
+          type: 'GlobalAveragePooling2D',
+          shape: `(None, ${spec.featureSize})`,
+          params: 0,
+        }
+      : null;
   const hRows = headRows(head);
   print(formatSummary(`${spec.name} + head`, backboneRows, pooling, hRows));
-  print(`features: ${extractor.kind}; training the head only (the backbone is frozen and runs forward once per image${o.augment ? ', and once per augmented image and epoch' : ''})`);
+  print(
+    `features: ${extractor.kind}; training the head only (the backbone is frozen and runs forward once per image${o.augment ? ', and once per augmented image and epoch' : ''})`,
+  );
 
   let fit: FitResult;
   try {
     fit = await fitHead({
-      head, extractor, train: dataset.train, validation: dataset.validation, numClasses: dataset.classes.length,
-      epochs: o.epochs, batchSize: o.batchSize, patience: o.patience, minDelta: o.minDelta, seed, augment: o.augment ? o.augmentation : null,
+      head,
+      extractor,
+      train: dataset.train,
+      validation: dataset.validation,
+      numClasses: dataset.classes.length,
+      epochs: o.epochs,
+      batchSize: o.batchSize,
+      patience: o.patience,
+      minDelta: o.minDelta,
+      seed,
+      augment: o.augment ? o.augmentation : null,
       checkpointDir: path.join(out, 'checkpoint'),
       onEpochStart: (e, b) => hooks.onEpochStart?.(e, o.epochs, b),
       ...(hooks.onBatch ? { onBatch: hooks.onBatch } : {}),
@@ -189,8 +257,20 @@ export async function train(input: TrainOptions, hooks: TrainHooks = {}): Promis
   const seconds = (performance.now() - t0) / 1000;
   const params = summaryTotals(backboneRows, hRows);
   const files = await writeModelDir({
-    out, options: o, seed, dataset, spec, head, fit, backend, extractorKind: extractor.kind, seconds, params,
-    ...(hooks.exportStep ? { exportStep: hooks.exportStep } : {}), ...(recognition ? { recognition } : {}), print,
+    out,
+    options: o,
+    seed,
+    dataset,
+    spec,
+    head,
+    fit,
+    backend,
+    extractorKind: extractor.kind,
+    seconds,
+    params,
+    ...(hooks.exportStep ? { exportStep: hooks.exportStep } : {}),
+    ...(recognition ? { recognition } : {}),
+    print,
   });
   await extractor.dispose();
   head.dispose();
@@ -199,16 +279,33 @@ export async function train(input: TrainOptions, hooks: TrainHooks = {}): Promis
     for (const s of dataset.skipped) print(`  ${s.file}: ${s.reason}`);
   }
   const result: TrainResult = {
-    out, classes: dataset.classes, trainImages: dataset.train.length, validationImages: dataset.validation.length,
-    skipped: dataset.skipped, epochsRun: fit.epochsRun, bestEpoch: fit.bestEpoch, stoppedEarly: fit.stoppedEarly,
-    valLoss: best?.val_loss ?? Number.NaN, valAccuracy: best?.val_accuracy ?? Number.NaN,
-    seconds: (performance.now() - t0) / 1000, backend, extractor: extractor.kind, seed, history: fit.history, params, files,
+    out,
+    classes: dataset.classes,
+    trainImages: dataset.train.length,
+    validationImages: dataset.validation.length,
+    skipped: dataset.skipped,
+    epochsRun: fit.epochsRun,
+    bestEpoch: fit.bestEpoch,
+    stoppedEarly: fit.stoppedEarly,
+    valLoss: best?.val_loss ?? Number.NaN,
+    valAccuracy: best?.val_accuracy ?? Number.NaN,
+    seconds: (performance.now() - t0) / 1000,
+    backend,
+    extractor: extractor.kind,
+    seed,
+    history: fit.history,
+    params,
+    files,
   };
   log.debug({ out, valAccuracy: result.valAccuracy, epochs: result.epochsRun }, 'training done');
   return result;
 }
 
-async function defaultExtractor(kind: 'auto' | 'onnx' | 'tfjs', spec: BackboneSpec, tfBackbone: Awaited<ReturnType<typeof loadTfjsBackbone>>): Promise<FeatureExtractor> {
+async function defaultExtractor(
+  kind: 'auto' | 'onnx' | 'tfjs',
+  spec: BackboneSpec,
+  tfBackbone: Awaited<ReturnType<typeof loadTfjsBackbone>>,
+): Promise<FeatureExtractor> {
   if (kind === 'onnx' || kind === 'auto') {
     const { onnxExtractor } = await import('./onnx-features.js');
     const ex = await onnxExtractor(spec).catch((err: unknown) => {

@@ -14,7 +14,11 @@ import { packPixels, type FeatureExtractor } from './features.js';
 /** Backbone-only ONNX bytes for a backbone. */
 export function backboneOnnx(spec: BackboneSpec): Uint8Array {
   return exportModel({
-    backbone: { name: spec.name, artifacts: readTfjsModel(spec.modelJsonPath), ...(spec.alpha !== undefined ? { alpha: spec.alpha } : {}) },
+    backbone: {
+      name: spec.name,
+      artifacts: readTfjsModel(spec.modelJsonPath),
+      ...(spec.alpha !== undefined ? { alpha: spec.alpha } : {}),
+    },
     preprocessing: spec.preprocessing,
   });
 }
@@ -33,7 +37,10 @@ export async function onnxExtractor(spec: BackboneSpec, batchSize = 16): Promise
       const out = new Float32Array(images.length * size);
       for (let i = 0; i < images.length; i += batchSize) {
         const batch = images.slice(i, i + batchSize);
-        const r = await model.run({ [PIXELS_INPUT]: { data: packPixels(batch), dims: [batch.length, INPUT_SIZE, INPUT_SIZE, 3] } }, [OUTPUT_NAMES.features]);
+        const r = await model.run(
+          { [PIXELS_INPUT]: { data: packPixels(batch), dims: [batch.length, INPUT_SIZE, INPUT_SIZE, 3] } },
+          [OUTPUT_NAMES.features],
+        );
         const f = r[OUTPUT_NAMES.features];
         if (!f || !(f.data instanceof Float32Array) || f.data.length !== batch.length * size) {
           throw new ModelError(`the backbone graph returned no [${batch.length}, ${size}] float features`);

@@ -16,7 +16,12 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import {
-  LABELS_FILE, MANIFEST_FILE, formatIssues, manifestSchema, type Manifest, type RecognitionSection,
+  LABELS_FILE,
+  MANIFEST_FILE,
+  formatIssues,
+  manifestSchema,
+  type Manifest,
+  type RecognitionSection,
 } from '../model/manifest.js';
 import { modelMetadata } from '../model/export/directory.js';
 import { ModelError } from '../shared/errors.js';
@@ -79,12 +84,19 @@ function packageVersion(name: string): string | undefined {
     let dir = path.dirname(require.resolve(name));
     for (let i = 0; i < 6; i++) {
       try {
-        const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+        const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as {
+          name?: string;
+          version?: string;
+        };
         if (pkg.name === name) return pkg.version;
-      } catch { /* keep climbing */ }
+      } catch {
+        /* keep climbing */
+      }
       dir = path.dirname(dir);
     }
-  } catch { /* not installed */ }
+  } catch {
+    /* not installed */
+  }
   return undefined;
 }
 
@@ -115,8 +127,12 @@ export async function writeModelDir(w: WriteInput): Promise<string[]> {
   const headArtifacts = await modelToArtifacts(w.head);
   await writeArtifacts(path.join(out, HEAD_DIR), headArtifacts);
   const best = fit.history[fit.bestEpoch - 1];
-  await writeFile(path.join(out, HISTORY_JSON), JSON.stringify({ bestEpoch: fit.bestEpoch, stoppedEarly: fit.stoppedEarly, epochs: fit.history }, null, 2) + '\n');
-  const title = `${spec.name}${spec.alpha ? ` ${spec.alpha}` : ''}: ${dataset.classes.length} classes, best epoch ${fit.bestEpoch}` +
+  await writeFile(
+    path.join(out, HISTORY_JSON),
+    JSON.stringify({ bestEpoch: fit.bestEpoch, stoppedEarly: fit.stoppedEarly, epochs: fit.history }, null, 2) + '\n',
+  );
+  const title =
+    `${spec.name}${spec.alpha ? ` ${spec.alpha}` : ''}: ${dataset.classes.length} classes, best epoch ${fit.bestEpoch}` +
     (best ? `, val accuracy ${best.val_accuracy.toFixed(4)}` : '');
   await writeFile(path.join(out, HISTORY_PNG), await historyPng(fit.history, fit.bestEpoch, title));
 
@@ -130,7 +146,12 @@ export async function writeModelDir(w: WriteInput): Promise<string[]> {
     featureSize: spec.featureSize,
   };
   const inputSection: Manifest['input'] = {
-    name: 'pixels', dtype: 'uint8', layout: 'NHWC', height: INPUT_SIZE, width: INPUT_SIZE, channels: 3,
+    name: 'pixels',
+    dtype: 'uint8',
+    layout: 'NHWC',
+    height: INPUT_SIZE,
+    width: INPUT_SIZE,
+    channels: 3,
     preprocessing: { scale: spec.preprocessing.scale, offset: spec.preprocessing.offset },
   };
   let quantization: Record<string, unknown> | undefined;
@@ -144,18 +165,29 @@ export async function writeModelDir(w: WriteInput): Promise<string[]> {
       return Promise.all(files.map((f) => decodeRgb(f, { width: INPUT_SIZE, height: INPUT_SIZE })));
     };
     const metadata = modelMetadata({
-      classes: [...dataset.classes], version, createdAt: now.toISOString(), backbone: backboneSection, input: inputSection,
+      classes: [...dataset.classes],
+      version,
+      createdAt: now.toISOString(),
+      backbone: backboneSection,
+      input: inputSection,
       ...(w.recognition ? { recognition: w.recognition } : {}),
     });
     const r = await w.exportStep({
-      spec, head: headArtifacts, export: w.options.export, quantize: w.options.quantize, calibration, metadata,
+      spec,
+      head: headArtifacts,
+      export: w.options.export,
+      quantize: w.options.quantize,
+      calibration,
+      metadata,
       validation: { images: dataset.validation.map((v) => v.image), labels: dataset.validation.map((v) => v.label) },
     });
     for (const [name, bytes] of Object.entries(r.files)) await writeFile(path.join(out, name), bytes);
     quantization = r.quantization;
     notes.push(...(r.notes ?? []));
   } else if (w.options.export || w.options.quantize) {
-    notes.push('ONNX export not available in this build: model.onnx not written (facegate export can make it from head/)');
+    notes.push(
+      'ONNX export not available in this build: model.onnx not written (facegate export can make it from head/)',
+    );
   }
   for (const n of notes) w.print(n);
 
@@ -170,7 +202,9 @@ export async function writeModelDir(w: WriteInput): Promise<string[]> {
     classes: [...dataset.classes],
     files: await hashFiles(out),
     training: {
-      metrics: best ? { val_loss: best.val_loss, val_accuracy: best.val_accuracy, loss: best.loss, accuracy: best.accuracy } : {},
+      metrics: best
+        ? { val_loss: best.val_loss, val_accuracy: best.val_accuracy, loss: best.loss, accuracy: best.accuracy }
+        : {},
       bestEpoch: fit.bestEpoch,
       epochsRun: fit.epochsRun,
       stoppedEarly: fit.stoppedEarly,
@@ -183,12 +217,22 @@ export async function writeModelDir(w: WriteInput): Promise<string[]> {
       minDelta: w.options.minDelta,
       augmentation: w.options.augment ? w.options.augmentation : null,
       data: {
-        path: path.resolve(w.options.data), layout: dataset.layout, validationSplit: dataset.validationSplit,
-        trainImages: dataset.train.length, validationImages: dataset.validation.length, skipped: dataset.skipped.length,
+        path: path.resolve(w.options.data),
+        layout: dataset.layout,
+        validationSplit: dataset.validationSplit,
+        trainImages: dataset.train.length,
+        validationImages: dataset.validation.length,
+        skipped: dataset.skipped.length,
         imageStep: w.options.crops ? 'crops' : 'detect',
       },
       params: w.params,
-      head: { layers: [...HEAD_LAYERS.map((l) => `${l.name}:dense(${l.units},relu)`), `${PROBABILITIES_LAYER}:dense(${dataset.classes.length},softmax)`], dir: HEAD_DIR },
+      head: {
+        layers: [
+          ...HEAD_LAYERS.map((l) => `${l.name}:dense(${l.units},relu)`),
+          `${PROBABILITIES_LAYER}:dense(${dataset.classes.length},softmax)`,
+        ],
+        dir: HEAD_DIR,
+      },
       backend: w.backend,
       featureExtractor: w.extractorKind,
       seconds: w.seconds,
@@ -205,7 +249,10 @@ export async function writeModelDir(w: WriteInput): Promise<string[]> {
     ...(w.recognition ? { recognition: w.recognition } : {}),
   };
   const check = manifestSchema.safeParse(manifest);
-  if (!check.success) throw new ModelError(`internal error: the manifest does not match its schema:\n${formatIssues(check.error.issues)}`);
+  if (!check.success)
+    throw new ModelError(
+      `internal error: the manifest does not match its schema:\n${formatIssues(check.error.issues)}`,
+    );
   await writeFile(path.join(out, MANIFEST_FILE), JSON.stringify(check.data, null, 2) + '\n');
   return [MANIFEST_FILE, ...Object.keys(manifest.files)];
 }

@@ -18,7 +18,14 @@ function panel(title: string, metric: 'loss' | 'accuracy', y: number, bestEpoch:
     title: { text: title, anchor: 'start', fontSize: 13 },
     scales: [
       { name: 'x', type: 'linear', domain: { data, field: 'epoch' }, range: [0, WIDTH], nice: false, zero: false },
-      { name: 'y', type: 'linear', domain: { data, field: 'value' }, range: [PANEL, 0], nice: true, zero: metric === 'accuracy' },
+      {
+        name: 'y',
+        type: 'linear',
+        domain: { data, field: 'value' },
+        range: [PANEL, 0],
+        nice: true,
+        zero: metric === 'accuracy',
+      },
       { name: 'colour', type: 'ordinal', domain: ['train', 'validation'], range: ['#1f77b4', '#ff7f0e'] },
     ],
     axes: [
@@ -34,28 +41,53 @@ function panel(title: string, metric: 'loss' | 'accuracy', y: number, bestEpoch:
           {
             type: 'line',
             from: { data: `${data}_series` },
-            encode: { enter: { x: { scale: 'x', field: 'epoch' }, y: { scale: 'y', field: 'value' }, stroke: { scale: 'colour', field: 'set' }, strokeWidth: { value: 2 } } },
+            encode: {
+              enter: {
+                x: { scale: 'x', field: 'epoch' },
+                y: { scale: 'y', field: 'value' },
+                stroke: { scale: 'colour', field: 'set' },
+                strokeWidth: { value: 2 },
+              },
+            },
           },
           {
             type: 'symbol',
             from: { data: `${data}_series` },
-            encode: { enter: { x: { scale: 'x', field: 'epoch' }, y: { scale: 'y', field: 'value' }, fill: { scale: 'colour', field: 'set' }, size: { value: 25 } } },
+            encode: {
+              enter: {
+                x: { scale: 'x', field: 'epoch' },
+                y: { scale: 'y', field: 'value' },
+                fill: { scale: 'colour', field: 'set' },
+                size: { value: 25 },
+              },
+            },
           },
         ],
       },
       {
         type: 'rule',
-        encode: { enter: { x: { scale: 'x', value: bestEpoch }, y: { value: 0 }, y2: { value: PANEL }, stroke: { value: '#888' }, strokeDash: { value: [4, 4] } } },
+        encode: {
+          enter: {
+            x: { scale: 'x', value: bestEpoch },
+            y: { value: 0 },
+            y2: { value: PANEL },
+            stroke: { value: '#888' },
+            strokeDash: { value: [4, 4] },
+          },
+        },
       },
     ],
   };
 }
 
 export function historySpec(history: readonly EpochLogs[], bestEpoch: number, title: string): vega.Spec {
-  const rows = (m: 'loss' | 'accuracy'): { epoch: number; set: string; value: number }[] => history.flatMap((h) => [
-    { epoch: h.epoch, set: 'train', value: m === 'loss' ? h.loss : h.accuracy },
-    { epoch: h.epoch, set: 'validation', value: m === 'loss' ? h.val_loss : h.val_accuracy },
-  ]).filter((r) => Number.isFinite(r.value));
+  const rows = (m: 'loss' | 'accuracy'): { epoch: number; set: string; value: number }[] =>
+    history
+      .flatMap((h) => [
+        { epoch: h.epoch, set: 'train', value: m === 'loss' ? h.loss : h.accuracy },
+        { epoch: h.epoch, set: 'validation', value: m === 'loss' ? h.val_loss : h.val_accuracy },
+      ])
+      .filter((r) => Number.isFinite(r.value));
   return {
     $schema: 'https://vega.github.io/schema/vega/v5.json',
     width: WIDTH,
@@ -63,12 +95,20 @@ export function historySpec(history: readonly EpochLogs[], bestEpoch: number, ti
     padding: 16,
     background: 'white',
     title: { text: title, fontSize: 15 },
-    config: { text: { font: 'DejaVu Sans' }, axis: { labelFont: 'DejaVu Sans', titleFont: 'DejaVu Sans' }, legend: { labelFont: 'DejaVu Sans' }, title: { font: 'DejaVu Sans' } },
+    config: {
+      text: { font: 'DejaVu Sans' },
+      axis: { labelFont: 'DejaVu Sans', titleFont: 'DejaVu Sans' },
+      legend: { labelFont: 'DejaVu Sans' },
+      title: { font: 'DejaVu Sans' },
+    },
     data: [
       { name: 'rows_loss', values: rows('loss') },
       { name: 'rows_accuracy', values: rows('accuracy') },
     ],
-    marks: [panel('loss (dashed line: best epoch, restored)', 'loss', 0, bestEpoch), panel('accuracy', 'accuracy', PANEL + 70, bestEpoch)],
+    marks: [
+      panel('loss (dashed line: best epoch, restored)', 'loss', 0, bestEpoch),
+      panel('accuracy', 'accuracy', PANEL + 70, bestEpoch),
+    ],
   };
 }
 

@@ -16,8 +16,16 @@ export { DEFAULT_TARGET_FAR };
  * The image step for `facegate train`: detection + alignment by default, whole images with
  * `--crops`. Same code as `facegate eval` and the device. Close it after loading the data.
  */
-export async function trainingFaceStep(o: { crops: boolean; size: number; crop?: CropSettings }): Promise<{ preparer: ImagePreparer; close: () => Promise<void> }> {
-  const extractor = await FaceExtractor.load({ detect: !o.crops, crop: o.crop ?? DEFAULT_CROP, size: { width: o.size, height: o.size } });
+export async function trainingFaceStep(o: {
+  crops: boolean;
+  size: number;
+  crop?: CropSettings;
+}): Promise<{ preparer: ImagePreparer; close: () => Promise<void> }> {
+  const extractor = await FaceExtractor.load({
+    detect: !o.crops,
+    crop: o.crop ?? DEFAULT_CROP,
+    size: { width: o.size, height: o.size },
+  });
   return { preparer: facePreparer(extractor), close: () => extractor.close() };
 }
 
@@ -28,19 +36,28 @@ export async function trainingFaceStep(o: { crops: boolean; size: number; crop?:
  * extractor, training already ran every un-augmented training and validation image through
  * that graph (`fit.trainFeatures`, `fit.validationFeatures`): those are used as they are.
  */
-export function recognitionStep(o: { targetFar?: number; crop?: CropSettings } = {}): (ctx: TrainedContext) => Promise<RecognitionSection> {
+export function recognitionStep(
+  o: { targetFar?: number; crop?: CropSettings } = {},
+): (ctx: TrainedContext) => Promise<RecognitionSection> {
   return async (ctx) => {
     const { classes, train, validation } = ctx.dataset;
     const size = ctx.backbone.featureSize;
-    const onnx = ctx.extractor.kind === 'onnx' ? null : await (await import('./onnx-features.js')).onnxExtractor(ctx.backbone);
+    const onnx =
+      ctx.extractor.kind === 'onnx' ? null : await (await import('./onnx-features.js')).onnxExtractor(ctx.backbone);
     try {
       const labelled = async (samples: Dataset['train'], computed: Float32Array): Promise<LabelledVector[]> => {
         const features = onnx ? await onnx.extract(samples.map((s) => s.image)) : computed;
-        return samples.map((s, i) => ({ label: classes[s.label] ?? String(s.label), vector: features.slice(i * size, (i + 1) * size) }));
+        return samples.map((s, i) => ({
+          label: classes[s.label] ?? String(s.label),
+          vector: features.slice(i * size, (i + 1) * size),
+        }));
       };
       return buildRecognitionSection({
-        enrol: await labelled(train, ctx.fit.trainFeatures), heldOut: await labelled(validation, ctx.fit.validationFeatures),
-        source: 'features', crop: o.crop ?? DEFAULT_CROP, targetFar: o.targetFar ?? DEFAULT_TARGET_FAR,
+        enrol: await labelled(train, ctx.fit.trainFeatures),
+        heldOut: await labelled(validation, ctx.fit.validationFeatures),
+        source: 'features',
+        crop: o.crop ?? DEFAULT_CROP,
+        targetFar: o.targetFar ?? DEFAULT_TARGET_FAR,
       });
     } finally {
       await onnx?.dispose();

@@ -29,7 +29,12 @@ export function summaryTotals(backbone: readonly SummaryRow[], head: readonly Su
 
 const fmt = (n: number): string => n.toLocaleString('en-US');
 
-export function formatSummary(title: string, backbone: readonly SummaryRow[], pooling: SummaryRow | null, head: readonly SummaryRow[]): string {
+export function formatSummary(
+  title: string,
+  backbone: readonly SummaryRow[],
+  pooling: SummaryRow | null,
+  head: readonly SummaryRow[],
+): string {
   const rows = [...backbone, ...(pooling ? [pooling] : []), ...head];
   const c1 = Math.max(28, ...rows.map((r) => `${r.name} (${r.type})`.length + 2));
   const c2 = Math.max(24, ...rows.map((r) => r.shape.length + 2));
@@ -42,6 +47,11 @@ export function formatSummary(title: string, backbone: readonly SummaryRow[], po
     out.push(i === rows.length - 1 ? line('=') : line('_'));
   });
   const t = summaryTotals(backbone, head);
-  out.push(`Total params: ${fmt(t.total)}`, `Trainable params: ${fmt(t.trainable)} (head)`, `Non-trainable params: ${fmt(t.frozen)} (frozen backbone, BatchNorm statistics included)`, line('_'));
+  out.push(
+    `Total params: ${fmt(t.total)}`,
+    `Trainable params: ${fmt(t.trainable)} (head)`,
+    `Non-trainable params: ${fmt(t.frozen)} (frozen backbone, BatchNorm statistics included)`,
+    line('_'),
+  );
   return out.join('\n');
 }

@@ -24,7 +24,10 @@ export async function readArtifacts(modelJsonPath: string): Promise<tf.io.ModelA
   try {
     json = JSON.parse(await readFile(modelJsonPath, 'utf8')) as ModelJson;
   } catch (err) {
-    throw new ModelError(`cannot read TF.js model ${modelJsonPath}: ${(err as Error).message}. Pass the path of a TF.js model.json (or its folder).`, { cause: err });
+    throw new ModelError(
+      `cannot read TF.js model ${modelJsonPath}: ${(err as Error).message}. Pass the path of a TF.js model.json (or its folder).`,
+      { cause: err },
+    );
   }
   if (!json.modelTopology || !Array.isArray(json.weightsManifest)) {
     throw new ModelError(`${modelJsonPath} is not a TF.js model.json (no modelTopology / weightsManifest)`);
@@ -38,14 +41,20 @@ export async function readArtifacts(modelJsonPath: string): Promise<tf.io.ModelA
       try {
         buffers.push(await readFile(path.join(dir, p)));
       } catch (err) {
-        throw new ModelError(`weight file ${p} of ${modelJsonPath} is missing or unreadable: copy the whole model folder`, { cause: err });
+        throw new ModelError(
+          `weight file ${p} of ${modelJsonPath} is missing or unreadable: copy the whole model folder`,
+          { cause: err },
+        );
       }
     }
   }
   const total = buffers.reduce((n, b) => n + b.byteLength, 0);
   const all = new Uint8Array(total);
   let off = 0;
-  for (const b of buffers) { all.set(b, off); off += b.byteLength; }
+  for (const b of buffers) {
+    all.set(b, off);
+    off += b.byteLength;
+  }
   return {
     modelTopology: json.modelTopology as tf.io.ModelArtifacts['modelTopology'],
     format: json.format,
@@ -67,10 +76,12 @@ export function joinWeightData(data: tf.io.WeightData | undefined): ArrayBuffer 
 /** Serialises a LayersModel to artifacts in memory. */
 export async function modelToArtifacts(model: tf.LayersModel): Promise<tf.io.ModelArtifacts> {
   let saved: tf.io.ModelArtifacts | null = null;
-  await model.save(tf.io.withSaveHandler((a) => {
-    saved = a;
-    return Promise.resolve({ modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } });
-  }));
+  await model.save(
+    tf.io.withSaveHandler((a) => {
+      saved = a;
+      return Promise.resolve({ modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } });
+    }),
+  );
   if (!saved) throw new Error('TF.js save handler was not called');
   return saved;
 }

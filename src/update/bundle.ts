@@ -28,8 +28,15 @@ import type { KeyObject } from 'node:crypto';
 import { sha256, verifyModelDir } from './modeldir.js';
 import { compareVersions, VERSION_PATTERN } from './version.js';
 import {
-  DEFAULT_TOLERANCE, SELFTEST_ANSWERS, SELFTEST_DIR, encodePng, loadReferences, modelFilesOf, syntheticReferences,
-  type ModelRunner, type SelfTestAnswers,
+  DEFAULT_TOLERANCE,
+  SELFTEST_ANSWERS,
+  SELFTEST_DIR,
+  encodePng,
+  loadReferences,
+  modelFilesOf,
+  syntheticReferences,
+  type ModelRunner,
+  type SelfTestAnswers,
 } from './selftest.js';
 
 export const BUNDLE_MAGIC = Buffer.from('FGBUNDL1', 'ascii');
@@ -40,36 +47,78 @@ export const MODEL_PREFIX = 'model/';
 export const MAX_HEADER_BYTES = 1024 * 1024;
 
 /** Relative POSIX paths of plain names: no `..`, no leading `/`, no backslashes. */
-const safePath = z.string().max(200).regex(/^[A-Za-z0-9_][A-Za-z0-9._-]*(\/[A-Za-z0-9_][A-Za-z0-9._-]*)*$/, 'must be a relative path of plain names');
+const safePath = z
+  .string()
+  .max(200)
+  .regex(/^[A-Za-z0-9_][A-Za-z0-9._-]*(\/[A-Za-z0-9_][A-Za-z0-9._-]*)*$/, 'must be a relative path of plain names');
 
-export const bundleManifestSchema = z.object({
-  format: z.literal('facegate-bundle').describe('marks a facegate model bundle'),
-  formatVersion: z.literal(1).describe('bundle format version'),
-  version: z.string().regex(VERSION_PATTERN, 'letters, digits and . _ + - only').describe('model version (the model manifest\'s); must be newer than the running one unless forced'),
-  createdAt: z.iso.datetime().describe('when the bundle was made'),
-  forced: z.boolean().describe('install even when not newer than the running version (a signed downgrade)'),
-  expiresAt: z.iso.datetime().nullable().describe('a kiosk refuses the bundle after this time; required for forced bundles so a signed downgrade cannot be replayed forever'),
-  kiosks: z.array(z.string().min(1)).nullable().describe('kiosk ids allowed to install it; null = any kiosk that trusts the key'),
-  labels: z.array(z.string().min(1)).min(2).describe('class names, index i is output i (the model manifest\'s classes)'),
-  thresholds: z.record(z.string(), z.number()).nullable().describe('the model\'s recognition thresholds (threshold, minMargin, targetFar); the full section is in model/manifest.json'),
-  files: z.record(safePath, z.object({
-    sha256: z.string().regex(/^[0-9a-f]{64}$/),
-    bytes: z.number().int().nonnegative(),
-  }).strict()).describe('every file in the bundle: model/<file> and selftest/<file>'),
-}).strict().refine((m) => !m.forced || m.expiresAt !== null, { message: 'a forced bundle needs expiresAt', path: ['expiresAt'] });
+export const bundleManifestSchema = z
+  .object({
+    format: z.literal('facegate-bundle').describe('marks a facegate model bundle'),
+    formatVersion: z.literal(1).describe('bundle format version'),
+    version: z
+      .string()
+      .regex(VERSION_PATTERN, 'letters, digits and . _ + - only')
+      .describe("model version (the model manifest's); must be newer than the running one unless forced"),
+    createdAt: z.iso.datetime().describe('when the bundle was made'),
+    forced: z.boolean().describe('install even when not newer than the running version (a signed downgrade)'),
+    expiresAt: z.iso
+      .datetime()
+      .nullable()
+      .describe(
+        'a kiosk refuses the bundle after this time; required for forced bundles so a signed downgrade cannot be replayed forever',
+      ),
+    kiosks: z
+      .array(z.string().min(1))
+      .nullable()
+      .describe('kiosk ids allowed to install it; null = any kiosk that trusts the key'),
+    labels: z
+      .array(z.string().min(1))
+      .min(2)
+      .describe("class names, index i is output i (the model manifest's classes)"),
+    thresholds: z
+      .record(z.string(), z.number())
+      .nullable()
+      .describe(
+        "the model's recognition thresholds (threshold, minMargin, targetFar); the full section is in model/manifest.json",
+      ),
+    files: z
+      .record(
+        safePath,
+        z
+          .object({
+            sha256: z.string().regex(/^[0-9a-f]{64}$/),
+            bytes: z.number().int().nonnegative(),
+          })
+          .strict(),
+      )
+      .describe('every file in the bundle: model/<file> and selftest/<file>'),
+  })
+  .strict()
+  .refine((m) => !m.forced || m.expiresAt !== null, {
+    message: 'a forced bundle needs expiresAt',
+    path: ['expiresAt'],
+  });
 export type BundleManifest = z.infer<typeof bundleManifestSchema>;
 
-export const signatureSchema = z.object({
-  keyId: z.string().regex(/^[0-9a-f]{16}$/),
-  algorithm: z.literal('ed25519'),
-  signature: z.string().regex(/^[A-Za-z0-9+/]+=*$/).describe('base64'),
-}).strict();
+export const signatureSchema = z
+  .object({
+    keyId: z.string().regex(/^[0-9a-f]{16}$/),
+    algorithm: z.literal('ed25519'),
+    signature: z
+      .string()
+      .regex(/^[A-Za-z0-9+/]+=*$/)
+      .describe('base64'),
+  })
+  .strict();
 export type BundleSignature = z.infer<typeof signatureSchema>;
 
-export const headerSchema = z.object({
-  manifest: z.unknown(),
-  signatures: z.array(signatureSchema).max(16),
-}).strict();
+export const headerSchema = z
+  .object({
+    manifest: z.unknown(),
+    signatures: z.array(signatureSchema).max(16),
+  })
+  .strict();
 
 export interface BundleHeader {
   readonly manifest: BundleManifest;
@@ -79,14 +128,19 @@ export interface BundleHeader {
 }
 
 /** The byte ranges of the files in a bundle, in layout order. */
-export function layout(manifest: BundleManifest, dataOffset: number): { name: string; offset: number; bytes: number; sha256: string }[] {
+export function layout(
+  manifest: BundleManifest,
+  dataOffset: number,
+): { name: string; offset: number; bytes: number; sha256: string }[] {
   let offset = dataOffset;
-  return Object.keys(manifest.files).sort(byteOrder).map((name) => {
-    const f = manifest.files[name] as { sha256: string; bytes: number };
-    const entry = { name, offset, bytes: f.bytes, sha256: f.sha256 };
-    offset += f.bytes;
-    return entry;
-  });
+  return Object.keys(manifest.files)
+    .sort(byteOrder)
+    .map((name) => {
+      const f = manifest.files[name] as { sha256: string; bytes: number };
+      const entry = { name, offset, bytes: f.bytes, sha256: f.sha256 };
+      offset += f.bytes;
+      return entry;
+    });
 }
 
 function byteOrder(a: string, b: string): number {
@@ -98,7 +152,11 @@ export function signedBytes(manifest: BundleManifest): Buffer {
 }
 
 export function signManifest(manifest: BundleManifest, key: { id: string; key: KeyObject }): BundleSignature {
-  return { keyId: key.id, algorithm: 'ed25519', signature: signBytes(key.key, signedBytes(manifest)).toString('base64') };
+  return {
+    keyId: key.id,
+    algorithm: 'ed25519',
+    signature: signBytes(key.key, signedBytes(manifest)).toString('base64'),
+  };
 }
 
 /** Parses a header; throws UpdateRejected. Nothing in it is trusted yet. */
@@ -114,9 +172,11 @@ export function parseHeader(buf: Buffer): BundleHeader {
     throw new UpdateRejected('malformed bundle: header is not JSON');
   }
   const h = headerSchema.safeParse(raw);
-  if (!h.success) throw new UpdateRejected(`malformed bundle header: ${formatIssues(h.error.issues).replace(/\n/g, '; ')}`);
+  if (!h.success)
+    throw new UpdateRejected(`malformed bundle header: ${formatIssues(h.error.issues).replace(/\n/g, '; ')}`);
   const m = bundleManifestSchema.safeParse(h.data.manifest);
-  if (!m.success) throw new UpdateRejected(`malformed bundle manifest: ${formatIssues(m.error.issues).replace(/\n/g, '; ')}`);
+  if (!m.success)
+    throw new UpdateRejected(`malformed bundle manifest: ${formatIssues(m.error.issues).replace(/\n/g, '; ')}`);
   return { manifest: m.data, signatures: h.data.signatures, dataOffset: 12 + len };
 }
 
@@ -128,8 +188,13 @@ export function encodeHeader(manifest: BundleManifest, signatures: readonly Bund
 }
 
 /** Checks the signatures; returns the id of the trusted key that signed. */
-export function verifySignature(manifest: BundleManifest, signatures: readonly BundleSignature[], keys: readonly PublicKey[]): string {
-  if (signatures.length === 0) throw new UpdateRejected('unsigned bundle', 'Sign it: facegate bundle sign --key <private key>');
+export function verifySignature(
+  manifest: BundleManifest,
+  signatures: readonly BundleSignature[],
+  keys: readonly PublicKey[],
+): string {
+  if (signatures.length === 0)
+    throw new UpdateRejected('unsigned bundle', 'Sign it: facegate bundle sign --key <private key>');
   const data = signedBytes(manifest);
   let knownButBad = false;
   for (const s of signatures) {
@@ -139,7 +204,10 @@ export function verifySignature(manifest: BundleManifest, signatures: readonly B
     knownButBad = true;
   }
   if (knownButBad) throw new UpdateRejected('bad signature: the manifest was changed after signing');
-  throw new UpdateRejected(`signed by unknown key ${signatures.map((s) => s.keyId).join(', ')}`, 'Add its public key to updates.publicKeys or sign with a trusted key');
+  throw new UpdateRejected(
+    `signed by unknown key ${signatures.map((s) => s.keyId).join(', ')}`,
+    'Add its public key to updates.publicKeys or sign with a trusted key',
+  );
 }
 
 export interface VerifyPolicy {
@@ -162,8 +230,13 @@ export function checkPolicy(manifest: BundleManifest, policy: VerifyPolicy): voi
   }
   const running = policy.runningVersion ?? null;
   if (running !== null && compareVersions(manifest.version, running) <= 0) {
-    if (!manifest.forced) throw new UpdateRejected(`version ${manifest.version} is not newer than running ${running}`, 'Make a new version, or a forced bundle (bundle create --force) to go back');
-    if (!policy.allowForced) throw new UpdateRejected(`forced bundle ${manifest.version} refused: updates.allowForced is false`);
+    if (!manifest.forced)
+      throw new UpdateRejected(
+        `version ${manifest.version} is not newer than running ${running}`,
+        'Make a new version, or a forced bundle (bundle create --force) to go back',
+      );
+    if (!policy.allowForced)
+      throw new UpdateRejected(`forced bundle ${manifest.version} refused: updates.allowForced is false`);
   }
 }
 
@@ -189,8 +262,10 @@ export function verifyBundleBytes(buf: Buffer, keys: readonly PublicKey[]): Veri
       throw new UpdateRejected(`tampered bundle: ${e.name} does not match the signed manifest`);
     }
   }
-  if (!(`${MODEL_PREFIX}${MANIFEST_FILE}` in header.manifest.files)) throw new UpdateRejected(`malformed bundle: no ${MODEL_PREFIX}${MANIFEST_FILE}`);
-  if (!(SELFTEST_ANSWERS in header.manifest.files)) throw new UpdateRejected(`malformed bundle: no ${SELFTEST_ANSWERS}`);
+  if (!(`${MODEL_PREFIX}${MANIFEST_FILE}` in header.manifest.files))
+    throw new UpdateRejected(`malformed bundle: no ${MODEL_PREFIX}${MANIFEST_FILE}`);
+  if (!(SELFTEST_ANSWERS in header.manifest.files))
+    throw new UpdateRejected(`malformed bundle: no ${SELFTEST_ANSWERS}`);
   return { manifest: header.manifest, keyId, dataOffset: header.dataOffset };
 }
 
@@ -200,7 +275,11 @@ export async function readBundle(file: string): Promise<{ header: BundleHeader; 
   return { header: parseHeader(bytes), bytes };
 }
 
-export function packBundle(manifest: BundleManifest, files: ReadonlyMap<string, Buffer>, signatures: readonly BundleSignature[]): Buffer {
+export function packBundle(
+  manifest: BundleManifest,
+  files: ReadonlyMap<string, Buffer>,
+  signatures: readonly BundleSignature[],
+): Buffer {
   const parts: Buffer[] = [encodeHeader(manifest, signatures)];
   for (const e of layout(manifest, 0)) {
     const data = files.get(e.name);
@@ -211,11 +290,18 @@ export function packBundle(manifest: BundleManifest, files: ReadonlyMap<string, 
 }
 
 /** Re-packs a bundle with one more signature (replacing an older one by the same key). */
-export async function signBundleFile(file: string, key: { id: string; key: KeyObject }, out = file): Promise<BundleSignature> {
+export async function signBundleFile(
+  file: string,
+  key: { id: string; key: KeyObject },
+  out = file,
+): Promise<BundleSignature> {
   const { header, bytes } = await readBundle(file);
   const sig = signManifest(header.manifest, key);
   const signatures = [...header.signatures.filter((s) => s.keyId !== key.id), sig];
-  await writeFileAtomic(out, Buffer.concat([encodeHeader(header.manifest, signatures), bytes.subarray(header.dataOffset)]));
+  await writeFileAtomic(
+    out,
+    Buffer.concat([encodeHeader(header.manifest, signatures), bytes.subarray(header.dataOffset)]),
+  );
   return sig;
 }
 
@@ -239,19 +325,34 @@ export async function createBundle(o: CreateOptions): Promise<{ bytes: Buffer; m
   const files = new Map<string, Buffer>();
   files.set(`${MODEL_PREFIX}${MANIFEST_FILE}`, await readFile(path.join(o.modelDir, MANIFEST_FILE)));
   for (const name of Object.keys(model.files)) {
-    if (safePath.safeParse(name).success !== true) throw new UpdateRejected(`model file name ${name} cannot go into a bundle`);
+    if (safePath.safeParse(name).success !== true)
+      throw new UpdateRejected(`model file name ${name} cannot go into a bundle`);
     files.set(`${MODEL_PREFIX}${name}`, await readFile(path.join(o.modelDir, name)));
   }
   const { width, height } = model.input;
-  const refs = o.references && o.references.length > 0
-    ? await loadReferences(o.references, width, height)
-    : syntheticReferences(width, height);
-  const cases: SelfTestAnswers['cases'] = refs.map((r, i) => ({ image: `${SELFTEST_DIR}/ref-${i}.png`, source: r.source, results: {} }));
+  const refs =
+    o.references && o.references.length > 0
+      ? await loadReferences(o.references, width, height)
+      : syntheticReferences(width, height);
+  const cases: SelfTestAnswers['cases'] = refs.map((r, i) => ({
+    image: `${SELFTEST_DIR}/ref-${i}.png`,
+    source: r.source,
+    results: {},
+  }));
   for (const [i, r] of refs.entries()) files.set(`${SELFTEST_DIR}/ref-${i}.png`, await encodePng(r.image));
   for (const file of modelFilesOf(model)) {
-    const answers = await o.runner.answer(o.modelDir, model, file, refs.map((r) => r.image));
+    const answers = await o.runner.answer(
+      o.modelDir,
+      model,
+      file,
+      refs.map((r) => r.image),
+    );
     answers.forEach((a, i) => {
-      (cases[i] as SelfTestAnswers['cases'][number]).results[file] = { label: a.label, probabilities: [...a.probabilities], embedding: [...a.embedding] };
+      (cases[i] as SelfTestAnswers['cases'][number]).results[file] = {
+        label: a.label,
+        probabilities: [...a.probabilities],
+        embedding: [...a.embedding],
+      };
     });
   }
   const answers: SelfTestAnswers = { formatVersion: 1, tolerance: o.tolerance ?? { ...DEFAULT_TOLERANCE }, cases };
@@ -259,7 +360,8 @@ export async function createBundle(o: CreateOptions): Promise<{ bytes: Buffer; m
 
   const now = o.now ?? new Date();
   const forced = o.forced ?? false;
-  const expiresAt = o.expiresAt !== undefined ? o.expiresAt : forced ? new Date(now.getTime() + 7 * 24 * 3600 * 1000) : null;
+  const expiresAt =
+    o.expiresAt !== undefined ? o.expiresAt : forced ? new Date(now.getTime() + 7 * 24 * 3600 * 1000) : null;
   const manifest: BundleManifest = {
     format: 'facegate-bundle',
     formatVersion: 1,
@@ -270,12 +372,21 @@ export async function createBundle(o: CreateOptions): Promise<{ bytes: Buffer; m
     kiosks: o.kiosks ? [...o.kiosks] : null,
     labels: [...model.classes],
     thresholds: model.recognition
-      ? { threshold: model.recognition.threshold, minMargin: model.recognition.minMargin, targetFar: model.recognition.targetFar }
+      ? {
+          threshold: model.recognition.threshold,
+          minMargin: model.recognition.minMargin,
+          targetFar: model.recognition.targetFar,
+        }
       : null,
-    files: Object.fromEntries([...files.entries()].sort(([a], [b]) => byteOrder(a, b)).map(([n, d]) => [n, { sha256: sha256(d), bytes: d.length }])),
+    files: Object.fromEntries(
+      [...files.entries()]
+        .sort(([a], [b]) => byteOrder(a, b))
+        .map(([n, d]) => [n, { sha256: sha256(d), bytes: d.length }]),
+    ),
   };
   const checked = bundleManifestSchema.safeParse(manifest);
-  if (!checked.success) throw new UpdateRejected(`cannot build bundle: ${formatIssues(checked.error.issues).replace(/\n/g, '; ')}`);
+  if (!checked.success)
+    throw new UpdateRejected(`cannot build bundle: ${formatIssues(checked.error.issues).replace(/\n/g, '; ')}`);
   const signatures = o.key ? [signManifest(manifest, o.key)] : [];
   return { bytes: packBundle(manifest, files, signatures), manifest };
 }
@@ -288,7 +399,8 @@ export async function extractBundle(buf: Buffer, verified: VerifiedBundle, dir: 
   await mkdir(dir, { recursive: false });
   for (const e of layout(verified.manifest, verified.dataOffset)) {
     const target = path.join(dir, ...e.name.split('/'));
-    if (!target.startsWith(dir + path.sep)) throw new UpdateRejected(`malformed bundle: path ${e.name} leaves the folder`);
+    if (!target.startsWith(dir + path.sep))
+      throw new UpdateRejected(`malformed bundle: path ${e.name} leaves the folder`);
     await mkdir(path.dirname(target), { recursive: true });
     const fh = await open(target, 'wx', 0o644);
     try {

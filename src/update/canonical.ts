@@ -10,11 +10,13 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
 export function canonicalJson(value: unknown): string {
   if (value === null) return 'null';
   switch (typeof value) {
-    case 'boolean': return value ? 'true' : 'false';
+    case 'boolean':
+      return value ? 'true' : 'false';
     case 'number':
       if (!Number.isFinite(value)) throw new TypeError('canonical JSON: non-finite number');
       return JSON.stringify(value);
-    case 'string': return JSON.stringify(value);
+    case 'string':
+      return JSON.stringify(value);
     case 'object': {
       if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v)).join(',')}]`;
       const entries = Object.entries(value as Record<string, unknown>)

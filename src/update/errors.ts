@@ -6,7 +6,11 @@ import { FacegateError } from '../shared/errors.js';
 
 /** A bundle, offer or transfer that must not be installed. */
 export class UpdateRejected extends FacegateError {
-  constructor(readonly reason: string, hint?: string, options?: { cause?: unknown }) {
+  constructor(
+    readonly reason: string,
+    hint?: string,
+    options?: { cause?: unknown },
+  ) {
     super(hint ? `${reason}. ${hint}` : reason, options);
   }
 }

@@ -5,7 +5,15 @@
  * 32-byte public key, short enough to read in logs and unambiguous within a fleet.
  * Key material is never logged; only key ids are.
  */
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  sign,
+  verify,
+  type KeyObject,
+} from 'node:crypto';
 import { mkdir, readFile, writeFile, chmod, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { KeyError } from './errors.js';
@@ -35,21 +43,31 @@ export async function loadPublicKey(pemOrPath: string): Promise<PublicKey> {
     try {
       pem = await readFile(pemOrPath, 'utf8');
     } catch (err) {
-      throw new KeyError(`cannot read public key ${pemOrPath}: ${(err as Error).message}. Give a PEM string or the path of a .pub file from facegate keygen.`, { cause: err });
+      throw new KeyError(
+        `cannot read public key ${pemOrPath}: ${(err as Error).message}. Give a PEM string or the path of a .pub file from facegate keygen.`,
+        { cause: err },
+      );
     }
   }
   if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(pem)) {
     // createPublicKey would derive the public half, but a signing key must never sit on a kiosk.
-    throw new KeyError(`${isPem(pemOrPath) ? 'a public key in the config' : pemOrPath} is a PRIVATE key: give kiosks only the .pub file and keep the private key off the device`);
+    throw new KeyError(
+      `${isPem(pemOrPath) ? 'a public key in the config' : pemOrPath} is a PRIVATE key: give kiosks only the .pub file and keep the private key off the device`,
+    );
   }
   let key: KeyObject;
   try {
     key = createPublicKey(pem);
   } catch (err) {
-    throw new KeyError(`${isPem(pemOrPath) ? 'a public key in the config' : pemOrPath} is not a PEM public key: ${(err as Error).message}`, { cause: err });
+    throw new KeyError(
+      `${isPem(pemOrPath) ? 'a public key in the config' : pemOrPath} is not a PEM public key: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
   if (key.asymmetricKeyType !== 'ed25519') {
-    throw new KeyError(`${isPem(pemOrPath) ? 'a public key in the config' : pemOrPath} is a ${key.asymmetricKeyType ?? 'unknown'} key; facegate signs with Ed25519 (facegate keygen)`);
+    throw new KeyError(
+      `${isPem(pemOrPath) ? 'a public key in the config' : pemOrPath} is a ${key.asymmetricKeyType ?? 'unknown'} key; facegate signs with Ed25519 (facegate keygen)`,
+    );
   }
   return { id: keyIdOf(key), key };
 }
@@ -66,7 +84,9 @@ export async function loadPrivateKey(file: string): Promise<{ id: string; key: K
   try {
     const st = await stat(file);
     if (process.platform !== 'win32' && (st.mode & 0o077) !== 0) {
-      throw new KeyError(`private key ${file} is readable by others (mode ${(st.mode & 0o777).toString(8)}): chmod 600 ${file}`);
+      throw new KeyError(
+        `private key ${file} is readable by others (mode ${(st.mode & 0o777).toString(8)}): chmod 600 ${file}`,
+      );
     }
     pem = await readFile(file, 'utf8');
   } catch (err) {
@@ -77,14 +97,20 @@ export async function loadPrivateKey(file: string): Promise<{ id: string; key: K
   try {
     key = createPrivateKey(pem);
   } catch (err) {
-    throw new KeyError(`${file} is not a PEM private key (an encrypted key is not supported): ${(err as Error).message}`, { cause: err });
+    throw new KeyError(
+      `${file} is not a PEM private key (an encrypted key is not supported): ${(err as Error).message}`,
+      { cause: err },
+    );
   }
-  if (key.asymmetricKeyType !== 'ed25519') throw new KeyError(`${file} is a ${key.asymmetricKeyType ?? 'unknown'} key; facegate signs with Ed25519`);
+  if (key.asymmetricKeyType !== 'ed25519')
+    throw new KeyError(`${file} is a ${key.asymmetricKeyType ?? 'unknown'} key; facegate signs with Ed25519`);
   return { id: keyIdOf(createPublicKey(key)), key };
 }
 
 /** Writes a new key pair into `dir`; never overwrites an existing key. */
-export async function generateKeyPair(dir: string): Promise<{ id: string; privateKeyFile: string; publicKeyFile: string }> {
+export async function generateKeyPair(
+  dir: string,
+): Promise<{ id: string; privateKeyFile: string; publicKeyFile: string }> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
   const privateKeyFile = path.join(dir, PRIVATE_KEY_FILE);

@@ -34,7 +34,9 @@ export async function verifyModelDir(dir: string): Promise<Manifest> {
       throw new ModelError(`model ${dir}: missing ${name} (${(err as Error).message})`, { cause: err });
     }
     if (have.bytes !== want.bytes || have.sha256 !== want.sha256) {
-      throw new ModelError(`model ${dir}: ${name} does not match its manifest (sha256 ${have.sha256.slice(0, 12)}…, expected ${want.sha256.slice(0, 12)}…)`);
+      throw new ModelError(
+        `model ${dir}: ${name} does not match its manifest (sha256 ${have.sha256.slice(0, 12)}…, expected ${want.sha256.slice(0, 12)}…)`,
+      );
     }
   }
   return manifest;

@@ -36,8 +36,10 @@ export interface PublishResult {
 
 export async function publishModel(o: PublishOptions): Promise<PublishResult> {
   if (!o.fleet && o.kiosks.length === 0) throw new FacegateError('give --kiosk ID (one or more) or --fleet');
-  if (o.kiosks.includes(FLEET_LEVEL)) throw new FacegateError(`"${FLEET_LEVEL}" is the fleet topic level, not a kiosk id`);
-  for (const k of o.kiosks) if (/[/+#]/.test(k) || k === '') throw new FacegateError(`kiosk id "${k}" must be one topic level without + or #`);
+  if (o.kiosks.includes(FLEET_LEVEL))
+    throw new FacegateError(`"${FLEET_LEVEL}" is the fleet topic level, not a kiosk id`);
+  for (const k of o.kiosks)
+    if (/[/+#]/.test(k) || k === '') throw new FacegateError(`kiosk id "${k}" must be one topic level without + or #`);
   const { offer, chunks } = makeOffer(o.bundle, { chunkSize: o.chunkSize, url: o.url ?? null });
   let client: MqttClient;
   try {
@@ -50,12 +52,18 @@ export async function publishModel(o: PublishOptions): Promise<PublishResult> {
   try {
     const waitMs = o.waitMs ?? 0;
     let allIn: () => void = () => undefined;
-    const done = new Promise<void>((resolve) => { allIn = resolve; });
+    const done = new Promise<void>((resolve) => {
+      allIn = resolve;
+    });
     if (waitMs > 0) {
       client.on('message', (topic, payload, packet) => {
         if (packet.retain) return; // an earlier state, not the answer to this offer
         let s: ModelStatePayload;
-        try { s = JSON.parse(payload.toString('utf8')) as ModelStatePayload; } catch { return; }
+        try {
+          s = JSON.parse(payload.toString('utf8')) as ModelStatePayload;
+        } catch {
+          return;
+        }
         if (s.offered !== offer.version || s.transfer !== null || s.state === null) return;
         const kiosk = topic.slice(o.baseTopic.length + 1, -(UPDATE_TOPICS.model.length + 1));
         if (!o.fleet && !o.kiosks.includes(kiosk)) return;
@@ -63,17 +71,30 @@ export async function publishModel(o: PublishOptions): Promise<PublishResult> {
         o.onVerdict?.(kiosk, s);
         if (!o.fleet && o.kiosks.every((k) => verdicts.has(k))) allIn();
       });
-      const subs = o.fleet ? [`${o.baseTopic}/+/${UPDATE_TOPICS.model}`] : o.kiosks.map((k) => kioskTopic(o.baseTopic, k, UPDATE_TOPICS.model));
+      const subs = o.fleet
+        ? [`${o.baseTopic}/+/${UPDATE_TOPICS.model}`]
+        : o.kiosks.map((k) => kioskTopic(o.baseTopic, k, UPDATE_TOPICS.model));
       await client.subscribeAsync(subs, { qos: 1 });
     }
-    const prefixes = o.fleet ? [(rel: string): string => fleetTopic(o.baseTopic, rel)] : o.kiosks.map((k) => (rel: string): string => kioskTopic(o.baseTopic, k, rel));
+    const prefixes = o.fleet
+      ? [(rel: string): string => fleetTopic(o.baseTopic, rel)]
+      : o.kiosks.map(
+          (k) =>
+            (rel: string): string =>
+              kioskTopic(o.baseTopic, k, rel),
+        );
     for (const topic of prefixes) {
       await client.publishAsync(topic(UPDATE_TOPICS.offer), JSON.stringify(offer), { qos: 1 });
       for (const c of chunks) await client.publishAsync(topic(UPDATE_TOPICS.chunk), c, { qos: 1 });
     }
     if (waitMs > 0) {
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([done, new Promise<void>((resolve) => { timer = setTimeout(resolve, waitMs); })]);
+      await Promise.race([
+        done,
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, waitMs);
+        }),
+      ]);
       if (timer) clearTimeout(timer);
     }
   } finally {

@@ -32,24 +32,40 @@ export interface Answer {
   readonly embedding: readonly number[];
 }
 
-export const answerSchema = z.object({
-  label: z.string(),
-  probabilities: z.array(z.number()),
-  embedding: z.array(z.number()),
-}).strict();
+export const answerSchema = z
+  .object({
+    label: z.string(),
+    probabilities: z.array(z.number()),
+    embedding: z.array(z.number()),
+  })
+  .strict();
 
-export const answersSchema = z.object({
-  formatVersion: z.literal(1),
-  tolerance: z.object({
-    probability: z.number().min(0).max(1).describe('largest allowed absolute difference of any class probability'),
-    embeddingCosine: z.number().min(-1).max(1).describe('smallest allowed cosine between recorded and computed embedding'),
-  }).strict(),
-  cases: z.array(z.object({
-    image: z.string().describe('bundle path of the reference image (PNG at the model input size)'),
-    source: z.string().describe('file name it was made from, for the operator'),
-    results: z.record(z.string(), answerSchema).describe('per model file (model.onnx, model.int8.onnx)'),
-  }).strict()).min(1),
-}).strict();
+export const answersSchema = z
+  .object({
+    formatVersion: z.literal(1),
+    tolerance: z
+      .object({
+        probability: z.number().min(0).max(1).describe('largest allowed absolute difference of any class probability'),
+        embeddingCosine: z
+          .number()
+          .min(-1)
+          .max(1)
+          .describe('smallest allowed cosine between recorded and computed embedding'),
+      })
+      .strict(),
+    cases: z
+      .array(
+        z
+          .object({
+            image: z.string().describe('bundle path of the reference image (PNG at the model input size)'),
+            source: z.string().describe('file name it was made from, for the operator'),
+            results: z.record(z.string(), answerSchema).describe('per model file (model.onnx, model.int8.onnx)'),
+          })
+          .strict(),
+      )
+      .min(1),
+  })
+  .strict();
 export type SelfTestAnswers = z.infer<typeof answersSchema>;
 
 export const DEFAULT_TOLERANCE = { probability: 0.02, embeddingCosine: 0.99 } as const;
@@ -62,7 +78,8 @@ export interface ModelRunner {
 /** The ONNX model files of a directory that a kiosk may run, in a fixed order. */
 export function modelFilesOf(manifest: Manifest): string[] {
   const files = [MODEL_FP32_FILE, MODEL_INT8_FILE].filter((f) => f in manifest.files);
-  if (files.length === 0) throw new ModelError(`model ${manifest.version} has neither ${MODEL_FP32_FILE} nor ${MODEL_INT8_FILE}`);
+  if (files.length === 0)
+    throw new ModelError(`model ${manifest.version} has neither ${MODEL_FP32_FILE} nor ${MODEL_INT8_FILE}`);
   return files;
 }
 
@@ -75,10 +92,19 @@ export function modelFilesOf(manifest: Manifest): string[] {
 export class DeviceModelRunner implements ModelRunner {
   private readonly raw = new OnnxModelRunner();
 
-  async answer(modelDir: string, manifest: Manifest, modelFile: string, images: readonly RgbImage[]): Promise<Answer[]> {
+  async answer(
+    modelDir: string,
+    manifest: Manifest,
+    modelFile: string,
+    images: readonly RgbImage[],
+  ): Promise<Answer[]> {
     if (!manifest.recognition) return this.raw.answer(modelDir, manifest, modelFile, images);
     const { Recogniser } = await import('../recognise/recogniser.js');
-    const rec = await Recogniser.load({ modelDir, threads: 1, precision: modelFile === MODEL_INT8_FILE ? 'int8' : 'fp32' });
+    const rec = await Recogniser.load({
+      modelDir,
+      threads: 1,
+      precision: modelFile === MODEL_INT8_FILE ? 'int8' : 'fp32',
+    });
     try {
       const out: Answer[] = [];
       for (const img of images) {
@@ -86,7 +112,11 @@ export class DeviceModelRunner implements ModelRunner {
         if (!d) throw new ModelError(`model ${modelFile} gave no description`);
         const face = { frameId: 0, box: { x: 0, y: 0, width: img.width, height: img.height }, score: 1, keypoints: [] };
         const m = rec.match(face, d);
-        out.push({ label: m.label ?? `refused:${m.candidate}`, probabilities: Array.from(d.probabilities), embedding: Array.from(d.vector) });
+        out.push({
+          label: m.label ?? `refused:${m.candidate}`,
+          probabilities: Array.from(d.probabilities),
+          embedding: Array.from(d.vector),
+        });
       }
       return out;
     } finally {
@@ -97,7 +127,12 @@ export class DeviceModelRunner implements ModelRunner {
 
 /** onnxruntime on the raw model: argmax of `probabilities`, plus the embedding. */
 export class OnnxModelRunner implements ModelRunner {
-  async answer(modelDir: string, manifest: Manifest, modelFile: string, images: readonly RgbImage[]): Promise<Answer[]> {
+  async answer(
+    modelDir: string,
+    manifest: Manifest,
+    modelFile: string,
+    images: readonly RgbImage[],
+  ): Promise<Answer[]> {
     const { OnnxModel } = await import('../runtime/ort.js');
     const model = await OnnxModel.load(path.join(modelDir, modelFile), { threads: 1 });
     try {
@@ -110,10 +145,12 @@ export class OnnxModelRunner implements ModelRunner {
           throw new ModelError(`self-test image is ${img.width}×${img.height}, the model takes ${width}×${height}`);
         }
         const r = await model.run({ [name]: { data: img.data, dims: [1, height, width, 3] } }, [probName, embName]);
-        const probs = Array.from(r[probName]?.data as Float32Array | undefined ?? []);
-        const emb = Array.from(r[embName]?.data as Float32Array | undefined ?? []);
+        const probs = Array.from((r[probName]?.data as Float32Array | undefined) ?? []);
+        const emb = Array.from((r[embName]?.data as Float32Array | undefined) ?? []);
         if (probs.length !== manifest.classes.length) {
-          throw new ModelError(`model ${modelFile} gives ${probs.length} probabilities for ${manifest.classes.length} classes`);
+          throw new ModelError(
+            `model ${modelFile} gives ${probs.length} probabilities for ${manifest.classes.length} classes`,
+          );
         }
         let best = 0;
         for (let i = 1; i < probs.length; i++) if ((probs[i] ?? -Infinity) > (probs[best] ?? -Infinity)) best = i;
@@ -127,10 +164,15 @@ export class OnnxModelRunner implements ModelRunner {
 }
 
 function cosine(a: readonly number[], b: readonly number[]): number {
-  let dot = 0; let na = 0; let nb = 0;
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
   for (let i = 0; i < a.length; i++) {
-    const x = a[i] ?? 0; const y = b[i] ?? 0;
-    dot += x * y; na += x * x; nb += y * y;
+    const x = a[i] ?? 0;
+    const y = b[i] ?? 0;
+    dot += x * y;
+    na += x * x;
+    nb += y * y;
   }
   if (na === 0 && nb === 0) return 1;
   return na === 0 || nb === 0 ? 0 : dot / Math.sqrt(na * nb);
@@ -147,10 +189,13 @@ export function compareAnswer(recorded: Answer, got: Answer, tolerance: SelfTest
     const d = Math.abs((got.probabilities[i] ?? NaN) - (recorded.probabilities[i] ?? NaN));
     if (!(d <= worst)) worst = d; // NaN propagates to a failure
   }
-  if (!(worst <= tolerance.probability)) return `probability off by ${worst.toFixed(4)} (tolerance ${tolerance.probability})`;
-  if (recorded.embedding.length !== got.embedding.length) return `embedding size ${got.embedding.length}, recorded ${recorded.embedding.length}`;
+  if (!(worst <= tolerance.probability))
+    return `probability off by ${worst.toFixed(4)} (tolerance ${tolerance.probability})`;
+  if (recorded.embedding.length !== got.embedding.length)
+    return `embedding size ${got.embedding.length}, recorded ${recorded.embedding.length}`;
   const c = cosine(recorded.embedding, got.embedding);
-  if (!(c >= tolerance.embeddingCosine)) return `embedding cosine ${c.toFixed(4)} (needs ≥ ${tolerance.embeddingCosine})`;
+  if (!(c >= tolerance.embeddingCosine))
+    return `embedding cosine ${c.toFixed(4)} (needs ≥ ${tolerance.embeddingCosine})`;
   return null;
 }
 
@@ -183,14 +228,18 @@ export async function runSelfTest(
 export async function selfTestUnpacked(dir: string, runner: ModelRunner, model?: Manifest): Promise<number> {
   const modelDir = path.join(dir, 'model');
   model ??= await verifyModelDir(modelDir);
-  const answers = answersSchema.parse(JSON.parse(await readFile(path.join(dir, ...SELFTEST_ANSWERS.split('/')), 'utf8')));
+  const answers = answersSchema.parse(
+    JSON.parse(await readFile(path.join(dir, ...SELFTEST_ANSWERS.split('/')), 'utf8')),
+  );
   await runSelfTest(modelDir, model, answers, dir, runner);
   return answers.cases.length;
 }
 
 /** Encodes an RGB crop as PNG (lossless, so the kiosk decodes the exact pixels). */
 export async function encodePng(img: RgbImage): Promise<Buffer> {
-  return sharp(Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength), { raw: { width: img.width, height: img.height, channels: 3 } })
+  return sharp(Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength), {
+    raw: { width: img.width, height: img.height, channels: 3 },
+  })
     .png({ compressionLevel: 9 })
     .toBuffer();
 }
@@ -207,20 +256,32 @@ export function syntheticReferences(width: number, height: number): { source: st
       for (let x = 0; x < width; x++) {
         const [r, g, b] = f(x, y);
         const i = (y * width + x) * 3;
-        data[i] = r; data[i + 1] = g; data[i + 2] = b;
+        data[i] = r;
+        data[i + 1] = g;
+        data[i + 2] = b;
       }
     }
     return { data, width, height };
   };
   return [
-    { source: 'synthetic:gradient', image: make((x, y) => [Math.floor((255 * x) / width), Math.floor((255 * y) / height), 128]) },
+    {
+      source: 'synthetic:gradient',
+      image: make((x, y) => [Math.floor((255 * x) / width), Math.floor((255 * y) / height), 128]),
+    },
     { source: 'synthetic:stripes', image: make((x) => (Math.floor(x / 16) % 2 ? [230, 40, 40] : [20, 20, 200])) },
-    { source: 'synthetic:checker', image: make((x, y) => ((Math.floor(x / 28) + Math.floor(y / 28)) % 2 ? [250, 250, 250] : [10, 60, 10])) },
+    {
+      source: 'synthetic:checker',
+      image: make((x, y) => ((Math.floor(x / 28) + Math.floor(y / 28)) % 2 ? [250, 250, 250] : [10, 60, 10])),
+    },
     { source: 'synthetic:warm', image: make((x, y) => [200, 120 + ((x * y) % 50), 40]) },
   ];
 }
 
-export async function loadReferences(files: readonly string[], width: number, height: number): Promise<{ source: string; image: RgbImage }[]> {
+export async function loadReferences(
+  files: readonly string[],
+  width: number,
+  height: number,
+): Promise<{ source: string; image: RgbImage }[]> {
   const out: { source: string; image: RgbImage }[] = [];
   for (const f of files) out.push({ source: path.basename(f), image: await decodeRgb(f, { width, height }) });
   return out;

@@ -24,8 +24,14 @@ import type { Manifest } from '../model/manifest.js';
 import { ModelError } from '../shared/errors.js';
 import { syncDir, writeFileAtomic } from '../shared/fs.js';
 import {
-  checkPolicy, extractBundle, parseHeader, verifyBundleBytes, verifySignature,
-  encodeHeader, type BundleManifest, type VerifyPolicy,
+  checkPolicy,
+  extractBundle,
+  parseHeader,
+  verifyBundleBytes,
+  verifySignature,
+  encodeHeader,
+  type BundleManifest,
+  type VerifyPolicy,
 } from './bundle.js';
 import { StoreError, UpdateRejected } from './errors.js';
 import { crashPoint } from './hooks.js';
@@ -44,26 +50,33 @@ export interface ActiveModel {
   readonly source: 'store' | 'fallback';
 }
 
-export const updateStateSchema = z.object({
-  running: z.string().nullable().describe('version the kiosk runs'),
-  previous: z.string().nullable().describe('version kept for rollback'),
-  state: z.string().nullable().describe('installed | rejected: <reason> | rolled back: <reason>; null before any update'),
-  offered: z.string().nullable().describe('version the last update was about'),
-  at: z.string().nullable().describe('time of the last update state (ISO 8601)'),
-  probationUntil: z.string().nullable().describe('end of the probation of the running model, if still on probation'),
-}).strict();
+export const updateStateSchema = z
+  .object({
+    running: z.string().nullable().describe('version the kiosk runs'),
+    previous: z.string().nullable().describe('version kept for rollback'),
+    state: z
+      .string()
+      .nullable()
+      .describe('installed | rejected: <reason> | rolled back: <reason>; null before any update'),
+    offered: z.string().nullable().describe('version the last update was about'),
+    at: z.string().nullable().describe('time of the last update state (ISO 8601)'),
+    probationUntil: z.string().nullable().describe('end of the probation of the running model, if still on probation'),
+  })
+  .strict();
 export type UpdateState = z.infer<typeof updateStateSchema>;
 
 const pointerSchema = z.object({ target: z.string(), version: z.string() }).strict();
-const markerSchema = z.object({
-  version: z.string(),
-  target: z.string().describe('what current points to after the swap'),
-  previous: pointerSchema.nullable().describe('what current pointed to before (null: the fallback)'),
-  oldPrevious: pointerSchema.nullable().describe('what previous pointed to before'),
-  swappedAt: z.string(),
-  until: z.string(),
-  rollback: z.string().optional().describe('set when a rollback started: the state it reports'),
-}).strict();
+const markerSchema = z
+  .object({
+    version: z.string(),
+    target: z.string().describe('what current points to after the swap'),
+    previous: pointerSchema.nullable().describe('what current pointed to before (null: the fallback)'),
+    oldPrevious: pointerSchema.nullable().describe('what previous pointed to before'),
+    swappedAt: z.string(),
+    until: z.string(),
+    rollback: z.string().optional().describe('set when a rollback started: the state it reports'),
+  })
+  .strict();
 type Marker = z.infer<typeof markerSchema>;
 
 export interface StoreOptions {
@@ -85,8 +98,12 @@ export class ModelStore {
     this.now = o.now ?? ((): Date => new Date());
   }
 
-  get dir(): string { return this.o.dir; }
-  private p(...parts: string[]): string { return path.join(this.o.dir, ...parts); }
+  get dir(): string {
+    return this.o.dir;
+  }
+  private p(...parts: string[]): string {
+    return path.join(this.o.dir, ...parts);
+  }
 
   /** Runs store operations one at a time (an install, a rollback, a probation pass). */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -147,8 +164,10 @@ export class ModelStore {
       }
     }
     const model = await verifyModelDir(path.join(versionDir, 'model'));
-    if (model.version !== header.manifest.version) throw new UpdateRejected(`model version ${model.version} differs from bundle version ${header.manifest.version}`);
-    if (JSON.stringify(model.classes) !== JSON.stringify(header.manifest.labels)) throw new UpdateRejected('model classes differ from the signed labels');
+    if (model.version !== header.manifest.version)
+      throw new UpdateRejected(`model version ${model.version} differs from bundle version ${header.manifest.version}`);
+    if (JSON.stringify(model.classes) !== JSON.stringify(header.manifest.labels))
+      throw new UpdateRejected('model classes differ from the signed labels');
     return model;
   }
 
@@ -167,7 +186,10 @@ export class ModelStore {
       const m = await verifyModelDir(this.o.fallbackDir);
       return { dir: this.o.fallbackDir, version: m.version, source: 'fallback' };
     } catch (err) {
-      throw new StoreError(`no valid model to run: nothing usable in ${this.o.dir} and the configured model.dir ${this.o.fallbackDir} fails its check (${(err as Error).message})`, { cause: err });
+      throw new StoreError(
+        `no valid model to run: nothing usable in ${this.o.dir} and the configured model.dir ${this.o.fallbackDir} fails its check (${(err as Error).message})`,
+        { cause: err },
+      );
     }
   }
 
@@ -177,12 +199,18 @@ export class ModelStore {
     try {
       const parsed = updateStateSchema.safeParse(JSON.parse(await readFile(this.p('state.json'), 'utf8')));
       if (parsed.success) return parsed.data;
-    } catch { /* missing or unreadable: start afresh */ }
+    } catch {
+      /* missing or unreadable: start afresh */
+    }
     return { running: null, previous: null, state: null, offered: null, at: null, probationUntil: null };
   }
 
   private async writeState(s: UpdateState, step?: string): Promise<void> {
-    await writeFileAtomic(this.p('state.json'), JSON.stringify(s, null, 2), step ? { beforeRename: () => crashPoint(step) } : {});
+    await writeFileAtomic(
+      this.p('state.json'),
+      JSON.stringify(s, null, 2),
+      step ? { beforeRename: () => crashPoint(step) } : {},
+    );
   }
 
   /** Records the outcome of an update attempt that did not change the running model. */
@@ -197,7 +225,11 @@ export class ModelStore {
 
   private async readMarker(): Promise<Marker | null> {
     let raw: string;
-    try { raw = await readFile(this.p('probation.json'), 'utf8'); } catch { return null; }
+    try {
+      raw = await readFile(this.p('probation.json'), 'utf8');
+    } catch {
+      return null;
+    }
     try {
       return markerSchema.parse(JSON.parse(raw));
     } catch {
@@ -222,7 +254,8 @@ export class ModelStore {
       for (const d of await readdir(this.p('staging')).catch(() => [] as string[])) interrupted.add(versionOfFolder(d));
       await rm(this.p('staging'), { recursive: true, force: true });
       await rm(this.p('transfers'), { recursive: true, force: true });
-      for (const f of ['current.tmp', 'previous.tmp', 'probation.json.tmp', 'state.json.tmp']) await rm(this.p(f), { force: true });
+      for (const f of ['current.tmp', 'previous.tmp', 'probation.json.tmp', 'state.json.tmp'])
+        await rm(this.p(f), { force: true });
       for (const f of await readdir(this.o.dir)) if (f.endsWith('.tmp')) await rm(this.p(f), { force: true });
 
       let state = await this.readState();
@@ -241,7 +274,12 @@ export class ModelStore {
       if (!marker && interrupted.size > 0) {
         const v = [...interrupted].join(', ');
         this.o.log.warn({ version: v }, 'an install was interrupted by a restart before the swap');
-        state = { ...state, state: `rejected: install of ${v} interrupted by a restart`, offered: v, at: this.now().toISOString() };
+        state = {
+          ...state,
+          state: `rejected: install of ${v} interrupted by a restart`,
+          offered: v,
+          at: this.now().toISOString(),
+        };
       }
       const active = await this.pickValid(state);
       state = { ...state, running: active.version, probationUntil: null };
@@ -300,7 +338,11 @@ export class ModelStore {
       }
       await this.setPointer('current', target);
       await this.setPointer('previous', null);
-      Object.assign(state, { state: `rolled back: model failed verification at start (${why})`, at: this.now().toISOString(), previous: null });
+      Object.assign(state, {
+        state: `rolled back: model failed verification at start (${why})`,
+        at: this.now().toISOString(),
+        previous: null,
+      });
       return active;
     }
   }
@@ -313,7 +355,8 @@ export class ModelStore {
       if (t && !path.isAbsolute(t)) keep.add(path.basename(t));
     }
     const marker = await this.readMarker();
-    for (const t of [marker?.target, marker?.previous?.target, marker?.oldPrevious?.target]) if (t && !path.isAbsolute(t)) keep.add(path.basename(t));
+    for (const t of [marker?.target, marker?.previous?.target, marker?.oldPrevious?.target])
+      if (t && !path.isAbsolute(t)) keep.add(path.basename(t));
     return (await readdir(this.p('versions'))).filter((d) => !keep.has(d));
   }
 
@@ -336,7 +379,10 @@ export class ModelStore {
    * swap `current`. Throws UpdateRejected (nothing changed) with the reason.
    * The caller activates the returned model and calls `rollback` if that fails.
    */
-  async install(bundle: Buffer, policy: VerifyPolicy): Promise<{ installed: ActiveModel; previous: ActiveModel; manifest: BundleManifest }> {
+  async install(
+    bundle: Buffer,
+    policy: VerifyPolicy,
+  ): Promise<{ installed: ActiveModel; previous: ActiveModel; manifest: BundleManifest }> {
     return this.serial(async () => {
       const verified = verifyBundleBytes(bundle, this.o.keys);
       const before = await this.active();
@@ -348,12 +394,17 @@ export class ModelStore {
       const staging = this.p('staging', id);
       try {
         await extractBundle(bundle, verified, staging);
-        await writeFileAtomic(path.join(staging, BUNDLE_HEADER_FILE), encodeHeader(manifest, parseHeader(bundle).signatures));
+        await writeFileAtomic(
+          path.join(staging, BUNDLE_HEADER_FILE),
+          encodeHeader(manifest, parseHeader(bundle).signatures),
+        );
         await syncDir(staging);
       } catch (err) {
         await rm(staging, { recursive: true, force: true });
         if (err instanceof UpdateRejected) throw err;
-        throw new UpdateRejected(`cannot write the model to ${this.o.dir}: ${(err as Error).message}`, undefined, { cause: err });
+        throw new UpdateRejected(`cannot write the model to ${this.o.dir}: ${(err as Error).message}`, undefined, {
+          cause: err,
+        });
       }
       crashPoint('staged');
 
@@ -384,7 +435,10 @@ export class ModelStore {
         swappedAt: now.toISOString(),
         until: new Date(now.getTime() + this.o.probationMinutes * 60_000).toISOString(),
       };
-      await writeFileAtomic(this.p('probation.json'), JSON.stringify(marker, null, 2), { beforeRename: () => crashPoint('marker-written'), syncDir: true });
+      await writeFileAtomic(this.p('probation.json'), JSON.stringify(marker, null, 2), {
+        beforeRename: () => crashPoint('marker-written'),
+        syncDir: true,
+      });
       crashPoint('marker-placed');
 
       // previous → what runs now; a first install names the fallback by absolute path.
@@ -394,12 +448,24 @@ export class ModelStore {
       crashPoint('swapped');
 
       const s = await this.readState();
-      await this.writeState({
-        ...s, running: manifest.version, previous: before.version, state: 'installed', offered: manifest.version,
-        at: this.now().toISOString(), probationUntil: marker.until,
-      }, 'state-written');
+      await this.writeState(
+        {
+          ...s,
+          running: manifest.version,
+          previous: before.version,
+          state: 'installed',
+          offered: manifest.version,
+          at: this.now().toISOString(),
+          probationUntil: marker.until,
+        },
+        'state-written',
+      );
       crashPoint('installed');
-      return { installed: { dir: this.modelDirOf(target), version: manifest.version, source: 'store' }, previous: before, manifest };
+      return {
+        installed: { dir: this.modelDirOf(target), version: manifest.version, source: 'store' },
+        previous: before,
+        manifest,
+      };
     });
   }
 

@@ -14,7 +14,13 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { formatIssues } from '../model/manifest.js';
-import { bundleManifestSchema, parseHeader, signatureSchema, type BundleManifest, type BundleSignature } from './bundle.js';
+import {
+  bundleManifestSchema,
+  parseHeader,
+  signatureSchema,
+  type BundleManifest,
+  type BundleSignature,
+} from './bundle.js';
 import { UpdateRejected } from './errors.js';
 import { sha256 } from './modeldir.js';
 
@@ -22,49 +28,80 @@ export const DEFAULT_CHUNK_BYTES = 256 * 1024;
 export const MAX_CHUNKS = 100_000;
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
 
-export const offerSchema = z.object({
-  type: z.literal('facegate-model-offer'),
-  transferId: z.string().regex(/^[0-9a-f]{16}$/).describe('names the chunks of this transfer'),
-  version: z.string().describe('bundle version (the signed manifest\'s, repeated for people reading the topic)'),
-  forced: z.boolean(),
-  size: z.number().int().positive().describe('bundle size in bytes'),
-  sha256: hex64.describe('sha256 of the whole bundle file'),
-  manifest: bundleManifestSchema,
-  signatures: z.array(signatureSchema).min(1).max(16),
-  chunkSize: z.number().int().positive().max(64 * 1024 * 1024).nullable(),
-  chunks: z.number().int().positive().max(MAX_CHUNKS).nullable(),
-  chunkSha256: z.array(hex64).max(MAX_CHUNKS).nullable(),
-  url: z.url({ protocol: /^https$/ }).nullable().describe('HTTPS URL of the bundle instead of chunks'),
-}).strict().superRefine((o, ctx) => {
-  if (o.version !== o.manifest.version) ctx.addIssue({ code: 'custom', path: ['version'], message: 'differs from the signed manifest' });
-  if (o.forced !== o.manifest.forced) ctx.addIssue({ code: 'custom', path: ['forced'], message: 'differs from the signed manifest' });
-  if (o.url === null) {
-    if (o.chunkSize === null || o.chunks === null || o.chunkSha256 === null) {
-      ctx.addIssue({ code: 'custom', path: ['chunks'], message: 'an offer without url needs chunkSize, chunks and chunkSha256' });
-    } else {
-      if (o.chunks !== Math.ceil(o.size / o.chunkSize)) ctx.addIssue({ code: 'custom', path: ['chunks'], message: 'does not match size / chunkSize' });
-      if (o.chunkSha256.length !== o.chunks) ctx.addIssue({ code: 'custom', path: ['chunkSha256'], message: 'needs one hash per chunk' });
+export const offerSchema = z
+  .object({
+    type: z.literal('facegate-model-offer'),
+    transferId: z
+      .string()
+      .regex(/^[0-9a-f]{16}$/)
+      .describe('names the chunks of this transfer'),
+    version: z.string().describe("bundle version (the signed manifest's, repeated for people reading the topic)"),
+    forced: z.boolean(),
+    size: z.number().int().positive().describe('bundle size in bytes'),
+    sha256: hex64.describe('sha256 of the whole bundle file'),
+    manifest: bundleManifestSchema,
+    signatures: z.array(signatureSchema).min(1).max(16),
+    chunkSize: z
+      .number()
+      .int()
+      .positive()
+      .max(64 * 1024 * 1024)
+      .nullable(),
+    chunks: z.number().int().positive().max(MAX_CHUNKS).nullable(),
+    chunkSha256: z.array(hex64).max(MAX_CHUNKS).nullable(),
+    url: z
+      .url({ protocol: /^https$/ })
+      .nullable()
+      .describe('HTTPS URL of the bundle instead of chunks'),
+  })
+  .strict()
+  .superRefine((o, ctx) => {
+    if (o.version !== o.manifest.version)
+      ctx.addIssue({ code: 'custom', path: ['version'], message: 'differs from the signed manifest' });
+    if (o.forced !== o.manifest.forced)
+      ctx.addIssue({ code: 'custom', path: ['forced'], message: 'differs from the signed manifest' });
+    if (o.url === null) {
+      if (o.chunkSize === null || o.chunks === null || o.chunkSha256 === null) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['chunks'],
+          message: 'an offer without url needs chunkSize, chunks and chunkSha256',
+        });
+      } else {
+        if (o.chunks !== Math.ceil(o.size / o.chunkSize))
+          ctx.addIssue({ code: 'custom', path: ['chunks'], message: 'does not match size / chunkSize' });
+        if (o.chunkSha256.length !== o.chunks)
+          ctx.addIssue({ code: 'custom', path: ['chunkSha256'], message: 'needs one hash per chunk' });
+      }
     }
-  }
-});
+  });
 export type Offer = z.infer<typeof offerSchema>;
 
 export function parseOffer(payload: Buffer): Offer {
   let raw: unknown;
-  try { raw = JSON.parse(payload.toString('utf8')); } catch { throw new UpdateRejected('malformed offer: not JSON'); }
+  try {
+    raw = JSON.parse(payload.toString('utf8'));
+  } catch {
+    throw new UpdateRejected('malformed offer: not JSON');
+  }
   const r = offerSchema.safeParse(raw);
   if (!r.success) throw new UpdateRejected(`malformed offer: ${formatIssues(r.error.issues).replace(/\n/g, '; ')}`);
   return r.data;
 }
 
 /** Builds the offer for a bundle file's bytes. */
-export function makeOffer(bundle: Buffer, options: { chunkSize?: number; url?: string | null } = {}): { offer: Offer; chunks: Buffer[] } {
+export function makeOffer(
+  bundle: Buffer,
+  options: { chunkSize?: number; url?: string | null } = {},
+): { offer: Offer; chunks: Buffer[] } {
   const header = parseHeader(bundle);
   const transferId = randomBytes(8).toString('hex');
   const url = options.url ?? null;
   const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_BYTES;
   const chunks: Buffer[] = [];
-  if (url === null) for (let o = 0; o < bundle.length; o += chunkSize) chunks.push(bundle.subarray(o, Math.min(o + chunkSize, bundle.length)));
+  if (url === null)
+    for (let o = 0; o < bundle.length; o += chunkSize)
+      chunks.push(bundle.subarray(o, Math.min(o + chunkSize, bundle.length)));
   const manifest: BundleManifest = header.manifest;
   const signatures: BundleSignature[] = [...header.signatures];
   const offer: Offer = {

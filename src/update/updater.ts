@@ -77,10 +77,14 @@ export class ModelUpdater {
   }
 
   /** The version recognition runs now (for event payloads). */
-  get runningVersion(): string | undefined { return this.running?.version; }
+  get runningVersion(): string | undefined {
+    return this.running?.version;
+  }
 
   /** The version installed by this process whose probation has not passed yet (undefined when none). */
-  get probationVersion(): string | undefined { return this.onProbation; }
+  get probationVersion(): string | undefined {
+    return this.onProbation;
+  }
 
   /**
    * Call before loading the pipeline: cleans up after a crash, rolls back a swap whose
@@ -99,15 +103,22 @@ export class ModelUpdater {
     const { active, state } = await this.store.recover();
     this.running = active;
     this.lastState = state;
-    this.log.info({ version: active.version, source: active.source, keys: this.keys.map((k) => k.id) }, 'model store ready');
+    this.log.info(
+      { version: active.version, source: active.source, keys: this.keys.map((k) => k.id) },
+      'model store ready',
+    );
     return active;
   }
 
   async start(): Promise<void> {
     if (!this.store) await this.recover();
     this.started = true;
-    const onOffer: MessageHandler = (_t, payload) => { this.enqueue(() => this.handleOffer(payload)); };
-    const onChunk: MessageHandler = (_t, payload) => { this.enqueue(() => this.handleChunk(payload)); };
+    const onOffer: MessageHandler = (_t, payload) => {
+      this.enqueue(() => this.handleOffer(payload));
+    };
+    const onChunk: MessageHandler = (_t, payload) => {
+      this.enqueue(() => this.handleChunk(payload));
+    };
     await this.o.mqtt.subscribe(UPDATE_TOPICS.offer, onOffer);
     await this.o.mqtt.subscribe(UPDATE_TOPICS.chunk, onChunk);
     await this.o.mqtt.subscribeAbsolute(fleetTopic(this.o.baseTopic, UPDATE_TOPICS.offer), onOffer);
@@ -127,13 +138,18 @@ export class ModelUpdater {
   /** Resolves when every message received so far has been handled (tests, shutdown). */
   async idle(): Promise<void> {
     let w: Promise<void>;
-    do { w = this.work; await w; } while (w !== this.work);
+    do {
+      w = this.work;
+      await w;
+    } while (w !== this.work);
   }
 
   /** The host reports the new model misbehaving during probation: return to the previous one. */
   async reportFailure(reason: string): Promise<boolean> {
     let done = false;
-    await this.enqueueAndWait(async () => { done = await this.rollback(reason); });
+    await this.enqueueAndWait(async () => {
+      done = await this.rollback(reason);
+    });
     return done;
   }
 
@@ -161,17 +177,27 @@ export class ModelUpdater {
     try {
       offer = parseOffer(payload);
       if (this.transfer?.offer.transferId === offer.transferId || this.completed.has(offer.transferId)) return; // QoS 1 redelivery
-      if (this.transfer) throw new UpdateRejected(`busy: receiving ${this.transfer.offer.version}`, 'Offer again when it is done');
+      if (this.transfer)
+        throw new UpdateRejected(`busy: receiving ${this.transfer.offer.version}`, 'Offer again when it is done');
       const m = offer.manifest;
       // The signed manifest decides before any byte is transferred.
       verifySignature(m, offer.signatures, this.keys);
-      checkPolicy(m, { kioskId: this.o.kioskId, runningVersion: this.running?.version ?? null, allowForced: this.o.config.allowForced });
+      checkPolicy(m, {
+        kioskId: this.o.kioskId,
+        runningVersion: this.running?.version ?? null,
+        allowForced: this.o.config.allowForced,
+      });
       if (offer.size > this.o.config.maxBundleBytes) {
-        throw new UpdateRejected(`bundle of ${offer.size} bytes exceeds updates.maxBundleBytes (${this.o.config.maxBundleBytes})`);
+        throw new UpdateRejected(
+          `bundle of ${offer.size} bytes exceeds updates.maxBundleBytes (${this.o.config.maxBundleBytes})`,
+        );
       }
       const signedBytes = Object.values(m.files).reduce((a, f) => a + f.bytes, 0);
       if (signedBytes > offer.size) throw new UpdateRejected('malformed offer: size smaller than the signed files');
-      this.log.info({ version: m.version, size: offer.size, chunks: offer.chunks, url: offer.url !== null }, 'update offered');
+      this.log.info(
+        { version: m.version, size: offer.size, chunks: offer.chunks, url: offer.url !== null },
+        'update offered',
+      );
       if (offer.url !== null) {
         await this.download(offer);
         return;
@@ -217,7 +243,10 @@ export class ModelUpdater {
     const expectedLen = c.index === chunks - 1 ? t.offer.size - chunkSize * (chunks - 1) : chunkSize;
     if (c.data.length !== expectedLen || sha256(c.data) !== chunkSha256[c.index]) {
       await this.dropTransfer();
-      await this.reject(t.offer.version, new UpdateRejected(`corrupt transfer: chunk ${c.index} does not match its hash`));
+      await this.reject(
+        t.offer.version,
+        new UpdateRejected(`corrupt transfer: chunk ${c.index} does not match its hash`),
+      );
       return;
     }
     await t.fh.write(c.data, 0, c.data.length, c.index * chunkSize);
@@ -229,7 +258,10 @@ export class ModelUpdater {
     await this.dropTransfer();
     this.completed.add(t.offer.transferId);
     if (bytes.length !== t.offer.size || sha256(bytes) !== t.offer.sha256) {
-      await this.reject(t.offer.version, new UpdateRejected('corrupt transfer: the reassembled bundle does not match the offered sha256'));
+      await this.reject(
+        t.offer.version,
+        new UpdateRejected('corrupt transfer: the reassembled bundle does not match the offered sha256'),
+      );
       return;
     }
     await this.install(t.offer, bytes);
@@ -240,7 +272,10 @@ export class ModelUpdater {
     const fetchImpl = this.o.fetch ?? fetch;
     let bytes: Buffer;
     try {
-      const res = await fetchImpl(url, { signal: AbortSignal.timeout(this.o.config.downloadTimeoutMs), redirect: 'error' });
+      const res = await fetchImpl(url, {
+        signal: AbortSignal.timeout(this.o.config.downloadTimeoutMs),
+        redirect: 'error',
+      });
       if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
       const parts: Buffer[] = [];
       let total = 0;
@@ -255,7 +290,9 @@ export class ModelUpdater {
       throw new UpdateRejected(`download failed: ${(err as Error).message}`, undefined, { cause: err });
     }
     if (bytes.length !== offer.size || sha256(bytes) !== offer.sha256) {
-      throw new UpdateRejected(`truncated or corrupt download: ${bytes.length} of ${offer.size} bytes, sha256 ${bytes.length === offer.size ? 'differs' : 'not checked'}`);
+      throw new UpdateRejected(
+        `truncated or corrupt download: ${bytes.length} of ${offer.size} bytes, sha256 ${bytes.length === offer.size ? 'differs' : 'not checked'}`,
+      );
     }
     this.completed.add(offer.transferId);
     await this.install(offer, bytes);
@@ -275,7 +312,11 @@ export class ModelUpdater {
   private async install(offer: Offer, bytes: Buffer): Promise<void> {
     let result: Awaited<ReturnType<ModelStore['install']>>;
     try {
-      result = await this.s.install(bytes, { kioskId: this.o.kioskId, runningVersion: this.running?.version ?? null, allowForced: this.o.config.allowForced });
+      result = await this.s.install(bytes, {
+        kioskId: this.o.kioskId,
+        runningVersion: this.running?.version ?? null,
+        allowForced: this.o.config.allowForced,
+      });
       // The signed bytes must be the ones offered (a mix of offers must not slip through).
       if (result.manifest.version !== offer.manifest.version) throw new UpdateRejected('bundle differs from the offer');
     } catch (err) {
@@ -285,13 +326,19 @@ export class ModelUpdater {
     try {
       await this.o.host.activate(result.installed);
     } catch (err) {
-      this.log.error({ version: result.installed.version, err: (err as Error).message }, 'new model failed to start; rolling back');
+      this.log.error(
+        { version: result.installed.version, err: (err as Error).message },
+        'new model failed to start; rolling back',
+      );
       await this.rollback(`model failed to start: ${(err as Error).message}`, false);
       return;
     }
     this.running = result.installed;
     this.lastState = await this.s.readState();
-    this.log.info({ version: result.installed.version, previous: result.previous.version }, 'model installed; probation started');
+    this.log.info(
+      { version: result.installed.version, previous: result.previous.version },
+      'model installed; probation started',
+    );
     this.armProbation(result.installed.version);
     await this.publishState();
   }
@@ -322,7 +369,10 @@ export class ModelUpdater {
       try {
         await this.o.host.activate(r.active);
       } catch (err) {
-        this.log.fatal({ err: (err as Error).message, version: r.active.version }, 'previous model does not start either');
+        this.log.fatal(
+          { err: (err as Error).message, version: r.active.version },
+          'previous model does not start either',
+        );
       }
     }
     this.running = r.active;
@@ -357,7 +407,10 @@ export class ModelUpdater {
 
   private async publishState(): Promise<void> {
     try {
-      await this.o.mqtt.publishRelative(UPDATE_TOPICS.model, JSON.stringify(this.modelState()), { qos: 1, retain: true });
+      await this.o.mqtt.publishRelative(UPDATE_TOPICS.model, JSON.stringify(this.modelState()), {
+        qos: 1,
+        retain: true,
+      });
     } catch (err) {
       // The broker may be away; the retained state is published again on the next change.
       this.log.warn({ err: (err as Error).message }, 'cannot publish model state');

@@ -14,7 +14,9 @@ import type { Frame } from '../../src/shared/messages.js';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'facegate-capture-'));
 const jpeg = (shade: number, withThumbnail = false): Promise<Buffer> => {
-  let img = sharp({ create: { width: 32, height: 24, channels: 3, background: { r: shade, g: shade, b: shade } } }).jpeg();
+  let img = sharp({
+    create: { width: 32, height: 24, channels: 3, background: { r: shade, g: shade, b: shade } },
+  }).jpeg();
   if (withThumbnail) img = img.withExif({ IFD0: { ImageDescription: 'x' } });
   return img.toBuffer();
 };
@@ -60,13 +62,21 @@ test('queue drops the oldest when full and counts it', async () => {
 
 test('backoff grows by factor and is capped', () => {
   const r = { initialDelayMs: 100, maxDelayMs: 1000, factor: 2 };
-  assert.deepEqual([1, 2, 3, 4, 5, 6].map((a) => backoffDelay(a, r)), [100, 200, 400, 800, 1000, 1000]);
+  assert.deepEqual(
+    [1, 2, 3, 4, 5, 6].map((a) => backoffDelay(a, r)),
+    [100, 200, 400, 800, 1000, 1000],
+  );
 });
 
 test('directory source replays files in name order, then ends (or loops)', async () => {
   const dir = path.join(tmp, 'frames');
   mkdirSync(dir);
-  for (const [name, shade] of [['b.jpg', 2], ['a.jpg', 1], ['c.jpg', 3]] as const) writeFileSync(path.join(dir, name), await jpeg(shade * 50));
+  for (const [name, shade] of [
+    ['b.jpg', 2],
+    ['a.jpg', 1],
+    ['c.jpg', 3],
+  ] as const)
+    writeFileSync(path.join(dir, name), await jpeg(shade * 50));
   writeFileSync(path.join(dir, 'notes.txt'), 'not an image');
   const collect = async (loop: boolean, want: number): Promise<{ frames: Buffer[]; ended: boolean }> => {
     const src = new DirectorySource(dir, 200, loop);
@@ -74,9 +84,15 @@ test('directory source replays files in name order, then ends (or loops)', async
     let ended = false;
     await new Promise<void>((resolve, reject) => {
       const sink: FrameSink = {
-        frame: (img) => { frames.push(img); if (frames.length === want) resolve(); },
+        frame: (img) => {
+          frames.push(img);
+          if (frames.length === want) resolve();
+        },
         error: reject,
-        end: () => { ended = true; resolve(); },
+        end: () => {
+          ended = true;
+          resolve();
+        },
       };
       void src.open(sink);
     });
@@ -91,7 +107,10 @@ test('directory source replays files in name order, then ends (or loops)', async
   const looped = await collect(true, 7);
   assert.equal(looped.ended, false);
   assert.equal(looped.frames.length, 7);
-  await assert.rejects(new DirectorySource(path.join(tmp, 'nope'), 5, false).open({ frame() {}, error() {}, end() {} }), CameraError);
+  await assert.rejects(
+    new DirectorySource(path.join(tmp, 'nope'), 5, false).open({ frame() {}, error() {}, end() {} }),
+    CameraError,
+  );
 });
 
 /** A source that fails on command, to test reopening. */
@@ -108,16 +127,30 @@ class FakeSource implements CameraSource {
     this.timer = setInterval(() => sink.frame(Buffer.from([1])), 5);
     return Promise.resolve();
   }
-  close(): Promise<void> { clearInterval(this.timer); return Promise.resolve(); }
+  close(): Promise<void> {
+    clearInterval(this.timer);
+    return Promise.resolve();
+  }
 }
 
 test('camera reopens a failed source with backoff, without a restart', async () => {
   const q = new FrameQueue(1000);
   const sources: FakeSource[] = [];
   const reopens: number[] = [];
-  const cam = new Camera(() => { const s = new FakeSource(); sources.push(s); return s; }, q,
-    { name: 'door', reopen: { initialDelayMs: 10, maxDelayMs: 40, factor: 2, stallTimeoutMs: 0 }, startTimeoutMs: 2000 },
-    { onReopen: (a) => reopens.push(a) });
+  const cam = new Camera(
+    () => {
+      const s = new FakeSource();
+      sources.push(s);
+      return s;
+    },
+    q,
+    {
+      name: 'door',
+      reopen: { initialDelayMs: 10, maxDelayMs: 40, factor: 2, stallTimeoutMs: 0 },
+      startTimeoutMs: 2000,
+    },
+    { onReopen: (a) => reopens.push(a) },
+  );
   await cam.start();
   assert.equal(cam.state, 'ok');
   FakeSource.failOpen = true; // the device disappears: opening fails a few times
@@ -135,13 +168,24 @@ test('camera reopens a failed source with backoff, without a restart', async () 
   // Frame ids stay monotonic across reopens.
   const ids: number[] = [];
   for (let f = await q.take(); f; f = await q.take()) ids.push(f.id);
-  assert.deepEqual(ids, [...ids].sort((x, y) => x - y));
+  assert.deepEqual(
+    ids,
+    [...ids].sort((x, y) => x - y),
+  );
 });
 
 test('camera that fails at start: one clear CameraError', async () => {
   FakeSource.failOpen = true;
-  const cam = new Camera(() => new FakeSource(), new FrameQueue(2), { name: 'door', reopen: { initialDelayMs: 10, maxDelayMs: 10, factor: 2, stallTimeoutMs: 0 }, startTimeoutMs: 500 });
-  await assert.rejects(cam.start(), (err: unknown) => err instanceof CameraError && /camera "door" \(fake\) failed at start: device gone/.test(err.message));
+  const cam = new Camera(() => new FakeSource(), new FrameQueue(2), {
+    name: 'door',
+    reopen: { initialDelayMs: 10, maxDelayMs: 10, factor: 2, stallTimeoutMs: 0 },
+    startTimeoutMs: 500,
+  });
+  await assert.rejects(
+    cam.start(),
+    (err: unknown) =>
+      err instanceof CameraError && /camera "door" \(fake\) failed at start: device gone/.test(err.message),
+  );
   FakeSource.failOpen = false;
 });
 
@@ -151,7 +195,9 @@ test('ffmpeg source: splits the pipe, and a dying ffmpeg is reopened', async () 
   writeFileSync(jpegFile, a);
   // A stand-in for ffmpeg: writes 3 JPEGs in odd chunk sizes, then dies like a lost camera.
   const fake = path.join(tmp, 'fake-ffmpeg');
-  writeFileSync(fake, `#!${process.execPath}
+  writeFileSync(
+    fake,
+    `#!${process.execPath}
 const fs = require('fs');
 const img = fs.readFileSync(${JSON.stringify(jpegFile)});
 const all = Buffer.concat([img, img, img]);
@@ -160,24 +206,62 @@ const t = setInterval(() => {
   if (i >= all.length) { clearInterval(t); process.stderr.write('Input/output error\\n'); process.exit(1); }
   process.stdout.write(all.subarray(i, i + 97)); i += 97;
 }, 1);
-`);
+`,
+  );
   chmodSync(fake, 0o755);
   const q = new FrameQueue(100);
-  const opts = { input: '/dev/video9', path: fake, inputArgs: [], rtspTransport: 'tcp' as const, quality: 5, loop: false, fps: 5, width: 32, height: 24 };
+  const opts = {
+    input: '/dev/video9',
+    path: fake,
+    inputArgs: [],
+    rtspTransport: 'tcp' as const,
+    quality: 5,
+    loop: false,
+    fps: 5,
+    width: 32,
+    height: 24,
+  };
   const reasons: string[] = [];
-  const cam = new Camera(() => new FfmpegSource(opts), q, { name: 'door', reopen: { initialDelayMs: 10, maxDelayMs: 10, factor: 1, stallTimeoutMs: 0 }, startTimeoutMs: 5000 }, { onReopen: (_a, r) => reasons.push(r) });
+  const cam = new Camera(
+    () => new FfmpegSource(opts),
+    q,
+    {
+      name: 'door',
+      reopen: { initialDelayMs: 10, maxDelayMs: 10, factor: 1, stallTimeoutMs: 0 },
+      startTimeoutMs: 5000,
+    },
+    { onReopen: (_a, r) => reasons.push(r) },
+  );
   await cam.start();
   while (cam.framesIn < 5) await new Promise((r) => setTimeout(r, 10));
   await cam.stop();
-  assert.ok(reasons.some((r) => /exited with code 1: Input\/output error/.test(r)), reasons.join('; '));
+  assert.ok(
+    reasons.some((r) => /exited with code 1: Input\/output error/.test(r)),
+    reasons.join('; '),
+  );
   for (let f = await q.take(); f; f = await q.take()) assert.ok(f.image.equals(a));
-  await assert.rejects(new FfmpegSource({ ...opts, path: path.join(tmp, 'no-ffmpeg') }).open({ frame() {}, error() {}, end() {} }), /ffmpeg not found/);
+  await assert.rejects(
+    new FfmpegSource({ ...opts, path: path.join(tmp, 'no-ffmpeg') }).open({ frame() {}, error() {}, end() {} }),
+    /ffmpeg not found/,
+  );
 });
 
 test('ffmpeg arguments per input kind; credentials never shown', () => {
-  const base = { inputArgs: [], path: 'ffmpeg', rtspTransport: 'tcp' as const, quality: 5, loop: true, fps: 5, width: 640, height: 480 };
+  const base = {
+    inputArgs: [],
+    path: 'ffmpeg',
+    rtspTransport: 'tcp' as const,
+    quality: 5,
+    loop: true,
+    fps: 5,
+    width: 640,
+    height: 480,
+  };
   const rtsp = ffmpegArgs({ ...base, input: 'rtsp://u:p@cam/stream' });
-  assert.deepEqual(rtsp.slice(rtsp.indexOf('-rtsp_transport'), rtsp.indexOf('-rtsp_transport') + 2), ['-rtsp_transport', 'tcp']);
+  assert.deepEqual(rtsp.slice(rtsp.indexOf('-rtsp_transport'), rtsp.indexOf('-rtsp_transport') + 2), [
+    '-rtsp_transport',
+    'tcp',
+  ]);
   assert.ok(!rtsp.includes('-re'));
   const file = ffmpegArgs({ ...base, input: 'door.mp4' });
   assert.ok(file.includes('-re') && file.includes('-stream_loop'));
@@ -200,12 +284,26 @@ test('webcam source: node-webcam runs the capture command and frames flow; a fai
   const q = new FrameQueue(100);
   const { WebcamSource } = await import('../../src/capture/webcam.js');
   const opts = { device: '/dev/video0', command: fake, skipFrames: 0, fps: 50, width: 32, height: 24 };
-  const cam = new Camera(() => new WebcamSource(opts), q, { name: 'door', reopen: { initialDelayMs: 10, maxDelayMs: 10, factor: 1, stallTimeoutMs: 0 }, startTimeoutMs: 5000 });
+  const cam = new Camera(() => new WebcamSource(opts), q, {
+    name: 'door',
+    reopen: { initialDelayMs: 10, maxDelayMs: 10, factor: 1, stallTimeoutMs: 0 },
+    startTimeoutMs: 5000,
+  });
   await cam.start();
   while (cam.framesIn < 3) await new Promise((r) => setTimeout(r, 10));
   await cam.stop();
   for (let f = await q.take(); f; f = await q.take()) assert.ok(f.image.equals(img));
-  const failing = new Camera(() => new WebcamSource({ ...opts, command: '/bin/false' }), new FrameQueue(2), { name: 'door', reopen: { initialDelayMs: 10, maxDelayMs: 10, factor: 1, stallTimeoutMs: 0 }, startTimeoutMs: 5000 });
-  await assert.rejects(failing.start(), /camera "door" \(webcam \/dev\/video0\) failed at start: \/bin\/false could not capture/);
-  await assert.rejects(new WebcamSource({ ...opts, device: '/dev/video0; rm -rf /' }).open({ frame() {}, error() {}, end() {} }), /may contain only/);
+  const failing = new Camera(() => new WebcamSource({ ...opts, command: '/bin/false' }), new FrameQueue(2), {
+    name: 'door',
+    reopen: { initialDelayMs: 10, maxDelayMs: 10, factor: 1, stallTimeoutMs: 0 },
+    startTimeoutMs: 5000,
+  });
+  await assert.rejects(
+    failing.start(),
+    /camera "door" \(webcam \/dev\/video0\) failed at start: \/bin\/false could not capture/,
+  );
+  await assert.rejects(
+    new WebcamSource({ ...opts, device: '/dev/video0; rm -rf /' }).open({ frame() {}, error() {}, end() {} }),
+    /may contain only/,
+  );
 });

@@ -17,7 +17,10 @@ const cli = path.join(projectRoot, 'dist', 'src', 'cli.js');
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
 function facegate(...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...process.env, FACEGATE_LOG_LEVEL: 'warn' } });
+  const r = spawnSync(process.execPath, [cli, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, FACEGATE_LOG_LEVEL: 'warn' },
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -29,7 +32,10 @@ function setup(): { root: string; modelDir: string; model: string; calibration: 
   const model = path.join(modelDir, 'model.onnx');
   writeFileSync(model, bytes);
   const manifest: Manifest = manifestSchema.parse({
-    format: 'facegate-model', formatVersion: 1, version: '20260101.120000', createdAt: '2026-01-01T12:00:00Z',
+    format: 'facegate-model',
+    formatVersion: 1,
+    version: '20260101.120000',
+    createdAt: '2026-01-01T12:00:00Z',
     backbone: { name: 'mobilenet_v1', alpha: 0.25, source: 'test', featureNode: 'conv_pw_13_relu', featureSize: 32 },
     input: { height: 224, width: 224, preprocessing: { scale: 2 / 255, offset: -1 } },
     outputs: { embeddingSize: 16 },
@@ -42,7 +48,8 @@ function setup(): { root: string; modelDir: string; model: string; calibration: 
   for (const person of ['s1', 's2']) {
     const dir = path.join(calibration, person, 'session');
     mkdirSync(dir, { recursive: true });
-    for (const i of [1, 2, 3]) copyFileSync(path.join(sharedPaths.orl, 'train', person, `${i}.png`), path.join(dir, `${i}.png`));
+    for (const i of [1, 2, 3])
+      copyFileSync(path.join(sharedPaths.orl, 'train', person, `${i}.png`), path.join(dir, `${i}.png`));
   }
   writeFileSync(path.join(calibration, 's2', 'broken.png'), Buffer.from('\x89PNG\r\n\x1a\nthis is not really a png'));
   writeFileSync(path.join(calibration, 'notes.txt'), 'not an image');
@@ -87,7 +94,22 @@ test('facegate quantize --out elsewhere leaves the manifest alone; --method perc
   try {
     const before = readFileSync(path.join(modelDir, 'manifest.json'), 'utf8');
     const out = path.join(root, 'elsewhere', 'q.onnx');
-    const r = facegate('quantize', '--model', model, '--calibration', calibration, '--samples', '3', '--method', 'percentile', '--out', out, '--no-bias-correction', '--rounding', 'nearest');
+    const r = facegate(
+      'quantize',
+      '--model',
+      model,
+      '--calibration',
+      calibration,
+      '--samples',
+      '3',
+      '--method',
+      'percentile',
+      '--out',
+      out,
+      '--no-bias-correction',
+      '--rounding',
+      'nearest',
+    );
     assert.equal(r.code, 0, r.stderr);
     assert.ok(existsSync(out));
     assert.equal(readFileSync(path.join(modelDir, 'manifest.json'), 'utf8'), before);

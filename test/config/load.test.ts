@@ -22,7 +22,14 @@ test('config/default.json is exactly the schema defaults (no drift)', () => {
 
 test('file overrides defaults, env overrides file', () => {
   const f = write('a.json', { mqtt: { url: 'mqtt://file:1883', kioskId: 'front' }, camera: { fps: 2 } });
-  const cfg = loadConfig({ file: f, env: { FACEGATE__MQTT__URL: 'mqtts://env:8883', FACEGATE__CAMERA__QUEUE_SIZE: '7', FACEGATE__MQTT__TLS__REJECT_UNAUTHORIZED: 'false' } });
+  const cfg = loadConfig({
+    file: f,
+    env: {
+      FACEGATE__MQTT__URL: 'mqtts://env:8883',
+      FACEGATE__CAMERA__QUEUE_SIZE: '7',
+      FACEGATE__MQTT__TLS__REJECT_UNAUTHORIZED: 'false',
+    },
+  });
   assert.equal(cfg.mqtt.url, 'mqtts://env:8883');
   assert.equal(cfg.mqtt.kioskId, 'front');
   assert.equal(cfg.camera.fps, 2);
@@ -38,17 +45,23 @@ test('string leaves keep env text as is (a numeric password stays a string)', ()
 
 test('bad config: every problem as a path: message line', () => {
   const f = write('bad.json', { camera: { type: 'usb', fps: 'x' }, mqtt: { colour: 1 } });
-  assert.throws(() => loadConfig({ file: f, env: {} }), (err: unknown) => {
-    assert.ok(err instanceof ConfigError);
-    assert.match(err.message, /^camera\.type: /m);
-    assert.match(err.message, /^camera\.fps: /m);
-    assert.match(err.message, /^mqtt: .*colour/m);
-    return true;
-  });
+  assert.throws(
+    () => loadConfig({ file: f, env: {} }),
+    (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.message, /^camera\.type: /m);
+      assert.match(err.message, /^camera\.fps: /m);
+      assert.match(err.message, /^mqtt: .*colour/m);
+      return true;
+    },
+  );
 });
 
 test('"fleet" is refused as a kiosk id (it carries fleet-wide offers)', () => {
-  assert.throws(() => loadConfig({ file: write('fleet.json', { mqtt: { kioskId: 'fleet' } }), env: {} }), /^mqtt\.kioskId: must not be "fleet"/m);
+  assert.throws(
+    () => loadConfig({ file: write('fleet.json', { mqtt: { kioskId: 'fleet' } }), env: {} }),
+    /^mqtt\.kioskId: must not be "fleet"/m,
+  );
 });
 
 test('unknown env key and broken JSON are config errors', () => {
@@ -58,7 +71,11 @@ test('unknown env key and broken JSON are config errors', () => {
 });
 
 test('every key of the schema has a description and a default', () => {
-  interface Js { properties?: Record<string, Js>; description?: string; default?: unknown }
+  interface Js {
+    properties?: Record<string, Js>;
+    description?: string;
+    default?: unknown;
+  }
   const walk = (node: Js, at: string): void => {
     for (const [k, child] of Object.entries(node.properties ?? {})) {
       const p = at ? `${at}.${k}` : k;
@@ -80,6 +97,8 @@ test('CLI: bad config exits non-zero with path: message; --print-schema prints J
   const r = spawnSync(process.execPath, ['dist/src/cli.js', 'config', '--config', f], { encoding: 'utf8' });
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /^http\.port: /m);
-  const schema = JSON.parse(execFileSync(process.execPath, ['dist/src/cli.js', 'config', '--print-schema'], { encoding: 'utf8' })) as { properties: Record<string, unknown> };
+  const schema = JSON.parse(
+    execFileSync(process.execPath, ['dist/src/cli.js', 'config', '--print-schema'], { encoding: 'utf8' }),
+  ) as { properties: Record<string, unknown> };
   assert.ok(schema.properties.mqtt);
 });

@@ -16,18 +16,30 @@ import { ScriptSource, ScriptRecogniser, EachFrameDecider, testConfig } from '..
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'facegate-daemon-'));
 let broker: Mosquitto;
-before(async () => { broker = await startMosquitto({ persistence: true }); });
-after(async () => { await broker.stop(); rmSync(tmp, { recursive: true, force: true }); });
+before(async () => {
+  broker = await startMosquitto({ persistence: true });
+});
+after(async () => {
+  await broker.stop();
+  rmSync(tmp, { recursive: true, force: true });
+});
 
-interface Sub { client: MqttClient; messages: { topic: string; text: string; retain: boolean }[]; events(): EventPayload[] }
+interface Sub {
+  client: MqttClient;
+  messages: { topic: string; text: string; retain: boolean }[];
+  events(): EventPayload[];
+}
 
 async function subscriber(url: string, topics: string[], clientId: string): Promise<Sub> {
   const client = await connectAsync(url, { clientId, clean: false, reconnectPeriod: 100, protocolVersion: 4 });
   const messages: Sub['messages'] = [];
-  client.on('message', (topic, payload, packet) => messages.push({ topic, text: payload.toString(), retain: packet.retain }));
+  client.on('message', (topic, payload, packet) =>
+    messages.push({ topic, text: payload.toString(), retain: packet.retain }),
+  );
   await client.subscribeAsync(topics, { qos: 1 });
   return {
-    client, messages,
+    client,
+    messages,
     events: () => {
       const seen = new Set<string>();
       const out: EventPayload[] = [];
@@ -51,9 +63,17 @@ async function until(what: string, cond: () => boolean, ms = 15000): Promise<voi
   }
 }
 
-function daemonWith(script: string[], opts: { kioskId: string; stateDir: string; url?: string; intervalMs?: number; extra?: Record<string, unknown> }): { daemon: Daemon; rec: ScriptRecogniser } {
+function daemonWith(
+  script: string[],
+  opts: { kioskId: string; stateDir: string; url?: string; intervalMs?: number; extra?: Record<string, unknown> },
+): { daemon: Daemon; rec: ScriptRecogniser } {
   const rec = new ScriptRecogniser();
-  const cfg = testConfig({ url: opts.url ?? broker.url, stateDir: opts.stateDir, kioskId: opts.kioskId, ...(opts.extra ? { extra: opts.extra } : {}) });
+  const cfg = testConfig({
+    url: opts.url ?? broker.url,
+    stateDir: opts.stateDir,
+    kioskId: opts.kioskId,
+    ...(opts.extra ? { extra: opts.extra } : {}),
+  });
   const daemon = new Daemon(cfg, {
     loadRecogniser: () => Promise.resolve(rec),
     createDecider: () => new EachFrameDecider(),
@@ -70,8 +90,18 @@ test('events arrive in order with every field; status online then offline; HA di
   await daemon.start();
   await until('3 events', () => sub.events().length >= 3);
   const ev = sub.events();
-  assert.deepEqual(ev.map((e) => [e.kind, e.name]), [['recognized', 'alice'], ['unknown', null], ['recognized', 'bob']]);
-  assert.deepEqual(ev.map((e) => e.seq), [1, 2, 3]);
+  assert.deepEqual(
+    ev.map((e) => [e.kind, e.name]),
+    [
+      ['recognized', 'alice'],
+      ['unknown', null],
+      ['recognized', 'bob'],
+    ],
+  );
+  assert.deepEqual(
+    ev.map((e) => e.seq),
+    [1, 2, 3],
+  );
   for (const e of ev) {
     assert.match(e.id, /^[0-9a-f-]{36}$/);
     assert.equal(e.modelVersion, '20260101.000000');
@@ -81,22 +111,40 @@ test('events arrive in order with every field; status online then offline; HA di
     assert.equal(e.score, 0.9);
   }
   const eventMsgs = sub.messages.filter((m) => m.topic === 'facegate/k1/events');
-  assert.ok(eventMsgs.every((m) => !m.retain), 'events are never retained');
+  assert.ok(
+    eventMsgs.every((m) => !m.retain),
+    'events are never retained',
+  );
   assert.ok(sub.messages.some((m) => m.topic === 'facegate/k1/status' && m.text === 'online'));
   // Home Assistant discovery: event entity + three sensors, retained; re-sent when HA says online.
   await until('discovery', () => sub.messages.filter((m) => m.topic.startsWith('homeassistant/')).length >= 4);
   const configs = sub.messages.filter((m) => m.topic.startsWith('homeassistant/') && m.topic.endsWith('/config'));
   const topics = new Set(configs.map((m) => m.topic));
   assert.ok(topics.has('homeassistant/event/facegate_k1/recognition/config'));
-  for (const s of ['last_person', 'fps', 'model_version']) assert.ok(topics.has(`homeassistant/sensor/facegate_k1/${s}/config`), s);
-  const eventCfg = JSON.parse(configs.find((m) => m.topic.includes('/event/'))?.text ?? '{}') as { state_topic: string; event_types: string[]; availability_topic: string };
+  for (const s of ['last_person', 'fps', 'model_version'])
+    assert.ok(topics.has(`homeassistant/sensor/facegate_k1/${s}/config`), s);
+  const eventCfg = JSON.parse(configs.find((m) => m.topic.includes('/event/'))?.text ?? '{}') as {
+    state_topic: string;
+    event_types: string[];
+    availability_topic: string;
+  };
   assert.equal(eventCfg.state_topic, 'facegate/k1/events');
   assert.equal(eventCfg.availability_topic, 'facegate/k1/status');
   const before = configs.length;
   await sub.client.publishAsync('homeassistant/status', 'online');
-  await until('re-announcement', () => sub.messages.filter((m) => m.topic.startsWith('homeassistant/') && m.topic.endsWith('/config')).length >= before + 4);
+  await until(
+    're-announcement',
+    () =>
+      sub.messages.filter((m) => m.topic.startsWith('homeassistant/') && m.topic.endsWith('/config')).length >=
+      before + 4,
+  );
   // The state topic feeds the sensors.
-  await until('state', () => sub.messages.some((m) => m.topic === 'facegate/k1/state' && (JSON.parse(m.text) as { lastPerson: string | null }).lastPerson === 'bob'));
+  await until('state', () =>
+    sub.messages.some(
+      (m) =>
+        m.topic === 'facegate/k1/state' && (JSON.parse(m.text) as { lastPerson: string | null }).lastPerson === 'bob',
+    ),
+  );
   // Health and metrics.
   const health = await fetch(`${daemon.httpAddress ?? ''}/healthz`);
   assert.equal(health.status, 200);
@@ -124,9 +172,19 @@ test('broker killed and restarted mid-run: no event lost, order kept, the late o
   await broker.restart();
   await until('all 80 events', () => sub.events().length >= 80, 30000);
   const ev = sub.events();
-  assert.deepEqual(ev.map((e) => e.name), script.map((s) => s.slice(6)), 'every event, in order');
-  assert.deepEqual(ev.map((e) => e.seq), script.map((_, i) => i + 1));
-  assert.ok(ev.some((e) => e.delayed), 'events decided while the broker was away are marked delayed');
+  assert.deepEqual(
+    ev.map((e) => e.name),
+    script.map((s) => s.slice(6)),
+    'every event, in order',
+  );
+  assert.deepEqual(
+    ev.map((e) => e.seq),
+    script.map((_, i) => i + 1),
+  );
+  assert.ok(
+    ev.some((e) => e.delayed),
+    'events decided while the broker was away are marked delayed',
+  );
   assert.equal(ev[0]?.delayed, false);
   await daemon.stop();
   await sub.client.endAsync();
@@ -146,7 +204,15 @@ test('events waiting on disk survive a daemon restart and are delivered, delayed
   await b.daemon.start();
   await until('4 events', () => sub.events().length >= 4);
   const ev = sub.events();
-  assert.deepEqual(ev.map((e) => [e.name, e.seq, e.delayed]), [['a1', 1, true], ['a2', 2, true], ['a3', 3, true], ['b1', 4, false]]);
+  assert.deepEqual(
+    ev.map((e) => [e.name, e.seq, e.delayed]),
+    [
+      ['a1', 1, true],
+      ['a2', 2, true],
+      ['a3', 3, true],
+      ['b1', 4, false],
+    ],
+  );
   await b.daemon.stop();
   await sub.client.endAsync();
 });
@@ -165,14 +231,26 @@ test('a camera that fails while running is reopened without a restart; /healthz 
   let opened = 0;
   let sinkOf: import('../../src/capture/source.js').FrameSink | undefined;
   const rec = new ScriptRecogniser();
-  const cfg = testConfig({ url: broker.url, stateDir: path.join(tmp, 'reopen'), kioskId: 'k5', extra: { camera: { type: 'directory', reopen: { initialDelayMs: 300, maxDelayMs: 300, stallTimeoutMs: 0 } } } });
+  const cfg = testConfig({
+    url: broker.url,
+    stateDir: path.join(tmp, 'reopen'),
+    kioskId: 'k5',
+    extra: { camera: { type: 'directory', reopen: { initialDelayMs: 300, maxDelayMs: 300, stallTimeoutMs: 0 } } },
+  });
   const daemon = new Daemon(cfg, {
     loadRecogniser: () => Promise.resolve(rec),
     createDecider: () => new EachFrameDecider(),
     createSource: () => {
       opened++;
       const inner = new ScriptSource(['none'], 10, true);
-      return { description: 'flaky', open: (sink) => { sinkOf = sink; return inner.open(sink); }, close: () => inner.close() };
+      return {
+        description: 'flaky',
+        open: (sink) => {
+          sinkOf = sink;
+          return inner.open(sink);
+        },
+        close: () => inner.close(),
+      };
     },
   });
   await daemon.start();

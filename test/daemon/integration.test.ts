@@ -42,9 +42,20 @@ function writeConfig(name: string, over: Record<string, unknown>): string {
   return file;
 }
 
-function baseConfig(name: string, frames: string, url: string, extra: { loop?: boolean; exitWhenCameraEnds?: boolean } = {}): Record<string, unknown> {
+function baseConfig(
+  name: string,
+  frames: string,
+  url: string,
+  extra: { loop?: boolean; exitWhenCameraEnds?: boolean } = {},
+): Record<string, unknown> {
   return {
-    camera: { type: 'directory', name: 'door', fps: 10, queueSize: 200, directory: { path: frames, loop: extra.loop ?? false } },
+    camera: {
+      type: 'directory',
+      name: 'door',
+      fps: 10,
+      queueSize: 200,
+      directory: { path: frames, loop: extra.loop ?? false },
+    },
     model: { dir: modelDir, precision: 'int8', threads: 1 },
     mqtt: { url, kioskId: name, reconnectMs: 200 },
     http: { port: 0 },
@@ -54,30 +65,49 @@ function baseConfig(name: string, frames: string, url: string, extra: { loop?: b
   };
 }
 
-interface Run { child: ChildProcess; output(): string; exited: Promise<number | null> }
+interface Run {
+  child: ChildProcess;
+  output(): string;
+  exited: Promise<number | null>;
+}
 
 function runDaemon(configFile: string): Run {
   const env = { ...process.env };
   delete env.FACEGATE_LOG_LEVEL; // the config's log.level applies
-  const child = spawn(process.execPath, [cli, 'run', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const child = spawn(process.execPath, [cli, 'run', '--config', configFile], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env,
+  });
   children.push(child);
   let out = '';
-  child.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr?.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stdout?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return { child, output: () => out, exited };
 }
 
-async function subscribe(url: string, topic: string, clientId: string): Promise<{ client: MqttClient; msgs: { topic: string; text: string; retain: boolean }[]; events(): EventPayload[] }> {
+async function subscribe(
+  url: string,
+  topic: string,
+  clientId: string,
+): Promise<{ client: MqttClient; msgs: { topic: string; text: string; retain: boolean }[]; events(): EventPayload[] }> {
   const client = await connectAsync(url, { clientId, clean: false, reconnectPeriod: 200 });
   const msgs: { topic: string; text: string; retain: boolean }[] = [];
   client.on('message', (t, p, packet) => msgs.push({ topic: t, text: p.toString(), retain: packet.retain }));
   await client.subscribeAsync(topic, { qos: 1 });
   return {
-    client, msgs,
+    client,
+    msgs,
     events: () => {
       const seen = new Set<string>();
-      return msgs.filter((m) => m.topic.endsWith('/events')).map((m) => JSON.parse(m.text) as EventPayload).filter((e) => !seen.has(e.id) && seen.add(e.id));
+      return msgs
+        .filter((m) => m.topic.endsWith('/events'))
+        .map((m) => JSON.parse(m.text) as EventPayload)
+        .filter((e) => !seen.has(e.id) && seen.add(e.id));
     },
   };
 }
@@ -85,7 +115,10 @@ async function subscribe(url: string, topic: string, clientId: string): Promise<
 async function until(what: string, cond: () => boolean, ms: number, run?: Run): Promise<void> {
   const deadline = Date.now() + ms;
   while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${run ? `\n--- daemon output ---\n${run.output().slice(-3000)}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out waiting for ${what}${run ? `\n--- daemon output ---\n${run.output().slice(-3000)}` : ''}`,
+      );
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -94,20 +127,44 @@ test('a directory camera of composed ORL frames yields the right recognized and 
   if (!requireShared(t) || !broker) return;
   const frames = path.join(tmp, 'frames-events');
   // Known s1, nobody, stranger s35 (never trained), nobody, known s3. Gaps let tracks expire.
-  await writeScenes(frames, [[null, 2], ['s1', 6], [null, 14], ['s35', 6], [null, 14], ['s3', 6], [null, 4]]);
+  await writeScenes(frames, [
+    [null, 2],
+    ['s1', 6],
+    [null, 14],
+    ['s35', 6],
+    [null, 14],
+    ['s3', 6],
+    [null, 4],
+  ]);
   const sub = await subscribe(broker.url, 'facegate/gate1/#', 'it-events');
   const run = runDaemon(writeConfig('gate1', baseConfig('gate1', frames, broker.url, { exitWhenCameraEnds: true })));
   const code = await run.exited;
   assert.equal(code, 0, run.output().slice(-3000));
-  await until('offline after the clean stop', () => sub.msgs.some((m) => m.topic === 'facegate/gate1/status' && m.text === 'offline'), 5000, run);
+  await until(
+    'offline after the clean stop',
+    () => sub.msgs.some((m) => m.topic === 'facegate/gate1/status' && m.text === 'offline'),
+    5000,
+    run,
+  );
   const ev = sub.events();
-  assert.deepEqual(ev.map((e) => [e.kind, e.name]), [['recognized', 's1'], ['unknown', null], ['recognized', 's3']], run.output().slice(-3000));
+  assert.deepEqual(
+    ev.map((e) => [e.kind, e.name]),
+    [
+      ['recognized', 's1'],
+      ['unknown', null],
+      ['recognized', 's3'],
+    ],
+    run.output().slice(-3000),
+  );
   const manifest = JSON.parse(readFileSync(path.join(modelDir, 'manifest.json'), 'utf8')) as { version: string };
   for (const e of ev) {
     assert.equal(e.modelVersion, manifest.version);
     assert.equal(e.delayed, false);
   }
-  assert.deepEqual(ev.map((e) => e.seq), [1, 2, 3]);
+  assert.deepEqual(
+    ev.map((e) => e.seq),
+    [1, 2, 3],
+  );
   assert.ok(sub.msgs.some((m) => m.topic === 'facegate/gate1/status' && m.text === 'online'));
   await sub.client.endAsync();
 });
@@ -132,12 +189,22 @@ test('kill -9 of the daemon: the broker publishes the retained last will "offlin
 test('events decided while the broker is down survive kill -9 and arrive, delayed and in order, after a restart', async (t) => {
   if (!requireShared(t) || !broker) return;
   const frames = path.join(tmp, 'frames-offline');
-  await writeScenes(frames, [['s2', 6], [null, 14], ['s4', 6], [null, 4]]);
+  await writeScenes(frames, [
+    ['s2', 6],
+    [null, 14],
+    ['s4', 6],
+    [null, 4],
+  ]);
   const down = `mqtt://127.0.0.1:${await freePort()}`; // nothing listens there yet
   const cfg = baseConfig('gate3', frames, down);
   const run = runDaemon(writeConfig('gate3', cfg));
   const outbox = path.join(tmp, 'gate3-state', 'outbox.jsonl');
-  const pending = (): number => (existsSync(outbox) ? readFileSync(outbox, 'utf8').split('\n').filter((l) => l.startsWith('{"add"')).length : 0);
+  const pending = (): number =>
+    existsSync(outbox)
+      ? readFileSync(outbox, 'utf8')
+          .split('\n')
+          .filter((l) => l.startsWith('{"add"')).length
+      : 0;
   await until('2 events in the outbox', () => pending() >= 2, 90000, run);
   run.child.kill('SIGKILL');
   await run.exited;
@@ -145,10 +212,22 @@ test('events decided while the broker is down survive kill -9 and arrive, delaye
   const idle = path.join(tmp, 'frames-offline-idle');
   await writeScenes(idle, [[null, 3]]);
   const sub = await subscribe(broker.url, 'facegate/gate3/events', 'it-outbox');
-  const again = runDaemon(writeConfig('gate3b', { ...cfg, camera: { ...(cfg.camera as object), directory: { path: idle, loop: true } }, mqtt: { ...(cfg.mqtt as object), url: broker.url } }));
+  const again = runDaemon(
+    writeConfig('gate3b', {
+      ...cfg,
+      camera: { ...(cfg.camera as object), directory: { path: idle, loop: true } },
+      mqtt: { ...(cfg.mqtt as object), url: broker.url },
+    }),
+  );
   await until('2 delayed events', () => sub.events().length >= 2, 60000, again);
   const ev = sub.events();
-  assert.deepEqual(ev.map((e) => [e.name, e.seq, e.delayed]), [['s2', 1, true], ['s4', 2, true]]);
+  assert.deepEqual(
+    ev.map((e) => [e.name, e.seq, e.delayed]),
+    [
+      ['s2', 1, true],
+      ['s4', 2, true],
+    ],
+  );
   again.child.kill('SIGTERM');
   assert.equal(await again.exited, 0);
   await sub.client.endAsync();
@@ -160,7 +239,18 @@ test('broker killed and restarted mid-run: every event arrives, in order, the la
   const own = await startMosquitto({ persistence: true });
   try {
     const frames = path.join(tmp, 'frames-outage');
-    await writeScenes(frames, [['s1', 6], [null, 14], ['s35', 6], [null, 14], ['s3', 6], [null, 14], ['s2', 6], [null, 14], ['s4', 6], [null, 4]]);
+    await writeScenes(frames, [
+      ['s1', 6],
+      [null, 14],
+      ['s35', 6],
+      [null, 14],
+      ['s3', 6],
+      [null, 14],
+      ['s2', 6],
+      [null, 14],
+      ['s4', 6],
+      [null, 4],
+    ]);
     const sub = await subscribe(own.url, 'facegate/gate5/events', 'it-outage');
     const run = runDaemon(writeConfig('gate5', baseConfig('gate5', frames, own.url, { exitWhenCameraEnds: true })));
     await until('the first event', () => sub.events().length >= 1, 60000, run);
@@ -170,10 +260,26 @@ test('broker killed and restarted mid-run: every event arrives, in order, the la
     assert.equal(await run.exited, 0, run.output().slice(-3000));
     await until('5 events', () => sub.events().length >= 5, 20000, run);
     const ev = sub.events();
-    assert.deepEqual(ev.map((e) => [e.kind, e.name]), [['recognized', 's1'], ['unknown', null], ['recognized', 's3'], ['recognized', 's2'], ['recognized', 's4']], run.output().slice(-3000));
-    assert.deepEqual(ev.map((e) => e.seq), [1, 2, 3, 4, 5]);
+    assert.deepEqual(
+      ev.map((e) => [e.kind, e.name]),
+      [
+        ['recognized', 's1'],
+        ['unknown', null],
+        ['recognized', 's3'],
+        ['recognized', 's2'],
+        ['recognized', 's4'],
+      ],
+      run.output().slice(-3000),
+    );
+    assert.deepEqual(
+      ev.map((e) => e.seq),
+      [1, 2, 3, 4, 5],
+    );
     assert.equal(ev[0]?.delayed, false);
-    assert.ok(ev.some((e) => e.delayed), 'an event decided during the outage is marked delayed');
+    assert.ok(
+      ev.some((e) => e.delayed),
+      'an event decided during the outage is marked delayed',
+    );
     await sub.client.endAsync();
   } finally {
     await own.stop();
@@ -183,7 +289,10 @@ test('broker killed and restarted mid-run: every event arrives, in order, the la
 test('bad config, missing model and a camera that fails at start: one clear message, non-zero exit', (t) => {
   if (!requireShared(t) || !broker) return;
   const run = (cfg: Record<string, unknown>): { status: number | null; stderr: string } => {
-    const r = spawnSync(process.execPath, [cli, 'run', '--config', writeConfig('x', cfg)], { encoding: 'utf8', timeout: 60000 });
+    const r = spawnSync(process.execPath, [cli, 'run', '--config', writeConfig('x', cfg)], {
+      encoding: 'utf8',
+      timeout: 60000,
+    });
     return { status: r.status, stderr: `${r.stderr}${r.error ? String(r.error) : ''}` };
   };
   const bad = run({ camera: { type: 'usb' }, mqtt: { port: 1 } });

@@ -24,7 +24,14 @@ import { startMosquitto, type Mosquitto } from '../support/mosquitto.js';
 import { EachFrameDecider, ScriptRecogniser, ScriptSource, testConfig } from '../support/daemon-fakes.js';
 import { writeTinyModelDir } from '../update/helpers.js';
 
-const match = { face: { frameId: 1, box: { x: 0, y: 0, width: 10, height: 10 }, score: 1, keypoints: [] }, label: 'a', candidate: 'a', similarity: 0.9, probability: 0.9, margin: 0.5 } as Match;
+const match = {
+  face: { frameId: 1, box: { x: 0, y: 0, width: 10, height: 10 }, score: 1, keypoints: [] },
+  label: 'a',
+  candidate: 'a',
+  similarity: 0.9,
+  probability: 0.9,
+  margin: 0.5,
+} as Match;
 
 class FakeUpdater implements ProbationPort {
   probationVersion: string | undefined = '2.0';
@@ -47,19 +54,25 @@ test('ProbationGuard reports a model on probation after the limit of failed fram
   fail();
   fail(); // a rollback is under way: not reported again
   await g.idle();
-  assert.deepEqual(u.reasons, [`recognition failed on ${PROBATION_FAILURE_LIMIT} frames in a row during probation (bad output shape)`]);
+  assert.deepEqual(u.reasons, [
+    `recognition failed on ${PROBATION_FAILURE_LIMIT} frames in a row during probation (bad output shape)`,
+  ]);
 });
 
 test('ProbationGuard: a recognised face resets the count; nothing is reported outside probation', async () => {
   const u = new FakeUpdater();
   const g = new ProbationGuard(u, 3);
   const fail = (): void => g.frame({ modelVersion: '2.0', matches: [], error: new Error('x') });
-  fail(); fail();
+  fail();
+  fail();
   g.frame({ modelVersion: '2.0', matches: [match], error: null });
-  fail(); fail();
+  fail();
+  fail();
   assert.deepEqual(u.reasons, []);
   u.probationVersion = undefined; // probation passed
-  fail(); fail(); fail();
+  fail();
+  fail();
+  fail();
   await g.idle();
   assert.deepEqual(u.reasons, []);
 });
@@ -72,7 +85,10 @@ class BrokenRecogniser implements Recogniser {
     if (!frame.image.toString('utf8').startsWith('event:')) return Promise.resolve([]);
     return Promise.reject(new Error('onnxruntime: unexpected output shape'));
   }
-  close(): Promise<void> { this.closed = true; return Promise.resolve(); }
+  close(): Promise<void> {
+    this.closed = true;
+    return Promise.resolve();
+  }
 }
 
 async function until(what: string, cond: () => boolean, ms = 30_000): Promise<void> {
@@ -93,15 +109,34 @@ test('daemon: a new model whose recognition keeps failing during probation is ro
     const keys = await generateKeyPair(path.join(dir, 'keys'));
     const fallback = await writeTinyModelDir(path.join(dir, 'm1'), { version: '1.0', seed: 1, int8: true });
     const m2 = await writeTinyModelDir(path.join(dir, 'm2'), { version: '2.0', seed: 2, int8: true });
-    const bundle = (await createBundle({ modelDir: m2, runner: new DeviceModelRunner(), key: await loadPrivateKey(keys.privateKeyFile) })).bytes;
+    const bundle = (
+      await createBundle({
+        modelDir: m2,
+        runner: new DeviceModelRunner(),
+        key: await loadPrivateKey(keys.privateKeyFile),
+      })
+    ).bytes;
 
     const loaded: Recogniser[] = [];
     const cfg = testConfig({
-      url: broker.url, stateDir: path.join(dir, 'state'), kioskId: 'kp',
+      url: broker.url,
+      stateDir: path.join(dir, 'state'),
+      kioskId: 'kp',
       extra: {
         model: { dir: fallback },
-        updates: { enabled: true, publicKeys: [keys.publicKeyFile], modelsDir: path.join(dir, 'store'), probationMinutes: 10 },
-        mqtt: { url: broker.url, kioskId: 'kp', reconnectMs: 100, connectTimeoutMs: 2000, homeAssistant: { enabled: false } },
+        updates: {
+          enabled: true,
+          publicKeys: [keys.publicKeyFile],
+          modelsDir: path.join(dir, 'store'),
+          probationMinutes: 10,
+        },
+        mqtt: {
+          url: broker.url,
+          kioskId: 'kp',
+          reconnectMs: 100,
+          connectTimeoutMs: 2000,
+          homeAssistant: { enabled: false },
+        },
       },
     });
     daemon = new Daemon(cfg, {
@@ -127,21 +162,40 @@ test('daemon: a new model whose recognition keeps failing during probation is ro
 
     await daemon.start();
     await until('events from 1.0', () => events.some((e) => e.modelVersion === '1.0'));
-    await publishModel({ brokerUrl: broker.url, baseTopic: 'facegate', kiosks: ['kp'], fleet: false, bundle, chunkSize: 16 * 1024, waitMs: 0 });
+    await publishModel({
+      brokerUrl: broker.url,
+      baseTopic: 'facegate',
+      kiosks: ['kp'],
+      fleet: false,
+      bundle,
+      chunkSize: 16 * 1024,
+      waitMs: 0,
+    });
     await until('installed 2.0', () => states.some((s) => s.state === 'installed' && s.version === '2.0'));
     await until('rolled back', () => states.some((s) => s.state?.startsWith('rolled back:') === true));
     const rolled = states.find((s) => s.state?.startsWith('rolled back:') === true) as ModelStatePayload;
-    assert.equal(rolled.state, `rolled back: recognition failed on ${PROBATION_FAILURE_LIMIT} frames in a row during probation (onnxruntime: unexpected output shape)`);
+    assert.equal(
+      rolled.state,
+      `rolled back: recognition failed on ${PROBATION_FAILURE_LIMIT} frames in a row during probation (onnxruntime: unexpected output shape)`,
+    );
     assert.equal(rolled.version, '1.0');
     assert.equal(rolled.offered, '2.0');
     assert.equal(rolled.probationUntil, null);
 
     // Recognition carries on with the previous model, hot-swapped back in.
     const at = Date.parse(rolled.at ?? '');
-    await until('events from 1.0 after the rollback', () => events.some((e) => e.modelVersion === '1.0' && Date.parse(e.time) > at));
-    assert.ok(events.every((e) => e.modelVersion !== '2.0'), 'the broken model decided nothing');
+    await until('events from 1.0 after the rollback', () =>
+      events.some((e) => e.modelVersion === '1.0' && Date.parse(e.time) > at),
+    );
+    assert.ok(
+      events.every((e) => e.modelVersion !== '2.0'),
+      'the broken model decided nothing',
+    );
     assert.equal(daemon.health().model, '1.0');
-    assert.deepEqual(loaded.map((r) => r.modelVersion), ['1.0', '2.0', '1.0']);
+    assert.deepEqual(
+      loaded.map((r) => r.modelVersion),
+      ['1.0', '2.0', '1.0'],
+    );
     assert.ok((loaded[1] as BrokenRecogniser).closed, 'the failed model was closed');
     const metrics = await (await fetch(`${daemon.httpAddress ?? ''}/metrics`)).text();
     assert.match(metrics, /facegate_model_info\{version="1.0"\} 1/);

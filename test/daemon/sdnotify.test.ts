@@ -10,21 +10,34 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { SdNotify } from '../../src/daemon/sdnotify.js';
 
-const python = ['/usr/bin/python3', 'python3'].find((p) => spawnSync(p, ['-c', 'import socket'], { stdio: 'ignore' }).status === 0);
+const python = ['/usr/bin/python3', 'python3'].find(
+  (p) => spawnSync(p, ['-c', 'import socket'], { stdio: 'ignore' }).status === 0,
+);
 const hasNotify = spawnSync('systemd-notify', ['--version'], { stdio: 'ignore' }).status === 0;
 
 test('watchdog interval is half of WATCHDOG_USEC, only for this PID, only with NOTIFY_SOCKET', () => {
   assert.equal(new SdNotify({}).enabled, false);
   assert.equal(new SdNotify({ WATCHDOG_USEC: '30000000' }).watchdogIntervalMs, undefined);
   assert.equal(new SdNotify({ NOTIFY_SOCKET: '/x', WATCHDOG_USEC: '30000000' }).watchdogIntervalMs, 15000);
-  assert.equal(new SdNotify({ NOTIFY_SOCKET: '/x', WATCHDOG_USEC: '30000000', WATCHDOG_PID: '1' }).watchdogIntervalMs, process.pid === 1 ? 15000 : undefined);
+  assert.equal(
+    new SdNotify({ NOTIFY_SOCKET: '/x', WATCHDOG_USEC: '30000000', WATCHDOG_PID: '1' }).watchdogIntervalMs,
+    process.pid === 1 ? 15000 : undefined,
+  );
 });
 
 test('READY, WATCHDOG and STOPPING reach the notify socket', async (t) => {
-  if (!python || !hasNotify) { t.skip('needs python3 and systemd-notify'); return; }
+  if (!python || !hasNotify) {
+    t.skip('needs python3 and systemd-notify');
+    return;
+  }
   const dir = mkdtempSync(path.join(tmpdir(), 'facegate-notify-'));
   const sock = path.join(dir, 'notify.sock');
-  const receiver = spawn(python, ['-u', '-c', `
+  const receiver = spawn(
+    python,
+    [
+      '-u',
+      '-c',
+      `
 import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(sys.argv[1])
@@ -36,10 +49,16 @@ while True:
     print(m.replace("\\n", ";"), flush=True)
     if "STOPPING=1" in m:
         break
-`, sock], { stdio: ['ignore', 'pipe', 'inherit'] });
+`,
+      sock,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   const exited = new Promise<void>((resolve) => receiver.once('exit', () => resolve()));
   let out = '';
-  receiver.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  receiver.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
   while (!existsSync(sock) || !out.includes('bound')) await new Promise((r) => setTimeout(r, 20));
   const sd = new SdNotify({ ...process.env, NOTIFY_SOCKET: sock });
   await sd.ready('running');

@@ -1,21 +1,51 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { alignFace, alignmentTransform, applyAffine, cropSquare, eyeAngle, warpAffine } from '../../src/detect/align.js';
+import {
+  alignFace,
+  alignmentTransform,
+  applyAffine,
+  cropSquare,
+  eyeAngle,
+  warpAffine,
+} from '../../src/detect/align.js';
 import type { RgbImage } from '../../src/shared/image.js';
 
 function gradient(w: number, h: number): RgbImage {
   const data = new Uint8Array(w * h * 3);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
-    const o = (y * w + x) * 3;
-    data[o] = x * 10; data[o + 1] = y * 10; data[o + 2] = 7;
-  }
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++) {
+      const o = (y * w + x) * 3;
+      data[o] = x * 10;
+      data[o + 1] = y * 10;
+      data[o + 2] = 7;
+    }
   return { data, width: w, height: h };
 }
 
 test('eye angle: level eyes give 0, order of the keypoints does not matter', () => {
-  assert.equal(eyeAngle([{ x: 10, y: 20 }, { x: 30, y: 20 }]), 0);
-  assert.equal(eyeAngle([{ x: 30, y: 20 }, { x: 10, y: 20 }]), 0);
-  assert.ok(Math.abs(eyeAngle([{ x: 10, y: 10 }, { x: 20, y: 20 }])! - Math.PI / 4) < 1e-12);
+  assert.equal(
+    eyeAngle([
+      { x: 10, y: 20 },
+      { x: 30, y: 20 },
+    ]),
+    0,
+  );
+  assert.equal(
+    eyeAngle([
+      { x: 30, y: 20 },
+      { x: 10, y: 20 },
+    ]),
+    0,
+  );
+  assert.ok(
+    Math.abs(
+      eyeAngle([
+        { x: 10, y: 10 },
+        { x: 20, y: 20 },
+      ])! -
+        Math.PI / 4,
+    ) < 1e-12,
+  );
   assert.equal(eyeAngle([]), null);
 });
 
@@ -31,16 +61,20 @@ test('rotation by 90°: the output row is the input column', () => {
   const img = gradient(8, 8);
   const out = warpAffine(img, alignmentTransform({ cx: 4, cy: 4, side: 8, angle: Math.PI / 2 }, 8), 8, 8);
   // output (u, v) samples source (7 − v, u): red = x·10, green = y·10
-  for (let v = 0; v < 8; v++) for (let u = 0; u < 8; u++) {
-    const o = (v * 8 + u) * 3;
-    assert.equal(out.data[o], (7 - v) * 10);
-    assert.equal(out.data[o + 1], u * 10);
-  }
+  for (let v = 0; v < 8; v++)
+    for (let u = 0; u < 8; u++) {
+      const o = (v * 8 + u) * 3;
+      assert.equal(out.data[o], (7 - v) * 10);
+      assert.equal(out.data[o + 1], u * 10);
+    }
 });
 
 test('tilted eyes are levelled: after alignment the eye keypoints map to one row', () => {
   const box = { x: 40, y: 40, width: 40, height: 40 };
-  const eyes = [{ x: 50, y: 50 }, { x: 70, y: 60 }];
+  const eyes = [
+    { x: 50, y: 50 },
+    { x: 70, y: 60 },
+  ];
   const sq = cropSquare(box, eyes, { margin: 1.5, rotate: true });
   assert.equal(sq.side, 60);
   const m = alignmentTransform(sq, 120);
@@ -56,12 +90,23 @@ test('tilted eyes are levelled: after alignment the eye keypoints map to one row
   assert.ok(r.u > l.u);
   // no rotation when asked not to, or when the angle is implausible
   assert.equal(cropSquare(box, eyes, { margin: 1, rotate: false }).angle, 0);
-  assert.equal(cropSquare(box, [{ x: 0, y: 0 }, { x: 1, y: 5 }], { margin: 1, rotate: true }).angle, 0);
+  assert.equal(
+    cropSquare(
+      box,
+      [
+        { x: 0, y: 0 },
+        { x: 1, y: 5 },
+      ],
+      { margin: 1, rotate: true },
+    ).angle,
+    0,
+  );
 });
 
 test('alignFace output has the requested size and clamps at the border', () => {
   const img = gradient(8, 8);
   const out = alignFace(img, { x: -4, y: -4, width: 8, height: 8 }, [], 4, { margin: 1, rotate: true });
-  assert.equal(out.width, 4); assert.equal(out.data.length, 48);
+  assert.equal(out.width, 4);
+  assert.equal(out.data.length, 48);
   assert.equal(out.data[0], 0); // clamped to pixel (0,0)
 });

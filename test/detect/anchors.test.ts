@@ -17,7 +17,10 @@ test('BlazeFace 256 has 896 anchors: 16×16×2 at stride 16, then 8×8×6 at str
 });
 
 test('decoding: centre = anchor + offset, size as given, keypoints = anchor + offset, score = sigmoid', () => {
-  const anchors = [{ x: 8, y: 8 }, { x: 100, y: 50 }];
+  const anchors = [
+    { x: 8, y: 8 },
+    { x: 100, y: 50 },
+  ];
   const raw = new Float32Array(2 * BLAZEFACE_VALUES_PER_ANCHOR);
   raw[0] = -10; // anchor 0: below threshold
   const o = BLAZEFACE_VALUES_PER_ANCHOR;
@@ -25,8 +28,10 @@ test('decoding: centre = anchor + offset, size as given, keypoints = anchor + of
   const c = decodeBlazeface(raw, anchors, 0.5);
   assert.equal(c.length, 1);
   const f = c[0]!;
-  assert.equal(f.x1, 104 - 20); assert.equal(f.x2, 104 + 20);
-  assert.equal(f.y1, 44 - 30); assert.equal(f.y2, 44 + 30);
+  assert.equal(f.x1, 104 - 20);
+  assert.equal(f.x2, 104 + 20);
+  assert.equal(f.y1, 44 - 30);
+  assert.equal(f.y2, 44 + 30);
   assert.ok(Math.abs(f.score - sigmoid(2)) < 1e-6);
   assert.deepEqual(f.keypoints[0], { x: 90, y: 38 });
   assert.deepEqual(f.keypoints[1], { x: 110, y: 38 });
@@ -48,8 +53,17 @@ test('NMS keeps the best of overlapping boxes and separate faces', () => {
     { x1: 50, y1: 50, x2: 60, y2: 60, score: 0.7, id: 'c' },
     { x1: 5, y1: 0, x2: 15, y2: 10, score: 0.6, id: 'd' }, // IoU with b = 54/146 = 0.37
   ];
-  assert.deepEqual(nonMaxSuppression(boxes, 0.3).map((b) => b.id), ['b', 'c']);
-  assert.deepEqual(nonMaxSuppression(boxes, 0.5).map((b) => b.id), ['b', 'c', 'd']);
-  assert.deepEqual(nonMaxSuppression(boxes, 0.3, 1).map((b) => b.id), ['b']);
+  assert.deepEqual(
+    nonMaxSuppression(boxes, 0.3).map((b) => b.id),
+    ['b', 'c'],
+  );
+  assert.deepEqual(
+    nonMaxSuppression(boxes, 0.5).map((b) => b.id),
+    ['b', 'c', 'd'],
+  );
+  assert.deepEqual(
+    nonMaxSuppression(boxes, 0.3, 1).map((b) => b.id),
+    ['b'],
+  );
   assert.deepEqual(nonMaxSuppression([], 0.3), []);
 });

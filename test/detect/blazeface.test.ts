@@ -7,7 +7,7 @@ import { loadDetector } from '../../src/detect/model.js';
 import { decodeRgb } from '../../src/shared/image.js';
 import { requireShared, sharedPaths } from '../support/shared.js';
 
-test('BlazeFace outputs: human\'s four tensors are put in anchor order (stride 16 first)', () => {
+test("BlazeFace outputs: human's four tensors are put in anchor order (stride 16 first)", () => {
   // 2 + 1 anchors: scores [1] and [2] per stride, regressors 16 values each
   const s384 = { data: new Float32Array([30]), dims: [1, 1, 1] };
   const s512 = { data: new Float32Array([10, 20]), dims: [1, 2, 1] };
@@ -23,7 +23,12 @@ test('letterbox maps detector pixels back to the frame', () => {
   const lb = letterbox(640, 480, 256);
   assert.deepEqual(lb, { width: 256, height: 192, left: 0, top: 32, sx: 2.5, sy: 2.5 });
   assert.deepEqual(letterbox(92, 112, 256), { width: 210, height: 256, left: 23, top: 0, sx: 92 / 210, sy: 112 / 256 });
-  const f = toFrameFace({ x1: 100, y1: 100, x2: 140, y2: 150, score: 0.9, keypoints: [{ x: 110, y: 120 }] }, lb, { width: 640, height: 480 }, 7);
+  const f = toFrameFace(
+    { x1: 100, y1: 100, x2: 140, y2: 150, score: 0.9, keypoints: [{ x: 110, y: 120 }] },
+    lb,
+    { width: 640, height: 480 },
+    7,
+  );
   assert.deepEqual(f.box, { x: 250, y: 170, width: 100, height: 125 });
   assert.deepEqual(f.keypoints[0], { x: 275, y: 220 });
   assert.equal(f.frameId, 7);

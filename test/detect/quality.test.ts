@@ -15,7 +15,10 @@ test('Laplacian variance: flat image 0, a checkerboard is sharp, a ramp is flat'
 
 test('sharpness of an RGB image uses its luma', () => {
   const data = new Uint8Array(16 * 3);
-  for (let i = 0; i < 16; i++) { const v = ((i % 4) + Math.floor(i / 4)) % 2 ? 100 : 0; data.fill(v, i * 3, i * 3 + 3); }
+  for (let i = 0; i < 16; i++) {
+    const v = ((i % 4) + Math.floor(i / 4)) % 2 ? 100 : 0;
+    data.fill(v, i * 3, i * 3 + 3);
+  }
   assert.ok(Math.abs(sharpness({ data, width: 4, height: 4 }) - 160000) < 1);
 });
 

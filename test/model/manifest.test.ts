@@ -31,9 +31,15 @@ test('readManifest: a valid manifest is read; missing, corrupt and invalid ones 
     await writeFile(path.join(invalid, MANIFEST_FILE), JSON.stringify({ ...m, classes: ['only-one'] }));
 
     const cases: [string, RegExp][] = [
-      [empty, /is not a model directory: manifest\.json is missing\. Train one with facegate train --out DIR, or give the right model directory\./],
+      [
+        empty,
+        /is not a model directory: manifest\.json is missing\. Train one with facegate train --out DIR, or give the right model directory\./,
+      ],
       [corrupt, /manifest\.json is not valid JSON: .*Restore the model directory or train again\./],
-      [invalid, /manifest\.json is not a valid model manifest \(restore the model directory or train again\):\nclasses: /],
+      [
+        invalid,
+        /manifest\.json is not a valid model manifest \(restore the model directory or train again\):\nclasses: /,
+      ],
     ];
     for (const [d, want] of cases) {
       const isIt = (e: unknown): boolean => e instanceof ModelError && want.test(e.message);

@@ -18,7 +18,8 @@ import { validateConfig } from '../../src/config/load.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'facegate-tls-'));
 const f = (name: string): string => path.join(dir, name);
-const tools = spawnSync('openssl', ['version']).status === 0 && spawnSync('mosquitto_passwd', ['-h']).error === undefined;
+const tools =
+  spawnSync('openssl', ['version']).status === 0 && spawnSync('mosquitto_passwd', ['-h']).error === undefined;
 let broker: Mosquitto | undefined;
 
 function openssl(...args: string[]): void {
@@ -27,11 +28,52 @@ function openssl(...args: string[]): void {
 
 before(async () => {
   if (!tools) return;
-  openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=facegate test CA', '-keyout', f('ca.key'), '-out', f('ca.pem'));
+  openssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=facegate test CA',
+    '-keyout',
+    f('ca.key'),
+    '-out',
+    f('ca.pem'),
+  );
   const leaf = (name: string, cn: string, ext: string): void => {
-    openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${cn}`, '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`));
+    openssl(
+      'req',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-subj',
+      `/CN=${cn}`,
+      '-keyout',
+      f(`${name}.key`),
+      '-out',
+      f(`${name}.csr`),
+    );
     writeFileSync(f(`${name}.ext`), ext);
-    openssl('x509', '-req', '-in', f(`${name}.csr`), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', f(`${name}.ext`), '-out', f(`${name}.pem`));
+    openssl(
+      'x509',
+      '-req',
+      '-in',
+      f(`${name}.csr`),
+      '-CA',
+      f('ca.pem'),
+      '-CAkey',
+      f('ca.key'),
+      '-CAcreateserial',
+      '-days',
+      '2',
+      '-extfile',
+      f(`${name}.ext`),
+      '-out',
+      f(`${name}.pem`),
+    );
   };
   leaf('server', '127.0.0.1', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
   leaf('client', 'kiosk-1', 'extendedKeyUsage=clientAuth\n');
@@ -40,15 +82,36 @@ before(async () => {
   chmodSync(f('passwd'), 0o600);
   chmodSync(f('server.key'), 0o644); // mosquitto may drop privileges before reading it
   writeFileSync(f('password.txt'), 'door-secret\n');
-  broker = await startMosquitto({ tls: { ca: f('ca.pem'), cert: f('server.pem'), key: f('server.key'), requireCertificate: true }, passwordFile: f('passwd') });
+  broker = await startMosquitto({
+    tls: { ca: f('ca.pem'), cert: f('server.pem'), key: f('server.key'), requireCertificate: true },
+    passwordFile: f('passwd'),
+  });
 });
-after(async () => { await broker?.stop(); rmSync(dir, { recursive: true, force: true }); });
+after(async () => {
+  await broker?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
 
 test('TLS + client certificate + password file: connects, publishes online and an event', async (t) => {
-  if (!tools || !broker) { t.skip('needs openssl and mosquitto_passwd'); return; }
-  const cfg = validateConfig({ mqtt: { url: broker.url, kioskId: 'tls1', username: 'kiosk', passwordFile: f('password.txt'), tls: { ca: f('ca.pem'), cert: f('client.pem'), key: f('client.key') } } });
+  if (!tools || !broker) {
+    t.skip('needs openssl and mosquitto_passwd');
+    return;
+  }
+  const cfg = validateConfig({
+    mqtt: {
+      url: broker.url,
+      kioskId: 'tls1',
+      username: 'kiosk',
+      passwordFile: f('password.txt'),
+      tls: { ca: f('ca.pem'), cert: f('client.pem'), key: f('client.key') },
+    },
+  });
   const topics = new Topics(cfg.mqtt.baseTopic, cfg.mqtt.kioskId);
-  const sub = await connectAsync(broker.url, { ...buildClientOptions(cfg.mqtt, topics), clientId: 'tls-sub', will: undefined });
+  const sub = await connectAsync(broker.url, {
+    ...buildClientOptions(cfg.mqtt, topics),
+    clientId: 'tls-sub',
+    will: undefined,
+  });
   const got: string[] = [];
   sub.on('message', (topic, payload) => got.push(`${topic} ${payload.toString()}`));
   await sub.subscribeAsync('facegate/tls1/#', { qos: 1 });
@@ -58,15 +121,24 @@ test('TLS + client certificate + password file: connects, publishes online and a
   await conn.publishRelative('probe', 'hello', { qos: 1, retain: false });
   await conn.stop();
   const deadline = Date.now() + 5000;
-  while (!got.includes('facegate/tls1/status offline') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  while (!got.includes('facegate/tls1/status offline') && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 20));
   assert.deepEqual(got, ['facegate/tls1/status online', 'facegate/tls1/probe hello', 'facegate/tls1/status offline']);
   await sub.endAsync();
 });
 
 test('without the client certificate, or with a wrong password, it does not connect', async (t) => {
-  if (!tools || !broker) { t.skip('needs openssl and mosquitto_passwd'); return; }
-  for (const over of [{ tls: { ca: f('ca.pem') } }, { password: 'wrong', tls: { ca: f('ca.pem'), cert: f('client.pem'), key: f('client.key') } }]) {
-    const cfg = validateConfig({ mqtt: { url: broker.url, kioskId: 'tls2', username: 'kiosk', reconnectMs: 100000, ...over } });
+  if (!tools || !broker) {
+    t.skip('needs openssl and mosquitto_passwd');
+    return;
+  }
+  for (const over of [
+    { tls: { ca: f('ca.pem') } },
+    { password: 'wrong', tls: { ca: f('ca.pem'), cert: f('client.pem'), key: f('client.key') } },
+  ]) {
+    const cfg = validateConfig({
+      mqtt: { url: broker.url, kioskId: 'tls2', username: 'kiosk', reconnectMs: 100000, ...over },
+    });
     const topics = new Topics(cfg.mqtt.baseTopic, cfg.mqtt.kioskId);
     const conn = new MqttConnection(cfg.mqtt.url, buildClientOptions(cfg.mqtt, topics), topics);
     await conn.start(1500);

@@ -13,7 +13,20 @@ import { ConfigError } from '../../src/shared/errors.js';
 const tmp = mkdtempSync(path.join(tmpdir(), 'facegate-publish-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
 
-const event = (seq: number): EventPayload => ({ id: `id-${seq}`, seq, kind: 'recognized', name: 'alice', score: 0.9, time: new Date(0).toISOString(), modelVersion: 'v1', kiosk: 'k', camera: 'c', trackId: 1, frameId: seq, delayed: false });
+const event = (seq: number): EventPayload => ({
+  id: `id-${seq}`,
+  seq,
+  kind: 'recognized',
+  name: 'alice',
+  score: 0.9,
+  time: new Date(0).toISOString(),
+  modelVersion: 'v1',
+  kiosk: 'k',
+  camera: 'c',
+  trackId: 1,
+  frameId: seq,
+  delayed: false,
+});
 
 test('topics: relative to <base>/<kiosk>; wildcards and empty levels refused', () => {
   const t = new Topics('facegate', 'front-door');
@@ -21,7 +34,8 @@ test('topics: relative to <base>/<kiosk>; wildcards and empty levels refused', (
   assert.equal(t.status, 'facegate/front-door/status');
   assert.equal(t.relative('facegate/front-door/model/state'), 'model/state');
   assert.equal(t.relative('other/x'), null);
-  for (const bad of ['a/+/b', '#', 'events/#', '', '/events', 'events/', 'a//b']) assert.throws(() => t.full(bad), /wildcard|empty/, bad);
+  for (const bad of ['a/+/b', '#', 'events/#', '', '/events', 'events/', 'a//b'])
+    assert.throws(() => t.full(bad), /wildcard|empty/, bad);
   assert.throws(() => new Topics('face+gate', 'k'), /wildcard/);
   assert.throws(() => new Topics('facegate', 'a/b'), /one topic level/);
   assert.equal(t.haConfig('sensor', 'fps'), 'homeassistant/sensor/facegate_front-door/fps/config');
@@ -48,7 +62,8 @@ test('outbox: bounded, oldest dropped and counted, order kept, survives reload a
   assert.equal(b.nextSeq(), 6, 'sequence continues across restarts');
   // Compaction rewrote the log with only what is pending.
   assert.equal(readFileSync(b.file, 'utf8').trim().split('\n').length, 2);
-  b.ack(4); b.ack(5);
+  b.ack(4);
+  b.ack(5);
   const c = new Outbox(dir, 3, false);
   c.load();
   assert.equal(c.size, 0);
@@ -77,7 +92,9 @@ test('mqtt options: will, protocol, credentials and TLS files; unreadable files 
   const pw = path.join(tmp, 'pw');
   writeFileSync(ca, 'CA');
   writeFileSync(pw, 's3cret\nignored\n');
-  const cfg = validateConfig({ mqtt: { url: 'mqtts://b:8883', protocolVersion: 4, username: 'kiosk', passwordFile: pw, tls: { ca } } });
+  const cfg = validateConfig({
+    mqtt: { url: 'mqtts://b:8883', protocolVersion: 4, username: 'kiosk', passwordFile: pw, tls: { ca } },
+  });
   const topics = new Topics(cfg.mqtt.baseTopic, cfg.mqtt.kioskId);
   const o = buildClientOptions(cfg.mqtt, topics);
   assert.equal(o.protocolVersion, 4);
@@ -86,7 +103,10 @@ test('mqtt options: will, protocol, credentials and TLS files; unreadable files 
   assert.equal(o.password, 's3cret');
   assert.equal(String(o.ca), 'CA');
   const missing = validateConfig({ mqtt: { tls: { cert: path.join(tmp, 'nope.pem'), key: ca } } });
-  assert.throws(() => buildClientOptions(missing.mqtt, topics), (e: unknown) => e instanceof ConfigError && /mqtt\.tls\.cert: cannot read/.test(e.message));
+  assert.throws(
+    () => buildClientOptions(missing.mqtt, topics),
+    (e: unknown) => e instanceof ConfigError && /mqtt\.tls\.cert: cannot read/.test(e.message),
+  );
   const half = validateConfig({ mqtt: { tls: { cert: ca } } });
   assert.throws(() => buildClientOptions(half.mqtt, topics), /both cert and key/);
   assert.equal(safeUrl('mqtts://user:pass@broker:8883'), 'mqtts://broker:8883');

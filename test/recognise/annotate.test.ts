@@ -24,11 +24,18 @@ test('overlay: one box and one label per face, names escaped, colour by kind', (
 test('annotated image keeps its size and gets coloured pixels on the box edge; names do not collide', async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'facegate-annotate-'));
   try {
-    const input = await sharp({ create: { width: 120, height: 80, channels: 3, background: { r: 0, g: 0, b: 0 } } }).png().toBuffer();
+    const input = await sharp({ create: { width: 120, height: 80, channels: 3, background: { r: 0, g: 0, b: 0 } } })
+      .png()
+      .toBuffer();
     const out = path.join(dir, 'a.png');
-    await writeAnnotated(await decodeRgb(input), [{ box: { x: 20, y: 30, width: 40, height: 40 }, text: 'x', kind: 'unknown' }], out);
+    await writeAnnotated(
+      await decodeRgb(input),
+      [{ box: { x: 20, y: 30, width: 40, height: 40 }, text: 'x', kind: 'unknown' }],
+      out,
+    );
     const { data, info } = await sharp(out).raw().toBuffer({ resolveWithObject: true });
-    assert.equal(info.width, 120); assert.equal(info.height, 80);
+    assert.equal(info.width, 120);
+    assert.equal(info.height, 80);
     const o = (50 * info.width + 20) * info.channels; // left edge of the box
     assert.ok(data[o]! > 150 && data[o + 1]! < 100, 'red box edge');
     const taken = new Set<string>();

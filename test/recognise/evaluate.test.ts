@@ -2,8 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { summarise, resultJson, curveScore, type EvalProbe } from '../../src/recognise/evaluate.js';
 
-const m = (candidate: string, similarity: number, label: string | null, margin = 0.9) =>
-  ({ label, candidate, similarity, probability: 0.95, margin });
+const m = (candidate: string, similarity: number, label: string | null, margin = 0.9) => ({
+  label,
+  candidate,
+  similarity,
+  probability: 0.95,
+  margin,
+});
 
 test('summarise: rates, faces not found, confusion matrix and per-person precision/recall', () => {
   const probes: EvalProbe[] = [
@@ -14,7 +19,17 @@ test('summarise: rates, faces not found, confusion matrix and per-person precisi
     { file: 'x1', truth: null, match: m('a', 0.85, 'a') }, // stranger let in
     { file: 'x2', truth: null, match: m('b', 0.2, null) },
   ];
-  const r = summarise(probes, { model: 'M', modelVersion: '1', precision: 'int8', mode: 'detect', threshold: 0.5, minMargin: 0.1, classes: ['a', 'b'], strangerFolders: [], unreadable: 0 });
+  const r = summarise(probes, {
+    model: 'M',
+    modelVersion: '1',
+    precision: 'int8',
+    mode: 'detect',
+    threshold: 0.5,
+    minMargin: 0.1,
+    classes: ['a', 'b'],
+    strangerFolders: [],
+    unreadable: 0,
+  });
   assert.equal(r.rates.accuracy, 1 / 3);
   assert.equal(r.rates.far, 0.5);
   assert.equal(r.rates.frr, 2 / 3);
@@ -23,8 +38,18 @@ test('summarise: rates, faces not found, confusion matrix and per-person precisi
   assert.equal(r.facesNotFound, 1);
   assert.equal(r.knownImages, 4);
   assert.equal(r.unknownImages, 2);
-  assert.deepEqual(r.confusion, { a: { a: 1, b: 1, unknown: 0 }, b: { a: 0, b: 0, unknown: 1 }, unknown: { a: 1, b: 0, unknown: 1 } });
-  assert.deepEqual(r.perPerson.map((p) => [p.name, p.precision, p.recall]), [['a', 0.5, 0.5], ['b', 0, 0]]);
+  assert.deepEqual(r.confusion, {
+    a: { a: 1, b: 1, unknown: 0 },
+    b: { a: 0, b: 0, unknown: 1 },
+    unknown: { a: 1, b: 0, unknown: 1 },
+  });
+  assert.deepEqual(
+    r.perPerson.map((p) => [p.name, p.precision, p.recall]),
+    [
+      ['a', 0.5, 0.5],
+      ['b', 0, 0],
+    ],
+  );
   const j = resultJson(r);
   assert.equal(j.known_images, 4);
   assert.equal(j.faces_not_found, 1);

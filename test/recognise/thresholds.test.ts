@@ -25,8 +25,20 @@ test('error rates count misidentified known faces as false rejects, strangers as
     { truth: null, predicted: 'a', score: 0.6 },
     { truth: null, predicted: 'b', score: 0.3 },
   ];
-  assert.deepEqual(errorRates(probes, 0.5), { threshold: 0.5, far: 0.5, frr: 2 / 3, accuracy: 1 / 3, misidentified: 1 / 3 });
-  assert.deepEqual(errorRates(probes, 0.85), { threshold: 0.85, far: 0, frr: 2 / 3, accuracy: 1 / 3, misidentified: 0 });
+  assert.deepEqual(errorRates(probes, 0.5), {
+    threshold: 0.5,
+    far: 0.5,
+    frr: 2 / 3,
+    accuracy: 1 / 3,
+    misidentified: 1 / 3,
+  });
+  assert.deepEqual(errorRates(probes, 0.85), {
+    threshold: 0.85,
+    far: 0,
+    frr: 2 / 3,
+    accuracy: 1 / 3,
+    misidentified: 0,
+  });
   const curve = errorCurve(probes);
   assert.equal(curve[0]!.far, 1);
   assert.equal(curve[curve.length - 1]!.far, 0);
@@ -39,8 +51,10 @@ test('cosine, centroids with the mean subtracted, nearest reference, softmax', (
   assert.ok(Math.abs(cosine([1, 1], [2, 2]) - 1) < 1e-12);
   assert.equal(cosine([0, 0], [1, 0]), 0);
   const samples = [
-    { label: 'a', vector: [1, 0, 1] }, { label: 'a', vector: [1, 0.1, 1] },
-    { label: 'b', vector: [0, 1, 1] }, { label: 'b', vector: [0.1, 1, 1] },
+    { label: 'a', vector: [1, 0, 1] },
+    { label: 'a', vector: [1, 0.1, 1] },
+    { label: 'b', vector: [0, 1, 1] },
+    { label: 'b', vector: [0.1, 1, 1] },
   ];
   const { mean, references } = buildReferences(samples, true);
   assert.ok(mean);
@@ -55,7 +69,10 @@ test('cosine, centroids with the mean subtracted, nearest reference, softmax', (
 
 function cluster(label: string, centreDir: number, n: number, seed: number): { label: string; vector: number[] }[] {
   let s = seed;
-  const rnd = (): number => { s = (s * 1103515245 + 12345) % 2147483648; return s / 2147483648 - 0.5; };
+  const rnd = (): number => {
+    s = (s * 1103515245 + 12345) % 2147483648;
+    return s / 2147483648 - 0.5;
+  };
   return Array.from({ length: n }, () => {
     const v = Array.from({ length: 16 }, () => 0.1 * rnd());
     v[centreDir] = (v[centreDir] ?? 0) + 1;
@@ -72,7 +89,13 @@ test('leave-one-person-out calibration refuses every person when left out and ac
   assert.equal(cal.far, 0);
   assert.ok(cal.threshold > Math.max(...cal.impostorScores));
   assert.equal(cal.frr, 0, 'well separated clusters: held-out faces all accepted');
-  const section = buildRecognitionSection({ enrol, heldOut, source: 'features', targetFar: 0.001, crop: { margin: 1.3, rotate: true } });
+  const section = buildRecognitionSection({
+    enrol,
+    heldOut,
+    source: 'features',
+    targetFar: 0.001,
+    crop: { margin: 1.3, rotate: true },
+  });
   assert.deepEqual(Object.keys(section.references), people);
   assert.equal(section.calibration.impostorProbes, 40);
   assert.equal(recognitionSectionSchema.parse(JSON.parse(JSON.stringify(section))).threshold, section.threshold);

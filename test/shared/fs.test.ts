@@ -20,7 +20,10 @@ test('writeFileAtomic writes or replaces a file through a temp file it does not 
       beforeRename: () => {
         // Synchronous look at the folder just before the rename: the old file, and a complete temp file beside it.
         const names = readdirSync(dir);
-        seen = { target: readFileSync(file, 'utf8'), tmp: names.filter((n) => n !== 'state.json').map((n) => readFileSync(path.join(dir, n), 'utf8')) };
+        seen = {
+          target: readFileSync(file, 'utf8'),
+          tmp: names.filter((n) => n !== 'state.json').map((n) => readFileSync(path.join(dir, n), 'utf8')),
+        };
       },
     });
     assert.deepEqual(seen, { target: 'old', tmp: ['new'] });

@@ -20,18 +20,22 @@ export interface Composed {
   readonly box: { x: number; y: number; width: number; height: number };
 }
 
-
 /** A textured background: colour gradient, a few soft blobs, pixel noise. */
 export function background(width: number, height: number, seed: number): Buffer {
   const rnd = mulberry32(seed);
   const px = Buffer.alloc(width * height * 3);
   const base = [rnd() * 200, rnd() * 200, rnd() * 200];
-  const blobs = Array.from({ length: 6 }, () => ({ x: rnd() * width, y: rnd() * height, r: 40 + rnd() * 160, c: [rnd() * 255, rnd() * 255, rnd() * 255] }));
+  const blobs = Array.from({ length: 6 }, () => ({
+    x: rnd() * width,
+    y: rnd() * height,
+    r: 40 + rnd() * 160,
+    c: [rnd() * 255, rnd() * 255, rnd() * 255],
+  }));
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       const o = (y * width + x) * 3;
       for (let c = 0; c < 3; c++) {
-        let v = (base[c] ?? 0) * (0.6 + 0.4 * x / width) + 30 * (y / height);
+        let v = (base[c] ?? 0) * (0.6 + (0.4 * x) / width) + 30 * (y / height);
         for (const b of blobs) {
           const d2 = ((x - b.x) ** 2 + (y - b.y) ** 2) / (b.r * b.r);
           if (d2 < 4) v = v * (1 - 0.5 * Math.exp(-d2)) + 0.5 * Math.exp(-d2) * (b.c[c] ?? 0);

@@ -29,8 +29,13 @@ function codeVersion(): string {
   for (const sub of ['train', 'model', 'detect', 'recognise', 'shared']) {
     const dir = path.join(dist, sub);
     if (!existsSync(dir)) continue;
-    const files = readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.js')).sort();
-    for (const f of files) { h.update(f); h.update(readFileSync(path.join(dir, f))); }
+    const files = readdirSync(dir, { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.js'))
+      .sort();
+    for (const f of files) {
+      h.update(f);
+      h.update(readFileSync(path.join(dir, f)));
+    }
   }
   return h.digest('hex').slice(0, 16);
 }
@@ -41,7 +46,10 @@ const inFlight = new Map<string, Promise<string>>();
 export function trainedModelDir(options: TrainedModelOptions = {}): Promise<string> {
   const backbone = options.backbone ?? 'mobilenet_v1';
   const classes = [...(options.classes ?? DEFAULT_CLASSES)].sort();
-  const key = createHash('sha256').update(JSON.stringify({ backbone, classes, code: codeVersion() })).digest('hex').slice(0, 20);
+  const key = createHash('sha256')
+    .update(JSON.stringify({ backbone, classes, code: codeVersion() }))
+    .digest('hex')
+    .slice(0, 20);
   const dir = path.join(os.tmpdir(), 'facegate-fixtures', `model-${backbone}-${key}`);
   let p = inFlight.get(dir);
   if (!p) {
@@ -59,11 +67,21 @@ async function build(dir: string, backbone: 'mobilenet_v1' | 'faceres', classes:
   try {
     const { train } = await import('../../src/train/index.js');
     const { defaultExportStep } = await import('../../src/train/export-step.js');
-    await train({
-      data: sharedPaths.orl, out: path.join(tmp, 'model'), backbone,
-      ...(backbone === 'mobilenet_v1' ? { weights: sharedPaths.mobilenet025 } : {}),
-      classes, epochs: 8, patience: 3, seed: 7, augment: false, progress: false,
-    }, { exportStep: defaultExportStep });
+    await train(
+      {
+        data: sharedPaths.orl,
+        out: path.join(tmp, 'model'),
+        backbone,
+        ...(backbone === 'mobilenet_v1' ? { weights: sharedPaths.mobilenet025 } : {}),
+        classes,
+        epochs: 8,
+        patience: 3,
+        seed: 7,
+        augment: false,
+        progress: false,
+      },
+      { exportStep: defaultExportStep },
+    );
     try {
       await rename(path.join(tmp, 'model'), dir);
     } catch (err) {
@@ -85,6 +103,8 @@ async function pruneStale(parent: string, keep: string): Promise<void> {
     if (p === keep || !name.startsWith('model-')) continue;
     try {
       if ((await stat(p)).mtimeMs < dayAgo) await rm(p, { recursive: true, force: true });
-    } catch { /* another process pruned it */ }
+    } catch {
+      /* another process pruned it */
+    }
   }
 }

@@ -18,12 +18,20 @@ export async function composedFrame(person: string | null, n = 9): Promise<Buffe
   const key = `${person ?? '-'}/${n}`;
   const hit = cache.get(key);
   if (hit) return hit;
-  const scene = sharp({ create: { width: FRAME_WIDTH, height: FRAME_HEIGHT, channels: 3, background: { r: 120, g: 120, b: 120 } } });
+  const scene = sharp({
+    create: { width: FRAME_WIDTH, height: FRAME_HEIGHT, channels: 3, background: { r: 120, g: 120, b: 120 } },
+  });
   let out: Buffer;
   if (person) {
     const split = n >= 9 ? 'validation' : 'train';
-    const face = await sharp(path.join(sharedPaths.orl, split, person, `${n}.png`)).resize(184, 224).toColourspace('srgb').toBuffer();
-    out = await scene.composite([{ input: face, left: FRAME_WIDTH / 2 - 92, top: FRAME_HEIGHT / 2 - 112 }]).jpeg({ quality: 90 }).toBuffer();
+    const face = await sharp(path.join(sharedPaths.orl, split, person, `${n}.png`))
+      .resize(184, 224)
+      .toColourspace('srgb')
+      .toBuffer();
+    out = await scene
+      .composite([{ input: face, left: FRAME_WIDTH / 2 - 92, top: FRAME_HEIGHT / 2 - 112 }])
+      .jpeg({ quality: 90 })
+      .toBuffer();
   } else {
     out = await scene.jpeg({ quality: 90 }).toBuffer();
   }

@@ -21,7 +21,13 @@ function featureSize(g: OnnxTypes.IGraphProto): number {
   return d;
 }
 
-function append(bytes: Uint8Array, build: (g: OnnxTypes.GraphProto, f: number) => { nodes: Node[]; inits: OnnxTypes.ITensorProto[]; outputs: OnnxTypes.IValueInfoProto[] }): Uint8Array {
+function append(
+  bytes: Uint8Array,
+  build: (
+    g: OnnxTypes.GraphProto,
+    f: number,
+  ) => { nodes: Node[]; inits: OnnxTypes.ITensorProto[]; outputs: OnnxTypes.IValueInfoProto[] },
+): Uint8Array {
   const m = decodeModel(bytes);
   const g = m.graph as OnnxTypes.GraphProto;
   const f = featureSize(g);
@@ -48,13 +54,34 @@ export function withCentroidHead(bytes: Uint8Array, centroids: readonly Float32A
       let n = 0;
       for (const x of v) n += x * x;
       n = Math.sqrt(n) || 1;
-      for (let i = 0; i < f; i++) w[i * c + j] = ((v[i] as number) / n);
+      for (let i = 0; i < f; i++) w[i * c + j] = (v[i] as number) / n;
     });
     return {
       nodes: [
-        { name: 'head/normalise', opType: 'LpNormalization', input: ['features'], output: ['head/unit'], attribute: [{ name: 'axis', type: INT, i: 1 }, { name: 'p', type: INT, i: 2 }] },
-        { name: 'head/cosine', opType: 'Gemm', input: ['head/unit', 'head/centroids', 'head/zero'], output: ['head/logits'], attribute: [{ name: 'alpha', type: FLOATA, f: temperature }] },
-        { name: 'head/softmax', opType: 'Softmax', input: ['head/logits'], output: ['probabilities'], attribute: [{ name: 'axis', type: INT, i: -1 }] },
+        {
+          name: 'head/normalise',
+          opType: 'LpNormalization',
+          input: ['features'],
+          output: ['head/unit'],
+          attribute: [
+            { name: 'axis', type: INT, i: 1 },
+            { name: 'p', type: INT, i: 2 },
+          ],
+        },
+        {
+          name: 'head/cosine',
+          opType: 'Gemm',
+          input: ['head/unit', 'head/centroids', 'head/zero'],
+          output: ['head/logits'],
+          attribute: [{ name: 'alpha', type: FLOATA, f: temperature }],
+        },
+        {
+          name: 'head/softmax',
+          opType: 'Softmax',
+          input: ['head/logits'],
+          output: ['probabilities'],
+          attribute: [{ name: 'axis', type: INT, i: -1 }],
+        },
       ],
       inits: [tensorProto('head/centroids', [f, c], w), tensorProto('head/zero', [c], new Float32Array(c))],
       outputs: [valueInfo('probabilities', 'float32', ['batch', c])],
@@ -63,7 +90,12 @@ export function withCentroidHead(bytes: Uint8Array, centroids: readonly Float32A
 }
 
 /** The tutorial's dense head (hidden sizes, then `classes`) with seeded random He weights. */
-export function withDenseHead(bytes: Uint8Array, hidden: readonly number[] = [1024, 1024, 512], classes = 40, seed = 5): Uint8Array {
+export function withDenseHead(
+  bytes: Uint8Array,
+  hidden: readonly number[] = [1024, 1024, 512],
+  classes = 40,
+  seed = 5,
+): Uint8Array {
   const rand = mulberry32(seed);
   return append(bytes, (_g, f) => {
     const nodes: Node[] = [];
@@ -73,11 +105,20 @@ export function withDenseHead(bytes: Uint8Array, hidden: readonly number[] = [10
     [...hidden, classes].forEach((h, i) => {
       const w = new Float32Array(n * h);
       const std = Math.sqrt(2 / n);
-      for (let k = 0; k < w.length; k++) w[k] = Math.sqrt(-2 * Math.log(Math.max(rand(), 1e-12))) * Math.cos(2 * Math.PI * rand()) * std;
-      inits.push(tensorProto(`head/dense_${i}/kernel`, [n, h], w), tensorProto(`head/dense_${i}/bias`, [h], new Float32Array(h).fill(0.01)));
+      for (let k = 0; k < w.length; k++)
+        w[k] = Math.sqrt(-2 * Math.log(Math.max(rand(), 1e-12))) * Math.cos(2 * Math.PI * rand()) * std;
+      inits.push(
+        tensorProto(`head/dense_${i}/kernel`, [n, h], w),
+        tensorProto(`head/dense_${i}/bias`, [h], new Float32Array(h).fill(0.01)),
+      );
       const last = i === hidden.length;
       const y = `head/dense_${i}`;
-      nodes.push({ name: y, opType: 'Gemm', input: [x, `${y}/kernel`, `${y}/bias`], output: [last ? 'head/logits' : `${y}/out`] });
+      nodes.push({
+        name: y,
+        opType: 'Gemm',
+        input: [x, `${y}/kernel`, `${y}/bias`],
+        output: [last ? 'head/logits' : `${y}/out`],
+      });
       if (!last) {
         const out = i === hidden.length - 1 ? 'embedding' : `${y}/relu`;
         nodes.push({ name: `${y}/relu`, opType: 'Relu', input: [`${y}/out`], output: [out] });
@@ -85,11 +126,20 @@ export function withDenseHead(bytes: Uint8Array, hidden: readonly number[] = [10
       }
       n = h;
     });
-    nodes.push({ name: 'head/softmax', opType: 'Softmax', input: ['head/logits'], output: ['probabilities'], attribute: [{ name: 'axis', type: INT, i: -1 }] });
+    nodes.push({
+      name: 'head/softmax',
+      opType: 'Softmax',
+      input: ['head/logits'],
+      output: ['probabilities'],
+      attribute: [{ name: 'axis', type: INT, i: -1 }],
+    });
     return {
       nodes,
       inits,
-      outputs: [valueInfo('probabilities', 'float32', ['batch', classes]), valueInfo('embedding', 'float32', ['batch', hidden[hidden.length - 1] ?? f])],
+      outputs: [
+        valueInfo('probabilities', 'float32', ['batch', classes]),
+        valueInfo('embedding', 'float32', ['batch', hidden[hidden.length - 1] ?? f]),
+      ],
     };
   });
 }

@@ -31,8 +31,19 @@ export interface MobileNetGraphOptions {
 }
 
 const BLOCKS: readonly (readonly [number, number])[] = [
-  [64, 1], [128, 2], [128, 1], [256, 2], [256, 1], [512, 2],
-  [512, 1], [512, 1], [512, 1], [512, 1], [512, 1], [1024, 2], [1024, 1],
+  [64, 1],
+  [128, 2],
+  [128, 1],
+  [256, 2],
+  [256, 1],
+  [512, 2],
+  [512, 1],
+  [512, 1],
+  [512, 1],
+  [512, 1],
+  [512, 1],
+  [1024, 2],
+  [1024, 1],
 ];
 
 export function mobileNetGraph(o: MobileNetGraphOptions = {}): Uint8Array {
@@ -46,14 +57,34 @@ export function mobileNetGraph(o: MobileNetGraphOptions = {}): Uint8Array {
   x = g.op('Transpose', [x], { perm: attr.ints([0, 3, 1, 2]) });
   const clipMin = g.initializer('clip_min', [], new Float32Array([0]));
   const clipMax = g.initializer('clip_max', [], new Float32Array([6]));
-  const conv = (inp: string, cin: number, cout: number, k: number, stride: number, group: number, name: string): string => {
+  const conv = (
+    inp: string,
+    cin: number,
+    cout: number,
+    k: number,
+    stride: number,
+    group: number,
+    name: string,
+  ): string => {
     const fanIn = (cin / group) * k * k;
-    const w = g.initializer(`${name}/kernel`, [cout, cin / group, k, k], gaussian(rand, cout * (cin / group) * k * k, Math.sqrt(2 / fanIn)));
+    const w = g.initializer(
+      `${name}/kernel`,
+      [cout, cin / group, k, k],
+      gaussian(rand, cout * (cin / group) * k * k, Math.sqrt(2 / fanIn)),
+    );
     const b = g.initializer(`${name}/bias`, [cout], gaussian(rand, cout, 0.1));
     const pad = Math.floor(k / 2);
-    const y = g.op('Conv', [inp, w, b], {
-      kernel_shape: attr.ints([k, k]), strides: attr.ints([stride, stride]), pads: attr.ints([pad, pad, pad, pad]), group: attr.i(group),
-    }, { name });
+    const y = g.op(
+      'Conv',
+      [inp, w, b],
+      {
+        kernel_shape: attr.ints([k, k]),
+        strides: attr.ints([stride, stride]),
+        pads: attr.ints([pad, pad, pad, pad]),
+        group: attr.i(group),
+      },
+      { name },
+    );
     return g.op('Clip', [y, clipMin, clipMax], {}, { name: `${name}_relu6` });
   };
   let c = Math.round(32 * alpha);
@@ -74,7 +105,11 @@ export function mobileNetGraph(o: MobileNetGraphOptions = {}): Uint8Array {
   x = g.node('Flatten', [x], ['features'], { axis: attr.i(1) })[0] as string;
   const transB = o.transB ?? false;
   const dense = (inp: string, nin: number, nout: number, name: string, out?: string): string => {
-    const w = g.initializer(`${name}/kernel`, transB ? [nout, nin] : [nin, nout], gaussian(rand, nin * nout, Math.sqrt(2 / nin)));
+    const w = g.initializer(
+      `${name}/kernel`,
+      transB ? [nout, nin] : [nin, nout],
+      gaussian(rand, nin * nout, Math.sqrt(2 / nin)),
+    );
     const b = g.initializer(`${name}/bias`, [nout], gaussian(rand, nout, 0.05));
     const [y] = g.node('Gemm', [inp, w, b], out ? [out] : 1, { transB: attr.i(transB ? 1 : 0) }, { name });
     return y as string;

@@ -49,7 +49,10 @@ async function waitForPort(port: number, child: ChildProcess, timeoutMs: number,
     if (child.exitCode !== null) throw new Error(`mosquitto exited with ${child.exitCode}: ${log()}`);
     const ok = await new Promise<boolean>((resolve) => {
       const s = connect(port, '127.0.0.1');
-      s.once('connect', () => { s.destroy(); resolve(true); });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
       s.once('error', () => resolve(false));
     });
     if (ok) return;
@@ -66,7 +69,14 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
     `listener ${port} 127.0.0.1`,
     opts.passwordFile ? `password_file ${opts.passwordFile}` : 'allow_anonymous true',
     ...(opts.passwordFile ? ['allow_anonymous false'] : []),
-    ...(opts.tls ? [`cafile ${opts.tls.ca}`, `certfile ${opts.tls.cert}`, `keyfile ${opts.tls.key}`, `require_certificate ${opts.tls.requireCertificate ? 'true' : 'false'}`] : []),
+    ...(opts.tls
+      ? [
+          `cafile ${opts.tls.ca}`,
+          `certfile ${opts.tls.cert}`,
+          `keyfile ${opts.tls.key}`,
+          `require_certificate ${opts.tls.requireCertificate ? 'true' : 'false'}`,
+        ]
+      : []),
     'log_dest stderr',
     'log_type error',
     'log_type warning',
@@ -87,13 +97,23 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
   const launch = async (): Promise<void> => {
     const c = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
     child = c;
-    c.stdout?.on('data', (d: Buffer) => { output = (output + d.toString()).slice(-4000); });
-    c.stderr?.on('data', (d: Buffer) => { output = (output + d.toString()).slice(-4000); });
+    c.stdout?.on('data', (d: Buffer) => {
+      output = (output + d.toString()).slice(-4000);
+    });
+    c.stderr?.on('data', (d: Buffer) => {
+      output = (output + d.toString()).slice(-4000);
+    });
     await new Promise<void>((resolve, reject) => {
       c.once('spawn', () => resolve());
-      c.once('error', (err: NodeJS.ErrnoException) => reject(err.code === 'ENOENT'
-        ? new Error('mosquitto is not installed: apt-get install -y mosquitto mosquitto-clients (.ci/run does this)')
-        : err));
+      c.once('error', (err: NodeJS.ErrnoException) =>
+        reject(
+          err.code === 'ENOENT'
+            ? new Error(
+                'mosquitto is not installed: apt-get install -y mosquitto mosquitto-clients (.ci/run does this)',
+              )
+            : err,
+        ),
+      );
     });
     await waitForPort(port, c, 10_000, () => output);
   };
@@ -101,7 +121,10 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
     const c = child;
     child = undefined;
     if (!c || c.exitCode !== null || c.signalCode !== null) return;
-    await new Promise<void>((resolve) => { c.once('exit', () => resolve()); c.kill(signal); });
+    await new Promise<void>((resolve) => {
+      c.once('exit', () => resolve());
+      c.kill(signal);
+    });
   };
   await launch();
   return {
@@ -109,7 +132,13 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
     port,
     log: () => output,
     kill: (signal: NodeJS.Signals = 'SIGKILL') => halt(signal),
-    restart: async () => { await halt('SIGKILL'); await launch(); },
-    stop: async () => { await halt('SIGTERM'); rmSync(dir, { recursive: true, force: true }); },
+    restart: async () => {
+      await halt('SIGKILL');
+      await launch();
+    },
+    stop: async () => {
+      await halt('SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    },
   };
 }

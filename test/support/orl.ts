@@ -13,9 +13,15 @@ export interface LabelledImages {
   readonly classes: string[];
 }
 
-export async function orlSplit(split: 'train' | 'validation', size = 224, perClass = Infinity): Promise<LabelledImages> {
+export async function orlSplit(
+  split: 'train' | 'validation',
+  size = 224,
+  perClass = Infinity,
+): Promise<LabelledImages> {
   const root = path.join(sharedPaths.orl, split);
-  const classes = (await readdir(root)).filter((d) => /^s\d+$/.test(d)).sort((a, b) => Number(a.slice(1)) - Number(b.slice(1)));
+  const classes = (await readdir(root))
+    .filter((d) => /^s\d+$/.test(d))
+    .sort((a, b) => Number(a.slice(1)) - Number(b.slice(1)));
   const images: RgbImage[] = [];
   const labels: number[] = [];
   for (const [label, c] of classes.entries()) {

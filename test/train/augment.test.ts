@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { applyTransform, augment, augmentConfigSchema, IDENTITY_TRANSFORM, randomTransform, TUTORIAL_AUGMENTATION } from '../../src/train/augment.js';
+import {
+  applyTransform,
+  augment,
+  augmentConfigSchema,
+  IDENTITY_TRANSFORM,
+  randomTransform,
+  TUTORIAL_AUGMENTATION,
+} from '../../src/train/augment.js';
 import { mulberry32 } from '../../src/train/rng.js';
 import { decodeRgb, type RgbImage } from '../../src/shared/image.js';
 import { requireShared, sharedPaths } from '../support/shared.js';
@@ -9,10 +16,17 @@ import path from 'node:path';
 /** A w×h image whose red channel is the column, green the row, blue a constant. */
 function ramp(w: number, h: number): RgbImage {
   const data = new Uint8Array(w * h * 3);
-  for (let r = 0; r < h; r++) for (let c = 0; c < w; c++) { const o = (r * w + c) * 3; data[o] = c; data[o + 1] = r; data[o + 2] = 7; }
+  for (let r = 0; r < h; r++)
+    for (let c = 0; c < w; c++) {
+      const o = (r * w + c) * 3;
+      data[o] = c;
+      data[o + 1] = r;
+      data[o + 2] = 7;
+    }
   return { data, width: w, height: h };
 }
-const px = (img: RgbImage, r: number, c: number): number[] => Array.from(img.data.subarray((r * img.width + c) * 3, (r * img.width + c) * 3 + 3));
+const px = (img: RgbImage, r: number, c: number): number[] =>
+  Array.from(img.data.subarray((r * img.width + c) * 3, (r * img.width + c) * 3 + 3));
 
 test('identity transform leaves the image unchanged', () => {
   const img = ramp(9, 7);
@@ -68,7 +82,12 @@ test('random parameters stay inside the configured ranges and flip about half th
 });
 
 test('disabled parameters are never drawn', () => {
-  const cfg = augmentConfigSchema.parse({ rotationRange: 0, widthShiftRange: 0, heightShiftRange: 0.1, horizontalFlip: false });
+  const cfg = augmentConfigSchema.parse({
+    rotationRange: 0,
+    widthShiftRange: 0,
+    heightShiftRange: 0.1,
+    horizontalFlip: false,
+  });
   const rng = mulberry32(5);
   for (let i = 0; i < 200; i++) {
     const p = randomTransform(rng, cfg, 100, 100);

@@ -16,20 +16,61 @@ import { projectRoot, requireShared, sharedPaths } from '../support/shared.js';
 
 const run = promisify(execFile);
 const tmp: string[] = [];
-after(async () => { for (const d of tmp) await rm(d, { recursive: true, force: true }); });
-async function tmpDir(): Promise<string> { const d = await mkdtemp(path.join(os.tmpdir(), 'fg-train-')); tmp.push(d); return d; }
+after(async () => {
+  for (const d of tmp) await rm(d, { recursive: true, force: true });
+});
+async function tmpDir(): Promise<string> {
+  const d = await mkdtemp(path.join(os.tmpdir(), 'fg-train-'));
+  tmp.push(d);
+  return d;
+}
 
 test('facegate train --json prints one JSON object with the documented keys and writes the model directory', async (t) => {
   if (!requireShared(t)) return;
   const out = path.join(await tmpDir(), 'model');
-  const { stdout } = await run(process.execPath, [
-    path.join(projectRoot, 'dist/src/cli.js'), 'train', '--data', sharedPaths.orl, '--out', out,
-    '--weights', path.dirname(sharedPaths.mobilenet025), '--classes', 's1,s2,s3', '--epochs', '3', '--seed', '11', '--crops', '--json',
-  ], { cwd: projectRoot, env: Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'FACEGATE_LOG_LEVEL' && k !== 'LOG_LEVEL')), maxBuffer: 1 << 24 });
+  const { stdout } = await run(
+    process.execPath,
+    [
+      path.join(projectRoot, 'dist/src/cli.js'),
+      'train',
+      '--data',
+      sharedPaths.orl,
+      '--out',
+      out,
+      '--weights',
+      path.dirname(sharedPaths.mobilenet025),
+      '--classes',
+      's1,s2,s3',
+      '--epochs',
+      '3',
+      '--seed',
+      '11',
+      '--crops',
+      '--json',
+    ],
+    {
+      cwd: projectRoot,
+      env: Object.fromEntries(
+        Object.entries(process.env).filter(([k]) => k !== 'FACEGATE_LOG_LEVEL' && k !== 'LOG_LEVEL'),
+      ),
+      maxBuffer: 1 << 24,
+    },
+  );
   const lines = stdout.trim().split('\n');
   assert.equal(lines.length, 1, `stdout holds only the JSON object:\n${stdout.slice(0, 2000)}`);
   const j = JSON.parse(lines[0] ?? '') as Record<string, unknown>;
-  for (const k of ['classes', 'train_images', 'validation_images', 'skipped', 'epochs_run', 'best_epoch', 'val_loss', 'val_accuracy', 'seconds', 'backend']) {
+  for (const k of [
+    'classes',
+    'train_images',
+    'validation_images',
+    'skipped',
+    'epochs_run',
+    'best_epoch',
+    'val_loss',
+    'val_accuracy',
+    'seconds',
+    'backend',
+  ]) {
     assert.ok(k in j, `key ${k}`);
   }
   assert.deepEqual(j.classes, ['s1', 's2', 's3']);
@@ -46,7 +87,16 @@ test('facegate train --json prints one JSON object with the documented keys and 
   assert.deepEqual(manifest.classes, ['s1', 's2', 's3']);
   assert.equal(manifest.backbone.alpha, 0.25);
   assert.equal(manifest.training?.seed, 11);
-  for (const f of ['labels.json', 'head/model.json', 'head/weights.bin', 'history.json', 'history.png', 'model.onnx', 'model.int8.onnx', 'checkpoint/model.json']) {
+  for (const f of [
+    'labels.json',
+    'head/model.json',
+    'head/weights.bin',
+    'history.json',
+    'history.png',
+    'model.onnx',
+    'model.int8.onnx',
+    'checkpoint/model.json',
+  ]) {
     const entry = manifest.files[f];
     assert.ok(entry, `manifest lists ${f}`);
     const bytes = await readFile(path.join(out, f));
@@ -54,7 +104,10 @@ test('facegate train --json prints one JSON object with the documented keys and 
     assert.equal(entry.sha256, createHash('sha256').update(bytes).digest('hex'));
   }
   assert.deepEqual(JSON.parse(await readFile(path.join(out, 'labels.json'), 'utf8')), ['s1', 's2', 's3']);
-  const history = JSON.parse(await readFile(path.join(out, 'history.json'), 'utf8')) as { epochs: unknown[]; bestEpoch: number };
+  const history = JSON.parse(await readFile(path.join(out, 'history.json'), 'utf8')) as {
+    epochs: unknown[];
+    bestEpoch: number;
+  };
   assert.equal(history.epochs.length, j.epochs_run);
   const png = await sharp(path.join(out, 'history.png')).metadata();
   assert.equal(png.format, 'png');
@@ -73,18 +126,47 @@ test('facegate train --json prints one JSON object with the documented keys and 
 test('the same --seed gives the same numbers twice', async (t) => {
   if (!requireShared(t)) return;
   const base = await tmpDir();
-  const opts = { data: sharedPaths.orl, weights: sharedPaths.mobilenet025, classes: ['s4', 's5', 's6'], epochs: 3, seed: 21, crops: true, export: false, quantize: false, progress: false };
+  const opts = {
+    data: sharedPaths.orl,
+    weights: sharedPaths.mobilenet025,
+    classes: ['s4', 's5', 's6'],
+    epochs: 3,
+    seed: 21,
+    crops: true,
+    export: false,
+    quantize: false,
+    progress: false,
+  };
   const a = await train({ ...opts, out: path.join(base, 'a') });
   const b = await train({ ...opts, out: path.join(base, 'b') });
-  assert.deepEqual(b.history.map((h) => [h.loss, h.accuracy, h.val_loss, h.val_accuracy]), a.history.map((h) => [h.loss, h.accuracy, h.val_loss, h.val_accuracy]));
+  assert.deepEqual(
+    b.history.map((h) => [h.loss, h.accuracy, h.val_loss, h.val_accuracy]),
+    a.history.map((h) => [h.loss, h.accuracy, h.val_loss, h.val_accuracy]),
+  );
   assert.equal(b.valAccuracy, a.valAccuracy);
-  assert.deepEqual(await readFile(path.join(base, 'b', 'head', 'weights.bin')), await readFile(path.join(base, 'a', 'head', 'weights.bin')));
+  assert.deepEqual(
+    await readFile(path.join(base, 'b', 'head', 'weights.bin')),
+    await readFile(path.join(base, 'a', 'head', 'weights.bin')),
+  );
   const c = await train({ ...opts, seed: 22, out: path.join(base, 'c') });
-  assert.notDeepEqual(c.history.map((h) => h.loss), a.history.map((h) => h.loss), 'another seed, other numbers');
+  assert.notDeepEqual(
+    c.history.map((h) => h.loss),
+    a.history.map((h) => h.loss),
+    'another seed, other numbers',
+  );
 });
 
 test('a non-empty output directory is refused without --force', async (t) => {
   if (!requireShared(t)) return;
   const base = await tmpDir(); // holds nothing; its parent (the temp folder) is not empty
-  await assert.rejects(train({ data: sharedPaths.orl, out: path.dirname(base), weights: sharedPaths.mobilenet025, classes: ['s1', 's2'], progress: false }), (e: Error) => e instanceof FacegateError && /--force/.test(e.message));
+  await assert.rejects(
+    train({
+      data: sharedPaths.orl,
+      out: path.dirname(base),
+      weights: sharedPaths.mobilenet025,
+      classes: ['s1', 's2'],
+      progress: false,
+    }),
+    (e: Error) => e instanceof FacegateError && /--force/.test(e.message),
+  );
 });

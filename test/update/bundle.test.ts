@@ -7,8 +7,17 @@ import { canonicalJson } from '../../src/update/canonical.js';
 import { compareVersions } from '../../src/update/version.js';
 import { generateKeyPair, loadPrivateKey, loadPublicKey } from '../../src/update/keys.js';
 import {
-  createBundle, verifyBundleBytes, checkPolicy, signBundleFile, packBundle, parseHeader, encodeHeader, extractBundle,
-  layout, signManifest, type BundleManifest,
+  createBundle,
+  verifyBundleBytes,
+  checkPolicy,
+  signBundleFile,
+  packBundle,
+  parseHeader,
+  encodeHeader,
+  extractBundle,
+  layout,
+  signManifest,
+  type BundleManifest,
 } from '../../src/update/bundle.js';
 import { DeviceModelRunner, runSelfTest, answersSchema, SELFTEST_ANSWERS } from '../../src/update/selftest.js';
 import { verifyModelDir } from '../../src/update/modeldir.js';
@@ -72,7 +81,11 @@ test('a signed bundle verifies; tampering, unknown keys, truncation and bad path
     assert.equal(v.manifest.version, '2.0');
     assert.deepEqual(v.manifest.labels, ['person1', 'person2', 'person3', 'person4']);
     assert.equal(manifest.forced, false);
-    assert.ok('model/model.onnx' in manifest.files && 'model/model.int8.onnx' in manifest.files && 'selftest/ref-0.png' in manifest.files);
+    assert.ok(
+      'model/model.onnx' in manifest.files &&
+        'model/model.int8.onnx' in manifest.files &&
+        'selftest/ref-0.png' in manifest.files,
+    );
 
     rejects(() => verifyBundleBytes(bytes, [otherPub]), /^signed by unknown key/);
 
@@ -103,8 +116,14 @@ test('a signed bundle verifies; tampering, unknown keys, truncation and bad path
     assert.equal(verifyBundleBytes(await readFile(file), [pub]).keyId, pub.id);
 
     // A path that would leave the install folder never parses, even when signed.
-    const evil: BundleManifest = { ...header.manifest, files: { ...header.manifest.files, '../evil': { sha256: 'a'.repeat(64), bytes: 0 } } };
-    const evilBytes = Buffer.concat([encodeHeader(evil, [signManifest(evil, priv)]), bytes.subarray(header.dataOffset)]);
+    const evil: BundleManifest = {
+      ...header.manifest,
+      files: { ...header.manifest.files, '../evil': { sha256: 'a'.repeat(64), bytes: 0 } },
+    };
+    const evilBytes = Buffer.concat([
+      encodeHeader(evil, [signManifest(evil, priv)]),
+      bytes.subarray(header.dataOffset),
+    ]);
     rejects(() => verifyBundleBytes(evilBytes, [pub]), /^malformed bundle manifest: files/);
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -116,17 +135,42 @@ test('policy: older versions need a forced bundle, forced bundles expire, kiosk 
   try {
     const model = await writeTinyModelDir(path.join(dir, 'm'), { version: '1.5', seed: 1 });
     const plain = (await createBundle({ modelDir: model, runner })).manifest;
-    const forced = (await createBundle({ modelDir: model, runner, forced: true, kiosks: ['door-1'], now: new Date('2026-01-01T00:00:00Z') })).manifest;
+    const forced = (
+      await createBundle({
+        modelDir: model,
+        runner,
+        forced: true,
+        kiosks: ['door-1'],
+        now: new Date('2026-01-01T00:00:00Z'),
+      })
+    ).manifest;
     assert.equal(forced.expiresAt, '2026-01-08T00:00:00.000Z');
     assert.doesNotThrow(() => checkPolicy(plain, { runningVersion: '1.4' }));
     assert.doesNotThrow(() => checkPolicy(plain, { runningVersion: null }));
     assert.throws(() => checkPolicy(plain, { runningVersion: '1.5' }), /not newer than running 1.5/);
     assert.throws(() => checkPolicy(plain, { runningVersion: '1.10' }), /not newer/);
     const at = new Date('2026-01-02T00:00:00Z');
-    assert.doesNotThrow(() => checkPolicy(forced, { runningVersion: '2.0', allowForced: true, kioskId: 'door-1', now: at }));
-    assert.throws(() => checkPolicy(forced, { runningVersion: '2.0', allowForced: false, kioskId: 'door-1', now: at }), /allowForced is false/);
-    assert.throws(() => checkPolicy(forced, { runningVersion: '2.0', allowForced: true, kioskId: 'door-2', now: at }), /not for kiosk door-2/);
-    assert.throws(() => checkPolicy(forced, { runningVersion: '2.0', allowForced: true, kioskId: 'door-1', now: new Date('2026-02-01T00:00:00Z') }), /expired/);
+    assert.doesNotThrow(() =>
+      checkPolicy(forced, { runningVersion: '2.0', allowForced: true, kioskId: 'door-1', now: at }),
+    );
+    assert.throws(
+      () => checkPolicy(forced, { runningVersion: '2.0', allowForced: false, kioskId: 'door-1', now: at }),
+      /allowForced is false/,
+    );
+    assert.throws(
+      () => checkPolicy(forced, { runningVersion: '2.0', allowForced: true, kioskId: 'door-2', now: at }),
+      /not for kiosk door-2/,
+    );
+    assert.throws(
+      () =>
+        checkPolicy(forced, {
+          runningVersion: '2.0',
+          allowForced: true,
+          kioskId: 'door-1',
+          now: new Date('2026-02-01T00:00:00Z'),
+        }),
+      /expired/,
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -139,22 +183,29 @@ test('the self-test passes on the packed model and fails when a different model 
     const k = await generateKeyPair(path.join(dir, 'keys'));
     const priv = await loadPrivateKey(k.privateKeyFile);
     const pub = await loadPublicKey(k.publicKeyFile);
-    const refs = [1, 2, 3].map((i) => path.join(path.resolve('..', 'shared', 'data', 'faces', 'orl', 'validation', `s${i}`, '9.png')));
+    const refs = [1, 2, 3].map((i) =>
+      path.join(path.resolve('..', 'shared', 'data', 'faces', 'orl', 'validation', `s${i}`, '9.png')),
+    );
     const { bytes } = await createBundle({ modelDir: model, runner, key: priv, references: refs });
     const v = verifyBundleBytes(bytes, [pub]);
     const out = path.join(dir, 'x');
     await extractBundle(bytes, v, out);
     const m = await verifyModelDir(path.join(out, 'model'));
     const answers = answersSchema.parse(JSON.parse(await readFile(path.join(out, SELFTEST_ANSWERS), 'utf8')));
-    assert.deepEqual(answers.cases.map((c) => c.source), ['9.png', '9.png', '9.png']);
+    assert.deepEqual(
+      answers.cases.map((c) => c.source),
+      ['9.png', '9.png', '9.png'],
+    );
     await runSelfTest(path.join(out, 'model'), m, answers, out, runner);
 
     // Same bundle, model.onnx replaced by another model (hashes updated, signed again).
     const header = parseHeader(bytes);
     const files = new Map<string, Buffer>();
-    for (const e of layout(header.manifest, header.dataOffset)) files.set(e.name, bytes.subarray(e.offset, e.offset + e.bytes));
+    for (const e of layout(header.manifest, header.dataOffset))
+      files.set(e.name, bytes.subarray(e.offset, e.offset + e.bytes));
     const wrong = await writeTinyModelDir(path.join(dir, 'wrong'), { version: '3.0', seed: 99, int8: true });
-    for (const f of ['manifest.json', 'model.onnx', 'model.int8.onnx']) files.set(`model/${f}`, await readFile(path.join(wrong, f)));
+    for (const f of ['manifest.json', 'model.onnx', 'model.int8.onnx'])
+      files.set(`model/${f}`, await readFile(path.join(wrong, f)));
     const { sha256 } = await import('../../src/update/modeldir.js');
     const manifest: BundleManifest = {
       ...header.manifest,
@@ -165,7 +216,10 @@ test('the self-test passes on the packed model and fails when a different model 
     const out2 = path.join(dir, 'y');
     await extractBundle(repacked, v2, out2);
     const m2 = await verifyModelDir(path.join(out2, 'model'));
-    await assert.rejects(runSelfTest(path.join(out2, 'model'), m2, answers, out2, runner), /self-test failed on model.onnx/);
+    await assert.rejects(
+      runSelfTest(path.join(out2, 'model'), m2, answers, out2, runner),
+      /self-test failed on model.onnx/,
+    );
     assert.ok(tinyModel(1, 4).length > 0);
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -70,7 +70,19 @@ test('keygen, bundle create / sign / verify, publish-model from the command line
         if (topic === 'facegate/door-9/update/chunk') chunks++;
       });
       await sub.subscribeAsync('facegate/door-9/update/#', { qos: 1 });
-      r = await facegate(['publish-model', '--bundle', file, '--broker', broker.url, '--kiosk', 'door-9', '--chunk-size', '8192', '--wait', '0.5']);
+      r = await facegate([
+        'publish-model',
+        '--bundle',
+        file,
+        '--broker',
+        broker.url,
+        '--kiosk',
+        'door-9',
+        '--chunk-size',
+        '8192',
+        '--wait',
+        '0.5',
+      ]);
       assert.equal(r.code, 1);
       assert.match(r.stdout, /offered 5\.0 \(\d+ bytes, \d+ chunks\) to door-9/);
       assert.match(r.stdout, /1 kiosk\(s\) did not answer/);

@@ -13,15 +13,25 @@ import { loadPublicKey } from '../../src/update/keys.js';
 import { DeviceModelRunner } from '../../src/update/selftest.js';
 import { ModelStore } from '../../src/update/store.js';
 
-const [modelsDir, fallbackDir, bundleFile, publicKeyFile] = process.argv.slice(2) as [string, string, string, string, string?];
+const [modelsDir, fallbackDir, bundleFile, publicKeyFile] = process.argv.slice(2) as [
+  string,
+  string,
+  string,
+  string,
+  string?,
+];
 const crashAt = process.env.FACEGATE_CRASH_AT;
 testHooks.crashAt = (step: string): void => {
   if (step === crashAt) process.kill(process.pid, 'SIGKILL');
 };
 
 const store = new ModelStore({
-  dir: modelsDir, fallbackDir, keys: [await loadPublicKey(publicKeyFile)], runner: new DeviceModelRunner(),
-  probationMinutes: 10, log: pino({ level: 'silent' }),
+  dir: modelsDir,
+  fallbackDir,
+  keys: [await loadPublicKey(publicKeyFile)],
+  runner: new DeviceModelRunner(),
+  probationMinutes: 10,
+  log: pino({ level: 'silent' }),
 });
 const started = await store.recover();
 if (process.argv[6] === 'recover') {

@@ -6,7 +6,13 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { GraphBuilder, attr, encodeModel } from '../../src/model/onnx/builder.js';
-import { type Manifest, LABELS_FILE, MANIFEST_FILE, MODEL_FP32_FILE, MODEL_INT8_FILE } from '../../src/model/manifest.js';
+import {
+  type Manifest,
+  LABELS_FILE,
+  MANIFEST_FILE,
+  MODEL_FP32_FILE,
+  MODEL_INT8_FILE,
+} from '../../src/model/manifest.js';
 import { sha256 } from '../../src/update/modeldir.js';
 
 export const SIZE = 224;
@@ -28,11 +34,23 @@ export function tinyModel(seed: number, classes: number): Uint8Array {
   const mean = g.op('ReduceMean', [f], { axes: attr.ints([1, 2]), keepdims: attr.i(0) });
   const scale = g.initializer('scale', [1], Float32Array.of(1 / 255));
   g.node('Mul', [mean, scale], ['features']);
-  const we = g.initializer('we', [3, EMBED], Float32Array.from({ length: 3 * EMBED }, () => r() * 4));
-  const be = g.initializer('be', [EMBED], Float32Array.from({ length: EMBED }, () => r()));
+  const we = g.initializer(
+    'we',
+    [3, EMBED],
+    Float32Array.from({ length: 3 * EMBED }, () => r() * 4),
+  );
+  const be = g.initializer(
+    'be',
+    [EMBED],
+    Float32Array.from({ length: EMBED }, () => r()),
+  );
   const e = g.op('Add', [g.op('MatMul', ['features', we]), be]);
   g.node('Tanh', [e], ['embedding']);
-  const wc = g.initializer('wc', [EMBED, classes], Float32Array.from({ length: EMBED * classes }, () => r() * 8));
+  const wc = g.initializer(
+    'wc',
+    [EMBED, classes],
+    Float32Array.from({ length: EMBED * classes }, () => r() * 8),
+  );
   const logits = g.op('MatMul', ['embedding', wc]);
   g.node('Softmax', [logits], ['probabilities'], { axis: attr.i(-1) });
   g.output('probabilities', 'float32', ['batch', classes]);
@@ -70,7 +88,15 @@ export async function writeTinyModelDir(dir: string, o: TinyModelOptions): Promi
     version: o.version,
     createdAt: new Date('2026-01-01T00:00:00Z').toISOString(),
     backbone: { name: 'mobilenet_v1', source: 'test', featureNode: 'features', featureSize: 3 },
-    input: { name: 'pixels', dtype: 'uint8', layout: 'NHWC', height: SIZE, width: SIZE, channels: 3, preprocessing: { scale: 1 / 255, offset: 0 } },
+    input: {
+      name: 'pixels',
+      dtype: 'uint8',
+      layout: 'NHWC',
+      height: SIZE,
+      width: SIZE,
+      channels: 3,
+      preprocessing: { scale: 1 / 255, offset: 0 },
+    },
     outputs: { probabilities: 'probabilities', embedding: 'embedding', embeddingSize: EMBED },
     classes,
     files: Object.fromEntries(Object.entries(files).map(([k, v]) => [k, { sha256: sha256(v), bytes: v.length }])),
@@ -83,9 +109,14 @@ export async function writeTinyModelDir(dir: string, o: TinyModelOptions): Promi
       return v.map((x) => x / n);
     };
     manifest.recognition = {
-      score: 'centroid-cosine', source: 'embedding', mean: null,
+      score: 'centroid-cosine',
+      source: 'embedding',
+      mean: null,
       references: Object.fromEntries(classes.map((c) => [c, unit()])),
-      threshold: 0.2, minMargin: 0, targetFar: 0.01, crop: { margin: 1.3, rotate: true },
+      threshold: 0.2,
+      minMargin: 0,
+      targetFar: 0.01,
+      crop: { margin: 1.3, rotate: true },
       calibration: { method: 'leave-one-person-out', impostorProbes: 0, genuineProbes: 0, far: 0, frr: 0 },
     };
   }

@@ -33,7 +33,10 @@ async function fixture(): Promise<Fixture> {
   const fallback = await writeTinyModelDir(path.join(dir, 'fallback'), { version: '1.0', seed: 1, int8: true });
   const modelDirs: Record<string, string> = { '1.0': fallback };
   const bundles: Record<string, Buffer> = {};
-  for (const [v, seed] of [['2.0', 2], ['3.0', 3]] as const) {
+  for (const [v, seed] of [
+    ['2.0', 2],
+    ['3.0', 3],
+  ] as const) {
     modelDirs[v] = await writeTinyModelDir(path.join(dir, `m${v}`), { version: v, seed, int8: true });
     bundles[v] = (await createBundle({ modelDir: modelDirs[v], runner, key: priv })).bytes;
   }
@@ -41,18 +44,33 @@ async function fixture(): Promise<Fixture> {
   const m4 = await writeTinyModelDir(path.join(dir, 'm4.0'), { version: '4.0', seed: 4, int8: true });
   const good4 = (await createBundle({ modelDir: m4, runner, key: priv })).bytes;
   await writeTinyModelDir(m4, { version: '4.0', seed: 40, int8: true });
-  bundles['4.0-bad'] = (await createBundle({ modelDir: m4, runner: { answer: async (d, m, f, imgs) => {
-    // Record what the good model said, pack the other model: a mismatch signed by a trusted key.
-    const goodDir = path.join(dir, 'm4.0-good');
-    await writeTinyModelDir(goodDir, { version: '4.0', seed: 4, int8: true });
-    return runner.answer(goodDir, m, f, imgs);
-  } }, key: priv })).bytes;
+  bundles['4.0-bad'] = (
+    await createBundle({
+      modelDir: m4,
+      runner: {
+        answer: async (d, m, f, imgs) => {
+          // Record what the good model said, pack the other model: a mismatch signed by a trusted key.
+          const goodDir = path.join(dir, 'm4.0-good');
+          await writeTinyModelDir(goodDir, { version: '4.0', seed: 4, int8: true });
+          return runner.answer(goodDir, m, f, imgs);
+        },
+      },
+      key: priv,
+    })
+  ).bytes;
   assert.ok(good4.length > 0);
   return { dir, fallback, pub: await loadPublicKey(k.publicKeyFile), pubFile: k.publicKeyFile, bundles, modelDirs };
 }
 
 function store(f: Fixture, modelsDir: string): ModelStore {
-  return new ModelStore({ dir: modelsDir, fallbackDir: f.fallback, keys: [f.pub], runner, probationMinutes: 10, log: silent });
+  return new ModelStore({
+    dir: modelsDir,
+    fallbackDir: f.fallback,
+    keys: [f.pub],
+    runner,
+    probationMinutes: 10,
+    log: silent,
+  });
 }
 
 /** The active model really is the one of `version`: files verify and it gives that model's answers. */
@@ -63,12 +81,17 @@ async function assertRuns(f: Fixture, active: ActiveModel, version: string): Pro
   const imgs = syntheticReferences(SIZE, SIZE).map((r) => r.image);
   const ref = await verifyModelDir(f.modelDirs[version] as string);
   for (const file of ['model.onnx', 'model.int8.onnx']) {
-    assert.deepEqual(await runner.answer(active.dir, m, file, imgs), await runner.answer(f.modelDirs[version] as string, ref, file, imgs));
+    assert.deepEqual(
+      await runner.answer(active.dir, m, file, imgs),
+      await runner.answer(f.modelDirs[version] as string, ref, file, imgs),
+    );
   }
 }
 
 async function leftovers(modelsDir: string): Promise<string[]> {
-  return (await readdir(modelsDir)).filter((n) => n.endsWith('.tmp') || n === 'staging' || n === 'transfers' || n === 'probation.json');
+  return (await readdir(modelsDir)).filter(
+    (n) => n.endsWith('.tmp') || n === 'staging' || n === 'transfers' || n === 'probation.json',
+  );
 }
 
 test('install swaps atomically; a restart during probation rolls back; after probation the new model stays', async () => {
@@ -125,9 +148,23 @@ test('rejected installs change nothing: old version, failing self-test, unknown 
     await s.passProbation(r.installed.version);
     const before = await readlink(path.join(dir, 'current'));
 
-    await assert.rejects(s.install(f.bundles['2.0'] as Buffer, { kioskId: 'k1' }), (e: unknown) => e instanceof UpdateRejected && /not newer than running 3.0/.test(e.reason));
-    await assert.rejects(s.install(f.bundles['4.0-bad'] as Buffer, { kioskId: 'k1' }), (e: unknown) => e instanceof UpdateRejected && /^model failed its self-test: self-test failed on model.onnx/.test(e.reason));
-    const stranger = new ModelStore({ dir, fallbackDir: f.fallback, keys: [], runner, probationMinutes: 10, log: silent });
+    await assert.rejects(
+      s.install(f.bundles['2.0'] as Buffer, { kioskId: 'k1' }),
+      (e: unknown) => e instanceof UpdateRejected && /not newer than running 3.0/.test(e.reason),
+    );
+    await assert.rejects(
+      s.install(f.bundles['4.0-bad'] as Buffer, { kioskId: 'k1' }),
+      (e: unknown) =>
+        e instanceof UpdateRejected && /^model failed its self-test: self-test failed on model.onnx/.test(e.reason),
+    );
+    const stranger = new ModelStore({
+      dir,
+      fallbackDir: f.fallback,
+      keys: [],
+      runner,
+      probationMinutes: 10,
+      log: silent,
+    });
     await assert.rejects(stranger.install(f.bundles['2.0'] as Buffer, {}), /unsigned|unknown key/);
 
     assert.equal(await readlink(path.join(dir, 'current')), before);
@@ -176,18 +213,30 @@ test('SIGKILL at every install step leaves a store that starts a valid, verified
     const r = await s0.install(f.bundles['2.0'] as Buffer, { kioskId: 'k1' });
     await s0.passProbation(r.installed.version);
 
-    for (const [start, expected] of [['empty', '1.0'], ['installed', '2.0']] as const) {
+    for (const [start, expected] of [
+      ['empty', '1.0'],
+      ['installed', '2.0'],
+    ] as const) {
       for (const step of INSTALL_STEPS) {
         const dir = path.join(f.dir, `crash-${start}-${step}`);
         if (start === 'installed') await cp(base, dir, { recursive: true, verbatimSymlinks: true });
         const res = spawnSync(process.execPath, [child, dir, f.fallback, bundleFile, f.pubFile], {
-          env: { ...process.env, FACEGATE_CRASH_AT: step }, encoding: 'utf8',
+          env: { ...process.env, FACEGATE_CRASH_AT: step },
+          encoding: 'utf8',
         });
-        assert.equal(res.signal, 'SIGKILL', `${start}/${step}: child was not killed (status ${res.status}, ${res.stderr})`);
+        assert.equal(
+          res.signal,
+          'SIGKILL',
+          `${start}/${step}: child was not killed (status ${res.status}, ${res.stderr})`,
+        );
         const after = await store(f, dir).recover();
         await assertRuns(f, after.active, expected);
         const beforeMarker = ['staged', 'tested', 'version-placed', 'marker-written'].includes(step);
-        assert.match(after.state.state ?? '', beforeMarker ? /^rejected: install of 3.0 interrupted/ : /^rolled back: /, `${start}/${step}`);
+        assert.match(
+          after.state.state ?? '',
+          beforeMarker ? /^rejected: install of 3.0 interrupted/ : /^rolled back: /,
+          `${start}/${step}`,
+        );
         assert.deepEqual(await leftovers(dir), [], `${start}/${step}`);
         // The store still accepts the update after the crash.
         const s = store(f, dir);
@@ -199,13 +248,17 @@ test('SIGKILL at every install step leaves a store that starts a valid, verified
     // A crash during the rollback at start: the next start finishes it, same reason.
     const swapped = path.join(f.dir, 'swapped');
     await cp(base, swapped, { recursive: true, verbatimSymlinks: true });
-    const k = spawnSync(process.execPath, [child, swapped, f.fallback, bundleFile, f.pubFile], { env: { ...process.env, FACEGATE_CRASH_AT: 'swapped' }, encoding: 'utf8' });
+    const k = spawnSync(process.execPath, [child, swapped, f.fallback, bundleFile, f.pubFile], {
+      env: { ...process.env, FACEGATE_CRASH_AT: 'swapped' },
+      encoding: 'utf8',
+    });
     assert.equal(k.signal, 'SIGKILL');
     for (const step of ROLLBACK_STEPS) {
       const dir = path.join(f.dir, `rollback-${step}`);
       await cp(swapped, dir, { recursive: true, verbatimSymlinks: true });
       const res = spawnSync(process.execPath, [child, dir, f.fallback, bundleFile, f.pubFile, 'recover'], {
-        env: { ...process.env, FACEGATE_CRASH_AT: step }, encoding: 'utf8',
+        env: { ...process.env, FACEGATE_CRASH_AT: step },
+        encoding: 'utf8',
       });
       assert.equal(res.signal, 'SIGKILL', `${step}: child was not killed (status ${res.status}, ${res.stderr})`);
       const after = await store(f, dir).recover();
@@ -218,7 +271,10 @@ test('SIGKILL at every install step leaves a store that starts a valid, verified
 
     // Without a crash the child finishes and the new model survives the restart.
     const dir = path.join(f.dir, 'no-crash');
-    const res = spawnSync(process.execPath, [child, dir, f.fallback, bundleFile, f.pubFile], { env: { ...process.env, FACEGATE_CRASH_AT: '' }, encoding: 'utf8' });
+    const res = spawnSync(process.execPath, [child, dir, f.fallback, bundleFile, f.pubFile], {
+      env: { ...process.env, FACEGATE_CRASH_AT: '' },
+      encoding: 'utf8',
+    });
     assert.equal(res.status, 0, res.stderr);
     await assertRuns(f, (await store(f, dir).recover()).active, '3.0');
   } finally {

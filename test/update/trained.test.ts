@@ -33,13 +33,26 @@ test('a trained ORL model goes through bundle, verify, install with self-test, a
     const k = await generateKeyPair(path.join(dir, 'keys'));
     const people = manifest.classes;
     const refs = people.map((p) => path.join(sharedPaths.orl, 'validation', p, '9.png'));
-    const { bytes, manifest: bm } = await createBundle({ modelDir: model, runner, key: await loadPrivateKey(k.privateKeyFile), references: refs });
+    const { bytes, manifest: bm } = await createBundle({
+      modelDir: model,
+      runner,
+      key: await loadPrivateKey(k.privateKeyFile),
+      references: refs,
+    });
     assert.deepEqual(bm.labels, people);
     const pub = await loadPublicKey(k.publicKeyFile);
     verifyBundleBytes(bytes, [pub]);
 
     const fallback = await writeTinyModelDir(path.join(dir, 'old'), { version: '1.0', seed: 1, int8: true });
-    const mk = (): ModelStore => new ModelStore({ dir: path.join(dir, 'store'), fallbackDir: fallback, keys: [pub], runner, probationMinutes: 10, log: pino({ level: 'silent' }) });
+    const mk = (): ModelStore =>
+      new ModelStore({
+        dir: path.join(dir, 'store'),
+        fallbackDir: fallback,
+        keys: [pub],
+        runner,
+        probationMinutes: 10,
+        log: pino({ level: 'silent' }),
+      });
     const store = mk();
     await store.recover();
     const r = await store.install(bytes, { kioskId: 'door-1' });
@@ -47,10 +60,24 @@ test('a trained ORL model goes through bundle, verify, install with self-test, a
 
     // The recorded answers are about real people: the nearest person is right for most
     // validation crops (named, or refused by the calibrated threshold: training's business).
-    const answers = await runner.answer(r.installed.dir, manifest, 'model.onnx',
-      await Promise.all(refs.map(async (f) => (await import('../../src/shared/image.js')).decodeRgb(f, { width: manifest.input.width, height: manifest.input.height }))));
+    const answers = await runner.answer(
+      r.installed.dir,
+      manifest,
+      'model.onnx',
+      await Promise.all(
+        refs.map(async (f) =>
+          (await import('../../src/shared/image.js')).decodeRgb(f, {
+            width: manifest.input.width,
+            height: manifest.input.height,
+          }),
+        ),
+      ),
+    );
     const named = answers.filter((a, i) => a.label === people[i] || a.label === `refused:${people[i] ?? ''}`).length;
-    assert.ok(named >= people.length - 1, `named ${named} of ${people.length}: ${answers.map((a) => a.label).join(', ')}`);
+    assert.ok(
+      named >= people.length - 1,
+      `named ${named} of ${people.length}: ${answers.map((a) => a.label).join(', ')}`,
+    );
 
     const back = await mk().recover();
     assert.equal(back.active.version, '1.0');

@@ -15,23 +15,32 @@ test('offers carry the signed manifest and a consistent chunk layout; anything e
   try {
     const model = await writeTinyModelDir(path.join(dir, 'm'), { version: '2.0', seed: 2 });
     const k = await generateKeyPair(path.join(dir, 'k'));
-    const { bytes } = await createBundle({ modelDir: model, runner: new DeviceModelRunner(), key: await loadPrivateKey(k.privateKeyFile) });
+    const { bytes } = await createBundle({
+      modelDir: model,
+      runner: new DeviceModelRunner(),
+      key: await loadPrivateKey(k.privateKeyFile),
+    });
     const { offer, chunks } = makeOffer(bytes, { chunkSize: 1000 });
     assert.equal(offer.chunks, Math.ceil(bytes.length / 1000));
     assert.equal(chunks.length, offer.chunks);
     const round = parseOffer(Buffer.from(JSON.stringify(offer)));
     assert.deepEqual(round, offer);
-    const joined = Buffer.concat(chunks.map((c) => {
-      const d = decodeChunk(c);
-      assert.ok(d && d.transferId === offer.transferId);
-      return d.data;
-    }));
+    const joined = Buffer.concat(
+      chunks.map((c) => {
+        const d = decodeChunk(c);
+        assert.ok(d && d.transferId === offer.transferId);
+        return d.data;
+      }),
+    );
     assert.ok(joined.equals(bytes));
     assert.equal(decodeChunk(encodeChunk(offer.transferId, 7, Buffer.from('x')))?.index, 7);
     assert.equal(decodeChunk(Buffer.from('short')), null);
 
     const bad = (o: object, why: RegExp): void => {
-      assert.throws(() => parseOffer(Buffer.from(JSON.stringify({ ...offer, ...o }))), (e: unknown) => e instanceof UpdateRejected && why.test(e.reason));
+      assert.throws(
+        () => parseOffer(Buffer.from(JSON.stringify({ ...offer, ...o }))),
+        (e: unknown) => e instanceof UpdateRejected && why.test(e.reason),
+      );
     };
     bad({ version: '9.0' }, /version: differs from the signed manifest/);
     bad({ forced: true }, /forced: differs from the signed manifest/);

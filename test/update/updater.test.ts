@@ -52,7 +52,10 @@ class FrameHost implements ModelHost {
     this.rec = next; // frames from now on run the new model; the old one finishes its frame
     this.version = model.version;
     this.activations++;
-    if (old) setTimeout(() => { void old.close(); }, 200);
+    if (old)
+      setTimeout(() => {
+        void old.close();
+      }, 200);
   }
 
   start(): void {
@@ -73,7 +76,9 @@ class FrameHost implements ModelHost {
     })();
   }
 
-  total(): number { return [...this.frames.values()].reduce((a, b) => a + b, 0); }
+  total(): number {
+    return [...this.frames.values()].reduce((a, b) => a + b, 0);
+  }
 
   async stop(): Promise<void> {
     this.stopped = true;
@@ -85,7 +90,10 @@ class FrameHost implements ModelHost {
 /** Waits for the next live (not retained) verdict on the kiosk's model topic. */
 async function nextVerdict(observer: MqttClient, version: string, timeoutMs = 30_000): Promise<ModelStatePayload> {
   return new Promise((resolve, reject) => {
-    const t = setTimeout(() => { observer.off('message', on); reject(new Error(`no verdict for ${version}`)); }, timeoutMs);
+    const t = setTimeout(() => {
+      observer.off('message', on);
+      reject(new Error(`no verdict for ${version}`));
+    }, timeoutMs);
     const on = (_topic: string, payload: Buffer, packet: { retain: boolean }): void => {
       if (packet.retain) return;
       const s = JSON.parse(payload.toString()) as ModelStatePayload;
@@ -111,21 +119,43 @@ test('model updates over a real mosquitto broker with real ONNX models', async (
     const strangerKeys = await generateKeyPair(path.join(dir, 'stranger'));
     const key = await loadPrivateKey(keys.privateKeyFile);
     const stranger = await loadPrivateKey(strangerKeys.privateKeyFile);
-    const refs = [1, 2].map((i) => path.resolve('..', 'shared', 'data', 'faces', 'orl', 'validation', `s${i}`, '9.png'));
+    const refs = [1, 2].map((i) =>
+      path.resolve('..', 'shared', 'data', 'faces', 'orl', 'validation', `s${i}`, '9.png'),
+    );
 
     const fallback = await writeTinyModelDir(path.join(dir, 'm1'), { version: '1.0', seed: 1, int8: true });
-    const bundle = async (v: string, seed: number, o: { signer?: typeof key; runner?: ModelRunner; onnx?: Uint8Array } = {}): Promise<Buffer> => {
-      const m = await writeTinyModelDir(path.join(dir, `m${v}-${seed}`), { version: v, seed, int8: true, ...(o.onnx ? { onnxBytes: o.onnx } : {}) });
-      return (await createBundle({ modelDir: m, runner: o.runner ?? runner, key: o.signer ?? key, references: refs })).bytes;
+    const bundle = async (
+      v: string,
+      seed: number,
+      o: { signer?: typeof key; runner?: ModelRunner; onnx?: Uint8Array } = {},
+    ): Promise<Buffer> => {
+      const m = await writeTinyModelDir(path.join(dir, `m${v}-${seed}`), {
+        version: v,
+        seed,
+        int8: true,
+        ...(o.onnx ? { onnxBytes: o.onnx } : {}),
+      });
+      return (await createBundle({ modelDir: m, runner: o.runner ?? runner, key: o.signer ?? key, references: refs }))
+        .bytes;
     };
     /** Records the answers of the seeded model, then packs `seed`'s files: a signed bundle whose model disagrees. */
     const answersOf = (v: string, seed: number): ModelRunner => ({
-      answer: async (_d, m, f, imgs) => runner.answer(await writeTinyModelDir(path.join(dir, `good-${v}-${seed}`), { version: v, seed, int8: true }), m, f, imgs),
+      answer: async (_d, m, f, imgs) =>
+        runner.answer(
+          await writeTinyModelDir(path.join(dir, `good-${v}-${seed}`), { version: v, seed, int8: true }),
+          m,
+          f,
+          imgs,
+        ),
     });
 
     const config = updatesConfigSchema.parse({
-      enabled: true, publicKeys: [keys.publicKeyFile], modelsDir: path.join(dir, 'store'),
-      probationMinutes: 10, transferTimeoutMs: 1500, maxBundleBytes: 64 * 1024 * 1024,
+      enabled: true,
+      publicKeys: [keys.publicKeyFile],
+      modelsDir: path.join(dir, 'store'),
+      probationMinutes: 10,
+      transferTimeoutMs: 1500,
+      maxBundleBytes: 64 * 1024 * 1024,
     });
     const bundleBytes = new Map<string, Buffer>();
     const fetchFake: typeof fetch = (input) => {
@@ -138,8 +168,14 @@ test('model updates over a real mosquitto broker with real ONNX models', async (
     host = new FrameHost(crop);
     const h = host;
     updater = new ModelUpdater({
-      config, kioskId: KIOSK, baseTopic: BASE, fallbackDir: fallback, mqtt: conn, host: h,
-      log: pino({ level: 'silent' }), fetch: fetchFake,
+      config,
+      kioskId: KIOSK,
+      baseTopic: BASE,
+      fallbackDir: fallback,
+      mqtt: conn,
+      host: h,
+      log: pino({ level: 'silent' }),
+      fetch: fetchFake,
     });
     const u = updater;
     await h.activate(await u.recover());
@@ -149,11 +185,23 @@ test('model updates over a real mosquitto broker with real ONNX models', async (
     observer = await connectAsync(broker.url, { clientId: 'observer' });
     const obs = observer;
     await obs.subscribeAsync(`${BASE}/${KIOSK}/model`, { qos: 1 });
-    const publish = async (b: Buffer, extra: { fleet?: boolean; url?: string; chunkSize?: number } = {}): Promise<ModelStatePayload> => {
+    const publish = async (
+      b: Buffer,
+      extra: { fleet?: boolean; url?: string; chunkSize?: number } = {},
+    ): Promise<ModelStatePayload> => {
       const before = h.total();
       const version = parseHeader(b).manifest.version;
       const verdict = nextVerdict(obs, version);
-      const r = await publishModel({ brokerUrl: (broker as Mosquitto).url, baseTopic: BASE, kiosks: extra.fleet ? [] : [KIOSK], fleet: extra.fleet ?? false, bundle: b, chunkSize: extra.chunkSize ?? 16 * 1024, url: extra.url ?? null, waitMs: 0 });
+      const r = await publishModel({
+        brokerUrl: (broker as Mosquitto).url,
+        baseTopic: BASE,
+        kiosks: extra.fleet ? [] : [KIOSK],
+        fleet: extra.fleet ?? false,
+        bundle: b,
+        chunkSize: extra.chunkSize ?? 16 * 1024,
+        url: extra.url ?? null,
+        waitMs: 0,
+      });
       assert.ok(r.offer.url !== null || r.chunks > 1);
       const v = await verdict;
       const during = h.total() - before;
@@ -167,7 +215,8 @@ test('model updates over a real mosquitto broker with real ONNX models', async (
     const assertStill = async (version: string): Promise<void> => {
       const before = h.frames.get(version) ?? 0;
       // Wait for the next frame on that model (no time limit beyond the test's own).
-      while ((h.frames.get(version) ?? 0) <= before && h.version === version) await new Promise((r) => setTimeout(r, 10));
+      while ((h.frames.get(version) ?? 0) <= before && h.version === version)
+        await new Promise((r) => setTimeout(r, 10));
       assert.equal(h.version, version);
       assert.equal(u.runningVersion, version);
       assert.ok((h.frames.get(version) ?? 0) > before, `recognition continues on ${version}`);
@@ -217,18 +266,26 @@ test('model updates over a real mosquitto broker with real ONNX models', async (
       await obs.publishAsync(`${BASE}/${KIOSK}/update/offer`, JSON.stringify(offer), { qos: 1 });
       for (const c of chunks.slice(0, -1)) await obs.publishAsync(`${BASE}/${KIOSK}/update/chunk`, c, { qos: 1 });
       const v = await verdict;
-      assert.equal(v.state, `rejected: truncated transfer: ${chunks.length - 1} of ${chunks.length} chunks received, none for 1500 ms`);
+      assert.equal(
+        v.state,
+        `rejected: truncated transfer: ${chunks.length - 1} of ${chunks.length} chunks received, none for 1500 ms`,
+      );
       await assertStill('2.0');
     });
 
     await t.test('a model that fails its self-test is rejected', async () => {
       const v = await publish(await bundle('3.0', 33, { runner: answersOf('3.0', 3) }));
-      assert.match(v.state ?? '', /^rejected: model failed its self-test: self-test failed on model\.onnx, image 9\.png: /);
+      assert.match(
+        v.state ?? '',
+        /^rejected: model failed its self-test: self-test failed on model\.onnx, image 9\.png: /,
+      );
       await assertStill('2.0');
     });
 
     await t.test('a model that does not load is rejected', async () => {
-      const v = await publish(await bundle('3.0', 3, { runner: answersOf('3.0', 3), onnx: Buffer.from('this is not an ONNX model') }));
+      const v = await publish(
+        await bundle('3.0', 3, { runner: answersOf('3.0', 3), onnx: Buffer.from('this is not an ONNX model') }),
+      );
       assert.match(v.state ?? '', /^rejected: model failed its self-test: .*cannot load ONNX model/);
       await assertStill('2.0');
     });
@@ -282,7 +339,9 @@ test('model updates over a real mosquitto broker with real ONNX models', async (
     await t.test('the retained model topic tells a new subscriber what runs', async () => {
       const late = await connectAsync((broker as Mosquitto).url, { clientId: 'late' });
       try {
-        const got = new Promise<ModelStatePayload>((resolve) => late.on('message', (_t, p) => resolve(JSON.parse(p.toString()) as ModelStatePayload)));
+        const got = new Promise<ModelStatePayload>((resolve) =>
+          late.on('message', (_t, p) => resolve(JSON.parse(p.toString()) as ModelStatePayload)),
+        );
         await late.subscribeAsync(`${BASE}/${KIOSK}/model`, { qos: 1 });
         const s = await got;
         assert.equal(s.version, expectRunning.version);

@@ -9,7 +9,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { ModelError } from '../../shared/errors.js';
 import { moduleLogger } from '../../shared/logger.js';
-import { fileEntry, MANIFEST_FILE, MODEL_FP32_FILE, MODEL_INT8_FILE, readManifest, type Manifest } from '../manifest.js';
+import {
+  fileEntry,
+  MANIFEST_FILE,
+  MODEL_FP32_FILE,
+  MODEL_INT8_FILE,
+  readManifest,
+  type Manifest,
+} from '../manifest.js';
 import { exportModelDetailed, humanModelJson, type ExportInfo } from './index.js';
 import { readTfjsModel } from './tfjs.js';
 
@@ -23,10 +30,19 @@ export const HEAD_MODEL_FILE = path.join('head', 'model.json');
  * `version`, `backbone`, `preprocessing` (JSON), `thresholds` (JSON: the recognition
  * section without its per-person references, which stay in the manifest).
  */
-export function modelMetadata(manifest: Pick<Manifest, 'classes' | 'version' | 'backbone' | 'input' | 'recognition' | 'createdAt'>): Record<string, string> {
+export function modelMetadata(
+  manifest: Pick<Manifest, 'classes' | 'version' | 'backbone' | 'input' | 'recognition' | 'createdAt'>,
+): Record<string, string> {
   const r = manifest.recognition;
   const thresholds = r
-    ? { score: r.score, source: r.source, threshold: r.threshold, minMargin: r.minMargin, targetFar: r.targetFar, crop: r.crop }
+    ? {
+        score: r.score,
+        source: r.source,
+        threshold: r.threshold,
+        minMargin: r.minMargin,
+        targetFar: r.targetFar,
+        crop: r.crop,
+      }
     : {};
   return {
     labels: JSON.stringify(manifest.classes),
@@ -41,12 +57,20 @@ export function modelMetadata(manifest: Pick<Manifest, 'classes' | 'version' | '
 
 /** Where `facegate train` caches downloaded backbones: `$FACEGATE_CACHE`, else `$XDG_CACHE_HOME/facegate`, else `~/.cache/facegate`. */
 export function downloadCacheDir(): string {
-  return process.env.FACEGATE_CACHE ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'facegate');
+  return (
+    process.env.FACEGATE_CACHE ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'facegate')
+  );
 }
 
 /** The cache folder of a model downloaded from `url` (its model.json and shards). */
 export function downloadCacheFolder(url: string, cacheDir = downloadCacheDir()): string {
-  return path.join(cacheDir, url.replace(/^https?:\/\//, '').replace(/\/model\.json$/, '').replace(/[^A-Za-z0-9._-]+/g, '_'));
+  return path.join(
+    cacheDir,
+    url
+      .replace(/^https?:\/\//, '')
+      .replace(/\/model\.json$/, '')
+      .replace(/[^A-Za-z0-9._-]+/g, '_'),
+  );
 }
 
 function cachedDownload(url: string): string {
@@ -69,7 +93,9 @@ export function resolveBackboneJson(manifest: Manifest, dir: string, override?: 
   const candidate = path.isAbsolute(source) ? source : path.resolve(dir, source);
   if (existsSync(candidate)) return candidate;
   if (existsSync(path.resolve(source))) return path.resolve(source);
-  throw new ModelError(`the ${name} backbone of ${dir} (${source}) is not there any more. Pass its TF.js model.json with --backbone PATH.`);
+  throw new ModelError(
+    `the ${name} backbone of ${dir} (${source}) is not there any more. Pass its TF.js model.json with --backbone PATH.`,
+  );
 }
 
 export interface ReexportResult {
@@ -99,20 +125,31 @@ export function reexportModelDir(dir: string, options: { backbone?: string } = {
   const head = readTfjsModel(path.join(dir, HEAD_MODEL_FILE));
   const backbone = readTfjsModel(backboneJson);
   const { bytes, info } = exportModelDetailed({
-    backbone: { name: manifest.backbone.name, artifacts: backbone, ...(manifest.backbone.alpha !== undefined ? { alpha: manifest.backbone.alpha } : {}) },
+    backbone: {
+      name: manifest.backbone.name,
+      artifacts: backbone,
+      ...(manifest.backbone.alpha !== undefined ? { alpha: manifest.backbone.alpha } : {}),
+    },
     head,
     preprocessing: manifest.input.preprocessing,
     metadata: modelMetadata(manifest),
   });
   const problems: string[] = [];
-  if (info.featureSize !== manifest.backbone.featureSize) problems.push(`backbone gives ${info.featureSize} features, manifest says ${manifest.backbone.featureSize}`);
-  if (info.classes !== manifest.classes.length) problems.push(`head has ${info.classes ?? '?'} outputs, manifest lists ${manifest.classes.length} classes`);
-  if (info.embeddingSize !== manifest.outputs.embeddingSize) problems.push(`embedding has ${info.embeddingSize ?? '?'} units, manifest says ${manifest.outputs.embeddingSize}`);
+  if (info.featureSize !== manifest.backbone.featureSize)
+    problems.push(`backbone gives ${info.featureSize} features, manifest says ${manifest.backbone.featureSize}`);
+  if (info.classes !== manifest.classes.length)
+    problems.push(`head has ${info.classes ?? '?'} outputs, manifest lists ${manifest.classes.length} classes`);
+  if (info.embeddingSize !== manifest.outputs.embeddingSize)
+    problems.push(`embedding has ${info.embeddingSize ?? '?'} units, manifest says ${manifest.outputs.embeddingSize}`);
   if (info.height !== manifest.input.height || info.width !== manifest.input.width) {
-    problems.push(`input is ${info.height}×${info.width}, manifest says ${manifest.input.height}×${manifest.input.width}`);
+    problems.push(
+      `input is ${info.height}×${info.width}, manifest says ${manifest.input.height}×${manifest.input.width}`,
+    );
   }
   if (problems.length > 0) {
-    throw new ModelError(`${dir}: the head and backbone do not match the manifest (${problems.join('; ')}). Train the model again, or pass the right --backbone.`);
+    throw new ModelError(
+      `${dir}: the head and backbone do not match the manifest (${problems.join('; ')}). Train the model again, or pass the right --backbone.`,
+    );
   }
   const file = path.join(dir, MODEL_FP32_FILE);
   const entry = fileEntry(bytes);
@@ -121,7 +158,10 @@ export function reexportModelDir(dir: string, options: { backbone?: string } = {
   const updated: Manifest = { ...manifest, files: { ...manifest.files, [MODEL_FP32_FILE]: entry } };
   writeAtomic(path.join(dir, MANIFEST_FILE), `${JSON.stringify(updated, null, 2)}\n`);
   if (changed && existsSync(path.join(dir, MODEL_INT8_FILE))) {
-    log.warn({ dir }, `${MODEL_FP32_FILE} changed: ${MODEL_INT8_FILE} was quantised from the old one; run facegate quantize again`);
+    log.warn(
+      { dir },
+      `${MODEL_FP32_FILE} changed: ${MODEL_INT8_FILE} was quantised from the old one; run facegate quantize again`,
+    );
   }
   return { file, bytes: bytes.length, sha256: entry.sha256, changed, info };
 }

@@ -74,13 +74,20 @@ export function samePadding(size: number, kernel: number, stride: number, dilati
 }
 
 /** Output length of a conv/pool axis with explicit pads. */
-export function convOutSize(size: number | null, kernel: number, stride: number, dilation: number, pads: readonly [number, number]): number | null {
+export function convOutSize(
+  size: number | null,
+  kernel: number,
+  stride: number,
+  dilation: number,
+  pads: readonly [number, number],
+): number | null {
   if (size === null) return null;
   const effective = (kernel - 1) * dilation + 1;
   return Math.floor((size + pads[0] + pads[1] - effective) / stride) + 1;
 }
 
-export type Padding = 'same' | 'valid' | { readonly top: number; readonly bottom: number; readonly left: number; readonly right: number };
+export type Padding =
+  'same' | 'valid' | { readonly top: number; readonly bottom: number; readonly left: number; readonly right: number };
 
 export interface Window {
   readonly kernel: readonly [number, number];
@@ -94,7 +101,10 @@ export interface Window {
  * spatial size. Explicit pads when the input size is known; otherwise SAME_UPPER,
  * which is TF's SAME.
  */
-export function windowAttrs(shape: readonly (number | null)[], w: Window): { attrs: Record<string, Attr>; outH: number | null; outW: number | null } {
+export function windowAttrs(
+  shape: readonly (number | null)[],
+  w: Window,
+): { attrs: Record<string, Attr>; outH: number | null; outW: number | null } {
   const [h = null, wd = null] = [shape[1] ?? null, shape[2] ?? null];
   const attrs: Record<string, Attr> = {
     kernel_shape: attr.ints(w.kernel),
@@ -130,20 +140,44 @@ export function broadcastShapes(a: readonly (number | null)[], b: readonly (numb
   for (let i = 0; i < rank; i++) {
     const ia = a.length - rank + i;
     const ib = b.length - rank + i;
-    const x = ia < 0 ? 1 : a[ia] ?? null;
-    const y = ib < 0 ? 1 : b[ib] ?? null;
+    const x = ia < 0 ? 1 : (a[ia] ?? null);
+    const y = ib < 0 ? 1 : (b[ib] ?? null);
     out.push(x === 1 ? y : y === 1 ? x : x === null ? y : x);
   }
   return out;
 }
 
 export type Activation =
-  | 'linear' | 'relu' | 'relu6' | 'sigmoid' | 'tanh' | 'softmax' | 'elu' | 'selu' | 'softplus' | 'softsign' | 'hard_sigmoid' | 'swish'
+  | 'linear'
+  | 'relu'
+  | 'relu6'
+  | 'sigmoid'
+  | 'tanh'
+  | 'softmax'
+  | 'elu'
+  | 'selu'
+  | 'softplus'
+  | 'softsign'
+  | 'hard_sigmoid'
+  | 'swish'
   | { kind: 'leakyrelu'; alpha: number }
   /** Learned slopes, in TF.js order (broadcast against the input like any constant). */
   | { kind: 'prelu'; slope: Const };
 
-export const activationNames = ['linear', 'relu', 'relu6', 'sigmoid', 'tanh', 'softmax', 'elu', 'selu', 'softplus', 'softsign', 'hard_sigmoid', 'swish'] as const;
+export const activationNames = [
+  'linear',
+  'relu',
+  'relu6',
+  'sigmoid',
+  'tanh',
+  'softmax',
+  'elu',
+  'selu',
+  'softplus',
+  'softsign',
+  'hard_sigmoid',
+  'swish',
+] as const;
 
 /** Builds the ONNX graph; converters call these helpers so transposes stay consistent. */
 export class Emitter {
@@ -198,9 +232,11 @@ export class Emitter {
    * TF-order constant is right-aligned to rank 4 and transposed to NCHW.
    */
   constantLike(base: string, c: Const, like: Value): string {
-    if (c.data.length === 1 && c.shape.length <= 1) return this.g.initializer(base, [], Float32Array.of(c.data[0] ?? 0));
+    if (c.data.length === 1 && c.shape.length <= 1)
+      return this.g.initializer(base, [], Float32Array.of(c.data[0] ?? 0));
     if (like.layout === 'nchw' && like.shape.length === 4) {
-      if (c.shape.length > 4) throw new UnsupportedError(`constant ${base} of rank ${c.shape.length} cannot broadcast to a rank-4 tensor`);
+      if (c.shape.length > 4)
+        throw new UnsupportedError(`constant ${base} of rank ${c.shape.length} cannot broadcast to a rank-4 tensor`);
       const padded = [...new Array<number>(4 - c.shape.length).fill(1), ...c.shape];
       const data = transposeData(c.data, padded, NHWC_TO_NCHW);
       const dims = NHWC_TO_NCHW.map((p) => padded[p] ?? 1);
@@ -221,16 +257,25 @@ export class Emitter {
       return same(g.op('PRelu', [v.name, this.constantLike(`${name}/slope`, act.slope, v)], {}, { name }));
     }
     switch (act) {
-      case 'relu': return same(g.op('Relu', [v.name], {}, { name }));
-      case 'relu6': return same(this.clip(v.name, 0, 6, name));
-      case 'sigmoid': return same(g.op('Sigmoid', [v.name], {}, { name }));
-      case 'tanh': return same(g.op('Tanh', [v.name], {}, { name }));
-      case 'elu': return same(g.op('Elu', [v.name], { alpha: attr.f(1) }, { name }));
-      case 'selu': return same(g.op('Selu', [v.name], {}, { name }));
-      case 'softplus': return same(g.op('Softplus', [v.name], {}, { name }));
-      case 'softsign': return same(g.op('Softsign', [v.name], {}, { name }));
+      case 'relu':
+        return same(g.op('Relu', [v.name], {}, { name }));
+      case 'relu6':
+        return same(this.clip(v.name, 0, 6, name));
+      case 'sigmoid':
+        return same(g.op('Sigmoid', [v.name], {}, { name }));
+      case 'tanh':
+        return same(g.op('Tanh', [v.name], {}, { name }));
+      case 'elu':
+        return same(g.op('Elu', [v.name], { alpha: attr.f(1) }, { name }));
+      case 'selu':
+        return same(g.op('Selu', [v.name], {}, { name }));
+      case 'softplus':
+        return same(g.op('Softplus', [v.name], {}, { name }));
+      case 'softsign':
+        return same(g.op('Softsign', [v.name], {}, { name }));
       // Keras/TF.js hard_sigmoid is clip(0.2x + 0.5, 0, 1): ONNX HardSigmoid's defaults.
-      case 'hard_sigmoid': return same(g.op('HardSigmoid', [v.name], { alpha: attr.f(0.2), beta: attr.f(0.5) }, { name }));
+      case 'hard_sigmoid':
+        return same(g.op('HardSigmoid', [v.name], { alpha: attr.f(0.2), beta: attr.f(0.5) }, { name }));
       case 'swish': {
         const s = g.op('Sigmoid', [v.name], {}, { name: `${name}/sigmoid` });
         return same(g.op('Mul', [v.name, s], {}, { name }));
@@ -254,33 +299,45 @@ export class Emitter {
    * Conv (group = channels for depthwise) with optional bias, on an NCHW input.
    * `kernel` is TF.js's [kh,kw,in,out] (or [kh,kw,in,mult] when depthwise).
    */
-  conv(x: Value, opts: {
-    name: string;
-    kernel: Const;
-    bias?: Float32Array | undefined;
-    depthwise: boolean;
-    window: Omit<Window, 'kernel'>;
-  }): Value {
+  conv(
+    x: Value,
+    opts: {
+      name: string;
+      kernel: Const;
+      bias?: Float32Array | undefined;
+      depthwise: boolean;
+      window: Omit<Window, 'kernel'>;
+    },
+  ): Value {
     const [kh = 1, kw = 1, cin = 1, last = 1] = opts.kernel.shape;
-    if (opts.kernel.shape.length !== 4) throw new UnsupportedError(`${opts.name}: kernel of rank ${opts.kernel.shape.length}, expected 4`);
+    if (opts.kernel.shape.length !== 4)
+      throw new UnsupportedError(`${opts.name}: kernel of rank ${opts.kernel.shape.length}, expected 4`);
     const xin = x.shape[3];
     if (xin !== undefined && xin !== null && xin !== cin && !(opts.depthwise === false && xin % cin === 0)) {
       throw new UnsupportedError(`${opts.name}: kernel expects ${cin} input channels, input has ${xin}`);
     }
     const cout = opts.depthwise ? cin * last : last;
-    const weights = opts.depthwise ? depthwiseToOihw(opts.kernel.data, opts.kernel.shape) : hwioToOihw(opts.kernel.data, opts.kernel.shape);
+    const weights = opts.depthwise
+      ? depthwiseToOihw(opts.kernel.data, opts.kernel.shape)
+      : hwioToOihw(opts.kernel.data, opts.kernel.shape);
     const wShape = opts.depthwise ? [cout, 1, kh, kw] : [cout, cin, kh, kw];
     const inputs = [this.nchw(x), this.constant(`${opts.name}/W`, wShape, weights)];
     if (opts.bias) {
-      if (opts.bias.length !== cout) throw new UnsupportedError(`${opts.name}: bias has ${opts.bias.length} values for ${cout} channels`);
+      if (opts.bias.length !== cout)
+        throw new UnsupportedError(`${opts.name}: bias has ${opts.bias.length} values for ${cout} channels`);
       inputs.push(this.constant(`${opts.name}/B`, [cout], opts.bias));
     }
     const { attrs, outH, outW } = windowAttrs(x.shape, { ...opts.window, kernel: [kh, kw] });
-    const out = this.g.op('Conv', inputs, {
-      ...attrs,
-      dilations: attr.ints(opts.window.dilations),
-      group: attr.i(opts.depthwise ? cin : 1),
-    }, { name: opts.name });
+    const out = this.g.op(
+      'Conv',
+      inputs,
+      {
+        ...attrs,
+        dilations: attr.ints(opts.window.dilations),
+        group: attr.i(opts.depthwise ? cin : 1),
+      },
+      { name: opts.name },
+    );
     return { name: out, shape: [x.shape[0] ?? null, outH, outW, cout], layout: 'nchw' };
   }
 
@@ -294,23 +351,45 @@ export class Emitter {
     if (x.shape.length !== 2) {
       // Keras applies Dense to the last axis of any rank: MatMul + Add in TF order.
       const nat = this.as(x, 'native');
-      let out = this.g.op('MatMul', [nat.name, this.constant(`${opts.name}/W`, [cin, cout], opts.kernel.data)], {}, { name: opts.name });
-      if (opts.bias) out = this.g.op('Add', [out, this.constant(`${opts.name}/B`, [cout], opts.bias)], {}, { name: `${opts.name}/bias` });
+      let out = this.g.op(
+        'MatMul',
+        [nat.name, this.constant(`${opts.name}/W`, [cin, cout], opts.kernel.data)],
+        {},
+        { name: opts.name },
+      );
+      if (opts.bias)
+        out = this.g.op(
+          'Add',
+          [out, this.constant(`${opts.name}/B`, [cout], opts.bias)],
+          {},
+          { name: `${opts.name}/bias` },
+        );
       return { name: out, shape: [...x.shape.slice(0, -1), cout], layout: 'native' };
     }
     const xin = x.shape[1];
     if (xin !== undefined && xin !== null && xin !== cin) {
       throw new UnsupportedError(`${opts.name}: kernel expects ${cin} inputs, the input has ${xin}`);
     }
-    const inputs = [x.name, this.constant(`${opts.name}/W`, [cout, cin], transposeData(opts.kernel.data, [cin, cout], [1, 0]))];
+    const inputs = [
+      x.name,
+      this.constant(`${opts.name}/W`, [cout, cin], transposeData(opts.kernel.data, [cin, cout], [1, 0])),
+    ];
     if (opts.bias) inputs.push(this.constant(`${opts.name}/B`, [cout], opts.bias));
     const out = this.g.op('Gemm', inputs, { transB: attr.i(1) }, { name: opts.name });
     return { name: out, shape: [x.shape[0] ?? null, cout], layout: 'native' };
   }
 
   /** MaxPool / AveragePool with TF semantics (a SAME average excludes the padding). */
-  pool(x: Value, op: 'MaxPool' | 'AveragePool', name: string, kernel: readonly [number, number], strides: readonly [number, number], padding: Padding): Value {
-    if (x.shape.length !== 4) throw new UnsupportedError(`${name}: pooling needs a rank-4 input, got rank ${x.shape.length}`);
+  pool(
+    x: Value,
+    op: 'MaxPool' | 'AveragePool',
+    name: string,
+    kernel: readonly [number, number],
+    strides: readonly [number, number],
+    padding: Padding,
+  ): Value {
+    if (x.shape.length !== 4)
+      throw new UnsupportedError(`${name}: pooling needs a rank-4 input, got rank ${x.shape.length}`);
     const { attrs, outH, outW } = windowAttrs(x.shape, { kernel, strides, dilations: [1, 1], padding });
     const extra: Record<string, Attr> = op === 'AveragePool' ? { count_include_pad: attr.i(0) } : {};
     // Pools get auto_pad (VALID or SAME_UPPER, which is TF's SAME), not explicit pads:
@@ -330,11 +409,16 @@ export class Emitter {
 
   /** Global average pool over H and W: [b,C] (or [b,1,1,C] with keepDims). */
   globalAveragePool(x: Value, name: string, keepDims = false): Value {
-    if (x.shape.length !== 4) throw new UnsupportedError(`${name}: global pooling needs a rank-4 input, got rank ${x.shape.length}`);
+    if (x.shape.length !== 4)
+      throw new UnsupportedError(`${name}: global pooling needs a rank-4 input, got rank ${x.shape.length}`);
     const pooled = this.g.op('GlobalAveragePool', [this.nchw(x)], {}, { name });
     const c = x.shape[3] ?? null;
     if (keepDims) return { name: pooled, shape: [x.shape[0] ?? null, 1, 1, c], layout: 'nchw' };
-    return { name: this.g.op('Flatten', [pooled], { axis: attr.i(1) }, { name: `${name}/flatten` }), shape: [x.shape[0] ?? null, c], layout: 'native' };
+    return {
+      name: this.g.op('Flatten', [pooled], { axis: attr.i(1) }, { name: `${name}/flatten` }),
+      shape: [x.shape[0] ?? null, c],
+      layout: 'native',
+    };
   }
 
   /**
@@ -344,10 +428,17 @@ export class Emitter {
   output(v: Value, name: string): void {
     const src = this.native(v);
     if (src !== name) {
-      const taken = this.g.nodes.some((n) => n.output?.includes(name)) || this.g.initializers.some((t) => t.name === name) || this.g.inputs.some((i) => i.name === name);
+      const taken =
+        this.g.nodes.some((n) => n.output?.includes(name)) ||
+        this.g.initializers.some((t) => t.name === name) ||
+        this.g.inputs.some((i) => i.name === name);
       if (taken) throw new Error(`output name ${name} is already used by another tensor`);
       this.g.node('Identity', [src], [name], {}, { name: `${name}/identity` });
     }
-    this.g.output(name, 'float32', v.shape.map((d, i): Dim => (d === null ? (i === 0 ? 'batch' : `${name}_dim${i}`) : d)));
+    this.g.output(
+      name,
+      'float32',
+      v.shape.map((d, i): Dim => (d === null ? (i === 0 ? 'batch' : `${name}_dim${i}`) : d)),
+    );
   }
 }

@@ -73,14 +73,18 @@ export function humanModelJson(name: string): string {
   // dist/human.node.js → <package>/models/<name>.json
   const file = path.join(path.dirname(main), '..', 'models', `${name}.json`);
   if (!existsSync(file)) {
-    throw new ModelError(`@vladmandic/human has no model "${name}" (looked for ${file}); try blazeface, faceres, antispoof or liveness`);
+    throw new ModelError(
+      `@vladmandic/human has no model "${name}" (looked for ${file}); try blazeface, faceres, antispoof or liveness`,
+    );
   }
   return file;
 }
 
 function checkKind(artifacts: TfjsArtifacts, kind: 'layers' | 'graph', what: string): void {
   if (artifacts.kind !== kind) {
-    throw new ModelError(`${what} ${artifacts.source} is a TF.js ${artifacts.kind === 'layers' ? 'LayersModel' : 'GraphModel'}; expected a ${kind === 'layers' ? 'LayersModel' : 'GraphModel'}`);
+    throw new ModelError(
+      `${what} ${artifacts.source} is a TF.js ${artifacts.kind === 'layers' ? 'LayersModel' : 'GraphModel'}; expected a ${kind === 'layers' ? 'LayersModel' : 'GraphModel'}`,
+    );
   }
 }
 
@@ -122,7 +126,10 @@ function guarded<T>(source: string, convert: () => T): T {
 
 /** Builds the facegate graph; returns the ONNX bytes and what it contains. */
 export function exportModelDetailed(options: ExportOptions): { bytes: Uint8Array; info: ExportInfo } {
-  return guarded(options.head ? `${options.backbone.artifacts.source} + ${options.head.source}` : options.backbone.artifacts.source, () => buildExport(options));
+  return guarded(
+    options.head ? `${options.backbone.artifacts.source} + ${options.head.source}` : options.backbone.artifacts.source,
+    () => buildExport(options),
+  );
 }
 
 function buildExport(options: ExportOptions): { bytes: Uint8Array; info: ExportInfo } {
@@ -141,7 +148,10 @@ function buildExport(options: ExportOptions): { bytes: Uint8Array; info: ExportI
   } else {
     const placeholder = graphPlaceholders(backbone.artifacts)[0];
     if (!placeholder) throw new ModelError(`backbone ${backbone.artifacts.source} has no input (Placeholder) node`);
-    const { values } = convertGraph(e, backbone.artifacts, { inputs: new Map([[placeholder.name, x]]), outputs: [featureNode] });
+    const { values } = convertGraph(e, backbone.artifacts, {
+      inputs: new Map([[placeholder.name, x]]),
+      outputs: [featureNode],
+    });
     features = values[0] as Value;
   }
   const featureSize = features.shape[1];
@@ -194,12 +204,22 @@ function buildExport(options: ExportOptions): { bytes: Uint8Array; info: ExportI
     outputs: JSON.stringify(outputs),
     ...options.metadata,
   };
-  const model = g.build({ opset: OPSET, metadata, docString: `facegate ${backbone.name} ${options.head ? 'recognition model' : 'feature extractor'}` });
+  const model = g.build({
+    opset: OPSET,
+    metadata,
+    docString: `facegate ${backbone.name} ${options.head ? 'recognition model' : 'feature extractor'}`,
+  });
   log.debug({ backbone: backbone.name, nodes: g.nodes.length, featureSize, classes }, 'exported');
   return {
     bytes: encodeModel(model),
     info: {
-      height, width, featureSize, featureNode, outputs, metadata, nodes: g.nodes.length,
+      height,
+      width,
+      featureSize,
+      featureNode,
+      outputs,
+      metadata,
+      nodes: g.nodes.length,
       ...(classes !== undefined ? { classes } : {}),
       ...(embeddingSize !== undefined ? { embeddingSize } : {}),
     },
@@ -220,7 +240,14 @@ export interface ConvertOptions {
   readonly metadata?: Readonly<Record<string, string>>;
 }
 
-function finish(g: GraphBuilder, e: Emitter, names: readonly string[], values: readonly Value[], artifacts: TfjsArtifacts, options: ConvertOptions): Uint8Array {
+function finish(
+  g: GraphBuilder,
+  e: Emitter,
+  names: readonly string[],
+  values: readonly Value[],
+  artifacts: TfjsArtifacts,
+  options: ConvertOptions,
+): Uint8Array {
   names.forEach((n, i) => e.output(values[i] as Value, n));
   optimiseGraph(g);
   const model = g.build({

@@ -10,18 +10,45 @@ import { attr } from '../onnx/builder.js';
 
 /** Layer class names this converter handles. */
 export const supportedLayers = [
-  'InputLayer', 'Conv2D', 'DepthwiseConv2D', 'BatchNormalization', 'Activation', 'ReLU', 'LeakyReLU', 'PReLU', 'Softmax',
-  'ZeroPadding2D', 'GlobalAveragePooling2D', 'GlobalMaxPooling2D', 'MaxPooling2D', 'AveragePooling2D',
-  'Dense', 'Dropout', 'SpatialDropout1D', 'SpatialDropout2D', 'GaussianNoise', 'GaussianDropout', 'AlphaDropout',
-  'Flatten', 'Reshape', 'Add', 'Multiply', 'Concatenate', 'Sequential', 'Model', 'Functional',
+  'InputLayer',
+  'Conv2D',
+  'DepthwiseConv2D',
+  'BatchNormalization',
+  'Activation',
+  'ReLU',
+  'LeakyReLU',
+  'PReLU',
+  'Softmax',
+  'ZeroPadding2D',
+  'GlobalAveragePooling2D',
+  'GlobalMaxPooling2D',
+  'MaxPooling2D',
+  'AveragePooling2D',
+  'Dense',
+  'Dropout',
+  'SpatialDropout1D',
+  'SpatialDropout2D',
+  'GaussianNoise',
+  'GaussianDropout',
+  'AlphaDropout',
+  'Flatten',
+  'Reshape',
+  'Add',
+  'Multiply',
+  'Concatenate',
+  'Sequential',
+  'Model',
+  'Functional',
 ] as const;
 
-const layerSchema = z.object({
-  class_name: z.string(),
-  name: z.string().optional(),
-  config: z.record(z.string(), z.unknown()).default({}),
-  inbound_nodes: z.array(z.unknown()).optional(),
-}).loose();
+const layerSchema = z
+  .object({
+    class_name: z.string(),
+    name: z.string().optional(),
+    config: z.record(z.string(), z.unknown()).default({}),
+    inbound_nodes: z.array(z.unknown()).optional(),
+  })
+  .loose();
 type RawLayer = z.infer<typeof layerSchema>;
 
 interface Layer {
@@ -42,12 +69,16 @@ export interface LayersGraph {
 function inboundNames(raw: RawLayer, name: string): string[] {
   const nodes = raw.inbound_nodes ?? [];
   if (nodes.length === 0) return [];
-  if (nodes.length > 1) throw new UnsupportedError(`layer ${name} (${raw.class_name}) is shared (called ${nodes.length} times); shared layers are not supported`);
+  if (nodes.length > 1)
+    throw new UnsupportedError(
+      `layer ${name} (${raw.class_name}) is shared (called ${nodes.length} times); shared layers are not supported`,
+    );
   const node = nodes[0];
   // Keras 2: [[layerName, nodeIndex, tensorIndex, kwargs], ...]
   if (Array.isArray(node)) {
     return node.map((entry) => {
-      if (!Array.isArray(entry) || typeof entry[0] !== 'string') throw new ModelError(`layer ${name}: malformed inbound_nodes`);
+      if (!Array.isArray(entry) || typeof entry[0] !== 'string')
+        throw new ModelError(`layer ${name}: malformed inbound_nodes`);
       return entry[0];
     });
   }
@@ -55,7 +86,10 @@ function inboundNames(raw: RawLayer, name: string): string[] {
   const args = (node as { args?: unknown[] }).args ?? [];
   const out: string[] = [];
   const visit = (a: unknown): void => {
-    if (Array.isArray(a)) { a.forEach(visit); return; }
+    if (Array.isArray(a)) {
+      a.forEach(visit);
+      return;
+    }
     const hist = (a as { config?: { keras_history?: unknown[] } } | null)?.config?.keras_history;
     if (Array.isArray(hist) && typeof hist[0] === 'string') out.push(hist[0]);
   };
@@ -93,7 +127,9 @@ export function parseLayersTopology(topology: unknown, source: string): LayersGr
   const rawLayers = Array.isArray(config) ? config : (config as { layers?: unknown } | undefined)?.layers;
   const parsed = z.array(layerSchema).safeParse(rawLayers);
   if (!parsed.success || typeof className !== 'string') {
-    throw new ModelError(`${source}: the LayersModel topology has no model class and layer list; the model.json is corrupt`);
+    throw new ModelError(
+      `${source}: the LayersModel topology has no model class and layer list; the model.json is corrupt`,
+    );
   }
   const layers: Layer[] = [];
   const inputShapes = new Map<string, (number | null)[]>();
@@ -123,7 +159,9 @@ export function parseLayersTopology(topology: unknown, source: string): LayersGr
     return { layers, inputs: [first.name], outputs: [prev], inputShapes };
   }
   if (className !== 'Model' && className !== 'Functional') {
-    throw new UnsupportedError(`${source}: model class ${className} is not supported (Sequential, Model, Functional are)`);
+    throw new UnsupportedError(
+      `${source}: model class ${className} is not supported (Sequential, Model, Functional are)`,
+    );
   }
   for (const raw of parsed.data) {
     const name = raw.name ?? (raw.config.name as string | undefined);
@@ -160,20 +198,26 @@ function activationOf(layer: Layer, value: unknown): Activation {
   // TF.js writes Keras names (relu6, hard_sigmoid); lower-case covers hand-written JSON.
   const n = (name ?? 'linear').toLowerCase();
   if ((activationNames as readonly string[]).includes(n)) return n as Activation;
-  throw new UnsupportedError(`activation "${String(name)}" in layer ${layer.name} (${layer.className}) is not supported; supported: ${activationNames.join(', ')}`);
+  throw new UnsupportedError(
+    `activation "${String(name)}" in layer ${layer.name} (${layer.className}) is not supported; supported: ${activationNames.join(', ')}`,
+  );
 }
 
 function checkChannelsLast(layer: Layer): void {
   const f = layer.config.data_format;
   if (f !== undefined && f !== null && f !== 'channels_last') {
-    throw new UnsupportedError(`layer ${layer.name} (${layer.className}) uses data_format ${JSON.stringify(f)}; only channels_last is supported`);
+    throw new UnsupportedError(
+      `layer ${layer.name} (${layer.className}) uses data_format ${JSON.stringify(f)}; only channels_last is supported`,
+    );
   }
 }
 
 function paddingOf(layer: Layer): Padding {
   const p = layer.config.padding ?? 'valid';
   if (p === 'same' || p === 'valid') return p;
-  throw new UnsupportedError(`layer ${layer.name} (${layer.className}) has padding ${JSON.stringify(p)}; supported: same, valid`);
+  throw new UnsupportedError(
+    `layer ${layer.name} (${layer.className}) has padding ${JSON.stringify(p)}; supported: same, valid`,
+  );
 }
 
 export interface ConvertLayersOptions {
@@ -194,7 +238,9 @@ export function convertLayers(e: Emitter, artifacts: TfjsArtifacts, options: Con
   const wanted = options.outputs ?? graph.outputs;
   for (const w of wanted) {
     if (!byName.has(w)) {
-      throw new ModelError(`${artifacts.source} has no layer "${w}"; its layers are: ${graph.layers.map((l) => l.name).join(', ')}`);
+      throw new ModelError(
+        `${artifacts.source} has no layer "${w}"; its layers are: ${graph.layers.map((l) => l.name).join(', ')}`,
+      );
     }
   }
   // Only the layers the outputs depend on, in dependency order.
@@ -227,7 +273,10 @@ export function convertLayers(e: Emitter, artifacts: TfjsArtifacts, options: Con
     const exact = artifacts.weights.get(`${layer.name}/${key}`);
     if (exact) return exact;
     for (const [name, w] of artifacts.weights) if (name.endsWith(`/${layer.name}/${key}`)) return w;
-    if (required) throw new ModelError(`${artifacts.source}: weight ${layer.name}/${key} of layer ${layer.name} (${layer.className}) is missing from the weights manifest`);
+    if (required)
+      throw new ModelError(
+        `${artifacts.source}: weight ${layer.name}/${key} of layer ${layer.name} (${layer.className}) is missing from the weights manifest`,
+      );
     return undefined;
   };
   const floatConst = (w: Weight): Const => {
@@ -249,9 +298,16 @@ export function convertLayers(e: Emitter, artifacts: TfjsArtifacts, options: Con
     switch (layer.className) {
       case 'InputLayer': {
         const bound = options.inputs?.[inputIndex++];
-        if (bound) { out = bound; break; }
+        if (bound) {
+          out = bound;
+          break;
+        }
         const shape = graph.inputShapes.get(n) ?? [null];
-        const name = e.g.input(n, 'float32', shape.map((d, i) => (d === null ? (i === 0 ? 'batch' : `${n}_dim${i}`) : d)));
+        const name = e.g.input(
+          n,
+          'float32',
+          shape.map((d, i) => (d === null ? (i === 0 ? 'batch' : `${n}_dim${i}`) : d)),
+        );
         out = { name, shape, layout: 'native' };
         break;
       }
@@ -259,7 +315,8 @@ export function convertLayers(e: Emitter, artifacts: TfjsArtifacts, options: Con
       case 'DepthwiseConv2D': {
         checkChannelsLast(layer);
         const depthwise = layer.className === 'DepthwiseConv2D';
-        if ((c.groups ?? 1) !== 1) throw new UnsupportedError(`layer ${n} (Conv2D) has groups=${String(c.groups)}; only 1 is supported`);
+        if ((c.groups ?? 1) !== 1)
+          throw new UnsupportedError(`layer ${n} (Conv2D) has groups=${String(c.groups)}; only 1 is supported`);
         const kernel = floatConst(weight(layer, depthwise ? 'depthwise_kernel' : 'kernel') as Weight);
         const bias = c.use_bias === false ? undefined : weight(layer, 'bias', false);
         const conv = e.conv(input(layer), {
@@ -276,7 +333,9 @@ export function convertLayers(e: Emitter, artifacts: TfjsArtifacts, options: Con
         const x = input(layer);
         const axis = num(c, 'axis', -1);
         if (axis !== -1 && axis !== x.shape.length - 1) {
-          throw new UnsupportedError(`layer ${n} (BatchNormalization) normalises axis ${axis}; only the channel axis (-1) is supported`);
+          throw new UnsupportedError(
+            `layer ${n} (BatchNormalization) normalises axis ${axis}; only the channel axis (-1) is supported`,
+          );
         }
         const mean = floatConst(weight(layer, 'moving_mean') as Weight).data;
         const variance = floatConst(weight(layer, 'moving_variance') as Weight).data;
@@ -293,8 +352,18 @@ export function convertLayers(e: Emitter, artifacts: TfjsArtifacts, options: Con
           shift[k] = (beta?.[k] ?? 0) - (mean[k] ?? 0) * s;
         }
         // Emitted as Mul + Add; optimiseGraph folds them into the preceding Conv/Gemm.
-        const mul = e.g.op('Mul', [x.name, e.constantLike(`${n}/scale`, { shape: [ch], data: scale }, x)], {}, { name: `${n}/mul` });
-        const add = e.g.op('Add', [mul, e.constantLike(`${n}/shift`, { shape: [ch], data: shift }, x)], {}, { name: `${n}/add` });
+        const mul = e.g.op(
+          'Mul',
+          [x.name, e.constantLike(`${n}/scale`, { shape: [ch], data: scale }, x)],
+          {},
+          { name: `${n}/mul` },
+        );
+        const add = e.g.op(
+          'Add',
+          [mul, e.constantLike(`${n}/shift`, { shape: [ch], data: shift }, x)],
+          {},
+          { name: `${n}/add` },
+        );
         out = { ...x, name: add };
         break;
       }
@@ -302,16 +371,25 @@ export function convertLayers(e: Emitter, artifacts: TfjsArtifacts, options: Con
         out = e.activation(input(layer), activationOf(layer, c.activation), n);
         break;
       case 'ReLU': {
-        const maxValue = c.max_value === null || c.max_value === undefined ? Number.POSITIVE_INFINITY : num(c, 'max_value');
+        const maxValue =
+          c.max_value === null || c.max_value === undefined ? Number.POSITIVE_INFINITY : num(c, 'max_value');
         const slope = num(c, 'negative_slope', 0);
         const threshold = num(c, 'threshold', 0);
-        if (slope !== 0 || threshold !== 0) throw new UnsupportedError(`layer ${n} (ReLU) with negative_slope/threshold is not supported`);
+        if (slope !== 0 || threshold !== 0)
+          throw new UnsupportedError(`layer ${n} (ReLU) with negative_slope/threshold is not supported`);
         const x = input(layer);
-        out = { ...x, name: Number.isFinite(maxValue) ? e.clip(x.name, 0, maxValue, n) : e.g.op('Relu', [x.name], {}, { name: n }) };
+        out = {
+          ...x,
+          name: Number.isFinite(maxValue) ? e.clip(x.name, 0, maxValue, n) : e.g.op('Relu', [x.name], {}, { name: n }),
+        };
         break;
       }
       case 'LeakyReLU':
-        out = e.activation(input(layer), { kind: 'leakyrelu', alpha: num(c, 'alpha', num(c, 'negative_slope', 0.3)) }, n);
+        out = e.activation(
+          input(layer),
+          { kind: 'leakyrelu', alpha: num(c, 'alpha', num(c, 'negative_slope', 0.3)) },
+          n,
+        );
         break;
       case 'PReLU':
         out = e.activation(input(layer), { kind: 'prelu', slope: floatConst(weight(layer, 'alpha') as Weight) }, n);
@@ -319,18 +397,26 @@ export function convertLayers(e: Emitter, artifacts: TfjsArtifacts, options: Con
       case 'Softmax': {
         const axis = num(c, 'axis', -1);
         const x = input(layer);
-        if (axis !== -1 && axis !== x.shape.length - 1) throw new UnsupportedError(`layer ${n} (Softmax) on axis ${axis}; only the last axis is supported`);
+        if (axis !== -1 && axis !== x.shape.length - 1)
+          throw new UnsupportedError(`layer ${n} (Softmax) on axis ${axis}; only the last axis is supported`);
         out = e.activation(x, 'softmax', n);
         break;
       }
       case 'ZeroPadding2D': {
         checkChannelsLast(layer);
         const p = c.padding;
-        let t = 1, b = 1, l = 1, r = 1;
-        if (typeof p === 'number') { t = b = l = r = p; }
-        else if (Array.isArray(p) && typeof p[0] === 'number') { t = b = p[0]; l = r = Number(p[1]); }
-        else if (Array.isArray(p) && Array.isArray(p[0]) && Array.isArray(p[1])) {
-          [t = 0, b = 0] = (p[0] as number[]); [l = 0, r = 0] = (p[1] as number[]);
+        let t = 1,
+          b = 1,
+          l = 1,
+          r = 1;
+        if (typeof p === 'number') {
+          t = b = l = r = p;
+        } else if (Array.isArray(p) && typeof p[0] === 'number') {
+          t = b = p[0];
+          l = r = Number(p[1]);
+        } else if (Array.isArray(p) && Array.isArray(p[0]) && Array.isArray(p[1])) {
+          [t = 0, b = 0] = p[0] as number[];
+          [l = 0, r = 0] = p[1] as number[];
         }
         const x = input(layer);
         // Emitted as Pad; optimiseGraph folds it into the next Conv's pads when it can.
@@ -345,11 +431,18 @@ export function convertLayers(e: Emitter, artifacts: TfjsArtifacts, options: Con
         checkChannelsLast(layer);
         const x = input(layer);
         const keep = c.keepdims === true;
-        if (layer.className === 'GlobalAveragePooling2D') { out = e.globalAveragePool(x, n, keep); break; }
+        if (layer.className === 'GlobalAveragePooling2D') {
+          out = e.globalAveragePool(x, n, keep);
+          break;
+        }
         const pooled = e.g.op('GlobalMaxPool', [e.nchw(x)], {}, { name: n });
         out = keep
           ? { name: pooled, shape: [x.shape[0] ?? null, 1, 1, x.shape[3] ?? null], layout: 'nchw' }
-          : { name: e.g.op('Flatten', [pooled], { axis: attr.i(1) }, { name: `${n}/flatten` }), shape: [x.shape[0] ?? null, x.shape[3] ?? null], layout: 'native' };
+          : {
+              name: e.g.op('Flatten', [pooled], { axis: attr.i(1) }, { name: `${n}/flatten` }),
+              shape: [x.shape[0] ?? null, x.shape[3] ?? null],
+              layout: 'native',
+            };
         break;
       }
       case 'MaxPooling2D':
@@ -358,7 +451,14 @@ export function convertLayers(e: Emitter, artifacts: TfjsArtifacts, options: Con
         const x = input(layer);
         const kernel = pair(c, 'pool_size', 2);
         const strides = c.strides === null || c.strides === undefined ? kernel : pair(c, 'strides', 1);
-        out = e.pool(x, layer.className === 'MaxPooling2D' ? 'MaxPool' : 'AveragePool', n, kernel, strides, paddingOf(layer));
+        out = e.pool(
+          x,
+          layer.className === 'MaxPooling2D' ? 'MaxPool' : 'AveragePool',
+          n,
+          kernel,
+          strides,
+          paddingOf(layer),
+        );
         break;
       }
       case 'Dense': {
@@ -369,28 +469,43 @@ export function convertLayers(e: Emitter, artifacts: TfjsArtifacts, options: Con
         out = e.activation(dense, activationOf(layer, c.activation), `${n}/activation`);
         break;
       }
-      case 'Dropout': case 'SpatialDropout1D': case 'SpatialDropout2D':
-      case 'GaussianNoise': case 'GaussianDropout': case 'AlphaDropout':
+      case 'Dropout':
+      case 'SpatialDropout1D':
+      case 'SpatialDropout2D':
+      case 'GaussianNoise':
+      case 'GaussianDropout':
+      case 'AlphaDropout':
         out = input(layer); // inference: identity
         break;
       case 'Flatten': {
         const x = e.as(input(layer), 'native');
         const size = x.shape.slice(1).reduce<number | null>((a, d) => (a === null || d === null ? null : a * d), 1);
-        out = { name: e.g.op('Flatten', [x.name], { axis: attr.i(1) }, { name: n }), shape: [x.shape[0] ?? null, size], layout: 'native' };
+        out = {
+          name: e.g.op('Flatten', [x.name], { axis: attr.i(1) }, { name: n }),
+          shape: [x.shape[0] ?? null, size],
+          layout: 'native',
+        };
         break;
       }
       case 'Reshape': {
         const x = e.as(input(layer), 'native');
         // TF.js writes a free dimension as null or -1.
         const parsedTarget = z.array(z.number().int().nullable()).safeParse(c.target_shape);
-        if (!parsedTarget.success) throw new ModelError(`layer ${n} (Reshape): target_shape ${JSON.stringify(c.target_shape)} is not a list of sizes`);
+        if (!parsedTarget.success)
+          throw new ModelError(
+            `layer ${n} (Reshape): target_shape ${JSON.stringify(c.target_shape)} is not a list of sizes`,
+          );
         const target = parsedTarget.data.map((d) => d ?? -1);
         // ONNX Reshape: 0 copies the batch dimension, so one -1 stays free for the target.
         const shape = e.int64(`${n}/shape`, [0, ...target]);
         const size = x.shape.slice(1).reduce<number | null>((a, d) => (a === null || d === null ? null : a * d), 1);
         const known = target.reduce((a, d) => (d === -1 ? a : a * d), 1);
         const dims = target.map((d) => (d === -1 ? (size === null ? null : size / known) : d));
-        out = { name: e.g.op('Reshape', [x.name, shape], {}, { name: n }), shape: [x.shape[0] ?? null, ...dims], layout: 'native' };
+        out = {
+          name: e.g.op('Reshape', [x.name, shape], {}, { name: n }),
+          shape: [x.shape[0] ?? null, ...dims],
+          layout: 'native',
+        };
         break;
       }
       case 'Add':
@@ -399,16 +514,25 @@ export function convertLayers(e: Emitter, artifacts: TfjsArtifacts, options: Con
         const layout = xs.every((x) => x.layout === 'nchw') ? 'nchw' : 'native';
         const first = e.as(xs[0] as Value, layout);
         let acc = first.name;
-        for (const x of xs.slice(1)) acc = e.g.op(layer.className === 'Add' ? 'Add' : 'Mul', [acc, e.as(x, layout).name], {}, { name: n });
+        for (const x of xs.slice(1))
+          acc = e.g.op(layer.className === 'Add' ? 'Add' : 'Mul', [acc, e.as(x, layout).name], {}, { name: n });
         out = { name: acc, shape: first.shape, layout: first.layout };
         break;
       }
-      case 'Sequential': case 'Model': case 'Functional': {
+      case 'Sequential':
+      case 'Model':
+      case 'Functional': {
         // A model used as a layer (e.g. a backbone inside a Sequential): convert its
         // layers inline, fed by this layer's inputs. Its weights are found by layer name.
-        const inner = convertLayers(e, { ...artifacts, topology: { class_name: layer.className, config: layer.config } },
-          { inputs: layer.inputs.map((_, i) => input(layer, i)) });
-        if (inner.length !== 1 || !inner[0]) throw new UnsupportedError(`nested model ${n} has ${inner.length} outputs; only single-output nested models are supported`);
+        const inner = convertLayers(
+          e,
+          { ...artifacts, topology: { class_name: layer.className, config: layer.config } },
+          { inputs: layer.inputs.map((_, i) => input(layer, i)) },
+        );
+        if (inner.length !== 1 || !inner[0])
+          throw new UnsupportedError(
+            `nested model ${n} has ${inner.length} outputs; only single-output nested models are supported`,
+          );
         out = inner[0];
         break;
       }
@@ -419,10 +543,22 @@ export function convertLayers(e: Emitter, artifacts: TfjsArtifacts, options: Con
         if (axis < 0) axis += rank;
         const nchw = rank === 4 && xs.every((x) => x.layout === 'nchw');
         const conv = xs.map((x) => e.as(x, nchw ? 'nchw' : 'native'));
-        const onnxAxis = nchw ? [0, 2, 3, 1][axis] ?? axis : axis;
+        const onnxAxis = nchw ? ([0, 2, 3, 1][axis] ?? axis) : axis;
         const shape = [...(xs[0]?.shape ?? [])];
-        shape[axis] = xs.reduce<number | null>((a, x) => (a === null || x.shape[axis] === null ? null : a + (x.shape[axis] ?? 0)), 0);
-        out = { name: e.g.op('Concat', conv.map((x) => x.name), { axis: attr.i(onnxAxis) }, { name: n }), shape, layout: nchw ? 'nchw' : 'native' };
+        shape[axis] = xs.reduce<number | null>(
+          (a, x) => (a === null || x.shape[axis] === null ? null : a + (x.shape[axis] ?? 0)),
+          0,
+        );
+        out = {
+          name: e.g.op(
+            'Concat',
+            conv.map((x) => x.name),
+            { axis: attr.i(onnxAxis) },
+            { name: n },
+          ),
+          shape,
+          layout: nchw ? 'nchw' : 'native',
+        };
         break;
       }
       default:

@@ -74,7 +74,11 @@ class GraphView {
  * A per-output-channel vector from a constant that broadcasts against a Conv output
  * [N,C,H,W] (shape [C,1,1], [1,C,1,1] or scalar) or a Gemm output [N,C] ([C], [1,C]).
  */
-function channelVector(c: { dims: number[]; data: Float32Array }, channels: number, op: 'Conv' | 'Gemm'): Float32Array | undefined {
+function channelVector(
+  c: { dims: number[]; data: Float32Array },
+  channels: number,
+  op: 'Conv' | 'Gemm',
+): Float32Array | undefined {
   if (c.data.length === 1) return new Float32Array(channels).fill(c.data[0] ?? 0);
   if (c.data.length !== channels) return undefined;
   const dims = c.dims;
@@ -138,7 +142,11 @@ function foldPad(v: GraphView): boolean {
     const convPads = readAttr.ints(conv, 'pads') ?? [0, 0, 0, 0];
     if ((readAttr.s(conv, 'auto_pad') ?? 'NOTSET') !== 'NOTSET') continue;
     const [t = 0, l = 0, b = 0, r = 0] = convPads;
-    v.setAttr(conv, 'pads', attr.ints([t + (pads[2] ?? 0), l + (pads[3] ?? 0), b + (pads[6] ?? 0), r + (pads[7] ?? 0)]));
+    v.setAttr(
+      conv,
+      'pads',
+      attr.ints([t + (pads[2] ?? 0), l + (pads[3] ?? 0), b + (pads[6] ?? 0), r + (pads[7] ?? 0)]),
+    );
     conv.input[0] = n.input[0] ?? '';
     v.remove(n);
     return true;
@@ -214,7 +222,10 @@ function removeDead(v: GraphView): void {
     for (const n of g.nodes) for (const i of n.input ?? []) used.add(i);
     for (let k = g.nodes.length - 1; k >= 0; k--) {
       const n = g.nodes[k];
-      if (n && !(n.output ?? []).some((o) => used.has(o))) { g.nodes.splice(k, 1); changed = true; }
+      if (n && !(n.output ?? []).some((o) => used.has(o))) {
+        g.nodes.splice(k, 1);
+        changed = true;
+      }
     }
   }
   const used = new Set<string>();
@@ -234,4 +245,3 @@ export function optimiseGraph(g: GraphBuilder): void {
   }
   removeDead(v);
 }
-

@@ -33,32 +33,44 @@ export interface TfjsArtifacts {
   readonly source: string;
 }
 
-const quantizationSchema = z.object({
-  dtype: z.enum(['uint8', 'uint16', 'float16']),
-  scale: z.number().optional(),
-  min: z.number().optional(),
-  original_dtype: z.string().optional(),
-}).loose();
+const quantizationSchema = z
+  .object({
+    dtype: z.enum(['uint8', 'uint16', 'float16']),
+    scale: z.number().optional(),
+    min: z.number().optional(),
+    original_dtype: z.string().optional(),
+  })
+  .loose();
 
-export const weightSpecSchema = z.object({
-  name: z.string(),
-  shape: z.array(z.number().int().nonnegative()),
-  dtype: z.string(),
-  quantization: quantizationSchema.optional(),
-  group: z.string().optional(),
-}).loose();
+export const weightSpecSchema = z
+  .object({
+    name: z.string(),
+    shape: z.array(z.number().int().nonnegative()),
+    dtype: z.string(),
+    quantization: quantizationSchema.optional(),
+    group: z.string().optional(),
+  })
+  .loose();
 export type WeightSpec = z.infer<typeof weightSpecSchema>;
 
-const modelJsonSchema = z.object({
-  format: z.string().optional(),
-  modelTopology: z.record(z.string(), z.unknown()),
-  weightsManifest: z.array(z.object({
-    paths: z.array(z.string().min(1)),
-    weights: z.array(weightSpecSchema),
-  }).loose()).default([]),
-  signature: z.unknown().optional(),
-  userDefinedMetadata: z.record(z.string(), z.unknown()).optional(),
-}).loose();
+const modelJsonSchema = z
+  .object({
+    format: z.string().optional(),
+    modelTopology: z.record(z.string(), z.unknown()),
+    weightsManifest: z
+      .array(
+        z
+          .object({
+            paths: z.array(z.string().min(1)),
+            weights: z.array(weightSpecSchema),
+          })
+          .loose(),
+      )
+      .default([]),
+    signature: z.unknown().optional(),
+    userDefinedMetadata: z.record(z.string(), z.unknown()).optional(),
+  })
+  .loose();
 
 /** IEEE 754 half → float (subnormals, infinities and NaN included). */
 function halfToFloat(h: number): number {
@@ -73,8 +85,11 @@ function halfToFloat(h: number): number {
 function bytesPerElement(spec: WeightSpec): number {
   if (spec.quantization) return spec.quantization.dtype === 'uint8' ? 1 : 2;
   switch (spec.dtype) {
-    case 'float32': case 'int32': return 4;
-    case 'bool': return 1;
+    case 'float32':
+    case 'int32':
+      return 4;
+    case 'bool':
+      return 1;
     default:
       throw new UnsupportedError(
         `weight ${spec.name} has dtype ${spec.dtype}; supported: float32, int32, bool (and uint8/uint16/float16 quantised float32)`,
@@ -86,9 +101,14 @@ function bytesPerElement(spec: WeightSpec): number {
  * Decodes a flat weight buffer following `specs` (the concatenation of all groups'
  * shards, in manifest order). Each spec's bytes are read from `offset` on.
  */
-export function decodeWeights(buffer: Uint8Array, weightSpecs: readonly unknown[], source = '<memory>'): Map<string, Weight> {
+export function decodeWeights(
+  buffer: Uint8Array,
+  weightSpecs: readonly unknown[],
+  source = '<memory>',
+): Map<string, Weight> {
   const parsed = z.array(weightSpecSchema).safeParse(weightSpecs);
-  if (!parsed.success) throw new ModelError(`${source}: invalid weights manifest:\n${formatIssues(parsed.error.issues)}`);
+  if (!parsed.success)
+    throw new ModelError(`${source}: invalid weights manifest:\n${formatIssues(parsed.error.issues)}`);
   const specs = parsed.data;
   const out = new Map<string, Weight>();
   const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
@@ -111,7 +131,9 @@ export function decodeWeights(buffer: Uint8Array, weightSpecs: readonly unknown[
         for (let i = 0; i < size; i++) values[i] = halfToFloat(view.getUint16(offset + 2 * i, true));
       } else {
         if (q.scale === undefined || q.min === undefined) {
-          throw new ModelError(`weight ${spec.name} in ${source} is ${q.dtype}-quantised but has no scale/min: the model.json is corrupt`);
+          throw new ModelError(
+            `weight ${spec.name} in ${source} is ${q.dtype}-quantised but has no scale/min: the model.json is corrupt`,
+          );
         }
         for (let i = 0; i < size; i++) {
           const v = q.dtype === 'uint8' ? view.getUint8(offset + i) : view.getUint16(offset + 2 * i, true);
@@ -129,7 +151,12 @@ export function decodeWeights(buffer: Uint8Array, weightSpecs: readonly unknown[
       data = new Int32Array(size);
       for (let i = 0; i < size; i++) data[i] = view.getUint8(offset + i);
     }
-    out.set(spec.name, { name: spec.name, shape: [...spec.shape], dtype: data instanceof Float32Array ? 'float32' : 'int32', data });
+    out.set(spec.name, {
+      name: spec.name,
+      shape: [...spec.shape],
+      dtype: data instanceof Float32Array ? 'float32' : 'int32',
+      data,
+    });
     offset += nbytes;
   }
   if (offset !== buffer.byteLength) {
@@ -143,27 +170,38 @@ export function decodeWeights(buffer: Uint8Array, weightSpecs: readonly unknown[
 
 function kindOf(topology: Record<string, unknown>, format: string | undefined, source: string): 'layers' | 'graph' {
   if (format === 'graph-model' || Array.isArray(topology.node)) return 'graph';
-  if (format === 'layers-model' || 'class_name' in topology || 'model_config' in topology || 'config' in topology) return 'layers';
-  throw new ModelError(`${source}: modelTopology is neither a LayersModel (class_name/config) nor a GraphModel (node list)`);
+  if (format === 'layers-model' || 'class_name' in topology || 'model_config' in topology || 'config' in topology)
+    return 'layers';
+  throw new ModelError(
+    `${source}: modelTopology is neither a LayersModel (class_name/config) nor a GraphModel (node list)`,
+  );
 }
 
 /**
  * Builds artifacts from what TF.js hands a save handler (`tf.io.withSaveHandler`):
  * the topology, the weight specs and the concatenated weight data.
  */
-export function artifactsFromMemory(input: {
-  modelTopology: unknown;
-  weightSpecs?: readonly unknown[];
-  weightData?: ArrayBuffer | readonly ArrayBuffer[] | Uint8Array;
-  format?: string;
-  signature?: unknown;
-  userDefinedMetadata?: Record<string, unknown>;
-}, source = '<memory>'): TfjsArtifacts {
+export function artifactsFromMemory(
+  input: {
+    modelTopology: unknown;
+    weightSpecs?: readonly unknown[];
+    weightData?: ArrayBuffer | readonly ArrayBuffer[] | Uint8Array;
+    format?: string;
+    signature?: unknown;
+    userDefinedMetadata?: Record<string, unknown>;
+  },
+  source = '<memory>',
+): TfjsArtifacts {
   const topology = z.record(z.string(), z.unknown()).safeParse(input.modelTopology);
   if (!topology.success) throw new ModelError(`${source}: modelTopology must be an object`);
-  const parts = input.weightData === undefined ? [] : input.weightData instanceof Uint8Array
-    ? [input.weightData]
-    : Array.isArray(input.weightData) ? (input.weightData as readonly ArrayBuffer[]).map((b) => new Uint8Array(b)) : [new Uint8Array(input.weightData as ArrayBuffer)];
+  const parts =
+    input.weightData === undefined
+      ? []
+      : input.weightData instanceof Uint8Array
+        ? [input.weightData]
+        : Array.isArray(input.weightData)
+          ? (input.weightData as readonly ArrayBuffer[]).map((b) => new Uint8Array(b))
+          : [new Uint8Array(input.weightData as ArrayBuffer)];
   const buffer = Buffer.concat(parts);
   return {
     kind: kindOf(topology.data, input.format, source),
@@ -195,7 +233,8 @@ function readOrFail(file: string, what: string): Buffer {
  */
 export function readTfjsModel(modelJsonPath: string): TfjsArtifacts {
   // A model folder works too: its model.json is meant.
-  if (existsSync(modelJsonPath) && statSync(modelJsonPath).isDirectory()) modelJsonPath = path.join(modelJsonPath, 'model.json');
+  if (existsSync(modelJsonPath) && statSync(modelJsonPath).isDirectory())
+    modelJsonPath = path.join(modelJsonPath, 'model.json');
   const text = readOrFail(modelJsonPath, 'TF.js model file').toString('utf8');
   let json: unknown;
   try {
@@ -228,14 +267,17 @@ export function readTfjsModel(modelJsonPath: string): TfjsArtifacts {
     buffers.push(...groupBuffers);
   }
   return {
-    ...artifactsFromMemory({
-      modelTopology: parsed.data.modelTopology,
-      weightSpecs: specs,
-      weightData: Buffer.concat(buffers),
-      ...(parsed.data.format ? { format: parsed.data.format } : {}),
-      signature: parsed.data.signature,
-      ...(parsed.data.userDefinedMetadata ? { userDefinedMetadata: parsed.data.userDefinedMetadata } : {}),
-    }, modelJsonPath),
+    ...artifactsFromMemory(
+      {
+        modelTopology: parsed.data.modelTopology,
+        weightSpecs: specs,
+        weightData: Buffer.concat(buffers),
+        ...(parsed.data.format ? { format: parsed.data.format } : {}),
+        signature: parsed.data.signature,
+        ...(parsed.data.userDefinedMetadata ? { userDefinedMetadata: parsed.data.userDefinedMetadata } : {}),
+      },
+      modelJsonPath,
+    ),
     source: modelJsonPath,
   };
 }

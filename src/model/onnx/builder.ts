@@ -71,12 +71,18 @@ export const readAttr = {
 function toAttributeProto(name: string, a: Attr): IAttributeProto {
   const T = onnx.AttributeProto.AttributeType;
   switch (a.kind) {
-    case 'i': return { name, type: T.INT, i: a.value };
-    case 'f': return { name, type: T.FLOAT, f: a.value };
-    case 's': return { name, type: T.STRING, s: new TextEncoder().encode(a.value) };
-    case 'ints': return { name, type: T.INTS, ints: [...a.value] };
-    case 'floats': return { name, type: T.FLOATS, floats: [...a.value] };
-    case 't': return { name, type: T.TENSOR, t: a.value };
+    case 'i':
+      return { name, type: T.INT, i: a.value };
+    case 'f':
+      return { name, type: T.FLOAT, f: a.value };
+    case 's':
+      return { name, type: T.STRING, s: new TextEncoder().encode(a.value) };
+    case 'ints':
+      return { name, type: T.INTS, ints: [...a.value] };
+    case 'floats':
+      return { name, type: T.FLOATS, floats: [...a.value] };
+    case 't':
+      return { name, type: T.TENSOR, t: a.value };
   }
 }
 
@@ -112,19 +118,29 @@ export function tensorValues(t: ITensorProto): TypedArray {
     // and Float32Array / Int32Array views need an offset that is a multiple of their size.
     const bytes = new Uint8Array(t.rawData);
     switch (dtype) {
-      case 'float32': return new Float32Array(bytes.buffer, bytes.byteOffset, size);
-      case 'int8': return new Int8Array(bytes.buffer, bytes.byteOffset, size);
-      case 'uint8': return new Uint8Array(bytes.buffer, bytes.byteOffset, size);
-      case 'int32': return new Int32Array(bytes.buffer, bytes.byteOffset, size);
-      case 'int64': return new BigInt64Array(bytes.buffer, bytes.byteOffset, size);
+      case 'float32':
+        return new Float32Array(bytes.buffer, bytes.byteOffset, size);
+      case 'int8':
+        return new Int8Array(bytes.buffer, bytes.byteOffset, size);
+      case 'uint8':
+        return new Uint8Array(bytes.buffer, bytes.byteOffset, size);
+      case 'int32':
+        return new Int32Array(bytes.buffer, bytes.byteOffset, size);
+      case 'int64':
+        return new BigInt64Array(bytes.buffer, bytes.byteOffset, size);
     }
   }
   switch (dtype) {
-    case 'float32': return Float32Array.from(t.floatData ?? []);
-    case 'int8': return Int8Array.from(t.int32Data ?? []);
-    case 'uint8': return Uint8Array.from(t.int32Data ?? []);
-    case 'int32': return Int32Array.from(t.int32Data ?? []);
-    case 'int64': return BigInt64Array.from((t.int64Data ?? []).map((v) => BigInt(String(v))));
+    case 'float32':
+      return Float32Array.from(t.floatData ?? []);
+    case 'int8':
+      return Int8Array.from(t.int32Data ?? []);
+    case 'uint8':
+      return Uint8Array.from(t.int32Data ?? []);
+    case 'int32':
+      return Int32Array.from(t.int32Data ?? []);
+    case 'int64':
+      return BigInt64Array.from((t.int64Data ?? []).map((v) => BigInt(String(v))));
   }
 }
 
@@ -197,9 +213,13 @@ export class GraphBuilder {
     options: NodeOptions = {},
   ): string[] {
     const name = this.unique(options.name ?? opType);
-    const outs = typeof outputs === 'number'
-      ? Array.from({ length: outputs }, (_, i) => this.unique(outputs === 1 ? `${name}:out` : `${name}:out${i}`))
-      : outputs.map((o) => { this.used.add(o); return o; });
+    const outs =
+      typeof outputs === 'number'
+        ? Array.from({ length: outputs }, (_, i) => this.unique(outputs === 1 ? `${name}:out` : `${name}:out${i}`))
+        : outputs.map((o) => {
+            this.used.add(o);
+            return o;
+          });
     this.nodes.push({
       name,
       opType,
@@ -217,7 +237,9 @@ export class GraphBuilder {
     return out as string;
   }
 
-  build(options: { opset?: number; metadata?: Record<string, string>; producerVersion?: string; docString?: string } = {}): OnnxTypes.IModelProto {
+  build(
+    options: { opset?: number; metadata?: Record<string, string>; producerVersion?: string; docString?: string } = {},
+  ): OnnxTypes.IModelProto {
     const opsetImport: OnnxTypes.IOperatorSetIdProto[] = [{ domain: '', version: options.opset ?? 17 }];
     if (this.nodes.some((n) => n.domain === 'com.microsoft')) opsetImport.push({ domain: 'com.microsoft', version: 1 });
     return {

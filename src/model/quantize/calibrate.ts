@@ -53,7 +53,11 @@ export class Histogram {
   readonly counts: Float64Array;
   private readonly width: number;
 
-  constructor(readonly lo: number, readonly hi: number, readonly bins = 2048) {
+  constructor(
+    readonly lo: number,
+    readonly hi: number,
+    readonly bins = 2048,
+  ) {
     if (!(hi > lo)) throw new RangeError(`empty histogram range [${lo}, ${hi}]`);
     this.counts = new Float64Array(bins);
     this.width = (hi - lo) / bins;
@@ -65,7 +69,8 @@ export class Histogram {
     const last = bins - 1;
     for (let i = 0; i < values.length; i++) {
       let b = Math.floor(((values[i] as number) - lo) * inv);
-      if (b < 0) b = 0; else if (b > last) b = last;
+      if (b < 0) b = 0;
+      else if (b > last) b = last;
       counts[b] = (counts[b] as number) + 1;
     }
   }
@@ -122,7 +127,10 @@ function smooth(p: Float64Array, eps = 1e-4): Float64Array | undefined {
 export function klDivergence(p: Float64Array, q: Float64Array): number {
   let sp = 0;
   let sq = 0;
-  for (let i = 0; i < p.length; i++) { sp += p[i] as number; sq += q[i] as number; }
+  for (let i = 0; i < p.length; i++) {
+    sp += p[i] as number;
+    sq += q[i] as number;
+  }
   let kl = 0;
   for (let i = 0; i < p.length; i++) {
     const pi = (p[i] as number) / sp;
@@ -181,13 +189,19 @@ export function entropyRange(h: Histogram, observed: Range, levels = 256): Range
   if (h.lo >= 0) {
     for (let end = Math.min(levels, bins); end <= bins; end++) {
       const kl = windowDivergence(h.counts, 0, end, levels);
-      if (kl < best) { best = kl; bestRange = { min: h.lo, max: h.edge(end) }; }
+      if (kl < best) {
+        best = kl;
+        bestRange = { min: h.lo, max: h.edge(end) };
+      }
     }
   } else {
     const centre = Math.floor(bins / 2);
     for (let half = Math.floor(levels / 2); half <= centre; half++) {
       const kl = windowDivergence(h.counts, centre - half, Math.min(bins, centre + half), levels);
-      if (kl < best) { best = kl; bestRange = { min: h.edge(centre - half), max: h.edge(Math.min(bins, centre + half)) }; }
+      if (kl < best) {
+        best = kl;
+        bestRange = { min: h.edge(centre - half), max: h.edge(Math.min(bins, centre + half)) };
+      }
     }
   }
   return { min: Math.max(observed.min, bestRange.min), max: Math.min(observed.max, bestRange.max) };

@@ -30,10 +30,15 @@ function argmax(v: Float32Array, start: number, n: number): number {
 }
 
 function cosine(a: Float32Array, b: Float32Array, start: number, n: number): number {
-  let ab = 0; let aa = 0; let bb = 0;
+  let ab = 0;
+  let aa = 0;
+  let bb = 0;
   for (let k = start; k < start + n; k++) {
-    const x = a[k] as number; const y = b[k] as number;
-    ab += x * y; aa += x * x; bb += y * y;
+    const x = a[k] as number;
+    const y = b[k] as number;
+    ab += x * y;
+    aa += x * x;
+    bb += y * y;
   }
   return aa === 0 && bb === 0 ? 1 : ab / Math.sqrt(aa * bb || 1e-30);
 }
@@ -53,35 +58,52 @@ export async function compareModels(
   labels?: readonly number[],
 ): Promise<Comparison> {
   if (images.length === 0) throw new DataError('compareModels needs at least one image');
-  if (labels && labels.length !== images.length) throw new DataError(`${labels.length} labels for ${images.length} images`);
+  if (labels && labels.length !== images.length)
+    throw new DataError(`${labels.length} labels for ${images.length} images`);
   const input = pixelInput(decodeOnnx(fp32Bytes, 'fp32 model'));
   const inputInt8 = pixelInput(decodeOnnx(int8Bytes, 'int8 model'));
   if (inputInt8.height !== input.height || inputInt8.width !== input.width) {
-    throw new ModelError(`the int8 model takes ${inputInt8.width}×${inputInt8.height}, the fp32 model ${input.width}×${input.height}: they are not the same network`);
+    throw new ModelError(
+      `the int8 model takes ${inputInt8.width}×${inputInt8.height}, the fp32 model ${input.width}×${input.height}: they are not the same network`,
+    );
   }
   const [a, b] = [await OnnxModel.load(fp32Bytes), await OnnxModel.load(int8Bytes)];
   try {
     const outA = pickOutput(a, 'fp32');
     const outB = pickOutput(b, 'int8');
     const withEmbedding = a.outputNames.includes('embedding') && b.outputNames.includes('embedding');
-    let agree = 0; let correctA = 0; let correctB = 0; let maxDiff = 0; let minCos = 1;
+    let agree = 0;
+    let correctA = 0;
+    let correctB = 0;
+    let maxDiff = 0;
+    let minCos = 1;
     for (let i = 0; i < images.length; i += BATCH) {
       const batch = images.slice(i, i + BATCH);
-      const feed = { data: pixelBatch(batch, input.height, input.width), dims: [batch.length, input.height, input.width, 3] };
+      const feed = {
+        data: pixelBatch(batch, input.height, input.width),
+        dims: [batch.length, input.height, input.width, 3],
+      };
       const want = (m: string): string[] => (withEmbedding ? [m, 'embedding'] : [m]);
       const ra = await a.run({ [input.name]: feed }, want(outA));
       const rb = await b.run({ [inputInt8.name]: feed }, want(outB));
       const pa = (ra[outA] as TensorData).data as Float32Array;
       const pb = (rb[outB] as TensorData).data as Float32Array;
-      if (pa.length !== pb.length) throw new ModelError(`the models give ${pa.length / batch.length} and ${pb.length / batch.length} classes: they are not the same network`);
+      if (pa.length !== pb.length)
+        throw new ModelError(
+          `the models give ${pa.length / batch.length} and ${pb.length / batch.length} classes: they are not the same network`,
+        );
       const n = pa.length / batch.length;
       for (let j = 0; j < batch.length; j++) {
         const ia = argmax(pa, j * n, n);
         const ib = argmax(pb, j * n, n);
         if (ia === ib) agree++;
         const label = labels?.[i + j];
-        if (label !== undefined) { if (ia === label) correctA++; if (ib === label) correctB++; }
-        for (let k = j * n; k < (j + 1) * n; k++) maxDiff = Math.max(maxDiff, Math.abs((pa[k] as number) - (pb[k] as number)));
+        if (label !== undefined) {
+          if (ia === label) correctA++;
+          if (ib === label) correctB++;
+        }
+        for (let k = j * n; k < (j + 1) * n; k++)
+          maxDiff = Math.max(maxDiff, Math.abs((pa[k] as number) - (pb[k] as number)));
       }
       if (withEmbedding) {
         const ea = (ra.embedding as TensorData).data as Float32Array;

@@ -38,10 +38,16 @@ export interface CalibrationSet {
  * is represented), decoded and resized to the model's input. A corrupt file is skipped
  * and counted, and the next file takes its place.
  */
-export async function loadCalibration(dir: string, samples: number, size: { width: number; height: number }): Promise<CalibrationSet> {
+export async function loadCalibration(
+  dir: string,
+  samples: number,
+  size: { width: number; height: number },
+): Promise<CalibrationSet> {
   const all = await listImagesRecursive(dir);
   if (all.length === 0) {
-    throw new DataError(`no images (${['.jpg', '.png', '.gif', '.webp'].join(', ')}) under ${dir}: give the folder of training face crops`);
+    throw new DataError(
+      `no images (${['.jpg', '.png', '.gif', '.webp'].join(', ')}) under ${dir}: give the folder of training face crops`,
+    );
   }
   const chosen = spread(all, samples);
   const spare = all.filter((f) => !chosen.includes(f));
@@ -58,7 +64,8 @@ export async function loadCalibration(dir: string, samples: number, size: { widt
       skipped.push(f);
     }
   }
-  if (images.length === 0) throw new DataError(`none of the ${all.length} images under ${dir} could be decoded (all corrupt?)`);
+  if (images.length === 0)
+    throw new DataError(`none of the ${all.length} images under ${dir} could be decoded (all corrupt?)`);
   return { images, files, all, skipped };
 }
 
@@ -73,7 +80,13 @@ export function defaultOutputPath(model: string): string {
  * Records the quantised file in the model directory's manifest: its `quantization`
  * section and the sha256 / size of the int8 file. Written atomically (temp + rename).
  */
-export async function updateManifest(dir: string, manifest: Manifest, int8File: string, int8Bytes: Uint8Array, quantization: Record<string, unknown>): Promise<void> {
+export async function updateManifest(
+  dir: string,
+  manifest: Manifest,
+  int8File: string,
+  int8Bytes: Uint8Array,
+  quantization: Record<string, unknown>,
+): Promise<void> {
   const name = path.relative(dir, int8File).split(path.sep).join('/');
   const next: Manifest = {
     ...manifest,

@@ -113,12 +113,18 @@ function floatInit(ix: Indexed, name: string | undefined): ITensorProto | undefi
 function scalarOf(ix: Indexed, name: string | undefined): number | undefined {
   if (!name) return undefined;
   const init = ix.inits.get(name);
-  if (init) { const v = tensorValues(init); return v.length === 1 ? Number(v[0]) : undefined; }
+  if (init) {
+    const v = tensorValues(init);
+    return v.length === 1 ? Number(v[0]) : undefined;
+  }
   const p = ix.producer.get(name);
   const node = p === undefined ? undefined : ix.nodes[p];
   if (node?.opType === 'Constant') {
     const t = readAttr.get(node, 'value')?.t;
-    if (t) { const v = tensorValues(t); return v.length === 1 ? Number(v[0]) : undefined; }
+    if (t) {
+      const v = tensorValues(t);
+      return v.length === 1 ? Number(v[0]) : undefined;
+    }
   }
   return undefined;
 }
@@ -143,7 +149,8 @@ function intBlocker(ix: Indexed, n: INodeProto): string | undefined {
     const b = floatInit(ix, inputs[1]);
     if (!b || (b.dims ?? []).length !== 2) return 'B is not a 2-D float constant';
     if (intAttr(n, 'transA', 0) !== 0) return 'transA=1 is not supported by QGemm fusion';
-    if (floatAttr(n, 'alpha', 1) !== 1 || (inputs[2] && floatAttr(n, 'beta', 1) !== 1)) return 'alpha/beta other than 1';
+    if (floatAttr(n, 'alpha', 1) !== 1 || (inputs[2] && floatAttr(n, 'beta', 1) !== 1))
+      return 'alpha/beta other than 1';
     if (inputs[2]) {
       const c = floatInit(ix, inputs[2]);
       const n0 = Number((b.dims ?? [])[intAttr(n, 'transB', 0) ? 0 : 1]);
@@ -162,7 +169,11 @@ export function planQuantization(model: IModelProto, keepFloat: ReadonlySet<stri
   const names = new Set(ix.nodes.map((n) => n.name ?? ''));
   for (const k of keepFloat) {
     if (!names.has(k)) {
-      const sample = ix.nodes.filter((n) => n.opType === 'Conv' || n.opType === 'Gemm').slice(0, 5).map((n) => n.name).join(', ');
+      const sample = ix.nodes
+        .filter((n) => n.opType === 'Conv' || n.opType === 'Gemm')
+        .slice(0, 5)
+        .map((n) => n.name)
+        .join(', ');
       throw new ModelError(`keep-float node "${k}" is not in the model (Conv/Gemm nodes include: ${sample || 'none'})`);
     }
   }
@@ -171,9 +182,15 @@ export function planQuantization(model: IModelProto, keepFloat: ReadonlySet<stri
   ix.nodes.forEach((n, i) => {
     if (n.opType !== 'Conv' && n.opType !== 'Gemm') return;
     const name = n.name ?? `#${i}`;
-    if (keepFloat.has(name)) { floatNodes.push({ name, opType: n.opType, reason: 'kept float on request (keepFloat)' }); return; }
+    if (keepFloat.has(name)) {
+      floatNodes.push({ name, opType: n.opType, reason: 'kept float on request (keepFloat)' });
+      return;
+    }
     const blocker = intBlocker(ix, n);
-    if (blocker) { floatNodes.push({ name, opType: n.opType, reason: blocker }); return; }
+    if (blocker) {
+      floatNodes.push({ name, opType: n.opType, reason: blocker });
+      return;
+    }
     intNodes.add(i);
   });
 
@@ -186,12 +203,13 @@ export function planQuantization(model: IModelProto, keepFloat: ReadonlySet<stri
     if (cons.length !== 1) continue;
     const a = cons[0] as number;
     const act = ix.nodes[a];
-    if (act && act.input?.[0] === out && activationFloor(ix, act) === 0 && !keepFloat.has(act.name ?? '')) absorbedBy.set(i, a);
+    if (act && act.input?.[0] === out && activationFloor(ix, act) === 0 && !keepFloat.has(act.name ?? ''))
+      absorbedBy.set(i, a);
   }
   const removed = new Set(absorbedBy.values());
   const logicalOut = (i: number): string => {
     const a = absorbedBy.get(i);
-    return ((a === undefined ? ix.nodes[i] : ix.nodes[a])?.output?.[0]) ?? '';
+    return (a === undefined ? ix.nodes[i] : ix.nodes[a])?.output?.[0] ?? '';
   };
 
   const isFloatActivation = (t: string): boolean => {
@@ -250,13 +268,17 @@ export function planQuantization(model: IModelProto, keepFloat: ReadonlySet<stri
     const op = n.opType ?? '?';
     const out = n.output?.[0] ?? '';
     if (PASS_OPS.has(op) && tensors.has(out)) return; // runs on uint8 / fused
-    const reason =
-      keepFloat.has(name) ? 'kept float on request (keepFloat)'
-        : op === 'Softmax' ? 'Softmax stays float: probabilities are compared with thresholds, uint8 would round them to steps of 1/255'
-          : pre.has(out) ? 'preprocessing of the uint8 pixels (scale, offset) stays float; its result is quantised for the first conv'
-            : PASS_OPS.has(op) ? 'feeds only float consumers (e.g. the features output): quantising it would add rounding and save nothing'
-              : activationFloor(ix, n) !== undefined && floatProducer(n) ? 'activation of a Conv / Gemm left in float: runs in float with it (only an int8 node absorbs its Relu / Clip)'
-                : `no int8 kernel for ${op} in onnxruntime's QDQ fusion`;
+    const reason = keepFloat.has(name)
+      ? 'kept float on request (keepFloat)'
+      : op === 'Softmax'
+        ? 'Softmax stays float: probabilities are compared with thresholds, uint8 would round them to steps of 1/255'
+        : pre.has(out)
+          ? 'preprocessing of the uint8 pixels (scale, offset) stays float; its result is quantised for the first conv'
+          : PASS_OPS.has(op)
+            ? 'feeds only float consumers (e.g. the features output): quantising it would add rounding and save nothing'
+            : activationFloor(ix, n) !== undefined && floatProducer(n)
+              ? 'activation of a Conv / Gemm left in float: runs in float with it (only an int8 node absorbs its Relu / Clip)'
+              : `no int8 kernel for ${op} in onnxruntime's QDQ fusion`;
     floatNodes.push({ name, opType: op, reason });
   });
 
@@ -273,8 +295,14 @@ export function planQuantization(model: IModelProto, keepFloat: ReadonlySet<stri
  * Input channels of a Conv / Gemm that stays float and reads `t` as its data input;
  * undefined for any other consumer.
  */
-function floatConsumerChannels(ix: Indexed, n: INodeProto, t: string, intNodes: ReadonlySet<string>): number | undefined {
-  if ((n.opType !== 'Conv' && n.opType !== 'Gemm') || intNodes.has(n.name ?? '') || n.input?.[0] !== t) return undefined;
+function floatConsumerChannels(
+  ix: Indexed,
+  n: INodeProto,
+  t: string,
+  intNodes: ReadonlySet<string>,
+): number | undefined {
+  if ((n.opType !== 'Conv' && n.opType !== 'Gemm') || intNodes.has(n.name ?? '') || n.input?.[0] !== t)
+    return undefined;
   const w = ix.inits.get(n.input?.[1] ?? '');
   const dims = (w?.dims ?? []).map(Number);
   if (dims.length < 2) return undefined;
@@ -301,7 +329,12 @@ export function applyQdq(
   const nameOf = (n: INodeProto, i: number): string => n.name ?? `#${i}`;
   const intNodes = new Set(plan.intNodes);
   const absorbed = new Set(plan.absorbed);
-  const used = new Set<string>([...ix.producer.keys(), ...ix.inits.keys(), ...ix.graphInputs, ...ix.nodes.map((n) => n.name ?? '')]);
+  const used = new Set<string>([
+    ...ix.producer.keys(),
+    ...ix.inits.keys(),
+    ...ix.graphInputs,
+    ...ix.nodes.map((n) => n.name ?? ''),
+  ]);
   const unique = (base: string): string => {
     let name = base.replace(/[^A-Za-z0-9_./:-]/g, '_');
     for (let k = 1; used.has(name); k++) name = `${base}_${k}`;
@@ -309,7 +342,11 @@ export function applyQdq(
     return name;
   };
   const newInits: ITensorProto[] = [];
-  const addInit = (base: string, dims: readonly number[], data: Float32Array | Int8Array | Uint8Array | Int32Array): string => {
+  const addInit = (
+    base: string,
+    dims: readonly number[],
+    data: Float32Array | Int8Array | Uint8Array | Int32Array,
+  ): string => {
     const name = unique(base);
     newInits.push(tensorProto(name, dims, data));
     return name;
@@ -337,14 +374,21 @@ export function applyQdq(
   // Each consumer of a quantised tensor gets its own DequantizeLinear (onnxruntime
   // fuses a node unit only when its DQ feeds nothing else).
   const out: INodeProto[] = [];
-  const node = (opType: string, inputs: string[], outputs: string[], attrs: Record<string, ReturnType<typeof attr.i>> = {}): void => {
+  const node = (
+    opType: string,
+    inputs: string[],
+    outputs: string[],
+    attrs: Record<string, ReturnType<typeof attr.i>> = {},
+  ): void => {
     const T = onnx.AttributeProto.AttributeType;
     out.push({
       name: unique(`${opType}_${outputs[0] ?? ''}`),
       opType,
       input: inputs,
       output: outputs,
-      attribute: Object.entries(attrs).map(([k, a]) => (a.kind === 'i' ? { name: k, type: T.INT, i: a.value } : { name: k })),
+      attribute: Object.entries(attrs).map(([k, a]) =>
+        a.kind === 'i' ? { name: k, type: T.INT, i: a.value } : { name: k },
+      ),
     });
   };
   const rename = new Map<number, Map<string, string>>(); // consumer index -> tensor -> dq output
@@ -394,7 +438,14 @@ export function applyQdq(
       const axis = n.opType === 'Gemm' && intAttr(n, 'transB', 0) === 0 ? 1 : 0;
       const bName = n.input?.[2];
       const b = bName ? ix.inits.get(bName) : undefined;
-      const q = quantizeWeightsAndBias(tensorValues(w) as Float32Array, wDims, axis, b ? (tensorValues(b) as Float32Array) : undefined, inScale, rounded?.get(name));
+      const q = quantizeWeightsAndBias(
+        tensorValues(w) as Float32Array,
+        wDims,
+        axis,
+        b ? (tensorValues(b) as Float32Array) : undefined,
+        inScale,
+        rounded?.get(name),
+      );
       const channels = q.weights.scales.length;
       const wq = addInit(`${w.name ?? 'W'}_quantized`, wDims, q.weights.values);
       const ws = addInit(`${w.name ?? 'W'}_scale`, [channels], q.weights.scales);

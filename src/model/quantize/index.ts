@@ -15,16 +15,36 @@ import { DataError, ModelError } from '../../shared/errors.js';
 import type { RgbImage } from '../../shared/image.js';
 import { moduleLogger } from '../../shared/logger.js';
 import {
-  Histogram, RangeCollector, calibrationMethods, entropyRange, histogramFor, percentileRange,
-  type CalibrationMethod, type Range,
+  Histogram,
+  RangeCollector,
+  calibrationMethods,
+  entropyRange,
+  histogramFor,
+  percentileRange,
+  type CalibrationMethod,
+  type Range,
 } from './calibrate.js';
 import { decodeOnnx, pixelBatch, pixelInput, spread, withOutputs, type PixelInput } from './io.js';
 import { applyQdq, planQuantization, type FloatNode, type QuantPlan } from './graph.js';
 import { activationParams, weightScales, type ActivationParams, type ChannelQuantized } from './params.js';
-import { InputStatistics, forEachPatch, outputPositions, roundWeights, weightRoundings, type ConvGeometry, type WeightRounding } from './rounding.js';
 import {
-  DEFAULT_TARGET, decisionTensor, decisionValues, deviation, meets,
-  type Deviation, type MixedPrecisionTarget, type NodeSensitivity,
+  InputStatistics,
+  forEachPatch,
+  outputPositions,
+  roundWeights,
+  weightRoundings,
+  type ConvGeometry,
+  type WeightRounding,
+} from './rounding.js';
+import {
+  DEFAULT_TARGET,
+  decisionTensor,
+  decisionValues,
+  deviation,
+  meets,
+  type Deviation,
+  type MixedPrecisionTarget,
+  type NodeSensitivity,
 } from './mixed.js';
 
 export { decodeOnnx, pixelBatch, pixelInput, spread } from './io.js';
@@ -139,7 +159,9 @@ export interface QuantizeResult {
 function checkOpset(model: OnnxTypes.IModelProto): void {
   const opset = Number((model.opsetImport ?? []).find((o) => !o.domain)?.version ?? 0);
   if (opset < MIN_OPSET) {
-    throw new ModelError(`the model uses ONNX opset ${opset}; quantisation needs opset ${MIN_OPSET} or later (per-channel DequantizeLinear): export it again with facegate export`);
+    throw new ModelError(
+      `the model uses ONNX opset ${opset}; quantisation needs opset ${MIN_OPSET} or later (per-channel DequantizeLinear): export it again with facegate export`,
+    );
   }
 }
 
@@ -153,7 +175,12 @@ async function forEachActivation(
 ): Promise<void> {
   for (let i = 0; i < images.length; i += CALIBRATION_BATCH) {
     const batch = images.slice(i, i + CALIBRATION_BATCH);
-    const feeds = { [input.name]: { data: pixelBatch(batch, input.height, input.width), dims: [batch.length, input.height, input.width, 3] } };
+    const feeds = {
+      [input.name]: {
+        data: pixelBatch(batch, input.height, input.width),
+        dims: [batch.length, input.height, input.width, 3],
+      },
+    };
     const out = await session.run(feeds, tensors);
     for (const t of tensors) {
       const v = out[t];
@@ -180,9 +207,13 @@ export async function calibrate(
     if (method === 'minmax') return observed;
     // Second pass: histograms over the observed ranges.
     const hists = new Map<string, Histogram>();
-    for (const [t, r] of observed) { const h = histogramFor(method, r); if (h) hists.set(t, h); }
+    for (const [t, r] of observed) {
+      const h = histogramFor(method, r);
+      if (h) hists.set(t, h);
+    }
     const histTensors = [...hists.keys()];
-    if (histTensors.length > 0) await forEachActivation(session, input, images, histTensors, (t, v) => hists.get(t)?.update(v));
+    if (histTensors.length > 0)
+      await forEachActivation(session, input, images, histTensors, (t, v) => hists.get(t)?.update(v));
     const out = new Map<string, Range>();
     for (const [t, r] of observed) {
       const h = hists.get(t);
@@ -198,7 +229,12 @@ export async function calibrate(
 const BIAS_CORRECTION_IMAGES = 32;
 
 /** Per-channel means of tensors ([N, C, ...]) over the images. */
-async function channelMeans(model: OnnxTypes.IModelProto, input: PixelInput, images: readonly RgbImage[], tensors: readonly string[]): Promise<Map<string, Float64Array>> {
+async function channelMeans(
+  model: OnnxTypes.IModelProto,
+  input: PixelInput,
+  images: readonly RgbImage[],
+  tensors: readonly string[],
+): Promise<Map<string, Float64Array>> {
   const session = await OnnxModel.load(withOutputs(model, tensors));
   const sums = new Map<string, Float64Array>();
   try {
@@ -256,7 +292,12 @@ async function correctBiases(
     if (plan.tensors.includes(tensor)) targets.push({ bias, tensor });
   }
   if (targets.length === 0) return { model: work, nodes: 0 };
-  const reference = await channelMeans(fp32, input, images, targets.map((x) => x.tensor));
+  const reference = await channelMeans(
+    fp32,
+    input,
+    images,
+    targets.map((x) => x.tensor),
+  );
   for (const { bias, tensor } of targets) {
     const names = new Map<string, string>();
     const int8 = applyQdq(work, plan, params, names, rounded);
@@ -267,7 +308,8 @@ async function correctBiases(
     if (!got || !want) continue;
     const values = Float32Array.from(tensorValues(bias) as Float32Array);
     if (values.length !== got.length) continue;
-    for (let c = 0; c < values.length; c++) values[c] = (values[c] as number) - ((got[c] as number) - (want[c] as number));
+    for (let c = 0; c < values.length; c++)
+      values[c] = (values[c] as number) - ((got[c] as number) - (want[c] as number));
     const replacement = tensorProto(bias.name ?? 'bias', (bias.dims ?? []).map(Number), values);
     bias.rawData = replacement.rawData;
     bias.floatData = [];
@@ -338,7 +380,15 @@ async function optimiseRounding(
       const [sy = 1, sx = 1] = readAttr.ints(n, 'strides') ?? [];
       const [dy = 1, dx = 1] = readAttr.ints(n, 'dilations') ?? [];
       t = {
-        name, w, dims, axis: 0, rows: co, k, groups: group, at: (r, c) => r * k + c, groupOf: (r) => Math.floor(r / per),
+        name,
+        w,
+        dims,
+        axis: 0,
+        rows: co,
+        k,
+        groups: group,
+        at: (r, c) => r * k + c,
+        groupOf: (r) => Math.floor(r / per),
         geo: { group, kernel: [kh, kw], strides: [sy, sx], pads: [pt, pl, pb, pr], dilations: [dy, dx] },
       };
     } else {
@@ -346,7 +396,17 @@ async function optimiseRounding(
       const [d0 = 1, d1 = 1] = dims;
       const k = transB ? d1 : d0;
       const rows = transB ? d0 : d1;
-      t = { name, w, dims, axis: transB ? 0 : 1, rows, k, groups: 1, at: transB ? (r, c) => r * k + c : (r, c) => c * rows + r, groupOf: () => 0 };
+      t = {
+        name,
+        w,
+        dims,
+        axis: transB ? 0 : 1,
+        rows,
+        k,
+        groups: 1,
+        at: transB ? (r, c) => r * k + c : (r, c) => c * rows + r,
+        groupOf: () => 0,
+      };
     }
     const maxSamples = Math.floor(ROUNDING_COST / (t.groups * t.k * t.k));
     if (maxSamples < 2 * t.k) {
@@ -354,7 +414,10 @@ async function optimiseRounding(
       continue;
     }
     const x = n.input?.[0] ?? '';
-    targets.set(x, [...(targets.get(x) ?? []), { ...t, maxSamples, stats: Array.from({ length: t.groups }, () => new InputStatistics(t.k)) }]);
+    targets.set(x, [
+      ...(targets.get(x) ?? []),
+      { ...t, maxSamples, stats: Array.from({ length: t.groups }, () => new InputStatistics(t.k)) },
+    ]);
   }
   const tensors = [...targets.keys()];
   if (tensors.length > 0) {
@@ -383,10 +446,16 @@ async function optimiseRounding(
   let samples = 0;
   for (const t of [...targets.values()].flat()) {
     const count = t.stats[0]?.count ?? 0;
-    if (count < t.k) { nearest.push({ name: t.name, reason: `${count} input samples for ${t.k} inputs per output` }); continue; }
+    if (count < t.k) {
+      nearest.push({ name: t.name, reason: `${count} input samples for ${t.k} inputs per output` });
+      continue;
+    }
     const scales = weightScales(t.w, t.dims, t.axis);
     const values = roundWeights(t.w, t.rows, t.k, t.at, scales, t.stats, t.groupOf);
-    if (!values) { nearest.push({ name: t.name, reason: 'input covariance not positive definite' }); continue; }
+    if (!values) {
+      nearest.push({ name: t.name, reason: 'input covariance not positive definite' });
+      continue;
+    }
     rounded.set(t.name, { values, scales });
     samples = Math.max(samples, count);
   }
@@ -404,7 +473,11 @@ function resolveTarget(t: MixedPrecisionTarget | undefined): Required<MixedPreci
 }
 
 /** A copy of the bias-corrected model with the fp32 biases back on `nodes` (kept float: nothing to correct). */
-function restoreBiases(corrected: OnnxTypes.IModelProto, fp32: OnnxTypes.IModelProto, nodes: ReadonlySet<string>): OnnxTypes.ModelProto {
+function restoreBiases(
+  corrected: OnnxTypes.IModelProto,
+  fp32: OnnxTypes.IModelProto,
+  nodes: ReadonlySet<string>,
+): OnnxTypes.ModelProto {
   const copy = decodeModel(encodeModel(corrected));
   const g = copy.graph as OnnxTypes.GraphProto;
   const original = new Map((fp32.graph?.initializer ?? []).map((t) => [t.name ?? '', t]));
@@ -414,7 +487,10 @@ function restoreBiases(corrected: OnnxTypes.IModelProto, fp32: OnnxTypes.IModelP
     if (!nodes.has(n.name ?? '') || !b) continue;
     const src = original.get(b);
     const dst = inits.get(b);
-    if (src && dst) { dst.rawData = src.rawData ?? new Uint8Array(); dst.floatData = [...(src.floatData ?? [])]; }
+    if (src && dst) {
+      dst.rawData = src.rawData ?? new Uint8Array();
+      dst.floatData = [...(src.floatData ?? [])];
+    }
   }
   return copy;
 }
@@ -437,7 +513,9 @@ function floatUnits(fp32: OnnxTypes.IModelProto, plan: QuantPlan, maxNodes: numb
     let out = n.output?.[0] ?? '';
     const act = nodes.find((c) => absorbed.has(c.name ?? '') && c.input?.[0] === out);
     if (act) out = act.output?.[0] ?? out;
-    const consumers = nodes.filter((c) => ints.has(c.name ?? '') && (c.input ?? []).includes(out)).map((c) => c.name ?? '');
+    const consumers = nodes
+      .filter((c) => ints.has(c.name ?? '') && (c.input ?? []).includes(out))
+      .map((c) => c.name ?? '');
     if (consumers.length > 0) units.push([n.name ?? '', ...consumers]);
   }
   // The stem: the first k int8 nodes in graph order. Early layers' rounding is amplified
@@ -463,20 +541,38 @@ async function searchFloatNodes(
   held: readonly RgbImage[],
   target: Required<MixedPrecisionTarget>,
   rounded: ReadonlyMap<string, ChannelQuantized>,
-): Promise<{ tensor: string; logits: boolean; reference: Float32Array[]; before: Deviation; keptFloat: NodeSensitivity[]; sensitivities: NodeSensitivity[] }> {
+): Promise<{
+  tensor: string;
+  logits: boolean;
+  reference: Float32Array[];
+  before: Deviation;
+  keptFloat: NodeSensitivity[];
+  sensitivities: NodeSensitivity[];
+}> {
   const { name: tensor, logits } = decisionTensor(fp32);
   const reference = await decisionValues(fp32, tensor, held);
   const measure = async (extra: readonly string[]): Promise<Deviation> => {
     const p = extra.length ? planQuantization(fp32, new Set([...keep, ...extra])) : plan;
     await ensureParams(p);
-    const model = applyQdq(extra.length ? restoreBiases(corrected, fp32, new Set(extra)) : corrected, p, params, undefined, rounded);
+    const model = applyQdq(
+      extra.length ? restoreBiases(corrected, fp32, new Set(extra)) : corrected,
+      p,
+      params,
+      undefined,
+      rounded,
+    );
     return deviation(reference, await decisionValues(model, tensor, held));
   };
   const before = await measure([]);
-  if (meets(before, target, logits) || target.maxFloatNodes < 1) return { tensor, logits, reference, before, keptFloat: [], sensitivities: [] };
+  if (meets(before, target, logits) || target.maxFloatNodes < 1)
+    return { tensor, logits, reference, before, keptFloat: [], sensitivities: [] };
   const sensitivities: NodeSensitivity[] = [];
   for (const unit of floatUnits(fp32, plan, target.maxFloatNodes)) {
-    sensitivities.push({ name: unit.join('+'), nodes: unit, relativeErrorWhenFloat: (await measure(unit)).relativeError });
+    sensitivities.push({
+      name: unit.join('+'),
+      nodes: unit,
+      relativeErrorWhenFloat: (await measure(unit)).relativeError,
+    });
   }
   sensitivities.sort((a, b) => a.relativeErrorWhenFloat - b.relativeErrorWhenFloat);
   // Greedy forward selection: each step adds the unit that lowers the error most with
@@ -489,10 +585,13 @@ async function searchFloatNodes(
   let best: { kept: NodeSensitivity[]; d: Deviation } = { kept: [], d: before };
   while (!meets(current, target, logits)) {
     const chosen = new Set(nodesOf(kept));
-    const open = ranking.filter((u) => u.nodes.some((n) => !chosen.has(n)) && nodesOf([...kept, u]).length <= target.maxFloatNodes);
+    const open = ranking.filter(
+      (u) => u.nodes.some((n) => !chosen.has(n)) && nodesOf([...kept, u]).length <= target.maxFloatNodes,
+    );
     if (open.length === 0) break;
     const scored: { unit: NodeSensitivity; d: Deviation }[] = [];
-    for (const unit of open.slice(0, RESCORE)) scored.push({ unit, d: kept.length === 0 ? await measure(unit.nodes) : await measure(nodesOf([...kept, unit])) });
+    for (const unit of open.slice(0, RESCORE))
+      scored.push({ unit, d: kept.length === 0 ? await measure(unit.nodes) : await measure(nodesOf([...kept, unit])) });
     scored.sort((x, y) => x.d.relativeError - y.d.relativeError);
     const step = scored[0];
     if (!step) break;
@@ -501,7 +600,9 @@ async function searchFloatNodes(
     log.debug({ kept: kept.map((k) => k.name), ...current }, 'mixed precision: step');
     if (current.relativeError < best.d.relativeError) best = { kept: [...kept], d: current };
     const order = new Map(scored.map((x, i) => [x.unit.name, i]));
-    ranking = [...open].sort((x, y) => (order.get(x.name) ?? RESCORE + open.indexOf(x)) - (order.get(y.name) ?? RESCORE + open.indexOf(y)));
+    ranking = [...open].sort(
+      (x, y) => (order.get(x.name) ?? RESCORE + open.indexOf(x)) - (order.get(y.name) ?? RESCORE + open.indexOf(y)),
+    );
   }
   if (meets(current, target, logits)) best = { kept, d: current };
   return { tensor, logits, reference, before, keptFloat: best.kept, sensitivities };
@@ -511,23 +612,33 @@ async function searchFloatNodes(
 export async function quantizeModel(options: QuantizeOptions): Promise<QuantizeResult> {
   const { method } = options;
   if (!calibrationMethods.includes(method)) {
-    throw new DataError(`unsupported calibration method "${String(method)}". Should be one of: ${calibrationMethods.join(', ')}`);
+    throw new DataError(
+      `unsupported calibration method "${String(method)}". Should be one of: ${calibrationMethods.join(', ')}`,
+    );
   }
   const fp32 = decodeOnnx(options.model);
   checkOpset(fp32);
   const input = pixelInput(fp32);
   const samples = options.samples ?? options.calibration.length;
-  if (!Number.isInteger(samples) || samples < 1) throw new DataError(`samples must be a positive integer, got ${samples}`);
+  if (!Number.isInteger(samples) || samples < 1)
+    throw new DataError(`samples must be a positive integer, got ${samples}`);
   const images = spread(options.calibration, samples);
-  if (images.length === 0) throw new DataError('no calibration images: give a folder of face images like the ones the kiosk will see (the training images will do)');
+  if (images.length === 0)
+    throw new DataError(
+      'no calibration images: give a folder of face images like the ones the kiosk will see (the training images will do)',
+    );
   pixelBatch(images, input.height, input.width); // size check before any work
 
   const keep = new Set(options.keepFloat ?? []);
   planQuantization(fp32, keep); // checks keepFloat names before any work
   let plan = planQuantization(fp32, keep);
-  if (plan.intNodes.length === 0) throw new ModelError('the model has no Conv or Gemm node that can run in int8: nothing to quantise');
+  if (plan.intNodes.length === 0)
+    throw new ModelError('the model has no Conv or Gemm node that can run in int8: nothing to quantise');
   const toCalibrate = plan.tensors.filter((t) => !plan.sharesWith.has(t));
-  log.info({ method, samples: images.length, tensors: toCalibrate.length, intNodes: plan.intNodes.length }, 'calibrating');
+  log.info(
+    { method, samples: images.length, tensors: toCalibrate.length, intNodes: plan.intNodes.length },
+    'calibrating',
+  );
   const ranges = await calibrate(fp32, toCalibrate, images, method, options.percentile);
   const params = new Map<string, ActivationParams>();
   for (const [t, r] of ranges) params.set(t, activationParams(r.min, r.max));
@@ -535,19 +646,27 @@ export async function quantizeModel(options: QuantizeOptions): Promise<QuantizeR
   const ensureParams = async (p: QuantPlan): Promise<void> => {
     const missing = p.tensors.filter((t) => !p.sharesWith.has(t) && !params.has(t));
     if (missing.length === 0) return;
-    for (const [t, r] of await calibrate(fp32, missing, images, method, options.percentile)) params.set(t, activationParams(r.min, r.max));
+    for (const [t, r] of await calibrate(fp32, missing, images, method, options.percentile))
+      params.set(t, activationParams(r.min, r.max));
   };
   const roundingMethod = options.rounding ?? 'gptq';
   if (!weightRoundings.includes(roundingMethod)) {
-    throw new DataError(`unsupported weight rounding "${String(roundingMethod)}". Should be one of: ${weightRoundings.join(', ')}`);
+    throw new DataError(
+      `unsupported weight rounding "${String(roundingMethod)}". Should be one of: ${weightRoundings.join(', ')}`,
+    );
   }
-  const { rounded, report: rounding } = roundingMethod === 'gptq'
-    ? await optimiseRounding(fp32, plan, images)
-    : { rounded: new Map<string, ChannelQuantized>(), report: { method: 'nearest' as const, optimised: 0, samples: 0, nearest: [] } };
+  const { rounded, report: rounding } =
+    roundingMethod === 'gptq'
+      ? await optimiseRounding(fp32, plan, images)
+      : {
+          rounded: new Map<string, ChannelQuantized>(),
+          report: { method: 'nearest' as const, optimised: 0, samples: 0, nearest: [] },
+        };
   const biasCorrection = options.biasCorrection !== false;
-  const correct = (p: QuantPlan): Promise<{ model: OnnxTypes.IModelProto; nodes: number }> => (biasCorrection
-    ? correctBiases(fp32, p, params, images.slice(0, options.biasCorrectionImages ?? BIAS_CORRECTION_IMAGES), rounded)
-    : Promise.resolve({ model: fp32, nodes: 0 }));
+  const correct = (p: QuantPlan): Promise<{ model: OnnxTypes.IModelProto; nodes: number }> =>
+    biasCorrection
+      ? correctBiases(fp32, p, params, images.slice(0, options.biasCorrectionImages ?? BIAS_CORRECTION_IMAGES), rounded)
+      : Promise.resolve({ model: fp32, nodes: 0 });
 
   let corrected = await correct(plan);
   let mixed: MixedPrecisionReport | undefined;
@@ -562,7 +681,17 @@ export async function quantizeModel(options: QuantizeOptions): Promise<QuantizeR
     const target = { ...asked, maxFloatNodes: Math.min(asked.maxFloatNodes, Math.floor(plan.intNodes.length / 2)) };
     const held = spread(unused.length > 0 ? unused : images, target.images);
     pixelBatch(held, input.height, input.width);
-    const search = await searchFloatNodes(fp32, keep, plan, corrected.model, params, ensureParams, held, target, rounded);
+    const search = await searchFloatNodes(
+      fp32,
+      keep,
+      plan,
+      corrected.model,
+      params,
+      ensureParams,
+      held,
+      target,
+      rounded,
+    );
     autoFloat = search.keptFloat;
     onLogits = search.logits;
     let after = search.before;
@@ -570,18 +699,31 @@ export async function quantizeModel(options: QuantizeOptions): Promise<QuantizeR
       plan = planQuantization(fp32, new Set([...keep, ...autoFloat.flatMap((k) => k.nodes)]));
       await ensureParams(plan);
       corrected = await correct(plan);
-      after = deviation(search.reference, await decisionValues(applyQdq(corrected.model, plan, params, undefined, rounded), search.tensor, held));
+      after = deviation(
+        search.reference,
+        await decisionValues(applyQdq(corrected.model, plan, params, undefined, rounded), search.tensor, held),
+      );
     }
     mixed = {
-      images: held.length, heldOut: unused.length > 0, tensor: search.tensor, target, before: search.before, after,
-      meetsTarget: meets(after, target, search.logits), keptFloat: autoFloat, mostSensitive: search.sensitivities.slice(0, 8),
+      images: held.length,
+      heldOut: unused.length > 0,
+      tensor: search.tensor,
+      target,
+      before: search.before,
+      after,
+      meetsTarget: meets(after, target, search.logits),
+      keptFloat: autoFloat,
+      mostSensitive: search.sensitivities.slice(0, 8),
     };
     log.info({ keptFloat: autoFloat.map((k) => k.name), before: search.before, after }, 'mixed precision');
   }
   const floatNodes: FloatNode[] = plan.floatNodes.map((f) => {
     const k = autoFloat.find((a) => a.nodes.includes(f.name));
     return k && mixed
-      ? { ...f, reason: `kept float by automatic mixed precision: relative ${onLogits ? 'logits' : mixed.tensor} error on ${mixed.images} ${mixed.heldOut ? 'held-out training' : 'calibration'} images ${mixed.before.relativeError.toFixed(4)} with every node int8, ${k.relativeErrorWhenFloat.toFixed(4)} once ${k.nodes.length > 1 ? `${k.name} (and the activations between them) were` : 'this node was'} float too; ${mixed.after.relativeError.toFixed(4)} in the end (target ${mixed.target.maxRelativeError})` }
+      ? {
+          ...f,
+          reason: `kept float by automatic mixed precision: relative ${onLogits ? 'logits' : mixed.tensor} error on ${mixed.images} ${mixed.heldOut ? 'held-out training' : 'calibration'} images ${mixed.before.relativeError.toFixed(4)} with every node int8, ${k.relativeErrorWhenFloat.toFixed(4)} once ${k.nodes.length > 1 ? `${k.name} (and the activations between them) were` : 'this node was'} float too; ${mixed.after.relativeError.toFixed(4)} in the end (target ${mixed.target.maxRelativeError})`,
+        }
       : f;
   });
   const int8 = applyQdq(corrected.model, plan, params, undefined, rounded);
@@ -599,7 +741,15 @@ export async function quantizeModel(options: QuantizeOptions): Promise<QuantizeR
   };
   const meta = {
     ...metadataOf(fp32),
-    'facegate.quantization': JSON.stringify({ format: 'QDQ', weights: 'int8 symmetric per-channel', rounding: rounding.method, activations: 'uint8 asymmetric per-tensor', method, samples: images.length, floatNodes: floatNodes.map((f) => f.name) }),
+    'facegate.quantization': JSON.stringify({
+      format: 'QDQ',
+      weights: 'int8 symmetric per-channel',
+      rounding: rounding.method,
+      activations: 'uint8 asymmetric per-tensor',
+      method,
+      samples: images.length,
+      floatNodes: floatNodes.map((f) => f.name),
+    }),
   };
   int8.metadataProps = Object.entries(meta).map(([key, value]) => ({ key, value }));
   return { model: encodeModel(int8), report };

@@ -68,14 +68,26 @@ export function decisionTensor(model: OnnxTypes.IModelProto): { name: string; lo
 }
 
 /** Values of the decision tensor for each image ([images][values]). */
-export async function decisionValues(model: OnnxTypes.IModelProto, tensor: string, images: readonly RgbImage[]): Promise<Float32Array[]> {
+export async function decisionValues(
+  model: OnnxTypes.IModelProto,
+  tensor: string,
+  images: readonly RgbImage[],
+): Promise<Float32Array[]> {
   const input = pixelInput(model);
   const session = await OnnxModel.load(withOutputs(model, [tensor]));
   const out: Float32Array[] = [];
   try {
     for (let i = 0; i < images.length; i += 8) {
       const batch = images.slice(i, i + 8);
-      const r = await session.run({ [input.name]: { data: pixelBatch(batch, input.height, input.width), dims: [batch.length, input.height, input.width, 3] } }, [tensor]);
+      const r = await session.run(
+        {
+          [input.name]: {
+            data: pixelBatch(batch, input.height, input.width),
+            dims: [batch.length, input.height, input.width, 3],
+          },
+        },
+        [tensor],
+      );
       const v = (r[tensor] as TensorData).data as Float32Array;
       const d = v.length / batch.length;
       for (let j = 0; j < batch.length; j++) out.push(v.slice(j * d, (j + 1) * d));
@@ -94,7 +106,9 @@ function argmax(v: Float32Array): number {
 
 /** Agreement and relative error of `got` against `want` (same images, same order). */
 export function deviation(want: readonly Float32Array[], got: readonly Float32Array[]): Deviation {
-  let agree = 0; let err = 0; let energy = 0;
+  let agree = 0;
+  let err = 0;
+  let energy = 0;
   want.forEach((w, i) => {
     const g = got[i] as Float32Array;
     if (argmax(w) === argmax(g)) agree++;
@@ -104,7 +118,8 @@ export function deviation(want: readonly Float32Array[], got: readonly Float32Ar
     for (let k = 0; k < w.length; k++) {
       const d = (g[k] as number) - (w[k] as number);
       const c = (w[k] as number) - mean;
-      err += d * d; energy += c * c;
+      err += d * d;
+      energy += c * c;
     }
   });
   return { top1Agreement: want.length ? agree / want.length : 1, relativeError: Math.sqrt(err / (energy || 1e-30)) };

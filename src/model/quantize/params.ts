@@ -122,18 +122,26 @@ export function quantizeWeightsAndBias(
     throw new RangeError(`bias has ${bias.length} values for ${channels} channels`);
   }
   if (rounded && (rounded.values.length !== w.length || rounded.scales.length !== channels)) {
-    throw new RangeError(`rounded weights have ${rounded.values.length} values / ${rounded.scales.length} scales for ${w.length} / ${channels}`);
+    throw new RangeError(
+      `rounded weights have ${rounded.values.length} values / ${rounded.scales.length} scales for ${w.length} / ${channels}`,
+    );
   }
   const raised = new Set<number>();
   for (let c = 0; c < channels; c++) {
     const b = Math.abs(bias?.[c] ?? 0);
     // Leave a margin below 2^31 so rounding cannot push the value over.
     const minScale = b / (inputScale * (I32_MAX - 1024));
-    if ((scales[c] as number) < minScale) { scales[c] = Math.fround(minScale * 1.0001); raised.add(c); }
+    if ((scales[c] as number) < minScale) {
+      scales[c] = Math.fround(minScale * 1.0001);
+      raised.add(c);
+    }
   }
   const values = new Int8Array(w.length);
   forEachByChannel(dims, axis, (c, i) => {
-    if (rounded && !raised.has(c)) { values[i] = rounded.values[i] as number; return; }
+    if (rounded && !raised.has(c)) {
+      values[i] = rounded.values[i] as number;
+      return;
+    }
     const q = roundHalfEven((w[i] ?? 0) / (scales[c] ?? 1));
     values[i] = Math.min(I8_MAX, Math.max(-I8_MAX, q));
   });

@@ -119,7 +119,10 @@ export class InputStatistics {
     let live = 0;
     for (let i = 0; i < k; i++) {
       const d = h[i * k + i] as number;
-      if (d > 1e-12) { mean += d; live++; }
+      if (d > 1e-12) {
+        mean += d;
+        live++;
+      }
     }
     mean = live > 0 ? mean / live : 1;
     for (let i = 0; i < k; i++) {
@@ -162,7 +165,8 @@ export function roundingError(w: ArrayLike<number>, q: ArrayLike<number>, scale:
   const k = w.length;
   const d = Float64Array.from({ length: k }, (_, i) => (q[i] as number) * scale - (w[i] as number));
   let e = 0;
-  for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) e += (d[i] as number) * (h[i * k + j] as number) * (d[j] as number);
+  for (let i = 0; i < k; i++)
+    for (let j = 0; j < k; j++) e += (d[i] as number) * (h[i * k + j] as number) * (d[j] as number);
   return e;
 }
 

@@ -26,15 +26,21 @@ const classes = ['ada', 'grace', 'linus'];
 /** Writes a TF.js LayersModel as model.json + weights.bin, as `facegate train` does. */
 async function saveLayers(model: tf.LayersModel, dir: string): Promise<void> {
   mkdirSync(dir, { recursive: true });
-  await model.save(tf.io.withSaveHandler((a) => {
-    const data = Array.isArray(a.weightData) ? tf.io.CompositeArrayBuffer.join(a.weightData) : a.weightData;
-    writeFileSync(path.join(dir, 'weights.bin'), Buffer.from(data ?? new ArrayBuffer(0)));
-    writeFileSync(path.join(dir, 'model.json'), JSON.stringify({
-      format: 'layers-model', modelTopology: a.modelTopology,
-      weightsManifest: [{ paths: ['weights.bin'], weights: a.weightSpecs }],
-    }));
-    return Promise.resolve({ modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } });
-  }));
+  await model.save(
+    tf.io.withSaveHandler((a) => {
+      const data = Array.isArray(a.weightData) ? tf.io.CompositeArrayBuffer.join(a.weightData) : a.weightData;
+      writeFileSync(path.join(dir, 'weights.bin'), Buffer.from(data ?? new ArrayBuffer(0)));
+      writeFileSync(
+        path.join(dir, 'model.json'),
+        JSON.stringify({
+          format: 'layers-model',
+          modelTopology: a.modelTopology,
+          weightsManifest: [{ paths: ['weights.bin'], weights: a.weightSpecs }],
+        }),
+      );
+      return Promise.resolve({ modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } });
+    }),
+  );
 }
 
 /** A small trained-looking model directory on the MobileNet 0.25 backbone. */
@@ -47,8 +53,17 @@ async function makeModelDir(name: string, overrides: Partial<Manifest> = {}): Pr
   await saveLayers(head, path.join(dir, 'head'));
   writeFileSync(path.join(dir, 'labels.json'), JSON.stringify(classes));
   const manifest = manifestSchema.parse({
-    format: 'facegate-model', formatVersion: 1, version: '20260102.030405', createdAt: '2026-01-02T03:04:05Z',
-    backbone: { name: 'mobilenet_v1', alpha: 0.25, source: sharedPaths.mobilenet025, featureNode: 'conv_pw_13_relu', featureSize: 256 },
+    format: 'facegate-model',
+    formatVersion: 1,
+    version: '20260102.030405',
+    createdAt: '2026-01-02T03:04:05Z',
+    backbone: {
+      name: 'mobilenet_v1',
+      alpha: 0.25,
+      source: sharedPaths.mobilenet025,
+      featureNode: 'conv_pw_13_relu',
+      featureSize: 256,
+    },
     input: { height: 224, width: 224, preprocessing: { scale: 1 / 127.5, offset: -1 } },
     outputs: { embeddingSize: 16 },
     classes,
@@ -60,12 +75,17 @@ async function makeModelDir(name: string, overrides: Partial<Manifest> = {}): Pr
 }
 
 function runCli(args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...process.env, FACEGATE_LOG_LEVEL: 'silent' } });
+  const r = spawnSync(process.execPath, [cli, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, FACEGATE_LOG_LEVEL: 'silent' },
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 describe('facegate export --model DIR', () => {
-  before(async () => { await useBackend('cpu'); });
+  before(async () => {
+    await useBackend('cpu');
+  });
 
   test('rebuilds model.onnx, records its hash in the manifest and puts the labels in its metadata', async (t) => {
     if (!requireShared(t)) return;
@@ -73,7 +93,10 @@ describe('facegate export --model DIR', () => {
     const result = reexportModelDir(dir);
     const bytes = readFileSync(path.join(dir, 'model.onnx'));
     const manifest = manifestSchema.parse(JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')));
-    assert.deepEqual(manifest.files['model.onnx'], { sha256: createHash('sha256').update(bytes).digest('hex'), bytes: bytes.length });
+    assert.deepEqual(manifest.files['model.onnx'], {
+      sha256: createHash('sha256').update(bytes).digest('hex'),
+      bytes: bytes.length,
+    });
     assert.equal(result.changed, true);
     const meta = metadataOf(decodeModel(bytes));
     assert.deepEqual(JSON.parse(meta.labels ?? '[]'), classes);
@@ -101,14 +124,19 @@ describe('facegate export --model DIR', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /wrote .*model\.onnx/);
     assert.match(r.stdout, /inputs: pixels uint8\[N,224,224,3\]/);
-    assert.match(r.stdout, /outputs: probabilities float32\[N,3\], embedding float32\[N,16\], features float32\[N,256\]/);
+    assert.match(
+      r.stdout,
+      /outputs: probabilities float32\[N,3\], embedding float32\[N,16\], features float32\[N,256\]/,
+    );
   });
 
   test('a manifest that does not match the head is refused, naming the mismatch', async (t) => {
     if (!requireShared(t)) return;
     const dir = await makeModelDir('mismatch', { classes: ['a', 'b'] });
-    assert.throws(() => reexportModelDir(dir), (err: unknown) =>
-      err instanceof ModelError && /head has 3 outputs, manifest lists 2 classes/.test(err.message));
+    assert.throws(
+      () => reexportModelDir(dir),
+      (err: unknown) => err instanceof ModelError && /head has 3 outputs, manifest lists 2 classes/.test(err.message),
+    );
     assert.equal(existsSync(path.join(dir, 'model.onnx')), false, 'nothing written');
   });
 

@@ -4,7 +4,14 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { broadcastShapes, convOutSize, depthwiseToOihw, hwioToOihw, samePadding, transposeData } from '../../../src/model/export/emitter.js';
+import {
+  broadcastShapes,
+  convOutSize,
+  depthwiseToOihw,
+  hwioToOihw,
+  samePadding,
+  transposeData,
+} from '../../../src/model/export/emitter.js';
 
 test('samePadding puts the odd pixel at the end, as TF does', () => {
   assert.deepEqual(samePadding(224, 3, 2), [0, 1]); // MobileNet's first conv

@@ -16,7 +16,9 @@ const SIZE = 32;
 /** Conv (stride 2) → BN → ReLU6 named like MobileNet's last block, plus a top that must be dropped. */
 function tinyBackbone(): tf.LayersModel {
   const input = tf.input({ shape: [SIZE, SIZE, 3], name: 'input_1' });
-  let x = tf.layers.conv2d({ filters: 8, kernelSize: 3, strides: 2, padding: 'same', useBias: false, name: 'conv1' }).apply(input) as tf.SymbolicTensor;
+  let x = tf.layers
+    .conv2d({ filters: 8, kernelSize: 3, strides: 2, padding: 'same', useBias: false, name: 'conv1' })
+    .apply(input) as tf.SymbolicTensor;
   x = tf.layers.batchNormalization({ name: 'conv1_bn' }).apply(x) as tf.SymbolicTensor;
   x = tf.layers.reLU({ maxValue: 6, name: 'conv_pw_13_relu' }).apply(x) as tf.SymbolicTensor;
   const top = tf.layers.globalAveragePooling2d({ name: 'gap' }).apply(x) as tf.SymbolicTensor;
@@ -42,7 +44,9 @@ function pixels(n: number): Uint8Array {
 }
 
 describe('exportModel', () => {
-  before(async () => { await useBackend('cpu'); });
+  before(async () => {
+    await useBackend('cpu');
+  });
 
   test('uint8 pixels → preprocessing → backbone cut → features → head, matching TF.js', async () => {
     const backbone = tinyBackbone();
@@ -52,15 +56,24 @@ describe('exportModel', () => {
       const x = tf.tensor(px, [3, SIZE, SIZE, 3], 'float32').div(127.5).sub(1);
       const cut = tf.model({ inputs: backbone.inputs, outputs: backbone.getLayer('conv_pw_13_relu').output });
       const features = (cut.predict(x) as tf.Tensor).mean([1, 2]);
-      const emb = tf.model({ inputs: h.inputs, outputs: h.getLayer('embedding').output }).predict(features) as tf.Tensor;
-      return { features: features.dataSync(), probs: (h.predict(features) as tf.Tensor).dataSync(), emb: emb.dataSync() };
+      const emb = tf
+        .model({ inputs: h.inputs, outputs: h.getLayer('embedding').output })
+        .predict(features) as tf.Tensor;
+      return {
+        features: features.dataSync(),
+        probs: (h.predict(features) as tf.Tensor).dataSync(),
+        emb: emb.dataSync(),
+      };
     });
     const { bytes, info } = exportModelDetailed({
       backbone: { name: 'mobilenet_v1', artifacts: await layersArtifacts(backbone) },
       head: await layersArtifacts(h),
       preprocessing: { scale: 1 / 127.5, offset: -1 },
     });
-    assert.deepEqual({ h: info.height, w: info.width, f: info.featureSize, c: info.classes, e: info.embeddingSize }, { h: SIZE, w: SIZE, f: 8, c: 4, e: 6 });
+    assert.deepEqual(
+      { h: info.height, w: info.width, f: info.featureSize, c: info.classes, e: info.embeddingSize },
+      { h: SIZE, w: SIZE, f: 8, c: 4, e: 6 },
+    );
     const model = await OnnxModel.load(bytes);
     model.assertSignature({
       inputs: [{ name: 'pixels', dtype: 'uint8', shape: [null, SIZE, SIZE, 3] }],
@@ -78,7 +91,10 @@ describe('exportModel', () => {
   });
 
   test('without a head: a backbone-only graph with just `features`; the 1000-class top is not in it', async () => {
-    const bytes = exportModel({ backbone: { name: 'mobilenet_v1', artifacts: await layersArtifacts(tinyBackbone()) }, preprocessing: { scale: 1 / 127.5, offset: -1 } });
+    const bytes = exportModel({
+      backbone: { name: 'mobilenet_v1', artifacts: await layersArtifacts(tinyBackbone()) },
+      preprocessing: { scale: 1 / 127.5, offset: -1 },
+    });
     const model = await OnnxModel.load(bytes);
     assert.deepEqual(model.outputNames, ['features']);
     await model.release();
@@ -96,16 +112,31 @@ describe('exportModel', () => {
   test('a head trained on another backbone (feature size) is refused', async () => {
     const artifacts = await layersArtifacts(tinyBackbone());
     const wrong = await layersArtifacts(head(16, 3));
-    assert.throws(() => exportModel({ backbone: { name: 'mobilenet_v1', artifacts }, head: wrong, preprocessing: { scale: 1, offset: 0 } }),
-      (err: unknown) => err instanceof ModelError && /takes 16 features but the mobilenet_v1 backbone gives 8/.test(err.message));
+    assert.throws(
+      () =>
+        exportModel({
+          backbone: { name: 'mobilenet_v1', artifacts },
+          head: wrong,
+          preprocessing: { scale: 1, offset: 0 },
+        }),
+      (err: unknown) =>
+        err instanceof ModelError && /takes 16 features but the mobilenet_v1 backbone gives 8/.test(err.message),
+    );
   });
 
   test('a backbone without the cut layer, or of the wrong kind, is refused with names', async () => {
-    const plain = tf.sequential({ layers: [tf.layers.conv2d({ inputShape: [8, 8, 3], filters: 2, kernelSize: 1, name: 'only_conv' })] });
+    const plain = tf.sequential({
+      layers: [tf.layers.conv2d({ inputShape: [8, 8, 3], filters: 2, kernelSize: 1, name: 'only_conv' })],
+    });
     const artifacts = await layersArtifacts(plain);
-    assert.throws(() => exportModel({ backbone: { name: 'mobilenet_v1', artifacts }, preprocessing: { scale: 1, offset: 0 } }),
-      (err: unknown) => err instanceof ModelError && /no layer "conv_pw_13_relu"/.test(err.message) && /only_conv/.test(err.message));
-    assert.throws(() => exportModel({ backbone: { name: 'faceres', artifacts }, preprocessing: { scale: 1, offset: 0 } }),
-      (err: unknown) => err instanceof ModelError && /is a TF\.js LayersModel; expected a GraphModel/.test(err.message));
+    assert.throws(
+      () => exportModel({ backbone: { name: 'mobilenet_v1', artifacts }, preprocessing: { scale: 1, offset: 0 } }),
+      (err: unknown) =>
+        err instanceof ModelError && /no layer "conv_pw_13_relu"/.test(err.message) && /only_conv/.test(err.message),
+    );
+    assert.throws(
+      () => exportModel({ backbone: { name: 'faceres', artifacts }, preprocessing: { scale: 1, offset: 0 } }),
+      (err: unknown) => err instanceof ModelError && /is a TF\.js LayersModel; expected a GraphModel/.test(err.message),
+    );
   });
 });

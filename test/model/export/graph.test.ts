@@ -14,9 +14,26 @@ import { maxAbsDiff, randomTensorData, tf, useBackend } from './tfjs-reference.j
 const TOL = 1e-5;
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 
-interface AttrValue { s?: string; i?: string; f?: number; b?: boolean; type?: string; list?: { i?: string[]; s?: string[] }; shape?: unknown }
-interface Node { name: string; op: string; input?: string[]; attr?: Record<string, AttrValue> }
-interface ConstSpec { name: string; shape: number[]; data: Float32Array | Int32Array }
+interface AttrValue {
+  s?: string;
+  i?: string;
+  f?: number;
+  b?: boolean;
+  type?: string;
+  list?: { i?: string[]; s?: string[] };
+  shape?: unknown;
+}
+interface Node {
+  name: string;
+  op: string;
+  input?: string[];
+  attr?: Record<string, AttrValue>;
+}
+interface ConstSpec {
+  name: string;
+  shape: number[];
+  data: Float32Array | Int32Array;
+}
 
 /** A tiny GraphDef builder: nodes plus constants (stored as weights, as the TF.js converter does). */
 class Fixture {
@@ -25,7 +42,11 @@ class Fixture {
   private seed = 1;
 
   input(name: string, shape: number[]): string {
-    this.nodes.push({ name, op: 'Placeholder', attr: { dtype: { type: 'DT_FLOAT' }, shape: { shape: { dim: shape.map((d) => ({ size: String(d) })) } } } });
+    this.nodes.push({
+      name,
+      op: 'Placeholder',
+      attr: { dtype: { type: 'DT_FLOAT' }, shape: { shape: { dim: shape.map((d) => ({ size: String(d) })) } } },
+    });
     return name;
   }
 
@@ -42,19 +63,32 @@ class Fixture {
     return name;
   }
 
-  artifacts(): { modelTopology: object; weightSpecs: tf.io.WeightsManifestEntry[]; weightData: ArrayBuffer; format: string } {
+  artifacts(): {
+    modelTopology: object;
+    weightSpecs: tf.io.WeightsManifestEntry[];
+    weightData: ArrayBuffer;
+    format: string;
+  } {
     const buffers = this.consts.map((c) => Buffer.from(c.data.buffer, c.data.byteOffset, c.data.byteLength));
     const data = Buffer.concat(buffers);
     return {
       modelTopology: { node: this.nodes, versions: { producer: 1 } },
-      weightSpecs: this.consts.map((c) => ({ name: c.name, shape: c.shape, dtype: c.data instanceof Int32Array ? 'int32' : 'float32' })),
+      weightSpecs: this.consts.map((c) => ({
+        name: c.name,
+        shape: c.shape,
+        dtype: c.data instanceof Int32Array ? 'int32' : 'float32',
+      })),
       weightData: data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength),
       format: 'graph-model',
     };
   }
 }
 
-const conv = (strides: number[], padding: string, extra: Record<string, AttrValue> = {}): Record<string, AttrValue> => ({
+const conv = (
+  strides: number[],
+  padding: string,
+  extra: Record<string, AttrValue> = {},
+): Record<string, AttrValue> => ({
   strides: { list: { i: strides.map(String) } },
   padding: { s: b64(padding) },
   data_format: { s: b64('NHWC') },
@@ -62,11 +96,15 @@ const conv = (strides: number[], padding: string, extra: Record<string, AttrValu
   ...extra,
 });
 const fused = (...ops: string[]): Record<string, AttrValue> => ({
-  fused_ops: { list: { s: ops.map(b64) } }, num_args: { i: String(ops.includes('BiasAdd') ? 1 : 0) }, epsilon: { f: 0 },
+  fused_ops: { list: { s: ops.map(b64) } },
+  num_args: { i: String(ops.includes('BiasAdd') ? 1 : 0) },
+  epsilon: { f: 0 },
 });
 const pool = (k: number, s: number, padding: string): Record<string, AttrValue> => ({
-  ksize: { list: { i: ['1', String(k), String(k), '1'] } }, strides: { list: { i: ['1', String(s), String(s), '1'] } },
-  padding: { s: b64(padding) }, data_format: { s: b64('NHWC') },
+  ksize: { list: { i: ['1', String(k), String(k), '1'] } },
+  strides: { list: { i: ['1', String(s), String(s), '1'] } },
+  padding: { s: b64(padding) },
+  data_format: { s: b64('NHWC') },
 });
 
 function opCounts(bytes: Uint8Array): Record<string, number> {
@@ -76,7 +114,13 @@ function opCounts(bytes: Uint8Array): Record<string, number> {
 }
 
 /** Runs the fixture in TF.js and onnxruntime on the same input; returns the ONNX op counts. */
-async function check(fx: Fixture, input: { name: string; dims: number[] }, outputs: string[], seed: number, scale = 1): Promise<Record<string, number>> {
+async function check(
+  fx: Fixture,
+  input: { name: string; dims: number[] },
+  outputs: string[],
+  seed: number,
+  scale = 1,
+): Promise<Record<string, number>> {
   const artifacts = fx.artifacts();
   const x = randomTensorData(seed, input.dims, scale);
   const model = await tf.loadGraphModel(tf.io.fromMemory(artifacts));
@@ -100,12 +144,17 @@ async function check(fx: Fixture, input: { name: string; dims: number[] }, outpu
 }
 
 describe('GraphModel converter, op by op against TF.js', () => {
-  before(async () => { await useBackend('cpu'); });
+  before(async () => {
+    await useBackend('cpu');
+  });
 
   test('convolutions: _FusedConv2D SAME stride 2 (asymmetric pads), depthwise ×2, Mul/Add folded, Relu→Minimum→Maximum as one Clip', async () => {
     const fx = new Fixture();
     const x = fx.input('input', [-1, 10, 9, 3]);
-    const c1 = fx.op('c1', '_FusedConv2D', [x, fx.const('w1', [3, 3, 3, 4]), fx.const('b1', [4])], { ...conv([1, 2, 2, 1], 'SAME'), ...fused('BiasAdd', 'Relu') });
+    const c1 = fx.op('c1', '_FusedConv2D', [x, fx.const('w1', [3, 3, 3, 4]), fx.const('b1', [4])], {
+      ...conv([1, 2, 2, 1], 'SAME'),
+      ...fused('BiasAdd', 'Relu'),
+    });
     const dw = fx.op('dw', 'DepthwiseConv2dNative', [c1, fx.const('wd', [3, 3, 4, 2])], conv([1, 1, 1, 1], 'SAME'));
     const mul = fx.op('bn/mul', 'Mul', [dw, fx.const('bn/scale', [8])]);
     const add = fx.op('bn/add', 'Add', [mul, fx.const('bn/shift', [8])]);
@@ -124,8 +173,15 @@ describe('GraphModel converter, op by op against TF.js', () => {
     const fx = new Fixture();
     const x = fx.input('input', [-1, 5, 4, 6]);
     const mean = fx.op('pool', 'Mean', [x, fx.const('axes', [2], Int32Array.of(1, 2))], { keep_dims: { b: false } });
-    const fc = fx.op('fc', '_FusedMatMul', [mean, fx.const('fw', [6, 7]), fx.const('fb', [7])], { ...fused('BiasAdd', 'Relu'), transpose_a: { b: false }, transpose_b: { b: false } });
-    const mm = fx.op('mm', 'MatMul', [fc, fx.const('mw', [5, 7])], { transpose_a: { b: false }, transpose_b: { b: true } });
+    const fc = fx.op('fc', '_FusedMatMul', [mean, fx.const('fw', [6, 7]), fx.const('fb', [7])], {
+      ...fused('BiasAdd', 'Relu'),
+      transpose_a: { b: false },
+      transpose_b: { b: false },
+    });
+    const mm = fx.op('mm', 'MatMul', [fc, fx.const('mw', [5, 7])], {
+      transpose_a: { b: false },
+      transpose_b: { b: true },
+    });
     const ba = fx.op('ba', 'BiasAdd', [mm, fx.const('mb', [5])], { data_format: { s: b64('NHWC') } });
     const sig = fx.op('sig', 'Sigmoid', [ba]);
     const sm = fx.op('sm', 'Softmax', [ba]);
@@ -156,7 +212,10 @@ describe('GraphModel converter, op by op against TF.js', () => {
   test('FusedDepthwiseConv2dNative (BiasAdd + Relu6), stride 2 VALID, Selu', async () => {
     const fx = new Fixture();
     const x = fx.input('input', [-1, 9, 9, 3]);
-    const dw = fx.op('fdw', 'FusedDepthwiseConv2dNative', [x, fx.const('w', [3, 3, 3, 1]), fx.const('b', [3])], { ...conv([1, 2, 2, 1], 'VALID'), ...fused('BiasAdd', 'Relu6') });
+    const dw = fx.op('fdw', 'FusedDepthwiseConv2dNative', [x, fx.const('w', [3, 3, 3, 1]), fx.const('b', [3])], {
+      ...conv([1, 2, 2, 1], 'VALID'),
+      ...fused('BiasAdd', 'Relu6'),
+    });
     const se = fx.op('selu', 'Selu', [dw]);
     const ops = await check(fx, { name: 'input', dims: [2, 9, 9, 3] }, [se], 5, 3);
     assert.equal(ops.Conv, 1);
@@ -167,15 +226,27 @@ describe('GraphModel converter, op by op against TF.js', () => {
     const fx = new Fixture();
     const x = fx.input('input', [-1, 6, 5, 3]);
     const c = fx.op('c', '_FusedConv2D', [x, fx.const('w', [3, 3, 3, 4]), fx.const('b', [4]), fx.const('a', [4])], {
-      ...conv([1, 1, 1, 1], 'SAME'), ...fused('BiasAdd', 'Prelu'), num_args: { i: '2' },
+      ...conv([1, 1, 1, 1], 'SAME'),
+      ...fused('BiasAdd', 'Prelu'),
+      num_args: { i: '2' },
     });
-    const d = fx.op('d', 'FusedDepthwiseConv2dNative', [c, fx.const('dw', [3, 3, 4, 1]), fx.const('db', [4]), fx.const('da', [4])], {
-      ...conv([1, 2, 2, 1], 'SAME'), ...fused('BiasAdd', 'Prelu'), num_args: { i: '2' },
-    });
+    const d = fx.op(
+      'd',
+      'FusedDepthwiseConv2dNative',
+      [c, fx.const('dw', [3, 3, 4, 1]), fx.const('db', [4]), fx.const('da', [4])],
+      {
+        ...conv([1, 2, 2, 1], 'SAME'),
+        ...fused('BiasAdd', 'Prelu'),
+        num_args: { i: '2' },
+      },
+    );
     const p = fx.op('p', 'Prelu', [d, fx.const('pa', [3, 3, 4])]);
     const m = fx.op('m', 'Mean', [p, fx.const('axes', [2], Int32Array.of(1, 2))], { keep_dims: { b: false } });
     const fc = fx.op('fc', '_FusedMatMul', [m, fx.const('fw', [4, 5]), fx.const('fb', [5]), fx.const('fa', [5])], {
-      ...fused('BiasAdd', 'Prelu'), num_args: { i: '2' }, transpose_a: { b: false }, transpose_b: { b: false },
+      ...fused('BiasAdd', 'Prelu'),
+      num_args: { i: '2' },
+      transpose_a: { b: false },
+      transpose_b: { b: false },
     });
     const ops = await check(fx, { name: 'input', dims: [2, 6, 5, 3] }, [fc], 6, 2);
     assert.equal(ops.PRelu, 4);
@@ -186,9 +257,16 @@ describe('GraphModel converter, op by op against TF.js', () => {
     const x = fx.input('input', [-1, 6, 6, 2]);
     const c = fx.op('c', 'Conv2D', [x, fx.const('w', [3, 3, 2, 3])], conv([1, 1, 1, 1], 'SAME'));
     const variance = Float32Array.of(0.5, 1.5, 0.2);
-    const bn = fx.op('bn', 'FusedBatchNormV3', [c, fx.const('g', [3]), fx.const('b', [3]), fx.const('m', [3]), fx.const('v', [3], variance)], {
-      epsilon: { f: 0.001 }, data_format: { s: b64('NHWC') }, is_training: { b: false },
-    });
+    const bn = fx.op(
+      'bn',
+      'FusedBatchNormV3',
+      [c, fx.const('g', [3]), fx.const('b', [3]), fx.const('m', [3]), fx.const('v', [3], variance)],
+      {
+        epsilon: { f: 0.001 },
+        data_format: { s: b64('NHWC') },
+        is_training: { b: false },
+      },
+    );
     const ops = await check(fx, { name: 'input', dims: [2, 6, 6, 2] }, [bn], 4);
     assert.deepEqual(ops, { Transpose: 2, Conv: 1 });
   });
@@ -200,8 +278,13 @@ describe('GraphModel converter, op by op against TF.js', () => {
     const s = fx.op('ok/sigmoid', 'Sigmoid', [c]);
     fx.op('my/exp', 'Exp', [s]);
     const artifacts = artifactsFromMemory(fx.artifacts(), '<fixture>');
-    assert.throws(() => convertGraphModel(artifacts, { outputs: ['my/exp'] }), (err: unknown) =>
-      err instanceof UnsupportedError && /Cumsum \(node my\/cumsum\)/.test(err.message) && /Exp \(node my\/exp\)/.test(err.message));
+    assert.throws(
+      () => convertGraphModel(artifacts, { outputs: ['my/exp'] }),
+      (err: unknown) =>
+        err instanceof UnsupportedError &&
+        /Cumsum \(node my\/cumsum\)/.test(err.message) &&
+        /Exp \(node my\/exp\)/.test(err.message),
+    );
   });
 
   test('TF control flow (a while loop) is refused, not followed forever', () => {
@@ -210,8 +293,10 @@ describe('GraphModel converter, op by op against TF.js', () => {
     fx.op('loop/merge', 'Merge', [x, 'loop/next']);
     fx.op('loop/next', 'NextIteration', ['loop/merge']);
     const artifacts = artifactsFromMemory(fx.artifacts(), '<fixture>');
-    assert.throws(() => convertGraphModel(artifacts, { outputs: ['loop/next'] }), (err: unknown) =>
-      err instanceof UnsupportedError && /part of a loop/.test(err.message));
+    assert.throws(
+      () => convertGraphModel(artifacts, { outputs: ['loop/next'] }),
+      (err: unknown) => err instanceof UnsupportedError && /part of a loop/.test(err.message),
+    );
   });
 
   test('an unknown output node is a ModelError that lists the model outputs', () => {
@@ -219,7 +304,9 @@ describe('GraphModel converter, op by op against TF.js', () => {
     const x = fx.input('input', [1, 4]);
     fx.op('s', 'Sigmoid', [x]);
     const artifacts = artifactsFromMemory(fx.artifacts(), '<fixture>');
-    assert.throws(() => convertGraphModel(artifacts, { outputs: ['nope'] }), (err: unknown) =>
-      err instanceof ModelError && /nope/.test(err.message) && /Outputs: s/.test(err.message));
+    assert.throws(
+      () => convertGraphModel(artifacts, { outputs: ['nope'] }),
+      (err: unknown) => err instanceof ModelError && /nope/.test(err.message) && /Outputs: s/.test(err.message),
+    );
   });
 });

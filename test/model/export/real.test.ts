@@ -8,7 +8,12 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { before, describe, test, type TestContext } from 'node:test';
-import { convertGraphModel, exportModelDetailed, humanModelJson, readTfjsModel } from '../../../src/model/export/index.js';
+import {
+  convertGraphModel,
+  exportModelDetailed,
+  humanModelJson,
+  readTfjsModel,
+} from '../../../src/model/export/index.js';
 import { decodeModel, metadataOf } from '../../../src/model/onnx/builder.js';
 import { OnnxModel, type TensorData } from '../../../src/runtime/ort.js';
 import { decodeRgb } from '../../../src/shared/image.js';
@@ -33,7 +38,11 @@ async function batch(size: number): Promise<{ data: Uint8Array; dims: number[] }
 
 async function runOnnx(bytes: Uint8Array, feeds: Record<string, TensorData>): Promise<Record<string, TensorData>> {
   const model = await OnnxModel.load(bytes);
-  try { return await model.run(feeds); } finally { await model.release(); }
+  try {
+    return await model.run(feeds);
+  } finally {
+    await model.release();
+  }
 }
 
 function compare(t: TestContext, what: string, got: TensorData | undefined, want: tf.Tensor, tol = TOL): number {
@@ -48,22 +57,49 @@ function compare(t: TestContext, what: string, got: TensorData | undefined, want
 /** The tutorial's head on `features` inputs, randomly initialised (seeded by TF.js's initialisers). */
 function randomHead(features: number, classes: number): tf.Sequential {
   const head = tf.sequential({ name: 'head' });
-  head.add(tf.layers.dense({ inputShape: [features], units: 1024, activation: 'relu', kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) }));
-  head.add(tf.layers.dense({ units: 1024, activation: 'relu', kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }) }));
-  head.add(tf.layers.dense({ units: 512, activation: 'relu', name: 'embedding', kernelInitializer: tf.initializers.glorotUniform({ seed: 3 }) }));
-  head.add(tf.layers.dense({ units: classes, activation: 'softmax', name: 'probabilities', kernelInitializer: tf.initializers.glorotUniform({ seed: 4 }) }));
+  head.add(
+    tf.layers.dense({
+      inputShape: [features],
+      units: 1024,
+      activation: 'relu',
+      kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }),
+    }),
+  );
+  head.add(
+    tf.layers.dense({ units: 1024, activation: 'relu', kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }) }),
+  );
+  head.add(
+    tf.layers.dense({
+      units: 512,
+      activation: 'relu',
+      name: 'embedding',
+      kernelInitializer: tf.initializers.glorotUniform({ seed: 3 }),
+    }),
+  );
+  head.add(
+    tf.layers.dense({
+      units: classes,
+      activation: 'softmax',
+      name: 'probabilities',
+      kernelInitializer: tf.initializers.glorotUniform({ seed: 4 }),
+    }),
+  );
   return head;
 }
 
 describe('real models against TF.js', () => {
-  before(async () => { await useBackend('wasm'); });
+  before(async () => {
+    await useBackend('wasm');
+  });
 
   test('MobileNet v1 0.25: backbone features and the full model with a dense head', async (t) => {
     if (!requireShared(t)) return;
     const mobilenet = await tf.loadLayersModel(diskHandler(sharedPaths.mobilenet025));
     const cut = tf.model({ inputs: mobilenet.inputs, outputs: mobilenet.getLayer('conv_pw_13_relu').output });
     const px = await batch(224);
-    const features = tf.tidy(() => (cut.predict(tf.tensor(px.data, px.dims, 'float32').div(127.5).sub(1)) as tf.Tensor).mean([1, 2]));
+    const features = tf.tidy(() =>
+      (cut.predict(tf.tensor(px.data, px.dims, 'float32').div(127.5).sub(1)) as tf.Tensor).mean([1, 2]),
+    );
 
     const backbone = { name: 'mobilenet_v1' as const, artifacts: readTfjsModel(sharedPaths.mobilenet025), alpha: 0.25 };
     const preprocessing = { scale: 1 / 127.5, offset: -1 };
@@ -80,7 +116,9 @@ describe('real models against TF.js', () => {
     const emb = embeddingModel.predict(features) as tf.Tensor;
     const labels = Array.from({ length: classes }, (_, i) => `person ${i}`);
     const full = exportModelDetailed({
-      backbone, preprocessing, head: await layersArtifacts(head, 'head'),
+      backbone,
+      preprocessing,
+      head: await layersArtifacts(head, 'head'),
       metadata: { labels: JSON.stringify(labels), version: '20260101.000000', thresholds: '{"threshold":0.5}' },
     });
     assert.equal(full.info.classes, classes);
@@ -97,7 +135,10 @@ describe('real models against TF.js', () => {
     assert.equal(meta.version, '20260101.000000');
     assert.deepEqual(JSON.parse(meta.preprocessing ?? '{}'), preprocessing);
     assert.equal(meta.thresholds, '{"threshold":0.5}');
-    assert.deepEqual(model.graph?.output?.map((o) => o.name), ['probabilities', 'embedding', 'features']);
+    assert.deepEqual(
+      model.graph?.output?.map((o) => o.name),
+      ['probabilities', 'embedding', 'features'],
+    );
     const ops = new Set(model.graph?.node?.map((n) => n.opType));
     assert.ok(!ops.has('BatchNormalization') && !ops.has('Pad'), 'BN and padding folded into the convolutions');
     assert.equal(model.graph?.node?.filter((n) => n.opType === 'Mul').length, 1, 'one Mul: the preprocessing scale');
@@ -109,7 +150,9 @@ describe('real models against TF.js', () => {
     const file = humanModelJson('faceres');
     const graph = await tf.loadGraphModel(diskHandler(file));
     const px = await batch(224);
-    const features = tf.tidy(() => graph.execute(tf.tensor(px.data, px.dims, 'float32'), 'global_pooling/Mean') as tf.Tensor);
+    const features = tf.tidy(
+      () => graph.execute(tf.tensor(px.data, px.dims, 'float32'), 'global_pooling/Mean') as tf.Tensor,
+    );
     const head = randomHead(1024, 5);
     const probs = head.predict(features) as tf.Tensor;
     const { bytes, info } = exportModelDetailed({
@@ -142,11 +185,14 @@ describe('real models against TF.js', () => {
       const file = humanModelJson(spec.name);
       const graph = await tf.loadGraphModel(diskHandler(file));
       const px = await batch(spec.size);
-      const n = spec.name === 'blazeface' ? 1 : px.dims[0] ?? 1; // blazeface's input has batch 1
+      const n = spec.name === 'blazeface' ? 1 : (px.dims[0] ?? 1); // blazeface's input has batch 1
       const channels = spec.channels ?? 3;
       // Grey models get the first channel (the faces are greyscale anyway).
       const rgb = px.data.subarray(0, n * spec.size * spec.size * 3);
-      const x = Float32Array.from({ length: rgb.length / 3 * channels }, (_, i) => (rgb[channels === 3 ? i : i * 3] ?? 0) * spec.scale + spec.offset);
+      const x = Float32Array.from(
+        { length: (rgb.length / 3) * channels },
+        (_, i) => (rgb[channels === 3 ? i : i * 3] ?? 0) * spec.scale + spec.offset,
+      );
       const dims = [n, spec.size, spec.size, channels];
       const outputNames = graph.outputs.map((o) => o.name);
       const expected = tf.tidy(() => {

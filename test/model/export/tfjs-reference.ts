@@ -25,30 +25,43 @@ export async function useBackend(name: 'cpu' | 'wasm'): Promise<void> {
 /** The artifacts TF.js would save for `model`, through our reader (no files). */
 export async function layersArtifacts(model: tf.LayersModel, source = '<test model>'): Promise<TfjsArtifacts> {
   let saved: tf.io.ModelArtifacts | undefined;
-  await model.save(tf.io.withSaveHandler((a) => {
-    saved = a;
-    return Promise.resolve({ modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } });
-  }));
+  await model.save(
+    tf.io.withSaveHandler((a) => {
+      saved = a;
+      return Promise.resolve({ modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } });
+    }),
+  );
   if (!saved) throw new Error('TF.js saved nothing');
   const data = saved.weightData;
-  return artifactsFromMemory({
-    modelTopology: saved.modelTopology,
-    weightSpecs: saved.weightSpecs ?? [],
-    ...(data ? { weightData: Array.isArray(data) ? tf.io.CompositeArrayBuffer.join(data) : data } : {}),
-    format: 'layers-model',
-  }, source);
+  return artifactsFromMemory(
+    {
+      modelTopology: saved.modelTopology,
+      weightSpecs: saved.weightSpecs ?? [],
+      ...(data ? { weightData: Array.isArray(data) ? tf.io.CompositeArrayBuffer.join(data) : data } : {}),
+      format: 'layers-model',
+    },
+    source,
+  );
 }
 
 /** Reads a model.json + shards from disk as TF.js's own IOHandler (TF.js dequantises itself). */
 export function diskHandler(modelJson: string): tf.io.IOHandler {
   const j = JSON.parse(readFileSync(modelJson, 'utf8')) as {
-    modelTopology: object; format?: string;
+    modelTopology: object;
+    format?: string;
     weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
   };
   const specs = j.weightsManifest.flatMap((g) => g.weights);
-  const bytes = Buffer.concat(j.weightsManifest.flatMap((g) => g.paths.map((p) => readFileSync(path.join(path.dirname(modelJson), p)))));
+  const bytes = Buffer.concat(
+    j.weightsManifest.flatMap((g) => g.paths.map((p) => readFileSync(path.join(path.dirname(modelJson), p)))),
+  );
   const weightData = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
-  return tf.io.fromMemory({ modelTopology: j.modelTopology, weightSpecs: specs, weightData, ...(j.format ? { format: j.format } : {}) });
+  return tf.io.fromMemory({
+    modelTopology: j.modelTopology,
+    weightSpecs: specs,
+    weightData,
+    ...(j.format ? { format: j.format } : {}),
+  });
 }
 
 export function randomTensorData(seed: number, dims: readonly number[], scale = 1): Float32Array {
@@ -63,12 +76,15 @@ export function randomiseWeights(model: tf.LayersModel, seed: number, scale = 0.
   for (const layer of model.layers) {
     const ws = layer.getWeights();
     if (ws.length === 0) continue;
-    layer.setWeights(layer.weights.map((w, i) => {
-      const shape = ws[i]?.shape ?? w.shape;
-      const data = randomTensorData(s++, shape as number[], scale);
-      if (w.name.includes('moving_variance')) for (let k = 0; k < data.length; k++) data[k] = Math.abs(data[k] ?? 0) + 0.1;
-      return tf.tensor(data, shape as number[]);
-    }));
+    layer.setWeights(
+      layer.weights.map((w, i) => {
+        const shape = ws[i]?.shape ?? w.shape;
+        const data = randomTensorData(s++, shape as number[], scale);
+        if (w.name.includes('moving_variance'))
+          for (let k = 0; k < data.length; k++) data[k] = Math.abs(data[k] ?? 0) + 0.1;
+        return tf.tensor(data, shape as number[]);
+      }),
+    );
   }
 }
 
@@ -86,7 +102,10 @@ export function maxAbs(a: ArrayLike<number>): number {
 }
 
 /** Runs ONNX bytes on one input; returns the named outputs. */
-export async function runOnnx(bytes: Uint8Array, feeds: Record<string, TensorData>): Promise<Record<string, TensorData>> {
+export async function runOnnx(
+  bytes: Uint8Array,
+  feeds: Record<string, TensorData>,
+): Promise<Record<string, TensorData>> {
   const model = await OnnxModel.load(bytes);
   try {
     return await model.run(feeds);

@@ -3,7 +3,16 @@
  * errors for truncated, corrupt or missing files.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, truncateSync, unlinkSync, writeFileSync, appendFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  truncateSync,
+  unlinkSync,
+  writeFileSync,
+  appendFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -35,10 +44,18 @@ describe('readTfjsModel', () => {
   test('float16-quantised weights (faceres) decode exactly as TF.js decodes them', () => {
     const file = humanModelJson('faceres');
     const ours = readTfjsModel(file);
-    const j = JSON.parse(readFileSync(file, 'utf8')) as { weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[] };
-    assert.ok(j.weightsManifest.some((g) => g.weights.some((w) => w.quantization?.dtype === 'float16')), 'fixture has float16 weights');
+    const j = JSON.parse(readFileSync(file, 'utf8')) as {
+      weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
+    };
+    assert.ok(
+      j.weightsManifest.some((g) => g.weights.some((w) => w.quantization?.dtype === 'float16')),
+      'fixture has float16 weights',
+    );
     const bytes = readFileSync(file.replace(/\.json$/, '.bin'));
-    const theirs = tf.io.decodeWeights(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength), j.weightsManifest.flatMap((g) => g.weights));
+    const theirs = tf.io.decodeWeights(
+      bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength),
+      j.weightsManifest.flatMap((g) => g.weights),
+    );
     assert.equal(ours.kind, 'graph');
     assert.equal(ours.weights.size, Object.keys(theirs).length);
     for (const [name, t] of Object.entries(theirs)) {
@@ -61,7 +78,9 @@ describe('readTfjsModel', () => {
     const b = Uint16Array.from(randomTensorData(2, [7], 1), (v) => Math.round((v + 1) * 30000));
     const c = randomTensorData(3, [4]);
     const d = Int32Array.of(-7, 123456);
-    const buf = Buffer.concat([a, Buffer.from(b.buffer), Buffer.from(c.buffer), Buffer.from(d.buffer)].map((x) => Buffer.from(x)));
+    const buf = Buffer.concat(
+      [a, Buffer.from(b.buffer), Buffer.from(c.buffer), Buffer.from(d.buffer)].map((x) => Buffer.from(x)),
+    );
     const ours = decodeWeights(buf, specs);
     const theirs = tf.io.decodeWeights(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength), specs);
     for (const s of specs) {

@@ -1,7 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  Histogram, RangeCollector, entropyRange, histogramFor, klDivergence, percentileRange,
+  Histogram,
+  RangeCollector,
+  entropyRange,
+  histogramFor,
+  klDivergence,
+  percentileRange,
 } from '../../../src/model/quantize/calibrate.js';
 import { mulberry32 } from '../../../src/train/rng.js';
 
@@ -35,7 +40,8 @@ test('histogramFor: non-negative data from 0, signed data symmetric for entropy'
 function withOutliers(): { values: Float32Array; observed: { min: number; max: number } } {
   const r = mulberry32(7);
   const values = new Float32Array(100_005);
-  for (let i = 0; i < 100_000; i++) values[i] = Math.abs(Math.sqrt(-2 * Math.log(Math.max(r(), 1e-12))) * Math.cos(2 * Math.PI * r()));
+  for (let i = 0; i < 100_000; i++)
+    values[i] = Math.abs(Math.sqrt(-2 * Math.log(Math.max(r(), 1e-12))) * Math.cos(2 * Math.PI * r()));
   values.set([50, 60, 70, 80, 100], 100_000);
   return { values, observed: { min: 0, max: 100 } };
 }

@@ -7,13 +7,27 @@ import { activationParams } from '../../../src/model/quantize/params.js';
 import { ModelError } from '../../../src/shared/errors.js';
 import { mobileNetGraph } from '../../support/mobilenet-graph.js';
 
-interface NodeView { name: string; opType: string; input: string[]; output: string[] }
-interface View { node: NodeView[]; initializer: OnnxTypes.ITensorProto[]; output: { name: string }[] }
+interface NodeView {
+  name: string;
+  opType: string;
+  input: string[];
+  output: string[];
+}
+interface View {
+  node: NodeView[];
+  initializer: OnnxTypes.ITensorProto[];
+  output: { name: string }[];
+}
 /** The decoded graph with the optional protobuf fields filled in. */
 function view(m: OnnxTypes.IModelProto): View {
   const g = m.graph ?? {};
   return {
-    node: (g.node ?? []).map((n) => ({ name: n.name ?? '', opType: n.opType ?? '', input: n.input ?? [], output: n.output ?? [] })),
+    node: (g.node ?? []).map((n) => ({
+      name: n.name ?? '',
+      opType: n.opType ?? '',
+      input: n.input ?? [],
+      output: n.output ?? [],
+    })),
     initializer: g.initializer ?? [],
     output: (g.output ?? []).map((o) => ({ name: o.name ?? '' })),
   };
@@ -65,8 +79,13 @@ test('applyQdq: int8 weights with per-channel DQ, int32 bias, no Clip/Relu left,
     assert.equal(xdq?.opType, 'DequantizeLinear', `${n.name} input comes from a DQ`);
   }
   // no float weights left behind
-  assert.ok(!q.graph.initializer.some((t) => /kernel$/.test(t.name ?? '') && t.dataType === onnx.TensorProto.DataType.FLOAT));
-  assert.deepEqual(q.graph.output.map((o) => o.name), small.graph.output.map((o) => o.name));
+  assert.ok(
+    !q.graph.initializer.some((t) => /kernel$/.test(t.name ?? '') && t.dataType === onnx.TensorProto.DataType.FLOAT),
+  );
+  assert.deepEqual(
+    q.graph.output.map((o) => o.name),
+    small.graph.output.map((o) => o.name),
+  );
   const embProducer = q.graph.node.find((n) => n.output.includes('embedding'));
   assert.equal(embProducer?.opType, 'DequantizeLinear');
   // each DQ of an activation feeds exactly one node (onnxruntime fuses node units only then)
@@ -82,8 +101,13 @@ test('keepFloat: the node keeps float weights and reads a per-channel DQ; unknow
   const plan = planQuantization(smallModel, new Set([keep]));
   assert.ok(!plan.intNodes.includes(keep));
   assert.match(plan.floatNodes.find((f) => f.name === keep)?.reason ?? '', /keepFloat/);
-  const act = smallModel.graph?.node?.find((n) => n.input?.[0] === smallModel.graph?.node?.find((c) => c.name === keep)?.output?.[0]);
-  assert.match(plan.floatNodes.find((f) => f.name === act?.name)?.reason ?? '', /activation of a Conv \/ Gemm left in float/);
+  const act = smallModel.graph?.node?.find(
+    (n) => n.input?.[0] === smallModel.graph?.node?.find((c) => c.name === keep)?.output?.[0],
+  );
+  assert.match(
+    plan.floatNodes.find((f) => f.name === act?.name)?.reason ?? '',
+    /activation of a Conv \/ Gemm left in float/,
+  );
   const q = view(applyQdq(smallModel, plan, paramsFor(plan.tensors)));
   const node = q.node.find((n) => n.name === keep);
   const w = q.initializer.find((t) => t.name === node?.input[1]);

@@ -38,14 +38,16 @@ async function centroids(backbone: Uint8Array, train: LabelledImages): Promise<F
 }
 
 const backbones = {
-  mobilenet025: (): Uint8Array => exportModel({
-    backbone: { name: 'mobilenet_v1', alpha: 0.25, artifacts: readTfjsModel(sharedPaths.mobilenet025) },
-    preprocessing: { scale: 2 / 255, offset: -1 },
-  }),
-  faceres: (): Uint8Array => exportModel({
-    backbone: { name: 'faceres', artifacts: readTfjsModel(humanModelJson('faceres')) },
-    preprocessing: { scale: 1, offset: 0 },
-  }),
+  mobilenet025: (): Uint8Array =>
+    exportModel({
+      backbone: { name: 'mobilenet_v1', alpha: 0.25, artifacts: readTfjsModel(sharedPaths.mobilenet025) },
+      preprocessing: { scale: 2 / 255, offset: -1 },
+    }),
+  faceres: (): Uint8Array =>
+    exportModel({
+      backbone: { name: 'faceres', artifacts: readTfjsModel(humanModelJson('faceres')) },
+      preprocessing: { scale: 1, offset: 0 },
+    }),
 };
 
 for (const name of ['faceres', 'mobilenet025'] as const) {
@@ -54,9 +56,16 @@ for (const name of ['faceres', 'mobilenet025'] as const) {
     const [train, val] = [await orlSplit('train'), await orlSplit('validation')];
     const backbone = backbones[name]();
     const fp32 = withCentroidHead(backbone, await centroids(backbone, train));
-    const { model, report } = await quantizeModel({ model: fp32, calibration: train.images, method: 'minmax', samples: 100 });
+    const { model, report } = await quantizeModel({
+      model: fp32,
+      calibration: train.images,
+      method: 'minmax',
+      samples: 100,
+    });
     const c = await compareModels(fp32, model, val.images, val.labels);
-    t.diagnostic(`${name}: ${JSON.stringify(c)}; int8 nodes ${report.intNodes.length}, float ${report.floatNodes.map((f) => f.name).join(', ')}`);
+    t.diagnostic(
+      `${name}: ${JSON.stringify(c)}; int8 nodes ${report.intNodes.length}, float ${report.floatNodes.map((f) => f.name).join(', ')}`,
+    );
     assert.equal(c.images, 80);
     assert.ok(report.biasCorrected > 0, 'bias correction ran');
     assert.ok(c.top1Agreement >= 0.99, `top-1 agreement ${c.top1Agreement}`);
@@ -65,7 +74,10 @@ for (const name of ['faceres', 'mobilenet025'] as const) {
 }
 
 /** Top-1 class and the gap between the two highest probabilities, per image. */
-async function decisions(bytes: Uint8Array, images: LabelledImages['images']): Promise<{ top: number; margin: number }[]> {
+async function decisions(
+  bytes: Uint8Array,
+  images: LabelledImages['images'],
+): Promise<{ top: number; margin: number }[]> {
   const m = await OnnxModel.load(bytes);
   try {
     const out: { top: number; margin: number }[] = [];
@@ -104,21 +116,40 @@ test('mobilenet025 + trained dense head: int8 agrees with fp32 on ORL validation
   const names = JSON.parse(await readFile(pathMod.join(dir, 'labels.json'), 'utf8')) as string[];
   const [train, val] = [await orlSplit('train'), await orlSplit('validation')];
   const labels = val.labels.map((l) => names.indexOf(val.classes[l] ?? ''));
-  const { model, report } = await quantizeModel({ model: fp32, calibration: train.images, method: 'minmax', samples: 100 });
+  const { model, report } = await quantizeModel({
+    model: fp32,
+    calibration: train.images,
+    method: 'minmax',
+    samples: 100,
+  });
   const c = await compareModels(fp32, model, val.images, labels);
   const mp = report.mixedPrecision;
-  t.diagnostic(`dense head: ${JSON.stringify(c)}; mixed precision ${JSON.stringify({ before: mp?.before, after: mp?.after, kept: mp?.keptFloat.map((k) => k.name) })}`);
+  t.diagnostic(
+    `dense head: ${JSON.stringify(c)}; mixed precision ${JSON.stringify({ before: mp?.before, after: mp?.after, kept: mp?.keptFloat.map((k) => k.name) })}`,
+  );
   assert.ok(mp, 'the mixed-precision search ran');
   assert.equal(mp.heldOut, true, 'measured on train images calibration did not use');
   assert.ok(mp.keptFloat.length > 0, 'all-int8 misses the target on this model: something is kept float');
-  assert.ok(mp.after.relativeError < mp.before.relativeError * 0.8, `relative error ${mp.before.relativeError} → ${mp.after.relativeError}`);
-  for (const k of mp.keptFloat) for (const n of k.nodes) assert.ok(report.floatNodes.some((f) => f.name === n && /mixed precision/.test(f.reason)), `${n} reported float with the reason`);
+  assert.ok(
+    mp.after.relativeError < mp.before.relativeError * 0.8,
+    `relative error ${mp.before.relativeError} → ${mp.after.relativeError}`,
+  );
+  for (const k of mp.keptFloat)
+    for (const n of k.nodes)
+      assert.ok(
+        report.floatNodes.some((f) => f.name === n && /mixed precision/.test(f.reason)),
+        `${n} reported float with the reason`,
+      );
   assert.equal(c.images, 80);
   assert.ok((c.accuracyFp32 ?? 0) - (c.accuracyInt8 ?? 0) <= 0.005, `accuracy ${c.accuracyFp32} → ${c.accuracyInt8}`);
   const [a, b] = [await decisions(fp32, val.images), await decisions(model, val.images)];
   const flips = a.map((d, i) => ({ i, margin: d.margin, flipped: d.top !== b[i]?.top })).filter((x) => x.flipped);
   t.diagnostic(`flipped: ${JSON.stringify(flips)}`);
-  assert.deepEqual(flips.filter((f) => f.margin >= 0.1), [], 'no image with a clear fp32 decision flips');
+  assert.deepEqual(
+    flips.filter((f) => f.margin >= 0.1),
+    [],
+    'no image with a clear fp32 decision flips',
+  );
   assert.ok(c.top1Agreement >= 0.99, `top-1 agreement ${c.top1Agreement}`);
   assert.equal(report.rounding.method, 'gptq');
   // GPTQ rounds all 27 convs; the 4 Gemms see one vector per image (32 < their inputs), so nearest.

@@ -1,7 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  activationParams, channelAbsMax, dequantizeU8, quantizeU8, quantizeWeightsAndBias, roundHalfEven, weightScales,
+  activationParams,
+  channelAbsMax,
+  dequantizeU8,
+  quantizeU8,
+  quantizeWeightsAndBias,
+  roundHalfEven,
+  weightScales,
 } from '../../../src/model/quantize/params.js';
 
 test('activationParams: a ReLU range [0, 6] gives zero point 0 and scale 6/255', () => {
@@ -47,7 +53,10 @@ test('quantizeWeightsAndBias: symmetric per-channel int8 in [-127, 127], bias at
   assert.deepEqual([...weights.scales], [Math.fround(1 / 127), Math.fround(0.02 / 127)]);
   assert.deepEqual([...weights.values], [64, -127, 32, 127, -70, 0]);
   assert.ok(bias);
-  assert.deepEqual([...bias.scales], [Math.fround(0.05 * Math.fround(1 / 127)), Math.fround(0.05 * Math.fround(0.02 / 127))]);
+  assert.deepEqual(
+    [...bias.scales],
+    [Math.fround(0.05 * Math.fround(1 / 127)), Math.fround(0.05 * Math.fround(0.02 / 127))],
+  );
   assert.equal(bias.values[0], Math.round(0.3 / (bias.scales[0] as number)));
   assert.equal(bias.values[1], Math.round(-0.07 / (bias.scales[1] as number)));
   // dequantised weights are within half a step of the originals
@@ -80,7 +89,10 @@ test('weightScales: |w|max / 127 per channel (float32), a dead channel gets 1', 
   assert.deepEqual([...rows], [Math.fround(1 / 127), 1, Math.fround(0.3 / 127)]);
   const cols = weightScales(w, [3, 3], 1);
   const absMax = channelAbsMax(w, [3, 3], 1);
-  assert.deepEqual([...cols], [...absMax].map((m) => Math.fround(m / 127)));
+  assert.deepEqual(
+    [...cols],
+    [...absMax].map((m) => Math.fround(m / 127)),
+  );
   // the scales quantizeWeightsAndBias uses when no bias forces them up
   assert.deepEqual([...quantizeWeightsAndBias(w, [3, 3], 0, undefined, 1).weights.scales], [...rows]);
 });
@@ -109,7 +121,10 @@ test('quantizeWeightsAndBias: a channel whose bias raises its scale is re-rounde
   const s1 = weights.scales[1] as number;
   assert.ok(s1 > (rounded.scales[1] as number) * 1000, 'channel 1 scale was raised');
   assert.deepEqual([...weights.values.slice(0, 2)], [126, -62], 'channel 0 keeps its pre-rounded values');
-  assert.deepEqual([...weights.values.slice(2)], [roundHalfEven(3e-9 / s1), roundHalfEven(-1e-9 / s1)].map((v) => v + 0));
+  assert.deepEqual(
+    [...weights.values.slice(2)],
+    [roundHalfEven(3e-9 / s1), roundHalfEven(-1e-9 / s1)].map((v) => v + 0),
+  );
   assert.ok(bias);
   assert.ok(Math.abs((bias.values[1] as number) * (bias.scales[1] as number) - 100) < 1e-3 * 100);
 });
@@ -117,7 +132,16 @@ test('quantizeWeightsAndBias: a channel whose bias raises its scale is re-rounde
 test('quantizeWeightsAndBias: pre-rounded values of the wrong size are rejected', () => {
   const w = new Float32Array([1, 2, 3, 4]);
   const scales = weightScales(w, [2, 2], 0);
-  assert.throws(() => quantizeWeightsAndBias(w, [2, 2], 0, undefined, 1, { values: new Int8Array(3), scales }), RangeError);
-  assert.throws(() => quantizeWeightsAndBias(w, [2, 2], 0, undefined, 1, { values: new Int8Array(4), scales: new Float32Array(3) }), RangeError);
-  assert.throws(() => quantizeWeightsAndBias(w, [2, 2], 1, undefined, 1, { values: new Int8Array(4), scales: new Float32Array(1) }), RangeError);
+  assert.throws(
+    () => quantizeWeightsAndBias(w, [2, 2], 0, undefined, 1, { values: new Int8Array(3), scales }),
+    RangeError,
+  );
+  assert.throws(
+    () => quantizeWeightsAndBias(w, [2, 2], 0, undefined, 1, { values: new Int8Array(4), scales: new Float32Array(3) }),
+    RangeError,
+  );
+  assert.throws(
+    () => quantizeWeightsAndBias(w, [2, 2], 1, undefined, 1, { values: new Int8Array(4), scales: new Float32Array(1) }),
+    RangeError,
+  );
 });

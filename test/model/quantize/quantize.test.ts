@@ -24,7 +24,8 @@ async function optimisedOps(model: Uint8Array): Promise<Record<string, number>> 
     const m = await OnnxModel.load(model, { optimizedModelFilePath: file, threads: 1 });
     await m.release();
     const counts: Record<string, number> = {};
-    for (const n of decodeModel(readFileSync(file)).graph?.node ?? []) counts[n.opType ?? ''] = (counts[n.opType ?? ''] ?? 0) + 1;
+    for (const n of decodeModel(readFileSync(file)).graph?.node ?? [])
+      counts[n.opType ?? ''] = (counts[n.opType ?? ''] ?? 0) + 1;
     return counts;
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -42,7 +43,13 @@ const fp32 = mobileNetGraph({ alpha: 0.25, head: [256, 128, 64], classes: 40 });
 test('MobileNet-shaped graph: onnxruntime fuses every Conv into QLinearConv and every Gemm into QGemm', async (t) => {
   if (!requireShared(t)) return;
   const { train, val } = await orl();
-  const { model, report } = await quantizeModel({ model: fp32, calibration: train.images, method: 'minmax', samples: 16, mixedPrecision: false });
+  const { model, report } = await quantizeModel({
+    model: fp32,
+    calibration: train.images,
+    method: 'minmax',
+    samples: 16,
+    mixedPrecision: false,
+  });
   assert.equal(report.samples, 16);
   assert.equal(report.intNodes.length, 27 + 4);
   assert.equal(report.absorbedActivations.length, 27 + 3);
@@ -64,7 +71,13 @@ test('Gemm weights stored [out, in] (transB=1) fuse too', async (t) => {
   if (!requireShared(t)) return;
   const { train } = await orl();
   const m = mobileNetGraph({ alpha: 0.25, blocks: 2, head: [32, 16], classes: 5, transB: true });
-  const { model } = await quantizeModel({ model: m, calibration: train.images, method: 'minmax', samples: 4, mixedPrecision: false });
+  const { model } = await quantizeModel({
+    model: m,
+    calibration: train.images,
+    method: 'minmax',
+    samples: 4,
+    mixedPrecision: false,
+  });
   const ops = await optimisedOps(model);
   assert.equal(ops.QGemm, 3, JSON.stringify(ops));
 });
@@ -72,8 +85,21 @@ test('Gemm weights stored [out, in] (transB=1) fuse too', async (t) => {
 test('keepFloat: the named conv runs in float (not re-quantised by onnxruntime), the rest stay fused', async (t) => {
   if (!requireShared(t)) return;
   const { train, val } = await orl();
-  const { model, report } = await quantizeModel({ model: fp32, calibration: train.images, method: 'minmax', samples: 8, keepFloat: ['conv_dw_1', 'logits'], mixedPrecision: false });
-  assert.deepEqual(report.floatNodes.filter((f) => f.reason.includes('keepFloat')).map((f) => f.name).sort(), ['conv_dw_1', 'logits']);
+  const { model, report } = await quantizeModel({
+    model: fp32,
+    calibration: train.images,
+    method: 'minmax',
+    samples: 8,
+    keepFloat: ['conv_dw_1', 'logits'],
+    mixedPrecision: false,
+  });
+  assert.deepEqual(
+    report.floatNodes
+      .filter((f) => f.reason.includes('keepFloat'))
+      .map((f) => f.name)
+      .sort(),
+    ['conv_dw_1', 'logits'],
+  );
   const ops = await optimisedOps(model);
   assert.equal(ops.QLinearConv, 26, JSON.stringify(ops));
   assert.equal((ops.Conv ?? 0) + (ops.FusedConv ?? 0), 1, JSON.stringify(ops));
@@ -100,7 +126,9 @@ test('percentile and entropy clip ranges inside min/max, and the models still ru
   const { train, val } = await orl();
   const m = mobileNetGraph({ alpha: 0.25, blocks: 4, head: [64, 32], classes: 10 });
   const calibration = train.images.slice(0, 8);
-  const base = activationScales((await quantizeModel({ model: m, calibration, method: 'minmax', mixedPrecision: false })).model);
+  const base = activationScales(
+    (await quantizeModel({ model: m, calibration, method: 'minmax', mixedPrecision: false })).model,
+  );
   for (const method of ['percentile', 'entropy'] as const) {
     const { model, report } = await quantizeModel({ model: m, calibration, method, mixedPrecision: false });
     assert.equal(report.method, method);
@@ -139,11 +167,20 @@ test('corrupt, truncated or foreign input fails with a clear ModelError / DataEr
   const img = { data: new Uint8Array(224 * 224 * 3), width: 224, height: 224 };
   const q = (model: Uint8Array, extra: Partial<Parameters<typeof quantizeModel>[0]> = {}): Promise<unknown> =>
     quantizeModel({ model, calibration: [img], method: 'minmax', ...extra });
-  await assert.rejects(q(fp32.slice(0, Math.floor(fp32.length / 2))), (e) => e instanceof ModelError && /truncated|corrupt/.test(e.message));
+  await assert.rejects(
+    q(fp32.slice(0, Math.floor(fp32.length / 2))),
+    (e) => e instanceof ModelError && /truncated|corrupt/.test(e.message),
+  );
   await assert.rejects(q(new TextEncoder().encode('this is not an onnx file at all')), ModelError);
   await assert.rejects(q(new Uint8Array(0)), ModelError);
-  await assert.rejects(q(fp32, { method: 'kmeans' as CalibrationMethod }), (e) => e instanceof DataError && /minmax, percentile, entropy/.test(e.message));
-  await assert.rejects(q(fp32, { calibration: [{ data: new Uint8Array(12), width: 2, height: 2 }] }), (e) => e instanceof DataError && /224×224/.test(e.message));
+  await assert.rejects(
+    q(fp32, { method: 'kmeans' as CalibrationMethod }),
+    (e) => e instanceof DataError && /minmax, percentile, entropy/.test(e.message),
+  );
+  await assert.rejects(
+    q(fp32, { calibration: [{ data: new Uint8Array(12), width: 2, height: 2 }] }),
+    (e) => e instanceof DataError && /224×224/.test(e.message),
+  );
   await assert.rejects(q(fp32, { calibration: [] }), DataError);
   // a float NCHW input is not the facegate contract
   const g = new GraphBuilder();
@@ -162,7 +199,13 @@ test('mixed precision: nodes the search keeps float run as float Conv, the rest 
   const { train } = await orl();
   const m = mobileNetGraph({ alpha: 0.25, blocks: 4, head: [64, 32], classes: 10 });
   // A target no model meets: the search spends its budget (3 nodes) on the most sensitive units.
-  const { model, report } = await quantizeModel({ model: m, calibration: train.images, method: 'minmax', samples: 8, mixedPrecision: { maxRelativeError: 0, maxFloatNodes: 3, images: 8 } });
+  const { model, report } = await quantizeModel({
+    model: m,
+    calibration: train.images,
+    method: 'minmax',
+    samples: 8,
+    mixedPrecision: { maxRelativeError: 0, maxFloatNodes: 3, images: 8 },
+  });
   const mp = report.mixedPrecision;
   assert.ok(mp);
   assert.equal(mp.heldOut, true);
@@ -170,14 +213,25 @@ test('mixed precision: nodes the search keeps float run as float Conv, the rest 
   const kept = [...new Set(mp.keptFloat.flatMap((k) => k.nodes))];
   assert.ok(kept.length >= 1 && kept.length <= 3, JSON.stringify(kept));
   assert.ok(mp.after.relativeError <= mp.before.relativeError, JSON.stringify(mp));
-  for (const n of kept) assert.match(report.floatNodes.find((f) => f.name === n)?.reason ?? '', /automatic mixed precision/);
+  for (const n of kept)
+    assert.match(report.floatNodes.find((f) => f.name === n)?.reason ?? '', /automatic mixed precision/);
   const ops = await optimisedOps(model);
   const convs = report.intNodes.filter((n) => n.startsWith('conv')).length;
   assert.equal(ops.QLinearConv, convs, JSON.stringify(ops));
   const floatConvs = kept.filter((n) => n.startsWith('conv')).length;
-  assert.equal((ops.Conv ?? 0) + (ops.FusedConv ?? 0), floatConvs, `kept convs stay float (not re-quantised): ${JSON.stringify(ops)}`);
+  assert.equal(
+    (ops.Conv ?? 0) + (ops.FusedConv ?? 0),
+    floatConvs,
+    `kept convs stay float (not re-quantised): ${JSON.stringify(ops)}`,
+  );
   // A target every model meets: nothing kept, the graph is the all-int8 one.
-  const easy = await quantizeModel({ model: m, calibration: train.images, method: 'minmax', samples: 8, mixedPrecision: { maxRelativeError: 10, images: 8 } });
+  const easy = await quantizeModel({
+    model: m,
+    calibration: train.images,
+    method: 'minmax',
+    samples: 8,
+    mixedPrecision: { maxRelativeError: 10, images: 8 },
+  });
   assert.deepEqual(easy.report.mixedPrecision?.keptFloat, []);
   assert.equal(easy.report.intNodes.length, report.intNodes.length + kept.length);
 });

@@ -1,8 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  DAMPING, InputStatistics, choleskyLower, forEachPatch, inverseFactor, invertSpd, outputPositions, roundRow,
-  roundWeights, roundingError, type ConvGeometry,
+  DAMPING,
+  InputStatistics,
+  choleskyLower,
+  forEachPatch,
+  inverseFactor,
+  invertSpd,
+  outputPositions,
+  roundRow,
+  roundWeights,
+  roundingError,
+  type ConvGeometry,
 } from '../../../src/model/quantize/rounding.js';
 import { roundHalfEven, weightScales } from '../../../src/model/quantize/params.js';
 import { mulberry32, type Rng } from '../../../src/train/rng.js';
@@ -111,11 +120,7 @@ test('InputStatistics: E[x xᵀ] of hand vectors, dead inputs get the mean diago
   // E[x0²] = (1 + 9) / 2 = 5, E[x1²] = 4 / 2 = 2, E[x0 x1] = 2 / 2 = 1; input 2 always 0.
   const mean = (5 + 2) / 2; // over the live inputs only
   const damp = DAMPING * mean;
-  const want = [
-    5 + damp, 1, 0,
-    1, 2 + damp, 0,
-    0, 0, mean + damp,
-  ];
+  const want = [5 + damp, 1, 0, 1, 2 + damp, 0, 0, 0, mean + damp];
   want.forEach((v, i) => assert.ok(Math.abs((h[i] as number) - v) < 1e-12, `h[${i}] = ${h[i]}, want ${v}`));
   assert.equal(DAMPING, 0.01);
 
@@ -138,7 +143,8 @@ test('InputStatistics: negative inputs and the running mean over many vectors', 
   let mean = 0;
   const raw = new Float64Array(k * k);
   for (let i = 0; i < k; i++) {
-    for (let j = 0; j < k; j++) raw[i * k + j] = xs.reduce((acc, x) => acc + (x[i] as number) * (x[j] as number), 0) / xs.length;
+    for (let j = 0; j < k; j++)
+      raw[i * k + j] = xs.reduce((acc, x) => acc + (x[i] as number) * (x[j] as number), 0) / xs.length;
     mean += (raw[i * k + i] as number) / k;
   }
   for (let i = 0; i < k; i++) {
@@ -264,7 +270,13 @@ const P10 = [0, 4, 5, 0, 7, 8, 0, 0, 0];
 const P11 = [5, 6, 0, 8, 9, 0, 0, 0, 0];
 const plus10 = (p: number[]): number[] => p.map((v) => (v === 0 ? 0 : v + 10));
 
-function collect(x: Float32Array, dims: number[], geo: ConvGeometry, step: number, size: number): { group: number; patch: number[] }[] {
+function collect(
+  x: Float32Array,
+  dims: number[],
+  geo: ConvGeometry,
+  step: number,
+  size: number,
+): { group: number; patch: number[] }[] {
   const seen: { group: number; patch: number[] }[] = [];
   const patch = new Float64Array(size).fill(Number.NaN);
   forEachPatch(x, dims, 1, geo, step, patch, (group) => seen.push({ group, patch: [...patch] }));
@@ -288,10 +300,14 @@ test('forEachPatch: depthwise (group 2) visits each group at each position with 
   const { x, dims } = tinyInput();
   const seen = collect(x, dims, { ...geo3x3, group: 2 }, 1, 9);
   assert.deepEqual(seen, [
-    { group: 0, patch: P00 }, { group: 1, patch: plus10(P00) },
-    { group: 0, patch: P01 }, { group: 1, patch: plus10(P01) },
-    { group: 0, patch: P10 }, { group: 1, patch: plus10(P10) },
-    { group: 0, patch: P11 }, { group: 1, patch: plus10(P11) },
+    { group: 0, patch: P00 },
+    { group: 1, patch: plus10(P00) },
+    { group: 0, patch: P01 },
+    { group: 1, patch: plus10(P01) },
+    { group: 0, patch: P10 },
+    { group: 1, patch: plus10(P10) },
+    { group: 0, patch: P11 },
+    { group: 1, patch: plus10(P11) },
   ]);
 });
 
@@ -299,11 +315,16 @@ test('forEachPatch: step visits every step-th output position in row-major order
   const { x, dims } = tinyInput();
   // 4 positions, step 3: positions 0 and 3
   assert.deepEqual(collect(x, dims, { ...geo3x3, group: 2 }, 3, 9), [
-    { group: 0, patch: P00 }, { group: 1, patch: plus10(P00) },
-    { group: 0, patch: P11 }, { group: 1, patch: plus10(P11) },
+    { group: 0, patch: P00 },
+    { group: 1, patch: plus10(P00) },
+    { group: 0, patch: P11 },
+    { group: 1, patch: plus10(P11) },
   ]);
   // step 2: positions 0 and 2
-  assert.deepEqual(collect(x, dims, geo3x3, 2, 18).map((s) => s.patch.slice(0, 9)), [P00, P10]);
+  assert.deepEqual(
+    collect(x, dims, geo3x3, 2, 18).map((s) => s.patch.slice(0, 9)),
+    [P00, P10],
+  );
   // stride 1, pads 1: 9 positions, step 4 -> positions 0, 4 (the centre), 8
   const centre = collect(x, dims, { ...geo3x3, strides: [1, 1] }, 4, 18).map((s) => s.patch.slice(0, 9));
   assert.deepEqual(centre, [P00, [1, 2, 3, 4, 5, 6, 7, 8, 9], P11]);
@@ -312,45 +333,119 @@ test('forEachPatch: step visits every step-th output position in row-major order
 test('forEachPatch: dilation, asymmetric pads and a 1×1 kernel', () => {
   const { x, dims } = tinyInput();
   // 2×2 kernel dilated by 2, no padding: one position, the four corners
-  assert.deepEqual(collect(x, dims, { group: 1, kernel: [2, 2], strides: [1, 1], pads: [0, 0, 0, 0], dilations: [2, 2] }, 1, 8),
-    [{ group: 0, patch: [1, 3, 7, 9, 11, 13, 17, 19] }]);
+  assert.deepEqual(
+    collect(x, dims, { group: 1, kernel: [2, 2], strides: [1, 1], pads: [0, 0, 0, 0], dilations: [2, 2] }, 1, 8),
+    [{ group: 0, patch: [1, 3, 7, 9, 11, 13, 17, 19] }],
+  );
   // 2×2 stride 2 padded only at the bottom/right: output 2×2, the last row and column half outside
-  const same = collect(x, dims, { group: 2, kernel: [2, 2], strides: [2, 2], pads: [0, 0, 1, 1], dilations: [1, 1] }, 1, 4);
+  const same = collect(
+    x,
+    dims,
+    { group: 2, kernel: [2, 2], strides: [2, 2], pads: [0, 0, 1, 1], dilations: [1, 1] },
+    1,
+    4,
+  );
   assert.deepEqual(same, [
-    { group: 0, patch: [1, 2, 4, 5] }, { group: 1, patch: [11, 12, 14, 15] },
-    { group: 0, patch: [3, 0, 6, 0] }, { group: 1, patch: [13, 0, 16, 0] },
-    { group: 0, patch: [7, 8, 0, 0] }, { group: 1, patch: [17, 18, 0, 0] },
-    { group: 0, patch: [9, 0, 0, 0] }, { group: 1, patch: [19, 0, 0, 0] },
+    { group: 0, patch: [1, 2, 4, 5] },
+    { group: 1, patch: [11, 12, 14, 15] },
+    { group: 0, patch: [3, 0, 6, 0] },
+    { group: 1, patch: [13, 0, 16, 0] },
+    { group: 0, patch: [7, 8, 0, 0] },
+    { group: 1, patch: [17, 18, 0, 0] },
+    { group: 0, patch: [9, 0, 0, 0] },
+    { group: 1, patch: [19, 0, 0, 0] },
   ]);
   // pads only at the top/left shift the window the other way
-  const tl = collect(x, dims, { group: 2, kernel: [2, 2], strides: [2, 2], pads: [1, 1, 0, 0], dilations: [1, 1] }, 1, 4);
-  assert.deepEqual(tl.filter((p) => p.group === 0).map((p) => p.patch), [[0, 0, 0, 1], [0, 0, 2, 3], [0, 4, 0, 7], [5, 6, 8, 9]]);
+  const tl = collect(
+    x,
+    dims,
+    { group: 2, kernel: [2, 2], strides: [2, 2], pads: [1, 1, 0, 0], dilations: [1, 1] },
+    1,
+    4,
+  );
+  assert.deepEqual(
+    tl.filter((p) => p.group === 0).map((p) => p.patch),
+    [
+      [0, 0, 0, 1],
+      [0, 0, 2, 3],
+      [0, 4, 0, 7],
+      [5, 6, 8, 9],
+    ],
+  );
   // top and left pads differ: one row above, no column to the left, one column to the right
-  const mixed = collect(x, dims, { group: 2, kernel: [2, 2], strides: [2, 2], pads: [1, 0, 0, 1], dilations: [1, 1] }, 1, 4);
-  assert.deepEqual(mixed.filter((p) => p.group === 0).map((p) => p.patch), [[0, 0, 1, 2], [0, 0, 3, 0], [4, 5, 7, 8], [6, 0, 9, 0]]);
+  const mixed = collect(
+    x,
+    dims,
+    { group: 2, kernel: [2, 2], strides: [2, 2], pads: [1, 0, 0, 1], dilations: [1, 1] },
+    1,
+    4,
+  );
+  assert.deepEqual(
+    mixed.filter((p) => p.group === 0).map((p) => p.patch),
+    [
+      [0, 0, 1, 2],
+      [0, 0, 3, 0],
+      [4, 5, 7, 8],
+      [6, 0, 9, 0],
+    ],
+  );
   // pointwise: every pixel of both channels
-  const pw = collect(x, dims, { group: 1, kernel: [1, 1], strides: [1, 1], pads: [0, 0, 0, 0], dilations: [1, 1] }, 1, 2);
-  assert.deepEqual(pw.map((s) => s.patch), Array.from({ length: 9 }, (_, i) => [i + 1, i + 11]));
+  const pw = collect(
+    x,
+    dims,
+    { group: 1, kernel: [1, 1], strides: [1, 1], pads: [0, 0, 0, 0], dilations: [1, 1] },
+    1,
+    2,
+  );
+  assert.deepEqual(
+    pw.map((s) => s.patch),
+    Array.from({ length: 9 }, (_, i) => [i + 1, i + 11]),
+  );
 });
 
 test('outputPositions: the ONNX output-size formula, consistent with forEachPatch', () => {
-  const onnx = (size: number, pad: number, k: number, s: number, d: number): number => Math.floor((size + pad - d * (k - 1) - 1) / s) + 1;
+  const onnx = (size: number, pad: number, k: number, s: number, d: number): number =>
+    Math.floor((size + pad - d * (k - 1) - 1) / s) + 1;
   const cases: { dims: number[]; geo: ConvGeometry; want: number }[] = [
-    { dims: [1, 3, 224, 224], geo: { group: 1, kernel: [3, 3], strides: [2, 2], pads: [0, 0, 1, 1], dilations: [1, 1] }, want: 112 * 112 },
-    { dims: [1, 8, 56, 56], geo: { group: 8, kernel: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1], dilations: [1, 1] }, want: 56 * 56 },
-    { dims: [1, 1, 5, 7], geo: { group: 1, kernel: [3, 1], strides: [2, 3], pads: [1, 0, 1, 0], dilations: [1, 1] }, want: 3 * 3 },
-    { dims: [1, 1, 9, 9], geo: { group: 1, kernel: [3, 3], strides: [1, 1], pads: [0, 0, 0, 0], dilations: [3, 2] }, want: 3 * 5 },
+    {
+      dims: [1, 3, 224, 224],
+      geo: { group: 1, kernel: [3, 3], strides: [2, 2], pads: [0, 0, 1, 1], dilations: [1, 1] },
+      want: 112 * 112,
+    },
+    {
+      dims: [1, 8, 56, 56],
+      geo: { group: 8, kernel: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1], dilations: [1, 1] },
+      want: 56 * 56,
+    },
+    {
+      dims: [1, 1, 5, 7],
+      geo: { group: 1, kernel: [3, 1], strides: [2, 3], pads: [1, 0, 1, 0], dilations: [1, 1] },
+      want: 3 * 3,
+    },
+    {
+      dims: [1, 1, 9, 9],
+      geo: { group: 1, kernel: [3, 3], strides: [1, 1], pads: [0, 0, 0, 0], dilations: [3, 2] },
+      want: 3 * 5,
+    },
   ];
   for (const { dims, geo, want } of cases) {
     const [, , h = 1, w = 1] = dims;
-    const formula = onnx(h, geo.pads[0] + geo.pads[2], geo.kernel[0], geo.strides[0], geo.dilations[0])
-      * onnx(w, geo.pads[1] + geo.pads[3], geo.kernel[1], geo.strides[1], geo.dilations[1]);
+    const formula =
+      onnx(h, geo.pads[0] + geo.pads[2], geo.kernel[0], geo.strides[0], geo.dilations[0]) *
+      onnx(w, geo.pads[1] + geo.pads[3], geo.kernel[1], geo.strides[1], geo.dilations[1]);
     assert.equal(formula, want);
     assert.equal(outputPositions(dims, geo), want, JSON.stringify(geo));
     const c = dims[1] ?? 1;
     let visits = 0;
-    forEachPatch(new Float32Array(dims.reduce((a, b) => a * b, 1)), dims, 0, geo, 1,
-      new Float64Array((c / geo.group) * geo.kernel[0] * geo.kernel[1]), () => visits++);
+    forEachPatch(
+      new Float32Array(dims.reduce((a, b) => a * b, 1)),
+      dims,
+      0,
+      geo,
+      1,
+      new Float64Array((c / geo.group) * geo.kernel[0] * geo.kernel[1]),
+      () => visits++,
+    );
     assert.equal(visits, want * geo.group);
   }
 });
@@ -384,21 +479,58 @@ test('roundWeights: each group of rows uses its own statistics', () => {
   const pos = new InputStatistics(2);
   const neg = new InputStatistics(2);
   // E[x xᵀ] = [[2, ±1], [±1, 2]] / 3 (then damped): three samples each
-  for (const [a, b] of [[1, 1], [1, 0], [0, 1]] as const) pos.add(new Float64Array([a, b]));
-  for (const [a, b] of [[1, -1], [1, 0], [0, 1]] as const) neg.add(new Float64Array([a, b]));
-  const out = roundWeights(w, 2, 2, (r, c) => r * 2 + c, new Float32Array([1, 1]), [pos, neg], (r) => r);
+  for (const [a, b] of [
+    [1, 1],
+    [1, 0],
+    [0, 1],
+  ] as const)
+    pos.add(new Float64Array([a, b]));
+  for (const [a, b] of [
+    [1, -1],
+    [1, 0],
+    [0, 1],
+  ] as const)
+    neg.add(new Float64Array([a, b]));
+  const out = roundWeights(
+    w,
+    2,
+    2,
+    (r, c) => r * 2 + c,
+    new Float32Array([1, 1]),
+    [pos, neg],
+    (r) => r,
+  );
   assert.ok(out);
   // positive correlation pushes w1 up to 0.55 -> 1; negative pulls it to 0.15 -> 0
   assert.deepEqual([...out], [0, 1, 0, 0]);
   // with the groups swapped, the rows swap answers
-  const swapped = roundWeights(w, 2, 2, (r, c) => r * 2 + c, new Float32Array([1, 1]), [pos, neg], (r) => 1 - r);
+  const swapped = roundWeights(
+    w,
+    2,
+    2,
+    (r, c) => r * 2 + c,
+    new Float32Array([1, 1]),
+    [pos, neg],
+    (r) => 1 - r,
+  );
   assert.deepEqual([...(swapped ?? [])], [0, 0, 0, 1]);
 });
 
-test('roundWeights: undefined when a group\'s statistics are not usable (NaN inputs)', () => {
+test("roundWeights: undefined when a group's statistics are not usable (NaN inputs)", () => {
   const bad = new InputStatistics(2);
   bad.add(new Float64Array([1, Number.NaN]));
   const good = new InputStatistics(2);
   good.add(new Float64Array([1, 1]));
-  assert.equal(roundWeights(new Float32Array(4), 2, 2, (r, c) => r * 2 + c, new Float32Array([1, 1]), [good, bad], (r) => r), undefined);
+  assert.equal(
+    roundWeights(
+      new Float32Array(4),
+      2,
+      2,
+      (r, c) => r * 2 + c,
+      new Float32Array([1, 1]),
+      [good, bad],
+      (r) => r,
+    ),
+    undefined,
+  );
 });
