@@ -34,6 +34,7 @@ import {
 } from './recognition.js';
 import { StateReporter } from './state.js';
 import { ProbationGuard } from './probation.js';
+import { DaemonBus } from './bus.js';
 import type { UpdateMqttPort } from '../update/updater.js';
 
 export interface Part {
@@ -80,6 +81,8 @@ async function defaultDecider(cfg: Config['decide']): Promise<DecisionMaker> {
 export class Daemon {
   private readonly log: Logger = moduleLogger('daemon');
   readonly metrics = new Metrics();
+  /** Frames and decisions, for the parts that watch them (screen, door access). */
+  readonly bus = new DaemonBus();
   private readonly started: Part[] = [];
   private stopping: Promise<void> | undefined;
   // Parts, created in start() (they need the loaded model / resolved broker URL).
@@ -258,8 +261,10 @@ export class Daemon {
         this.lastEventTime = p.time;
         this.log.info({ kind: d.kind, name: d.name, seq: p.seq, score: p.score }, 'decision');
         this.reporter?.kick();
+        this.bus.emit('decision', { decision: d, modelVersion, event: p });
       },
-      onFrame: (_f, matches, t) => {
+      onFrame: (frame, matches, t) => {
+        this.bus.emit('frame', { frame, matches, modelVersion: host.currentVersion, timings: t });
         m.framesProcessed.inc();
         m.faces.inc(matches.length);
         m.queueLength.set(queue.length);
