@@ -252,6 +252,7 @@ test('broker killed and restarted mid-run: every event arrives, in order, the la
       [null, 4],
     ]);
     const sub = await subscribe(own.url, 'facegate/gate5/events', 'it-outage');
+    t.after(() => sub.client.endAsync()); // a failed assertion must not leave a reconnecting client holding the run open
     const run = runDaemon(writeConfig('gate5', baseConfig('gate5', frames, own.url, { exitWhenCameraEnds: true })));
     await until('the first event', () => sub.events().length >= 1, 60000, run);
     await own.kill('SIGTERM'); // SIGTERM lets mosquitto save the session; the daemon sees the same outage
@@ -280,7 +281,6 @@ test('broker killed and restarted mid-run: every event arrives, in order, the la
       ev.some((e) => e.delayed),
       'an event decided during the outage is marked delayed',
     );
-    await sub.client.endAsync();
   } finally {
     await own.stop();
   }
