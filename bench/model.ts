@@ -13,9 +13,15 @@
  * machine hits both sides alike. The int8/fp32 ratio is from this one run.
  *
  *   npm run bench:model [-- --runs 100 --models mobilenet025,faceres]
+ *
+ * With `--dir DIR` it times what training deployed instead: DIR/model.onnx against
+ * DIR/model.int8.onnx of a model directory written by `facegate train` (with whatever
+ * mixed precision kept float), same children, same rounds.
+ *
+ *   npm run bench:model -- --dir models/current [--runs 100]
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -125,7 +131,7 @@ async function buildModels(
     const fp32 = withDenseHead(backbone, [1024, 1024, 512], 40);
     // Bias correction changes bias values only, not the graph: skipped here to save a minute.
     // Mixed precision off: the all-int8 graph is what is timed (on faceres the search keeps
-    // nothing float, the README's quantisation section).
+    // nothing float, docs/quantisation.md).
     const { model: int8, report } = await quantizeModel({
       model: fp32,
       calibration,
@@ -148,6 +154,26 @@ async function buildModels(
   return out;
 }
 
+/** The two model files of a trained model directory, with what its manifest says about the int8 one. */
+async function deployedModel(dir: string): Promise<{ name: string; fp32: string; int8: string; note: string }> {
+  const { readManifest, MODEL_FP32_FILE, MODEL_INT8_FILE } = await import('../src/model/manifest.js');
+  const m = readManifest(dir);
+  const fp32 = path.join(dir, MODEL_FP32_FILE);
+  const int8 = path.join(dir, MODEL_INT8_FILE);
+  for (const f of [fp32, int8])
+    if (!existsSync(f)) throw new Error(`${f} is missing: bench:model --dir needs a directory with both model files`);
+  const q = m.quantization ?? {};
+  const mixed = q.mixedPrecision as { keptFloat?: readonly { name?: string }[] } | undefined;
+  const kept = mixed?.keptFloat?.map((k) => k.name ?? '?') ?? [];
+  const mb = (f: string): string => (statSync(f).size / 1e6).toFixed(1);
+  return {
+    name: `${path.basename(path.resolve(dir))} (${m.backbone.name}, deployed)`,
+    fp32,
+    int8,
+    note: `${mb(fp32)} MB → ${mb(int8)} MB; kept float by mixed precision: ${kept.length ? kept.join(', ') : 'none recorded'}`,
+  };
+}
+
 async function main(): Promise<void> {
   if (process.argv.includes('--child')) {
     await child(arg('child', '-'), Number(arg('threads', '1')), Number(arg('runs', '50')));
@@ -158,7 +184,8 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'facegate-bench-'));
   try {
     process.stdout.write(`bench:model  batch 1, ${runs} timed runs per case after warm-up, node ${process.version}\n`);
-    const models = await buildModels(which, dir);
+    const deployed = process.argv.includes('--dir') ? arg('dir', '') : '';
+    const models = deployed ? [await deployedModel(deployed)] : await buildModels(which, dir);
     const base = runChild('-', 1, 0);
     process.stdout.write(`baseline RSS (node + onnxruntime, no model): ${base.maxRssMb.toFixed(0)} MB\n\n`);
     const rows: string[] = [];

@@ -5,7 +5,10 @@
  * latency from frame capture to the event at an MQTT subscriber, and RSS at start and end
  * with its trend. Figures are measured in this one run.
  *
- *   npm run bench:soak -- [--minutes 3] [--fps 10] [--model DIR]
+ *   npm run bench:soak -- [--minutes 3] [--fps 10] [--model DIR] [--browsers 2]
+ *
+ * --browsers N opens the kiosk screen (/) in N headless Chromium pages (/usr/bin/chromium via
+ * playwright-core) for the whole run: compare its fps and p99 with a run without.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -24,11 +27,14 @@ const { values } = parseArgs({
     fps: { type: 'string', default: '10' },
     model: { type: 'string' },
     precision: { type: 'string', default: 'int8' },
+    browsers: { type: 'string', default: '0' },
   },
 });
 const minutes = Number(values.minutes);
 const fps = Number(values.fps);
 if (!(minutes > 0) || !(fps > 0)) throw new Error('--minutes and --fps must be positive numbers');
+const browsers = Number(values.browsers);
+if (!Number.isInteger(browsers) || browsers < 0) throw new Error('--browsers must be 0 or more');
 
 function quantile(sorted: number[], q: number): number {
   if (sorted.length === 0) return NaN;
@@ -107,6 +113,16 @@ async function main(): Promise<void> {
     if (Date.now() - t0 > 180_000) throw new Error('the daemon did not become ready in 3 minutes');
     await new Promise((r) => setTimeout(r, 200));
   }
+  let closeBrowsers = (): Promise<void> => Promise.resolve();
+  if (browsers > 0) {
+    const { chromium } = await import('playwright-core');
+    const b = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'],
+    });
+    for (let i = 0; i < browsers; i++) await (await b.newPage()).goto(`http://127.0.0.1:${httpPort}/`);
+    closeBrowsers = () => b.close();
+  }
   const sub = await connectAsync(url, { protocolVersion: broker ? 5 : 4 });
   const latencies: number[] = [];
   const kinds = new Map<string, number>();
@@ -123,7 +139,7 @@ async function main(): Promise<void> {
     { t: 0, mb: metric(start, 'facegate_process_resident_memory_bytes') / 2 ** 20 },
   ];
   process.stdout.write(
-    `soak: ${minutes} min at ${fps} fps, ${count} frames looping, model ${path.basename(modelDir)} (${String(values.precision)}), broker ${broker ? 'mosquitto' : 'embedded aedes'}\n`,
+    `soak: ${minutes} min at ${fps} fps, ${count} frames looping, model ${path.basename(modelDir)} (${String(values.precision)}), broker ${broker ? 'mosquitto' : 'embedded aedes'}, ${browsers} browser(s) on the kiosk screen\n`,
   );
   const endAt = startAt + minutes * 60_000;
   while (Date.now() < endAt) {
@@ -136,6 +152,7 @@ async function main(): Promise<void> {
   }
   const end = await scrape();
   const seconds = (Date.now() - startAt) / 1000;
+  await closeBrowsers();
   child.kill('SIGTERM');
   const code = await exited;
   await sub.endAsync();

@@ -85,6 +85,10 @@ fi
 # binaries for linux arm64/x64 are inside the package); sharp uses prebuilt @img packages.
 (cd "$PREFIX" && ONNXRUNTIME_NODE_INSTALL=skip npm install --omit=dev --ignore-scripts --no-audit --no-fund >/dev/null)
 
+say "built-in models (BlazeFace, faceres) converted to ONNX once, here, so the kiosk only loads them"
+install -d -m 0755 /var/cache/facegate   # the unit's CacheDirectory= (model.detectorCacheDir)
+node "$PREFIX/dist/src/cli.js" models prepare --cache-dir /var/cache/facegate
+
 say "state, config and model"
 install -d -o facegate -g facegate -m 0750 "$STATE" "$STATE/models"
 install -d -m 0755 "$ETC"

@@ -14,6 +14,9 @@ import { registerEval } from './cli/eval.js';
 import { registerRun } from './cli/run.js';
 import { registerConfig } from './cli/config.js';
 import { registerUpdate } from './cli/update.js';
+import { registerModels } from './cli/models.js';
+import { registerEnrol } from './cli/enrol.js';
+import { registerAdmin } from './cli/admin.js';
 import { readFileSync } from 'node:fs';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -35,6 +38,9 @@ export function buildProgram(): Command {
     registerRun,
     registerConfig,
     registerUpdate,
+    registerModels,
+    registerEnrol,
+    registerAdmin,
   ]) {
     register(program);
   }

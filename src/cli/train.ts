@@ -3,6 +3,7 @@
  * one command. TF.js and onnxruntime load inside the action so `--help` stays light.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
+import type { TrainCliOptions } from '../train/cli-run.js';
 
 function num(name: string, int = false) {
   return (v: string): number => {
@@ -11,33 +12,6 @@ function num(name: string, int = false) {
       throw new InvalidArgumentError(`${name} must be ${int ? 'an integer' : 'a number'}, got "${v}"`);
     return n;
   };
-}
-
-interface CliOptions {
-  data: string;
-  out: string;
-  backbone: 'mobilenet_v1' | 'faceres';
-  weights?: string;
-  alpha: number;
-  epochs: number;
-  batchSize: number;
-  lr: number;
-  patience: number;
-  minDelta: number;
-  seed?: number;
-  augment: boolean;
-  validationSplit: number;
-  crops: boolean;
-  targetFar: number;
-  classes?: string;
-  extractor: 'auto' | 'onnx' | 'tfjs';
-  backend?: 'tensorflow' | 'wasm' | 'cpu';
-  export: boolean;
-  quantize: boolean;
-  calibration?: string;
-  force: boolean;
-  json: boolean;
-  progress: boolean;
 }
 
 export function registerTrain(program: Command): void {
@@ -107,7 +81,7 @@ export function registerTrain(program: Command): void {
     .option('--force', 'replace a non-empty output directory', false)
     .option('--json', 'print one JSON object at the end instead of prose', false)
     .option('--no-progress', 'no progress bars')
-    .action(async (opts: CliOptions) => {
+    .action(async (opts: TrainCliOptions) => {
       // pino writes to stdout: with --json keep stdout to the one JSON object unless the
       // user chose a log level (the logger is created on first import, below).
       if (opts.json && !process.env.FACEGATE_LOG_LEVEL && !process.env.LOG_LEVEL)
@@ -116,5 +90,3 @@ export function registerTrain(program: Command): void {
       await runTrainCli(opts);
     });
 }
-
-export type { CliOptions as TrainCliOptions };

@@ -1,6 +1,6 @@
 /**
  * Remote model updates, operator side: `facegate keygen`, `facegate bundle create|sign|verify`,
- * `facegate publish-model`. See README, "Remote model updates".
+ * `facegate publish-model`. See docs/updates.md.
  */
 import type { Command } from 'commander';
 import { FacegateError } from '../shared/errors.js';

@@ -8,7 +8,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { toJSONSchema } from 'zod';
 import { ConfigError } from '../shared/errors.js';
-import { formatIssues } from '../model/manifest.js';
+import { formatIssues } from '../shared/validation.js';
 import { configSchema, type Config } from './schema.js';
 
 export const ENV_PREFIX = 'FACEGATE__';
@@ -141,5 +141,9 @@ export function configJsonSchema(): unknown {
 
 /** Config with secrets blanked, for logs and `facegate config`. */
 export function redactConfig(cfg: Config): Config {
-  return { ...cfg, mqtt: { ...cfg.mqtt, password: cfg.mqtt.password ? '***' : '' } };
+  return {
+    ...cfg,
+    mqtt: { ...cfg.mqtt, password: cfg.mqtt.password ? '***' : '' },
+    http: { ...cfg.http, admin: { ...cfg.http.admin, passwordHash: cfg.http.admin.passwordHash ? '***' : '' } },
+  };
 }

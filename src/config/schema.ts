@@ -3,10 +3,14 @@
  * default; the TypeScript types come from this schema. Sections reject unknown keys so a
  * typo stops the start instead of being silently ignored.
  */
+import { galleryConfigSchema } from '../gallery/config.js';
 import { z } from 'zod';
-import { deciderOptionsSchema } from '../decide/decider.js';
+import { deciderOptionsSchema } from '../decide/config.js';
 import { updatesConfigSchema } from '../update/config.js';
 import { precisionChoices } from '../model/manifest.js';
+import { accessConfigSchema } from '../access/config.js';
+import { doorConfigSchema } from '../door/config.js';
+import { httpSchema } from '../web/config.js';
 
 const ms = (what: string, dflt: number) =>
   z.number().int().nonnegative().describe(`${what} (milliseconds)`).default(dflt);
@@ -115,7 +119,7 @@ export const modelSchema = z
     precision: z
       .enum(precisionChoices)
       .describe(
-        'which model file to run: auto (model.int8.onnx when its recorded check agreed with fp32 on ≥ 99 % of images, else model.onnx), int8 or fp32; measure both on the device, int8 can be slower on some ARM CPUs',
+        'which model file to run: auto (of the files that pass the accuracy check — model.onnx always, model.int8.onnx when its recorded check agreed with fp32 on ≥ 99 % of images — the one that runs faster on this device, timed at load), int8 or fp32',
       )
       .default('auto'),
     minFaceSize: z
@@ -138,7 +142,9 @@ export const modelSchema = z
     maxFaces: z.number().int().positive().describe('most faces handled per frame').default(10),
     detectorCacheDir: z
       .string()
-      .describe('where the face detector converted to ONNX is cached; empty = the default cache folder')
+      .describe(
+        'the cache folder where `facegate models prepare` put the built-in models (face detector) as ONNX; empty = $FACEGATE_CACHE, else ~/.cache/facegate',
+      )
       .default(''),
   })
   .strict()
@@ -242,24 +248,16 @@ export const mqttSchema = z
   .describe('MQTT connection and topics')
   .prefault({});
 
-export const httpSchema = z
-  .object({
-    enabled: z.boolean().describe('serve /healthz and /metrics').default(true),
-    host: z
-      .string()
-      .describe('address to listen on; 0.0.0.0 to let a Prometheus server on the network scrape it')
-      .default('127.0.0.1'),
-    port: z.number().int().min(0).max(65535).describe('port; 0 = any free port').default(9464),
-  })
-  .strict()
-  .describe('health and Prometheus metrics over HTTP')
-  .prefault({});
+/** Owned by src/web (the web app). */
+export { httpSchema };
 
 export const stateSchema = z
   .object({
     dir: z
       .string()
-      .describe('folder for the event outbox and the event sequence number (systemd: /var/lib/facegate)')
+      .describe(
+        'folder of the kiosk database (events, update history, people) and its lock: one kiosk per folder (systemd: /var/lib/facegate)',
+      )
       .default('var'),
   })
   .strict()
@@ -300,6 +298,9 @@ export const configSchema = z
     daemon: daemonSchema,
     log: logSchema,
     updates: updatesConfigSchema,
+    gallery: galleryConfigSchema,
+    access: accessConfigSchema,
+    door: doorConfigSchema,
   })
   .strict()
   .describe('facegate run configuration');

@@ -23,19 +23,20 @@ import { EmbeddedBroker } from '../publish/broker.js';
 import { EventPublisher } from '../publish/events.js';
 import { HomeAssistantDiscovery } from '../publish/homeassistant.js';
 import { Metrics } from './metrics.js';
-import { HttpServer, type Health } from './http.js';
+import { WebApp } from '../web/server.js';
+import type { DoorView, GalleryService, WebHealth } from '../web/ports.js';
 import { SdNotify } from './sdnotify.js';
-import {
-  ModelHost,
-  RecognitionWorker,
-  assertModelDir,
-  type DecisionMaker,
-  type RecogniserLoader,
-} from './recognition.js';
+import { ModelHost, RecognitionWorker, hasModel, type DecisionMaker, type PipelineLoader } from './worker.js';
 import { StateReporter } from './state.js';
 import { ProbationGuard } from './probation.js';
-import { DaemonBus } from './bus.js';
+import { DaemonBus } from '../publish/bus.js';
+import type { OpenGallery } from '../gallery/open.js';
+import type { FaceGallery } from '../gallery/service.js';
 import type { UpdateMqttPort } from '../update/updater.js';
+import { KioskDb, kioskDbPath } from '../state/db.js';
+import { FolderLock } from '../state/lock.js';
+import type { DoorService } from '../access/service.js';
+import type { PersonDirectory } from '../access/rules.js';
 
 export interface Part {
   readonly name: string;
@@ -47,28 +48,53 @@ export interface Part {
 
 /** Seams for tests and for parts wired in later (a fake model, a fake camera). */
 export interface DaemonDeps {
-  loadRecogniser?: RecogniserLoader;
+  loadPipeline?: PipelineLoader;
   createDecider?: (cfg: Config['decide']) => DecisionMaker;
   createSource?: (cfg: Config['camera']) => CameraSource;
   env?: NodeJS.ProcessEnv;
   version?: string;
   /** Called when the daemon decides to stop on its own (camera ended). */
   onSelfStop?: (reason: string) => void;
+  /** Who is who for door access (the gallery); without it a model's class names are persons with no groups. */
+  personDirectory?: () => PersonDirectory | undefined;
+  /** The gallery the web app's people API works on (tests: a fake; the daemon's own once the gallery part runs). */
+  gallery?: GalleryService;
+  /** The door state the kiosk screen shows (the door part's, once it runs). */
+  door?: DoorView;
 }
 
-async function defaultLoader(cfg: Config['model']): Promise<RecogniserLoader> {
+/**
+ * Recognition through the gallery; the trained model of the directory, when there is one,
+ * as a second opinion. Without a trained model the kiosk runs on the gallery alone.
+ */
+async function defaultLoader(cfg: Config['model'], g: OpenGallery, log: Logger): Promise<PipelineLoader> {
   const { RecognitionPipeline } = await import('../recognise/pipeline.js');
-  return (modelDir) => {
-    assertModelDir(modelDir);
-    return RecognitionPipeline.load({
-      modelDir,
-      threads: cfg.threads,
-      precision: cfg.precision,
-      minFaceSize: cfg.minFaceSize,
-      minSharpness: cfg.minSharpness,
-      minDetectionScore: cfg.minDetectionScore,
-      maxFaces: cfg.maxFaces,
-      ...(cfg.detectorCacheDir ? { detector: { cacheDir: cfg.detectorCacheDir } } : {}),
+  const { GalleryRecogniser } = await import('../gallery/recognise.js');
+  return async (modelDir) => {
+    let trained: Awaited<ReturnType<typeof RecognitionPipeline.load>> | undefined;
+    if (hasModel(modelDir)) {
+      trained = await RecognitionPipeline.load({
+        modelDir,
+        threads: cfg.threads,
+        precision: cfg.precision,
+        minFaceSize: cfg.minFaceSize,
+        minSharpness: cfg.minSharpness,
+        minDetectionScore: cfg.minDetectionScore,
+        maxFaces: cfg.maxFaces,
+        ...(cfg.detectorCacheDir ? { detector: { cacheDir: cfg.detectorCacheDir } } : {}),
+      });
+    } else {
+      log.info(
+        { modelDir: path.resolve(modelDir) },
+        'no trained model: recognising the people enrolled in the gallery (facegate enrol) with the face descriptor alone',
+      );
+    }
+    return new GalleryRecogniser({
+      gallery: g.gallery,
+      descriptor: g.descriptor,
+      detector: g.detector,
+      quality: { minFaceSize: cfg.minFaceSize, minSharpness: cfg.minSharpness },
+      ...(trained ? { trained } : {}),
     });
   };
 }
@@ -84,14 +110,18 @@ export class Daemon {
   /** Frames and decisions, for the parts that watch them (screen, door access). */
   readonly bus = new DaemonBus();
   private readonly started: Part[] = [];
+  private kioskDb: KioskDb | undefined;
+  /** Door access (access.enabled): state, access log and rules for the web app. */
+  door: DoorService | undefined;
   private stopping: Promise<void> | undefined;
   // Parts, created in start() (they need the loaded model / resolved broker URL).
   private camera: Camera | undefined;
   private host: ModelHost | undefined;
   private mqtt: MqttConnection | undefined;
   private events: EventPublisher | undefined;
-  private http: HttpServer | undefined;
+  private http: WebApp | undefined;
   private reporter: StateReporter | undefined;
+  private openGallery: OpenGallery | undefined;
   private readonly sd: SdNotify;
   /** Where MQTT clients connect (the embedded broker's URL when none is configured). */
   brokerUrl = '';
@@ -105,20 +135,57 @@ export class Daemon {
     this.sd = new SdNotify(deps.env ?? process.env);
   }
 
+  /**
+   * The kiosk database, opened by the first part and closed by the last; parts that keep
+   * state (events, update history, gallery, access log) migrate their own tables in it.
+   */
+  get db(): KioskDb {
+    if (!this.kioskDb) throw new Error('the kiosk database is not open (the daemon is not started)');
+    return this.kioskDb;
+  }
+
+  /** The running gallery (enrolment, people), for the web app and the door; undefined until started. */
+  get gallery(): FaceGallery | undefined {
+    return this.openGallery?.gallery;
+  }
+
   get httpAddress(): string | undefined {
     return this.http?.address;
   }
 
-  health(): Health {
+  /** The web app while it runs (tests and the soak benchmark read its live stats). */
+  get web(): WebApp | undefined {
+    return this.http;
+  }
+
+  health(): WebHealth {
     const camera = this.camera?.state ?? 'starting';
     const model = this.host?.loaded ?? false;
+    const problem = this.camera?.problem;
+    const snap = this.gallerySummary();
     return {
       ready: camera === 'ok' && model,
       camera,
+      ...(camera !== 'ok' && problem ? { cameraProblem: cameraHelp(problem) } : {}),
+      ...(snap ? { gallery: snap } : {}),
       model: model ? this.host?.currentVersion : null,
       broker: this.mqtt?.connected ? 'connected' : 'disconnected',
       pendingEvents: this.events?.pending ?? 0,
+      // Events kept in memory only while the database refuses writes (disk full).
+      eventStore: this.events?.degraded ? `memory only: ${this.events.degraded}` : 'ok',
     };
+  }
+
+  /** People searched and the threshold in use for that many (null before the gallery starts). */
+  private gallerySummary(): { people: number; threshold: number } | null {
+    const g = this.openGallery?.gallery;
+    if (!g) return null;
+    try {
+      const s = g.snapshot();
+      return { people: s.people, threshold: Math.round(s.threshold * 10000) / 10000 };
+    } catch {
+      return null;
+    }
   }
 
   private async startPart(part: Part): Promise<void> {
@@ -150,11 +217,66 @@ export class Daemon {
     const m = this.metrics;
     const version = this.deps.version ?? '0.0.0';
 
-    // 1. The model: fail fast with one message when there is none.
-    const loader = this.deps.loadRecogniser ?? (await defaultLoader(cfg.model));
+    // 0. The state: one kiosk per state folder (and model store), then the one database.
+    const stateDir = path.resolve(cfg.state.dir);
+    const locks: FolderLock[] = [];
+    await this.startPart({
+      name: 'state',
+      start: () => {
+        try {
+          locks.push(FolderLock.acquire(stateDir, 'state.dir'));
+          if (cfg.updates.enabled) {
+            const modelsDir = path.resolve(cfg.updates.modelsDir);
+            if (modelsDir !== stateDir) locks.push(FolderLock.acquire(modelsDir, 'updates.modelsDir'));
+          }
+          this.kioskDb = KioskDb.open(kioskDbPath(stateDir));
+        } catch (err) {
+          for (const l of locks.splice(0).reverse()) l.release();
+          throw err;
+        }
+        return Promise.resolve();
+      },
+      stop: () => {
+        this.kioskDb?.close();
+        this.kioskDb = undefined;
+        for (const l of locks.splice(0).reverse()) l.release();
+        return Promise.resolve();
+      },
+    });
+
+    // 1. The gallery (people enrolled at the kiosk), then the model that recognises through it.
+    const { openGallery } = await import('../gallery/open.js');
+    await this.startPart({
+      name: 'gallery',
+      start: async () => {
+        const g = await openGallery({
+          db: this.db,
+          config: cfg.gallery,
+          stateDir: cfg.state.dir,
+          threads: cfg.model.threads,
+          minDetectionScore: cfg.model.minDetectionScore,
+          ...(cfg.model.detectorCacheDir ? { detectorCacheDir: cfg.model.detectorCacheDir } : {}),
+          frames: (onImage) => this.bus.on('frame', (f) => onImage(f.frame.image)),
+        });
+        this.openGallery = g;
+        try {
+          await g.gallery.adoptDescriptor();
+        } catch (err) {
+          // Templates of another descriptor are not searched; the people stay listed until enrolled again.
+          this.log.error({ err: (err as Error).message }, 'gallery: templates of another descriptor are not used');
+        }
+      },
+      stop: async () => {
+        await this.openGallery?.close();
+        this.openGallery = undefined;
+      },
+    });
+    const gallery = this.openGallery;
+    if (!gallery) throw new Error('the gallery did not start');
+    const loader = this.deps.loadPipeline ?? (await defaultLoader(cfg.model, gallery, this.log));
     const host = new ModelHost(loader);
     this.host = host;
-    host.onChange((v) => m.setModel(v));
+    host.onChange((v) => m.setModel(v, host.precision));
     let updater: Part | undefined;
     let probation: ProbationGuard | undefined;
     let initialModel: { dir: string } = { dir: cfg.model.dir };
@@ -173,6 +295,7 @@ export class Daemon {
         fallbackDir: cfg.model.dir,
         mqtt: mqttSeam,
         host,
+        db: this.db,
       });
       initialModel = await u.recover();
       const guard = new ProbationGuard(u);
@@ -206,16 +329,11 @@ export class Daemon {
     );
     this.mqtt = mqtt;
     await this.startPart({ name: 'mqtt', start: () => mqtt.start(), stop: () => mqtt.stop() });
-    if (!cfg.mqtt.url) {
-      const u = new URL(url);
-      process.stdout.write(
-        `facegate: no broker configured (mqtt.url), embedded MQTT broker on ${url}; subscribe with: mosquitto_sub -h ${u.hostname} -p ${u.port} -t '${topics.root}/#' -v\n`,
-      );
-    }
 
-    // 3. Events: outbox on disk, then MQTT.
+    // 3. Events: outbox in the kiosk database, then MQTT.
     const events = new EventPublisher(mqtt, {
-      stateDir: path.resolve(cfg.state.dir),
+      db: this.db,
+      stateDir,
       maxEvents: cfg.mqtt.outbox.maxEvents,
       kiosk: cfg.mqtt.kioskId,
       camera: cfg.camera.name,
@@ -228,12 +346,20 @@ export class Daemon {
         m.outboxPending.set(this.events?.pending ?? 0);
       },
       onDropped: (n) => m.eventsDropped.inc(n),
+      onWriteFailure: () => m.stateWriteFailures.inc(),
     });
     this.events = events;
-    await this.startPart({ name: 'events', start: () => events.start(), stop: () => events.stop() });
+    await this.startPart({
+      name: 'events',
+      start: async () => {
+        await events.start();
+        m.outboxBadRecords.inc(events.badRecords);
+      },
+      stop: () => events.stop(),
+    });
 
     if (cfg.mqtt.homeAssistant.enabled) {
-      const ha = new HomeAssistantDiscovery(mqtt, version);
+      const ha = new HomeAssistantDiscovery(mqtt, version, { door: cfg.access.enabled ? cfg.access.door : null });
       await this.startPart({
         name: 'home assistant discovery',
         optional: true,
@@ -242,9 +368,51 @@ export class Daemon {
       });
     }
 
-    // 4. Health and metrics.
+    // Door access watches the bus from before the first frame. Optional: without it the kiosk still greets.
+    if (cfg.access.enabled) {
+      const { DoorAccess } = await import('../access/service.js');
+      let access: InstanceType<typeof DoorAccess> | undefined;
+      // The gallery knows each person's groups and validity; a test may name its own directory.
+      const directory = this.deps.personDirectory ?? (() => this.gallery);
+      await this.startPart({
+        name: 'door access',
+        optional: true,
+        start: async () => {
+          access = new DoorAccess({
+            access: cfg.access,
+            door: cfg.door,
+            kiosk: cfg.mqtt.kioskId,
+            db: this.db,
+            mqtt,
+            bus: this.bus,
+            directory,
+          });
+          try {
+            await access.start();
+          } catch (err) {
+            await access.stop().catch(() => undefined);
+            throw err;
+          }
+          this.door = access;
+        },
+        stop: async () => {
+          this.door = undefined;
+          await access?.stop();
+        },
+      });
+    }
+
+    // 4. The web app: kiosk screen, admin page, health and metrics.
     if (cfg.http.enabled) {
-      const http = new HttpServer(cfg.http.host, cfg.http.port, m.registry, () => this.health());
+      const http = new WebApp({
+        config: cfg,
+        bus: this.bus,
+        registry: m.registry,
+        health: () => this.health(),
+        // The one place the web app meets the gallery and the door parts.
+        gallery: () => this.deps.gallery ?? this.gallery,
+        door: () => this.deps.door ?? doorView(this.door),
+      });
       this.http = http;
       await this.startPart({ name: 'http', start: () => http.start(), stop: () => http.stop() });
     }
@@ -298,7 +466,8 @@ export class Daemon {
       },
     );
     this.camera = camera;
-    await this.startPart({ name: 'camera', start: () => camera.start(), stop: () => camera.stop() });
+    // A missing camera does not stop the kiosk: it is retried with backoff, and health says why.
+    await this.startPart({ name: 'camera', start: () => camera.startOrRetry(), stop: () => camera.stop() });
 
     // 6. State for Home Assistant sensors, model updates, systemd.
     const reporter = new StateReporter(
@@ -310,6 +479,7 @@ export class Daemon {
         camera: camera.state,
         pendingEvents: events.pending,
         processed: worker.processed,
+        gallery: this.gallerySummary(),
       }),
       (fps) => m.fps.set(fps),
     );
@@ -328,6 +498,17 @@ export class Daemon {
     this.log.info(
       { model: host.currentVersion, camera: cfg.camera.type, broker: safeUrl(url), http: this.http?.address },
       'facegate running',
+    );
+    process.stdout.write(
+      startBanner({
+        url,
+        embedded: !cfg.mqtt.url,
+        topicRoot: topics.root,
+        health: this.http ? `${this.http.address}/healthz` : null,
+        model: hasModel(initialModel.dir) ? host.currentVersion : null,
+        camera: camera.state === 'ok' ? null : cameraHelp(camera.problem ?? 'no frame yet'),
+        people: this.gallerySummary()?.people ?? 0,
+      }),
     );
   }
 
@@ -353,4 +534,47 @@ export class Daemon {
     })();
     return this.stopping;
   }
+}
+
+/** What to configure when the camera does not deliver. */
+export function cameraHelp(problem: string): string {
+  return `camera missing: ${problem}. Configure camera.type (webcam, ffmpeg or directory) and its settings (camera.webcam.device, camera.ffmpeg.input, camera.directory.path) in a config file given to facegate run --config FILE; retrying with backoff meanwhile`;
+}
+
+/** The one screen printed when the daemon is up: where events go and how to enrol the first person. */
+export function startBanner(o: {
+  url: string;
+  embedded: boolean;
+  topicRoot: string;
+  health: string | null;
+  model: string | null;
+  camera: string | null;
+  people: number;
+}): string {
+  const u = new URL(o.url);
+  const lines = [
+    'facegate is running.',
+    `  events:  mosquitto_sub -h ${u.hostname} -p ${u.port || 1883} -t '${o.topicRoot}/#' -v` +
+      (o.embedded ? '   (embedded broker: no mqtt.url configured)' : ''),
+    ...(o.health ? [`  health:  ${o.health}`] : []),
+    `  model:   ${o.model ?? 'none trained: recognising enrolled people with the built-in face descriptor'}`,
+    `  camera:  ${o.camera ?? 'delivering frames'}`,
+    o.people === 0
+      ? '  people:  nobody enrolled yet, everyone is "unknown". Enrol the first person:\n' +
+        '             facegate enrol add NAME photo1.jpg photo2.jpg photo3.jpg\n' +
+        '           or, in front of the kiosk camera: facegate enrol from-camera NAME   (docs/gallery.md)'
+      : `  people:  ${o.people} enrolled (facegate enrol list)`,
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+/** The door as the kiosk screen shows it: an alarm first, then the contact, then the lock. */
+function doorView(door: DoorService | undefined): DoorView | undefined {
+  if (!door) return undefined;
+  return {
+    state: () => {
+      const s = door.state();
+      return { state: s.alarm ?? (s.contact === 'open' ? 'open' : s.lock), since: null };
+    },
+  };
 }

@@ -1,5 +1,6 @@
 /** Prometheus metrics of the daemon (prom-client), on a registry of its own. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ModelPrecisionPayload } from '../publish/topics.js';
 
 // Seconds; from ~1 ms (a QoS 1 round trip on loopback) to 10 s (an event that waited).
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -45,7 +46,17 @@ export class Metrics {
   });
   readonly eventsDropped = new Counter({
     name: 'facegate_events_dropped_total',
-    help: 'events dropped because the on-disk outbox was full',
+    help: 'events dropped because the outbox was full',
+    registers: [this.registry],
+  });
+  readonly stateWriteFailures = new Counter({
+    name: 'facegate_state_write_failures_total',
+    help: 'writes the kiosk database refused (disk full, read-only); events are kept in memory meanwhile',
+    registers: [this.registry],
+  });
+  readonly outboxBadRecords = new Counter({
+    name: 'facegate_outbox_bad_records_total',
+    help: 'stored outbox records skipped at start because they are not events',
     registers: [this.registry],
   });
   readonly cameraReopens = new Counter({
@@ -78,7 +89,7 @@ export class Metrics {
   });
   readonly outboxPending = new Gauge({
     name: 'facegate_outbox_pending',
-    help: 'events waiting on disk for the broker',
+    help: 'events waiting in the outbox for the broker',
     registers: [this.registry],
   });
   readonly queueLength = new Gauge({
@@ -96,8 +107,27 @@ export class Metrics {
     collectDefaultMetrics({ register: this.registry, prefix: 'facegate_' });
   }
 
-  setModel(version: string): void {
+  readonly modelPrecision = new Gauge({
+    name: 'facegate_model_precision_info',
+    help: 'which model file runs (value 1): running int8 or fp32, asked auto / int8 / fp32 (model.precision)',
+    labelNames: ['running', 'asked'] as const,
+    registers: [this.registry],
+  });
+  readonly modelRunSeconds = new Gauge({
+    name: 'facegate_model_run_seconds',
+    help: 'median seconds a face of each model file, timed at load by precision auto (absent when not timed)',
+    labelNames: ['file'] as const,
+    registers: [this.registry],
+  });
+
+  setModel(version: string, precision?: ModelPrecisionPayload): void {
     this.modelLoaded.reset();
     this.modelLoaded.set({ version }, 1);
+    this.modelPrecision.reset();
+    this.modelRunSeconds.reset();
+    if (!precision) return;
+    this.modelPrecision.set({ running: precision.running, asked: precision.asked }, 1);
+    if (precision.int8Ms !== null) this.modelRunSeconds.set({ file: 'int8' }, precision.int8Ms / 1000);
+    if (precision.fp32Ms !== null) this.modelRunSeconds.set({ file: 'fp32' }, precision.fp32Ms / 1000);
   }
 }

@@ -10,6 +10,8 @@ export interface StateSnapshot {
   pendingEvents: number;
   /** Frames processed since start (for fps). */
   processed: number;
+  /** People in the gallery and the match threshold in use for that many. */
+  gallery: StatePayload['gallery'];
 }
 
 export class StateReporter {
@@ -54,6 +56,7 @@ export class StateReporter {
       modelVersion: s.modelVersion,
       camera: s.camera,
       pendingEvents: s.pendingEvents,
+      gallery: s.gallery,
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
     };
     this.mqtt.publish('state', payload).catch(() => undefined);

@@ -3,26 +3,11 @@
  * frames of a track agree, then hold that person for `cooldownMs`; an unknown face is
  * reported once per track.
  */
-import { z } from 'zod';
+import type { z } from 'zod';
 import type { Decision, Match } from '../shared/messages.js';
 import { IouTracker } from './tracker.js';
 import { kOfN, type Vote } from './voting.js';
-
-export const deciderOptionsSchema = z
-  .object({
-    k: z.number().int().positive().describe('frames of the window that must agree').default(3),
-    n: z.number().int().positive().describe('sliding window length, frames').default(5),
-    cooldownMs: z
-      .number()
-      .nonnegative()
-      .describe('after naming a person, do not name them again for this long')
-      .default(10_000),
-    iouThreshold: z.number().min(0).max(1).describe('box overlap for a face to continue a track').default(0.3),
-    maxAgeFrames: z.number().int().nonnegative().describe('frames a track survives without its face').default(10),
-  })
-  .strict()
-  .refine((o) => o.k <= o.n, { message: 'k must not exceed n', path: ['k'] });
-export type DeciderOptions = z.input<typeof deciderOptionsSchema>;
+import { deciderOptionsSchema, type DeciderOptions } from './config.js';
 
 interface TrackState {
   votes: Vote[];
@@ -57,7 +42,12 @@ export class Decider {
         st = { votes: [], unknownReported: false };
         this.states.set(trackId, st);
       }
-      st.votes.push({ label: m.label, score: m.similarity });
+      st.votes.push({
+        label: m.label,
+        score: m.similarity,
+        margin: m.margin,
+        faceSize: Math.min(m.face.box.width, m.face.box.height),
+      });
       if (st.votes.length > this.opts.n) st.votes.shift();
       const r = kOfN(st.votes, this.opts.k, this.opts.n);
       if (r.kind === 'recognized') {
@@ -66,7 +56,16 @@ export class Decider {
         // A person lingering at the door is announced again once the cooldown has passed.
         if (!cooling) {
           this.lastAnnounced.set(r.label, timestamp);
-          decisions.push({ kind: 'recognized', name: r.label, score: r.score, trackId, frameId, timestamp });
+          decisions.push({
+            kind: 'recognized',
+            name: r.label,
+            score: r.score,
+            trackId,
+            frameId,
+            timestamp,
+            margin: r.margin,
+            faceSize: r.faceSize,
+          });
         }
       } else if (r.kind === 'unknown' && !st.unknownReported) {
         st.unknownReported = true;

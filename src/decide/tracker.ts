@@ -4,7 +4,7 @@
  * starts a new track. Tracks not seen for `maxAgeFrames` frames are dropped. Pure state machine.
  */
 import type { Box } from '../shared/messages.js';
-import { boxIou } from '../detect/nms.js';
+import { boxIou } from '../shared/geometry.js';
 
 export interface Track {
   readonly id: number;

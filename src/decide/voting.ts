@@ -4,10 +4,23 @@
 export interface Vote {
   readonly label: string | null;
   readonly score: number;
+  /** Probability margin over the second-best person (door access reads it; absent in older callers). */
+  readonly margin?: number;
+  /** Shorter side of the face box, pixels. */
+  readonly faceSize?: number;
 }
 
 export type VoteResult =
-  | { readonly kind: 'recognized'; readonly label: string; readonly score: number; readonly votes: number }
+  | {
+      readonly kind: 'recognized';
+      readonly label: string;
+      readonly score: number;
+      readonly votes: number;
+      /** Mean margin over the agreeing frames (NaN when a vote carried none). */
+      readonly margin: number;
+      /** Smallest face over the agreeing frames (NaN when a vote carried none). */
+      readonly faceSize: number;
+    }
   | { readonly kind: 'unknown'; readonly votes: number }
   | { readonly kind: 'undecided' };
 
@@ -20,20 +33,30 @@ export type VoteResult =
 export function kOfN(votes: readonly Vote[], k: number, n: number): VoteResult {
   if (!(k >= 1 && n >= k)) throw new RangeError(`need 1 ≤ k ≤ n, got k=${k}, n=${n}`);
   const window = votes.slice(-n);
-  const tally = new Map<string | null, { count: number; sum: number; last: number }>();
+  const tally = new Map<string | null, { count: number; sum: number; last: number; margin: number; face: number }>();
   window.forEach((v, i) => {
-    const t = tally.get(v.label) ?? { count: 0, sum: 0, last: 0 };
+    const t = tally.get(v.label) ?? { count: 0, sum: 0, last: 0, margin: 0, face: Infinity };
     t.count++;
     t.sum += v.score;
+    t.margin += v.margin ?? NaN;
+    t.face = Math.min(t.face, v.faceSize ?? NaN);
     t.last = i;
     tally.set(v.label, t);
   });
-  let best: { label: string; count: number; sum: number; last: number } | null = null;
+  let best: { label: string; count: number; sum: number; last: number; margin: number; face: number } | null = null;
   for (const [label, t] of tally) {
     if (label === null || t.count < k) continue;
     if (!best || t.count > best.count || (t.count === best.count && t.last > best.last)) best = { label, ...t };
   }
-  if (best) return { kind: 'recognized', label: best.label, score: best.sum / best.count, votes: best.count };
+  if (best)
+    return {
+      kind: 'recognized',
+      label: best.label,
+      score: best.sum / best.count,
+      votes: best.count,
+      margin: best.margin / best.count,
+      faceSize: best.face,
+    };
   const unknown = tally.get(null);
   if (unknown && unknown.count >= k) return { kind: 'unknown', votes: unknown.count };
   return { kind: 'undecided' };

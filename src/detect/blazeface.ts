@@ -3,7 +3,6 @@
  * square input, run, decode against the anchors, NMS, map back to frame pixels.
  * The ONNX comes from `./model.ts` (converted once from `@vladmandic/human`'s TF.js model).
  */
-import sharp from 'sharp';
 import { OnnxModel, type TensorData } from '../runtime/ort.js';
 import { ModelError } from '../shared/errors.js';
 import type { RgbImage } from '../shared/image.js';
@@ -16,6 +15,7 @@ import {
   type Candidate,
 } from './anchors.js';
 import { nonMaxSuppression } from './nms.js';
+import { LetterboxResampler } from './resample.js';
 
 export interface DetectorOptions {
   /** Lowest detector confidence kept (sigmoid of the logit). */
@@ -112,6 +112,9 @@ export function toFrameFace(
 }
 
 export class BlazeFaceDetector {
+  /** The input buffer of the last call, reused by the next one; a concurrent call gets its own. */
+  private idle: LetterboxResampler | null = null;
+
   private constructor(
     private readonly model: OnnxModel,
     private readonly inputName: string,
@@ -148,19 +151,17 @@ export class BlazeFaceDetector {
   async detect(img: RgbImage, frameId = 0): Promise<Face[]> {
     const S = this.inputSize;
     const lb = letterbox(img.width, img.height, S);
-    // sharp's SIMD resize: measured ~3× faster than our bilinear warp for this downscale.
-    const small = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
-      .resize(lb.width, lb.height, { fit: 'fill' })
-      .raw()
-      .toBuffer();
-    // BlazeFace expects RGB scaled to −1..1 (human: x / 127.5 − 1); padding is black (−1).
-    const input = new Float32Array(S * S * 3).fill(-1);
-    for (let y = 0; y < lb.height; y++) {
-      const src = y * lb.width * 3;
-      const dst = ((y + lb.top) * S + lb.left) * 3;
-      for (let i = 0; i < lb.width * 3; i++) input[dst + i] = (small[src + i] as number) / 127.5 - 1;
+    // One JS pass resamples and scales into a buffer reused across frames: measured cheaper than a
+    // second sharp call (its own thread hop and copy) plus a normalising loop (docs/measurements/speed.md).
+    const resampler = this.idle ?? new LetterboxResampler(S);
+    this.idle = null;
+    let out: Record<string, TensorData>;
+    try {
+      const input = resampler.fill(img, lb);
+      out = await this.model.run({ [this.inputName]: { data: input, dims: [1, S, S, 3] } });
+    } finally {
+      this.idle = resampler;
     }
-    const out = await this.model.run({ [this.inputName]: { data: input, dims: [1, S, S, 3] } });
     const raw = assembleBlazefaceOutputs(Object.values(out), this.anchors.length);
     const candidates = decodeBlazeface(raw, this.anchors, this.opts.minScore);
     return nonMaxSuppression(candidates, this.opts.iouThreshold, this.opts.maxFaces)

@@ -5,12 +5,11 @@
 import type { RgbImage } from '../shared/image.js';
 
 /** ITU-R BT.601 luma, one value a pixel. */
-export function luma(img: RgbImage): Float32Array {
+export function luma(img: RgbImage, into?: Float32Array): Float32Array {
   const n = img.width * img.height;
-  const y = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    y[i] = 0.299 * (img.data[i * 3] ?? 0) + 0.587 * (img.data[i * 3 + 1] ?? 0) + 0.114 * (img.data[i * 3 + 2] ?? 0);
-  }
+  const y = into && into.length >= n ? into.subarray(0, n) : new Float32Array(n);
+  const d = img.data;
+  for (let i = 0, j = 0; i < n; i++, j += 3) y[i] = 0.299 * d[j]! + 0.587 * d[j + 1]! + 0.114 * d[j + 2]!;
   return y;
 }
 
@@ -21,10 +20,8 @@ export function laplacianVariance(grey: Float32Array, width: number, height: num
   let sumSq = 0;
   let n = 0;
   for (let y = 1; y < height - 1; y++) {
-    for (let x = 1; x < width - 1; x++) {
-      const i = y * width + x;
-      const l =
-        (grey[i - 1] ?? 0) + (grey[i + 1] ?? 0) + (grey[i - width] ?? 0) + (grey[i + width] ?? 0) - 4 * (grey[i] ?? 0);
+    for (let i = y * width + 1, end = y * width + width - 1; i < end; i++) {
+      const l = grey[i - 1]! + grey[i + 1]! + grey[i - width]! + grey[i + width]! - 4 * grey[i]!;
       sum += l;
       sumSq += l * l;
       n++;
@@ -34,8 +31,13 @@ export function laplacianVariance(grey: Float32Array, width: number, height: num
   return Math.max(0, sumSq / n - mean * mean);
 }
 
+/** Luma scratch reused across calls (one face crop at a time; the pipeline is single-threaded JS). */
+let lumaScratch = new Float32Array(0);
+
 export function sharpness(img: RgbImage): number {
-  return laplacianVariance(luma(img), img.width, img.height);
+  const n = img.width * img.height;
+  if (lumaScratch.length < n) lumaScratch = new Float32Array(n);
+  return laplacianVariance(luma(img, lumaScratch), img.width, img.height);
 }
 
 export interface QualityThresholds {

@@ -6,11 +6,20 @@
  * Sections owned by later stages are optional: `quantization` (facegate quantize),
  * `recognition` (thresholds and references for refusing strangers).
  */
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { ModelError } from '../shared/errors.js';
+import { formatIssues } from '../shared/validation.js';
+import { digestBytes } from './dir/hash.js';
+import {
+  migrateQuantization,
+  quantizationSectionSchema,
+  trainingSectionSchema,
+  type Int8Check,
+} from './dir/sections.js';
+
+export { INT8_MIN_AGREEMENT, type Int8Check, type QuantizationSection } from './dir/sections.js';
 
 export const MANIFEST_FILE = 'manifest.json';
 export const MODEL_FP32_FILE = 'model.onnx';
@@ -53,7 +62,7 @@ export type FileEntry = z.infer<typeof fileEntrySchema>;
 
 /** The `files` entry for these bytes: hex sha256 and size. */
 export function fileEntry(bytes: Uint8Array): FileEntry {
-  return { sha256: createHash('sha256').update(bytes).digest('hex'), bytes: bytes.length };
+  return digestBytes(bytes);
 }
 
 /**
@@ -67,7 +76,18 @@ export const cropSchema = z
       .positive()
       .describe('side of the square crop as a multiple of the face box longer side')
       .default(1.3),
-    rotate: z.boolean().describe('level the eyes using the detector keypoints').default(true),
+    rotate: z.boolean().describe('box method: level the eyes using the detector keypoints').default(true),
+    method: z
+      .enum(['box', 'landmarks'])
+      .describe(
+        'box: a square of margin × the box around the detector box; landmarks: eyes, nose and mouth put on a canonical template (similarity transform)',
+      )
+      .default('box'),
+    zoom: z
+      .number()
+      .positive()
+      .describe('landmarks method: how much more around the face the crop shows than the ArcFace 112×112 template')
+      .default(1),
   })
   .strict();
 export type CropSettings = z.infer<typeof cropSchema>;
@@ -102,7 +122,9 @@ export const recognitionSectionSchema = z
       .describe("the candidate's softmax probability minus the runner-up's must be at least this")
       .default(0.1),
     targetFar: z.number().min(0).max(1).describe('false-accept rate the threshold was calibrated to'),
-    crop: cropSchema.describe('how faces were cut at training time').default({ margin: 1.3, rotate: true }),
+    crop: cropSchema
+      .describe('how faces were cut at training time')
+      .default({ margin: 1.3, rotate: true, method: 'box', zoom: 1 }),
     calibration: z
       .object({
         method: z.literal('leave-one-person-out').describe('each known person in turn treated as a stranger'),
@@ -144,11 +166,11 @@ export const manifestSchema = z
     files: z
       .record(z.string(), fileEntrySchema)
       .describe('sha256 and size of every file in the directory except the manifest'),
-    training: z.record(z.string(), z.unknown()).optional().describe('metrics, seed, epochs, package versions'),
+    training: trainingSectionSchema.optional().describe('metrics, seed, epochs, package versions'),
     quantization: z
-      .record(z.string(), z.unknown())
+      .preprocess(migrateQuantization, quantizationSectionSchema)
       .optional()
-      .describe('calibration method, samples, float layers, agreement with fp32'),
+      .describe('calibration method, samples, float layers, the check of model.int8.onnx against fp32'),
     recognition: recognitionSectionSchema
       .optional()
       .describe('references and thresholds for refusing strangers (facegate train)'),
@@ -156,29 +178,14 @@ export const manifestSchema = z
   .strict();
 export type Manifest = z.infer<typeof manifestSchema>;
 
-/** Formats zod issues as `path: message` lines. */
 /** Which model file of a directory runs: asked for by name, or `auto` (recogniser.ts, choosePrecision). */
 export const precisionChoices = ['auto', 'int8', 'fp32'] as const;
 export type PrecisionChoice = (typeof precisionChoices)[number];
 export type Precision = Exclude<PrecisionChoice, 'auto'>;
 
-/** Top-1 agreement with fp32 below which an int8 model is not run unless asked for (issue 3's target). */
-export const INT8_MIN_AGREEMENT = 0.99;
-
-/**
- * The int8 model's recorded top-1 agreement with fp32, if any: `check.top1Agreement`
- * from facegate quantize, else `top1Agreement` from facegate train (validation images).
- */
-export function int8Agreement(m: Manifest): number | undefined {
-  const q = m.quantization;
-  const check = q?.check;
-  const fromCheck = check && typeof check === 'object' ? (check as Record<string, unknown>).top1Agreement : undefined;
-  const a = fromCheck ?? q?.top1Agreement;
-  return typeof a === 'number' ? a : undefined;
-}
-
-export function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
-  return issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`).join('\n');
+/** The recorded check of model.int8.onnx against fp32, if any (older shapes migrated). */
+export function int8Check(m: Manifest): Int8Check | undefined {
+  return m.quantization?.check;
 }
 
 /**

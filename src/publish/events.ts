@@ -1,6 +1,6 @@
 /**
  * Turns decisions into `events` messages and delivers them in order, exactly as decided:
- * each event goes to the on-disk outbox first, then one at a time to the broker (QoS 1);
+ * each event goes to the outbox in the kiosk database first, then one at a time to the broker (QoS 1);
  * it leaves the outbox when the broker acknowledged it. While the broker is unreachable
  * events pile up on disk (bounded) and are sent in order, marked `delayed`, when it returns.
  */
@@ -10,6 +10,7 @@ import type { Decision } from '../shared/messages.js';
 import { moduleLogger } from '../shared/logger.js';
 import type { EventPayload } from './topics.js';
 import { Outbox } from './outbox.js';
+import type { KioskDb } from '../state/db.js';
 
 /** The part of the MQTT connection the event publisher needs (a fake in unit tests). */
 export interface EventSink {
@@ -19,16 +20,19 @@ export interface EventSink {
 }
 
 export interface EventPublisherOptions {
+  /** The kiosk database (the daemon's one instance). */
+  db: KioskDb;
+  /** Where an install from before the database kept outbox.jsonl and sequence (imported once). */
   stateDir: string;
   maxEvents: number;
   kiosk: string;
   camera: string;
-  /** fsync each event (true on devices; tests may turn it off for speed). */
-  fsync?: boolean;
   /** Called once an event was acknowledged, with ms from frame capture and from publish() to acknowledgement (NaN for events from before a restart). */
   onDelivered?: (payload: EventPayload, latency: { fromFrameMs: number; fromDecisionMs: number }) => void;
   /** Called when events had to be dropped because the outbox was full. */
   onDropped?: (count: number) => void;
+  /** Called when the database refused a write (the events stay in memory meanwhile). */
+  onWriteFailure?: () => void;
 }
 
 export class EventPublisher {
@@ -45,12 +49,29 @@ export class EventPublisher {
     private readonly sink: EventSink,
     private readonly opts: EventPublisherOptions,
   ) {
-    this.outbox = new Outbox(opts.stateDir, opts.maxEvents, opts.fsync ?? true);
     this.log = moduleLogger('events');
+    this.outbox = new Outbox(opts.db, opts.stateDir, opts.maxEvents, (err, first) => {
+      // Logged when the outbox turns to memory, not for every event while it stays there.
+      if (first)
+        this.log.error(
+          { err: err.message },
+          'cannot write events to the kiosk database (disk full?); keeping them in memory until writes succeed',
+        );
+      opts.onWriteFailure?.();
+    });
+  }
+
+  /** Why events are kept in memory only (the database refuses writes); null when all is stored. */
+  get degraded(): string | null {
+    return this.outbox.degraded;
   }
 
   get pending(): number {
     return this.outbox.size;
+  }
+  /** Stored records skipped at start because they are not events. */
+  get badRecords(): number {
+    return this.outbox.badRecords;
   }
   get dropped(): number {
     return this.outbox.dropped;
@@ -58,7 +79,13 @@ export class EventPublisher {
 
   start(): Promise<void> {
     this.outbox.load();
-    if (this.outbox.corruptLines) this.log.warn({ lines: this.outbox.corruptLines }, 'skipped corrupt outbox lines');
+    if (this.outbox.imported)
+      this.log.info(
+        { events: this.outbox.imported },
+        'imported the outbox of an older install into the kiosk database',
+      );
+    if (this.outbox.badRecords)
+      this.log.warn({ records: this.outbox.badRecords }, 'skipped stored outbox records that are not events');
     if (this.outbox.size)
       this.log.info({ pending: this.outbox.size }, 'events from before the restart wait for the broker');
     if (this.outbox.dropped) this.opts.onDropped?.(this.outbox.dropped);
@@ -145,7 +172,7 @@ export class EventPublisher {
     }
   }
 
-  /** Waits (up to `ms`) for the outbox to drain, then stops sending; what is left stays on disk. */
+  /** Waits (up to `ms`) for the outbox to drain, then stops sending; what is left stays in the database. */
   async stop(ms = 2000): Promise<void> {
     const deadline = Date.now() + ms;
     while (this.outbox.size > 0 && this.sink.connected && Date.now() < deadline) {
@@ -154,6 +181,5 @@ export class EventPublisher {
     this.stopped = true;
     this.kick();
     await Promise.race([this.idle, new Promise((r) => setTimeout(r, 100))]);
-    this.outbox.compact();
   }
 }

@@ -14,8 +14,14 @@ export interface DiscoveryMessage {
   readonly config: Record<string, unknown>;
 }
 
+/** What else the kiosk runs that Home Assistant should see. */
+export interface DiscoveryOptions {
+  /** Door access (access.enabled): a `lock` entity for the door and an `event` entity for access decisions. */
+  readonly door?: string | null;
+}
+
 /** The discovery configs for one kiosk (pure: tested on its own). */
-export function discoveryMessages(topics: Topics, version: string): DiscoveryMessage[] {
+export function discoveryMessages(topics: Topics, version: string, o: DiscoveryOptions = {}): DiscoveryMessage[] {
   const node = topics.haNodeId;
   const device = {
     identifiers: [node],
@@ -30,7 +36,46 @@ export function discoveryMessages(topics: Topics, version: string): DiscoveryMes
     payload_not_available: 'offline',
     device,
   };
+  const door: DiscoveryMessage[] = o.door
+    ? [
+        {
+          topic: topics.haConfig('lock', 'door'),
+          config: {
+            ...common,
+            name: `Door ${o.door}`,
+            unique_id: `${node}_door`,
+            object_id: `${node}_door`,
+            state_topic: topics.door,
+            value_template:
+              "{{ 'OPEN' if value_json.contact == 'open' else ('UNLOCKED' if value_json.lock == 'unlocked' else 'LOCKED') }}",
+            json_attributes_topic: topics.door,
+            // HA requires a command topic. The kiosk opens only for a signed, time-limited,
+            // single-use command (facegate door unlock-command); a bare UNLOCK is refused and logged.
+            command_topic: topics.doorUnlock,
+            payload_unlock: 'UNLOCK',
+            payload_lock: 'LOCK',
+            optimistic: false,
+            icon: 'mdi:door',
+          },
+        },
+        {
+          topic: topics.haConfig('event', 'access'),
+          config: {
+            ...common,
+            name: 'Access',
+            unique_id: `${node}_access`,
+            object_id: `${node}_access`,
+            state_topic: topics.access,
+            event_types: ['granted', 'denied'],
+            value_template:
+              '{{ {"event_type": value_json.result, "reason": value_json.reason, "person": value_json.personName, "door": value_json.door, "source": value_json.source, "requested_by": value_json.requestedBy, "seq": value_json.seq} | to_json }}',
+            icon: 'mdi:door-closed-lock',
+          },
+        },
+      ]
+    : [];
   return [
+    ...door,
     {
       topic: topics.haConfig('event', 'recognition'),
       config: {
@@ -96,6 +141,7 @@ export class HomeAssistantDiscovery {
   constructor(
     private readonly mqtt: MqttPort,
     private readonly version: string,
+    private readonly options: DiscoveryOptions = {},
   ) {}
 
   async start(): Promise<void> {
@@ -114,7 +160,7 @@ export class HomeAssistantDiscovery {
   async announce(): Promise<void> {
     try {
       await Promise.all(
-        discoveryMessages(this.mqtt.topics, this.version).map((m) =>
+        discoveryMessages(this.mqtt.topics, this.version, this.options).map((m) =>
           this.mqtt.publishAbsolute(m.topic, JSON.stringify(m.config), { qos: 1, retain: true }),
         ),
       );

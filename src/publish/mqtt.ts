@@ -21,7 +21,8 @@ import {
   type TopicPayloads,
 } from './topics.js';
 
-export type MessageHandler = (topic: string, payload: Buffer) => void;
+/** `retained`: the broker replayed a stored message (at subscribe), not one published now. */
+export type MessageHandler = (topic: string, payload: Buffer, meta: { retained: boolean }) => void;
 
 /** What other parts (the model updater, HA discovery) need from the connection. */
 export interface MqttPort {
@@ -148,10 +149,10 @@ export class MqttConnection implements MqttPort {
       seen.add(err.message);
       this.log.warn({ err: err.message }, 'mqtt error');
     });
-    client.on('message', (topic, payload) => {
+    client.on('message', (topic, payload, packet) => {
       for (const h of this.handlers.get(topic) ?? []) {
         try {
-          h(this.topics.relative(topic) ?? topic, payload);
+          h(this.topics.relative(topic) ?? topic, payload, { retained: packet.retain });
         } catch (err) {
           this.log.error({ err, topic }, 'message handler failed');
         }

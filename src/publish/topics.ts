@@ -41,8 +41,54 @@ export interface StatePayload {
   readonly camera: 'ok' | 'failed' | 'starting' | 'ended';
   /** Events waiting on disk for the broker. */
   readonly pendingEvents: number;
+  /** People enrolled in the gallery and the match threshold in use for that many (null without a gallery). */
+  readonly gallery: { readonly people: number; readonly threshold: number } | null;
   readonly uptimeSeconds: number;
 }
+
+/**
+ * `<base>/<kiosk>/access`, QoS 1, never retained: one message per access decision (door
+ * access, src/access). `seq` is the access log's sequence number: monotonic per kiosk,
+ * across restarts. Subscribers act on nothing here: the kiosk opens its own door.
+ */
+export interface AccessPayload {
+  readonly seq: number;
+  /** When the decision was taken (ISO 8601). */
+  readonly time: string;
+  readonly kiosk: string;
+  readonly door: string;
+  readonly result: 'granted' | 'denied';
+  /** Why it was denied (null when granted): unknown, not allowed now, expired, low confidence, several faces, spoof suspected, door forced, door held. */
+  readonly reason: string | null;
+  /** A sentence for people (which rule granted, what refused). */
+  readonly detail: string;
+  /** face (a recognition), remote (a signed unlock command), contact (a door-contact alarm). */
+  readonly source: 'face' | 'remote' | 'contact';
+  readonly personId: string | null;
+  readonly personName: string | null;
+  readonly score: number | null;
+  readonly margin: number | null;
+  readonly modelVersion: string | null;
+  /** id of the `events` message this decision answers (face source). */
+  readonly eventId: string | null;
+  /** Who asked for a remote unlock. */
+  readonly requestedBy: string | null;
+  /** Whether the door outputs fired. */
+  readonly opened: boolean;
+}
+
+/** `<base>/<kiosk>/door`, retained: the door's state (Home Assistant's lock entity reads it). */
+export interface DoorStatePayload {
+  readonly door: string;
+  /** unlocked while the door is released (relay on / pulse running). */
+  readonly lock: 'locked' | 'unlocked';
+  /** From the door contact; null without one. */
+  readonly contact: 'open' | 'closed' | null;
+  readonly alarm: 'door forced' | 'door held' | null;
+}
+
+/** `<base>/<kiosk>/door/unlock`: signed remote unlock commands in (src/door/remote.ts); nothing else opens the door. */
+export const DOOR_UNLOCK_TOPIC = 'door/unlock';
 
 /**
  * Relative topic → payload type. Parts that need their own topics add an entry here
@@ -52,6 +98,8 @@ export interface TopicPayloads {
   status: StatusPayload;
   events: EventPayload;
   state: StatePayload;
+  access: AccessPayload;
+  door: DoorStatePayload;
 }
 export type RelativeTopic = Extract<keyof TopicPayloads, string>;
 
@@ -60,6 +108,8 @@ export const TOPIC_OPTIONS: { readonly [K in RelativeTopic]: { readonly qos: 0 |
   status: { qos: 1, retain: true },
   events: { qos: 1, retain: false },
   state: { qos: 0, retain: true },
+  access: { qos: 1, retain: false },
+  door: { qos: 1, retain: true },
 };
 
 export class TopicError extends Error {}
@@ -109,6 +159,15 @@ export class Topics {
   get state(): string {
     return this.full('state');
   }
+  get access(): string {
+    return this.full('access');
+  }
+  get door(): string {
+    return this.full('door');
+  }
+  get doorUnlock(): string {
+    return this.full(DOOR_UNLOCK_TOPIC);
+  }
 
   /** Home Assistant's birth topic: "online" when HA (re)starts. */
   get haStatus(): string {
@@ -121,7 +180,7 @@ export class Topics {
   }
 
   /** `<prefix>/<component>/<node>/<object>/config` (HA MQTT discovery). */
-  haConfig(component: 'event' | 'sensor' | 'binary_sensor', objectId: string): string {
+  haConfig(component: 'event' | 'sensor' | 'binary_sensor' | 'lock', objectId: string): string {
     const t = `${this.haPrefix}/${component}/${this.haNodeId}/${objectId}/config`;
     assertTopicName(t);
     return t;
@@ -174,4 +233,18 @@ export interface ModelStatePayload {
   readonly probationUntil: string | null;
   /** A transfer in progress: version, chunks received of chunks expected. */
   readonly transfer: { readonly version: string; readonly received: number; readonly chunks: number } | null;
+  /** Which model file runs (null before a model is loaded). */
+  readonly precision: ModelPrecisionPayload | null;
+}
+
+/** Which file of the model directory runs, why, and what each cost when `auto` timed them at load. */
+export interface ModelPrecisionPayload {
+  /** model.precision as configured: auto, int8 or fp32. */
+  readonly asked: 'auto' | 'int8' | 'fp32';
+  readonly running: 'int8' | 'fp32';
+  /** Why not the other file; null when asked for by name. */
+  readonly reason: string | null;
+  /** Median ms a face, timed at load (null when not timed). */
+  readonly int8Ms: number | null;
+  readonly fp32Ms: number | null;
 }

@@ -296,7 +296,7 @@ export function summarise(
 
 const r4 = (x: number): number => Math.round(x * 1e4) / 1e4;
 
-/** The `--json` object (snake_case keys as documented in the README, "facegate eval"). */
+/** The `--json` object (snake_case keys as documented in docs/recognition.md, "facegate eval"). */
 export function resultJson(r: EvalResult): Record<string, unknown> {
   return {
     model: r.model,

@@ -10,7 +10,7 @@
 import { decodeRgb, type RgbImage } from '../shared/image.js';
 import type { Face } from '../shared/messages.js';
 import { cropSchema, type CropSettings } from '../model/manifest.js';
-import { alignFace } from '../detect/align.js';
+import { faceTransform, warpAffine } from '../detect/align.js';
 import { sharpness } from '../detect/quality.js';
 import type { BlazeFaceDetector } from '../detect/blazeface.js';
 import { loadDetector, type LoadDetectorOptions } from '../detect/model.js';
@@ -43,7 +43,7 @@ export interface FaceExtractorOptions {
 
 export class FaceExtractor {
   private constructor(
-    private readonly detector: BlazeFaceDetector | null,
+    readonly detector: BlazeFaceDetector | null,
     readonly crop: CropSettings,
     readonly size: { readonly width: number; readonly height: number },
   ) {}
@@ -75,11 +75,7 @@ export class FaceExtractor {
 
   /** Cuts and aligns one detected face. */
   cut(img: RgbImage, face: Face): DetectedCrop {
-    const image = alignFace(img, face.box, face.keypoints, this.size.width, {
-      margin: this.crop.margin,
-      rotate: this.crop.rotate,
-    });
-    return { face, image, sharpness: sharpness(image) };
+    return cutFace(img, face, this.crop, this.size.width);
   }
 
   /**
@@ -104,6 +100,12 @@ export class FaceExtractor {
   async close(): Promise<void> {
     await this.detector?.close();
   }
+}
+
+/** Cuts and aligns one detected face to `size`×`size` as `crop` says (the one face step). */
+export function cutFace(img: RgbImage, face: Face, crop: CropSettings, size: number): DetectedCrop {
+  const image = warpAffine(img, faceTransform(face.box, face.keypoints, size, crop), size, size);
+  return { face, image, sharpness: sharpness(image) };
 }
 
 /** What training's data loader asks of the face step (structurally `ImagePreparer` in src/train/data.ts). */

@@ -9,7 +9,7 @@ import { moduleLogger } from '../shared/logger.js';
 import { qualityVerdict, type QualityThresholds } from '../detect/quality.js';
 import { loadDetector, type LoadDetectorOptions } from '../detect/model.js';
 import { FaceExtractor, type DetectedCrop } from './faces.js';
-import { Recogniser, type PrecisionChoice } from './recogniser.js';
+import { Recogniser, type PrecisionChoice, type PrecisionReport } from './recogniser.js';
 
 const log = moduleLogger('recognise');
 
@@ -97,6 +97,8 @@ export class RecognitionPipeline {
           model: opts.modelDir,
           version: recogniser.manifest.version,
           precision: recogniser.precision,
+          int8Ms: recogniser.precisionReport.int8Ms,
+          fp32Ms: recogniser.precisionReport.fp32Ms,
           threshold: recogniser.recognition.threshold,
         },
         'recognition pipeline loaded',
@@ -110,6 +112,11 @@ export class RecognitionPipeline {
 
   get modelVersion(): string {
     return this.recogniser.manifest.version;
+  }
+
+  /** Which model file runs, why, and the load-time timings of precision auto. */
+  get precision(): PrecisionReport {
+    return this.recogniser.precisionReport;
   }
 
   /** Matches for every face of acceptable quality in the frame; [] for an unreadable frame. */

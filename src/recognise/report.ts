@@ -9,7 +9,7 @@ import sharp from 'sharp';
 import * as vega from 'vega';
 import { resultJson, UNKNOWN, type EvalResult } from './evaluate.js';
 
-async function renderPng(spec: vega.Spec, file: string): Promise<void> {
+export async function renderPng(spec: vega.Spec, file: string): Promise<void> {
   const view = new vega.View(vega.parse(spec), { renderer: 'none' });
   const svg = await view.toSVG();
   view.finalize();

@@ -65,4 +65,11 @@ export interface Decision {
   readonly frameId: number;
   /** Time of the frame that completed the decision, ms since the epoch. */
   readonly timestamp: number;
+  /**
+   * `recognized` only: mean probability margin over the second-best person across the
+   * agreeing frames, and the smallest face box side (pixels) among them. Door access opens
+   * only when both pass its bar; a decision without them never opens a door.
+   */
+  readonly margin?: number;
+  readonly faceSize?: number;
 }

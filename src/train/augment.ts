@@ -88,7 +88,7 @@ export function applyTransform(image: RgbImage, p: TransformParams): RgbImage {
         const v10 = src[(r1 * w + c0) * 3 + ch] ?? 0;
         const v11 = src[(r1 * w + c1) * 3 + ch] ?? 0;
         const v = (1 - fr) * ((1 - fc) * v00 + fc * v01) + fr * ((1 - fc) * v10 + fc * v11);
-        out[o + ch] = Math.round(v);
+        out[o + ch] = (v + 0.5) | 0; // Math.round for v ≥ 0, several times faster in this loop
       }
     }
   }

@@ -1,8 +1,35 @@
 /** The `facegate train` action: progress bars, prose or `--json`. */
 import cliProgress from 'cli-progress';
-import type { TrainCliOptions } from '../cli/train.js';
 import { train, type TrainResult } from './index.js';
 import { defaultExportStep } from './export-step.js';
+
+/** The options commander parses for `facegate train` (src/cli/train.ts declares them). */
+export interface TrainCliOptions {
+  data: string;
+  out: string;
+  backbone: 'mobilenet_v1' | 'faceres';
+  weights?: string;
+  alpha: number;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  patience: number;
+  minDelta: number;
+  seed?: number;
+  augment: boolean;
+  validationSplit: number;
+  crops: boolean;
+  targetFar: number;
+  classes?: string;
+  extractor: 'auto' | 'onnx' | 'tfjs';
+  backend?: 'tensorflow' | 'wasm' | 'cpu';
+  export: boolean;
+  quantize: boolean;
+  calibration?: string;
+  force: boolean;
+  json: boolean;
+  progress: boolean;
+}
 
 export function resultJson(r: TrainResult): Record<string, unknown> {
   return {

@@ -1,23 +1,26 @@
 /**
  * model.onnx and model.int8.onnx at the end of training: the exporter (src/model/export)
  * builds the full graph (pixels → probabilities, embedding, features) from the backbone
- * and the trained head; the quantiser (src/model/quantize) calibrates it on the training
- * images (or --calibration) and the int8 graph is compared with fp32 on the validation
- * images.
+ * and the trained head; `quantizeModelDir` (src/model/dir/quantize.ts, the same use-case
+ * as `facegate quantize`) calibrates it on the training images (or --calibration) and
+ * checks the int8 graph against fp32 on the validation images, including the stranger
+ * refusal's decisions on `features`.
  */
 import { MODEL_FP32_FILE, MODEL_INT8_FILE } from '../model/manifest.js';
 import { artifactsFromMemory, exportModel } from '../model/export/index.js';
 import { readTfjsModel } from '../model/export/tfjs.js';
-import { compareModels, quantizeModel, type CalibrationMethod } from '../model/quantize/index.js';
+import { CALIBRATION_SAMPLES, quantizeModelDir } from '../model/dir/quantize.js';
+import type { CalibrationMethod } from '../model/quantize/index.js';
+import { strangerDecision } from '../recognise/similarity.js';
 import { moduleLogger } from '../shared/logger.js';
 import type { ExportStep } from './output.js';
 import { joinWeightData } from './tfjs-io.js';
 
 const log = moduleLogger('train.export');
 
-/** Calibration method and how many images (evenly spread) the quantiser uses. */
+/** Calibration method the quantiser uses; how many images is CALIBRATION_SAMPLES (evenly spread). */
 export const CALIBRATION_METHOD: CalibrationMethod = 'minmax';
-export const CALIBRATION_SAMPLES = 100;
+export { CALIBRATION_SAMPLES };
 
 export const defaultExportStep: ExportStep = async (input) => {
   const { spec } = input;
@@ -43,30 +46,33 @@ export const defaultExportStep: ExportStep = async (input) => {
   if (input.export) files[MODEL_FP32_FILE] = fp32;
   if (!input.quantize) return { files };
   const calibration = await input.calibration();
-  const samples = Math.min(CALIBRATION_SAMPLES, calibration.length);
-  const q = await quantizeModel({ model: fp32, calibration, method: CALIBRATION_METHOD, samples });
+  const recognition = input.recognition;
+  const q = await quantizeModelDir({
+    fp32,
+    quantize: { calibration, method: CALIBRATION_METHOD, samples: Math.min(CALIBRATION_SAMPLES, calibration.length) },
+    check: { images: input.validation.images, labels: input.validation.labels, on: 'validation' },
+    ...(recognition?.source === 'features' ? { decide: strangerDecision(recognition) } : {}),
+  });
   files[MODEL_INT8_FILE] = q.model;
-  const cmp = await compareModels(fp32, q.model, input.validation.images, input.validation.labels);
+  const cmp = q.section.check;
   log.debug({ ...cmp }, 'int8 against fp32 on the validation images');
+  const mixed = q.report.mixedPrecision;
   return {
     files,
-    quantization: {
-      method: q.report.method,
-      samples: q.report.samples,
-      rounding: q.report.rounding,
-      intNodes: q.report.intNodes.length,
-      floatNodes: q.report.floatNodes,
-      ...(q.report.mixedPrecision ? { mixedPrecision: q.report.mixedPrecision } : {}),
-      comparedOn: 'validation',
-      ...cmp,
-    },
+    quantization: q.section,
     notes: [
-      `int8 model: ${q.report.intNodes.length} int8 nodes, top-1 agreement with fp32 ${cmp.top1Agreement.toFixed(4)} on ${cmp.images} validation images` +
-        (cmp.accuracyInt8 !== undefined
+      `int8 model: ${q.report.intNodes.length} int8 nodes` +
+        (cmp?.top1Agreement !== undefined
+          ? `, top-1 agreement with fp32 ${cmp.top1Agreement.toFixed(4)} on ${cmp.images} validation images`
+          : '') +
+        (cmp?.accuracyInt8 !== undefined
           ? `, accuracy fp32 ${cmp.accuracyFp32?.toFixed(4)} / int8 ${cmp.accuracyInt8.toFixed(4)}`
           : '') +
-        (q.report.mixedPrecision?.keptFloat.length
-          ? `; kept float by mixed precision: ${q.report.mixedPrecision.keptFloat.map((k) => k.name).join(', ')}`
+        (cmp?.features?.decisionAgreement !== undefined
+          ? `, stranger decisions alike ${cmp.features.decisionAgreement.toFixed(4)}`
+          : '') +
+        (mixed?.keptFloat.length
+          ? `; kept float by mixed precision: ${mixed.keptFloat.map((k) => k.name).join(', ')}`
           : ''),
     ],
   };

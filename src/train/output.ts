@@ -9,22 +9,17 @@
  *   model.onnx         full fp32 graph (pixels → probabilities, embedding, features)
  *   model.int8.onnx    quantised graph
  */
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import {
-  LABELS_FILE,
-  MANIFEST_FILE,
-  formatIssues,
-  manifestSchema,
-  type Manifest,
-  type RecognitionSection,
-} from '../model/manifest.js';
+import { LABELS_FILE, MANIFEST_FILE, type Manifest, type RecognitionSection } from '../model/manifest.js';
 import { modelMetadata } from '../model/export/directory.js';
+import { hashFiles, writeManifest } from '../model/dir/directory.js';
+import type { QuantizationSection } from '../model/dir/sections.js';
 import { ModelError } from '../shared/errors.js';
+import { writeFileAtomic } from '../shared/fs.js';
 import type { RgbImage } from '../shared/image.js';
 import type { BackendName } from './backend.js';
 import { INPUT_SIZE, type BackboneSpec } from './backbone.js';
@@ -34,7 +29,7 @@ import { EMBEDDING_LAYER, HEAD_LAYERS, PROBABILITIES_LAYER } from './head.js';
 import { historyPng } from './plot.js';
 import type { SummaryTotals } from './summary.js';
 import { modelToArtifacts, writeArtifacts } from './tfjs-io.js';
-import type { ResolvedTrainOptions } from './index.js';
+import type { ResolvedTrainOptions } from './options.js';
 
 export const HEAD_DIR = 'head';
 export const CHECKPOINT_DIR = 'checkpoint';
@@ -53,7 +48,9 @@ export type ExportStep = (input: {
   readonly validation: { readonly images: readonly RgbImage[]; readonly labels: readonly number[] };
   /** metadata_props for the ONNX files (labels, version, backbone, preprocessing, thresholds). */
   readonly metadata: Readonly<Record<string, string>>;
-}) => Promise<{ files: Record<string, Uint8Array>; quantization?: Record<string, unknown>; notes?: string[] }>;
+  /** The stranger refusal's references and threshold, for the int8 check's `features` decisions. */
+  readonly recognition?: RecognitionSection;
+}) => Promise<{ files: Record<string, Uint8Array>; quantization?: QuantizationSection; notes?: string[] }>;
 
 export interface WriteInput {
   readonly out: string;
@@ -100,27 +97,6 @@ function packageVersion(name: string): string | undefined {
   return undefined;
 }
 
-async function walk(dir: string, base = dir): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...(await walk(p, base)));
-    else if (e.isFile()) out.push(path.relative(base, p).split(path.sep).join('/'));
-  }
-  return out.sort();
-}
-
-/** sha256 and size of every file under `dir` except the manifest. */
-export async function hashFiles(dir: string): Promise<Manifest['files']> {
-  const files: Manifest['files'] = {};
-  for (const rel of await walk(dir)) {
-    if (rel === MANIFEST_FILE) continue;
-    const bytes = await readFile(path.join(dir, rel));
-    files[rel] = { sha256: createHash('sha256').update(bytes).digest('hex'), bytes: bytes.byteLength };
-  }
-  return files;
-}
-
 export async function writeModelDir(w: WriteInput): Promise<string[]> {
   const { out, dataset, fit, spec } = w;
   await writeFile(path.join(out, LABELS_FILE), JSON.stringify(dataset.classes, null, 2) + '\n');
@@ -154,7 +130,7 @@ export async function writeModelDir(w: WriteInput): Promise<string[]> {
     channels: 3,
     preprocessing: { scale: spec.preprocessing.scale, offset: spec.preprocessing.offset },
   };
-  let quantization: Record<string, unknown> | undefined;
+  let quantization: QuantizationSection | undefined;
   const notes: string[] = [];
   if (w.exportStep && (w.options.export || w.options.quantize)) {
     const calibration = async (): Promise<readonly RgbImage[]> => {
@@ -180,8 +156,9 @@ export async function writeModelDir(w: WriteInput): Promise<string[]> {
       calibration,
       metadata,
       validation: { images: dataset.validation.map((v) => v.image), labels: dataset.validation.map((v) => v.label) },
+      ...(w.recognition ? { recognition: w.recognition } : {}),
     });
-    for (const [name, bytes] of Object.entries(r.files)) await writeFile(path.join(out, name), bytes);
+    for (const [name, bytes] of Object.entries(r.files)) await writeFileAtomic(path.join(out, name), bytes);
     quantization = r.quantization;
     notes.push(...(r.notes ?? []));
   } else if (w.options.export || w.options.quantize) {
@@ -248,11 +225,6 @@ export async function writeModelDir(w: WriteInput): Promise<string[]> {
     ...(quantization ? { quantization } : {}),
     ...(w.recognition ? { recognition: w.recognition } : {}),
   };
-  const check = manifestSchema.safeParse(manifest);
-  if (!check.success)
-    throw new ModelError(
-      `internal error: the manifest does not match its schema:\n${formatIssues(check.error.issues)}`,
-    );
-  await writeFile(path.join(out, MANIFEST_FILE), JSON.stringify(check.data, null, 2) + '\n');
+  await writeManifest(out, manifest);
   return [MANIFEST_FILE, ...Object.keys(manifest.files)];
 }

@@ -19,13 +19,15 @@
 import { mkdir, open, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { MANIFEST_FILE, formatIssues } from '../model/manifest.js';
+import { MANIFEST_FILE } from '../model/manifest.js';
+import { formatIssues } from '../shared/validation.js';
 import { writeFileAtomic } from '../shared/fs.js';
 import { canonicalBytes } from './canonical.js';
 import { UpdateRejected } from './errors.js';
 import { signBytes, verifyBytes, type PublicKey } from './keys.js';
 import type { KeyObject } from 'node:crypto';
-import { sha256, verifyModelDir } from './modeldir.js';
+import { sha256 } from '../model/dir/hash.js';
+import { verifyModelDir } from '../model/dir/directory.js';
 import { compareVersions, VERSION_PATTERN } from './version.js';
 import {
   DEFAULT_TOLERANCE,

@@ -20,7 +20,7 @@ import { MODEL_FP32_FILE, MODEL_INT8_FILE } from '../model/manifest.js';
 import type { RgbImage } from '../shared/image.js';
 import { decodeRgb } from '../shared/image.js';
 import { ModelError } from '../shared/errors.js';
-import { verifyModelDir } from './modeldir.js';
+import { verifyModelDir } from '../model/dir/directory.js';
 
 export const SELFTEST_DIR = 'selftest';
 export const SELFTEST_ANSWERS = `${SELFTEST_DIR}/answers.json`;

@@ -5,6 +5,9 @@
  *   <modelsDir>/versions/<version>-<id>/   model/ (the model directory), selftest/, bundle.json
  *   <modelsDir>/current  -> versions/...   symlink; replaced by rename(2), which is atomic
  *   <modelsDir>/previous -> ...            the model before the last swap, kept for rollback
+ *   <modelsDir>/good -> ...                the last model that passed its probation (or verified at a
+ *                                          start with no swap pending): never collected, so a chain of
+ *                                          installs during probations cannot delete the last good one
  *   <modelsDir>/probation.json             written before a swap, removed once the new
  *                                          model ran `probationMinutes` without a restart
  *   <modelsDir>/state.json                 running / previous / last update state
@@ -21,7 +24,6 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { Manifest } from '../model/manifest.js';
-import { ModelError } from '../shared/errors.js';
 import { syncDir, writeFileAtomic } from '../shared/fs.js';
 import {
   checkPolicy,
@@ -36,7 +38,8 @@ import {
 import { StoreError, UpdateRejected } from './errors.js';
 import { crashPoint } from './hooks.js';
 import type { PublicKey } from './keys.js';
-import { sha256File, verifyModelDir } from './modeldir.js';
+import { digestFile } from '../model/dir/hash.js';
+import { verifyModelDir } from '../model/dir/directory.js';
 import { selfTestUnpacked, type ModelRunner } from './selftest.js';
 
 export const BUNDLE_HEADER_FILE = 'bundle.json';
@@ -79,6 +82,11 @@ const markerSchema = z
   .strict();
 type Marker = z.infer<typeof markerSchema>;
 
+type Pointer = 'current' | 'previous' | 'good';
+
+/** At most this many version folders stay in versions/ (current, previous, the last good one, a rollback's). */
+export const MAX_VERSION_FOLDERS = 4;
+
 export interface StoreOptions {
   readonly dir: string;
   /** The configured model directory, run while nothing is installed. */
@@ -114,7 +122,7 @@ export class ModelStore {
 
   // ---------- pointers ----------
 
-  private async readPointer(name: 'current' | 'previous'): Promise<string | null> {
+  private async readPointer(name: Pointer): Promise<string | null> {
     try {
       return await readlink(this.p(name));
     } catch (err) {
@@ -124,7 +132,7 @@ export class ModelStore {
   }
 
   /** Points `name` at `target` (null removes it) with a temp symlink and a rename. */
-  private async setPointer(name: 'current' | 'previous', target: string | null, step?: string): Promise<void> {
+  private async setPointer(name: Pointer, target: string | null, step?: string): Promise<void> {
     if (target === null) {
       await rm(this.p(name), { force: true });
     } else {
@@ -158,7 +166,7 @@ export class ModelStore {
     const header = parseHeader(await readFile(path.join(versionDir, BUNDLE_HEADER_FILE)));
     verifySignature(header.manifest, header.signatures, this.o.keys);
     for (const [name, want] of Object.entries(header.manifest.files)) {
-      const have = await sha256File(path.join(versionDir, ...name.split('/')));
+      const have = await digestFile(path.join(versionDir, ...name.split('/')));
       if (have.sha256 !== want.sha256 || have.bytes !== want.bytes) {
         throw new UpdateRejected(`${name} in ${versionDir} does not match its signed manifest`);
       }
@@ -254,12 +262,22 @@ export class ModelStore {
       for (const d of await readdir(this.p('staging')).catch(() => [] as string[])) interrupted.add(versionOfFolder(d));
       await rm(this.p('staging'), { recursive: true, force: true });
       await rm(this.p('transfers'), { recursive: true, force: true });
-      for (const f of ['current.tmp', 'previous.tmp', 'probation.json.tmp', 'state.json.tmp'])
+      for (const f of ['current.tmp', 'previous.tmp', 'good.tmp', 'probation.json.tmp', 'state.json.tmp'])
         await rm(this.p(f), { force: true });
       for (const f of await readdir(this.o.dir)) if (f.endsWith('.tmp')) await rm(this.p(f), { force: true });
 
       let state = await this.readState();
-      const marker = await this.readMarker();
+      let marker = await this.readMarker();
+      if (marker && marker.target === '') {
+        // The marker does not parse: which swap it was about is unknown. A `current` that
+        // verifies is kept (never wipe a valid model over a damaged note); else pickValid
+        // goes back to previous, the last good one, or the fallback.
+        this.o.log.error('the probation marker is unreadable; keeping current if it verifies');
+        await rm(this.p('probation.json'), { force: true });
+        await syncDir(this.o.dir);
+        state = { ...state, state: 'rolled back: probation marker unreadable; kept the model that verifies' };
+        marker = null;
+      }
       if (marker) {
         const current = await this.readPointer('current');
         const swapped = current !== null && current === marker.target;
@@ -284,6 +302,8 @@ export class ModelStore {
       const active = await this.pickValid(state);
       state = { ...state, running: active.version, probationUntil: null };
       await this.writeState(state);
+      // No swap pending: what runs now verified, so it is the last good one.
+      if (active.source === 'store') await this.setPointer('good', await this.readPointer('current'));
       await this.collectGarbage();
       return { active, state };
     });
@@ -327,15 +347,20 @@ export class ModelStore {
       const why = (err as Error).message;
       this.o.log.error({ err: why }, 'current model fails verification; returning to the previous one');
       const previous = await this.readPointer('previous');
-      let active: ActiveModel;
+      const good = await this.readPointer('good');
+      let active: ActiveModel | undefined;
       let target: string | null = null;
-      try {
-        if (previous === null) throw new ModelError('no previous model');
-        active = await this.verifyTarget(previous);
-        target = previous;
-      } catch {
-        active = await this.fallback();
+      for (const t of [previous, good]) {
+        if (t === null || t === current) continue;
+        try {
+          active = await this.verifyTarget(t);
+          target = t;
+          break;
+        } catch {
+          /* try the next one */
+        }
       }
+      active ??= await this.fallback();
       await this.setPointer('current', target);
       await this.setPointer('previous', null);
       Object.assign(state, {
@@ -350,7 +375,7 @@ export class ModelStore {
   /** Version folders that neither pointer nor the marker names. */
   private async unreferenced(): Promise<string[]> {
     const keep = new Set<string>();
-    for (const name of ['current', 'previous'] as const) {
+    for (const name of ['current', 'previous', 'good'] as const) {
       const t = await this.readPointer(name);
       if (t && !path.isAbsolute(t)) keep.add(path.basename(t));
     }
@@ -385,6 +410,8 @@ export class ModelStore {
   ): Promise<{ installed: ActiveModel; previous: ActiveModel; manifest: BundleManifest }> {
     return this.serial(async () => {
       const verified = verifyBundleBytes(bundle, this.o.keys);
+      // Bounded store: only what the pointers and the marker name stays (MAX_VERSION_FOLDERS).
+      await this.collectGarbage();
       const before = await this.active();
       checkPolicy(verified.manifest, { ...policy, runningVersion: policy.runningVersion ?? before.version });
       const { manifest } = verified;
@@ -461,6 +488,7 @@ export class ModelStore {
         'state-written',
       );
       crashPoint('installed');
+      await this.collectGarbage(); // what the replaced marker named is free now
       return {
         installed: { dir: this.modelDirOf(target), version: manifest.version, source: 'store' },
         previous: before,
@@ -485,6 +513,7 @@ export class ModelStore {
       const marker = await this.readMarker();
       if (!marker || marker.version !== version) return false;
       crashPoint('probation-passed');
+      await this.setPointer('good', marker.target);
       await unlink(this.p('probation.json'));
       await syncDir(this.o.dir);
       const s = await this.readState();

@@ -13,7 +13,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { formatIssues } from '../model/manifest.js';
+import { formatIssues } from '../shared/validation.js';
 import {
   bundleManifestSchema,
   parseHeader,
@@ -22,7 +22,7 @@ import {
   type BundleSignature,
 } from './bundle.js';
 import { UpdateRejected } from './errors.js';
-import { sha256 } from './modeldir.js';
+import { sha256 } from '../model/dir/hash.js';
 
 export const DEFAULT_CHUNK_BYTES = 256 * 1024;
 export const MAX_CHUNKS = 100_000;

@@ -17,24 +17,28 @@ import { checkPolicy, verifySignature } from './bundle.js';
 import type { UpdatesConfig } from './config.js';
 import { UpdateRejected } from './errors.js';
 import { loadPublicKeys, type PublicKey } from './keys.js';
-import { sha256 } from './modeldir.js';
+import { sha256 } from '../model/dir/hash.js';
 import { DeviceModelRunner, type ModelRunner } from './selftest.js';
 import { ModelStore, type ActiveModel, type UpdateState } from './store.js';
-import { UPDATE_TOPICS, fleetTopic, type ModelStatePayload } from '../publish/topics.js';
+import { UPDATE_TOPICS, fleetTopic, type ModelPrecisionPayload, type ModelStatePayload } from '../publish/topics.js';
 import type { MessageHandler, MqttPort } from '../publish/mqtt.js';
 import { decodeChunk, parseOffer, type Offer } from './transfer.js';
+import { UpdateHistory } from './history.js';
+import type { KioskDb } from '../state/db.js';
 
 /** What the updater needs from the MQTT connection. */
 export type UpdateMqttPort = Pick<MqttPort, 'publishRelative' | 'subscribe' | 'subscribeAbsolute'>;
 
 /** What the updater needs from whoever runs recognition. */
-export interface ModelHost {
+export interface ModelSwitch {
   /**
    * Loads the model in `model.dir` and switches recognition to it; the old pipeline
    * keeps serving frames until the new one is ready. Throws (and keeps the old one)
    * when the model cannot be loaded.
    */
   activate(model: ActiveModel): Promise<void>;
+  /** Which file of the running model runs, when the host knows (published on the model topic). */
+  readonly precision?: ModelPrecisionPayload | undefined;
 }
 
 export interface ModelUpdaterOptions {
@@ -44,7 +48,9 @@ export interface ModelUpdaterOptions {
   /** The configured model.dir, run while nothing is installed. */
   readonly fallbackDir: string;
   readonly mqtt: UpdateMqttPort;
-  readonly host: ModelHost;
+  readonly host: ModelSwitch;
+  /** The kiosk database: the history of bundles installed, rolled back and refused lives there. */
+  readonly db: KioskDb;
   readonly runner?: ModelRunner;
   readonly log?: Logger;
   /** For HTTPS URL offers; the global fetch by default. */
@@ -59,6 +65,14 @@ interface Transfer {
   timer: NodeJS.Timeout | undefined;
 }
 
+/** An offer is a signed manifest and up to MAX_CHUNKS hashes: far below this. */
+export const MAX_OFFER_BYTES = 8 * 1024 * 1024;
+const CHUNK_HEADER_BYTES = 20;
+/** The largest chunk an offer may announce (transfer.ts's chunkSize limit). */
+const MAX_CHUNK_BYTES = 64 * 1024 * 1024;
+/** Messages waiting for the serial update queue; beyond this a flood is dropped. */
+export const MAX_QUEUED_MESSAGES = 2000;
+
 export class ModelUpdater {
   private readonly log: Logger;
   private store: ModelStore | undefined;
@@ -71,9 +85,20 @@ export class ModelUpdater {
   private started = false;
   private lastState: UpdateState | undefined;
   private readonly completed = new Set<string>();
+  private readonly history: UpdateHistory;
 
   constructor(private readonly o: ModelUpdaterOptions) {
     this.log = o.log ?? moduleLogger('update');
+    this.history = new UpdateHistory(o.db);
+  }
+
+  /** Update messages dropped unread (retained, oversized, chunks of no transfer). */
+  ignoredMessages = 0;
+  private queued = 0;
+  private queuedBytes = 0;
+
+  private ignored(): void {
+    this.ignoredMessages++;
   }
 
   /** The version recognition runs now (for event payloads). */
@@ -100,7 +125,11 @@ export class ModelUpdater {
       probationMinutes: this.o.config.probationMinutes,
       log: this.log,
     });
+    this.history.open();
     const { active, state } = await this.store.recover();
+    // A swap undone at start because the kiosk restarted during its probation: never again.
+    const undone = /^rolled back: restarted during the probation of /.test(state.state ?? '');
+    if (undone && state.offered) this.history.refuseVersion(state.offered, state.state ?? 'rolled back');
     this.running = active;
     this.lastState = state;
     this.log.info(
@@ -113,11 +142,16 @@ export class ModelUpdater {
   async start(): Promise<void> {
     if (!this.store) await this.recover();
     this.started = true;
-    const onOffer: MessageHandler = (_t, payload) => {
-      this.enqueue(() => this.handleOffer(payload));
+    // Retained offers and chunks are ignored: a message stored on the broker would replay
+    // itself at every reconnect. Oversized payloads are dropped before they are parsed or queued.
+    const onOffer: MessageHandler = (_t, payload, meta) => {
+      if (meta.retained || payload.length > MAX_OFFER_BYTES) return this.ignored();
+      this.enqueueBounded(payload.length, () => this.handleOffer(payload));
     };
-    const onChunk: MessageHandler = (_t, payload) => {
-      this.enqueue(() => this.handleChunk(payload));
+    const onChunk: MessageHandler = (_t, payload, meta) => {
+      const max = (this.transfer?.offer.chunkSize ?? MAX_CHUNK_BYTES) + CHUNK_HEADER_BYTES;
+      if (meta.retained || payload.length > max) return this.ignored();
+      this.enqueueBounded(payload.length, () => this.handleChunk(payload));
     };
     await this.o.mqtt.subscribe(UPDATE_TOPICS.offer, onOffer);
     await this.o.mqtt.subscribe(UPDATE_TOPICS.chunk, onChunk);
@@ -153,6 +187,19 @@ export class ModelUpdater {
     return done;
   }
 
+  /** Queues a received message unless the queue holds too much already (a flood is dropped, not buffered). */
+  private enqueueBounded(bytes: number, fn: () => Promise<void>): void {
+    if (this.queued >= MAX_QUEUED_MESSAGES || this.queuedBytes + bytes > this.o.config.maxBundleBytes + MAX_OFFER_BYTES)
+      return this.ignored();
+    this.queued++;
+    this.queuedBytes += bytes;
+    this.enqueue(async () => {
+      this.queued--;
+      this.queuedBytes -= bytes;
+      await fn();
+    });
+  }
+
   private enqueue(fn: () => Promise<void>): void {
     this.work = this.work.then(fn).catch((err: unknown) => {
       this.log.error({ err: (err as Error).message }, 'update step failed');
@@ -176,7 +223,12 @@ export class ModelUpdater {
     let offer: Offer | undefined;
     try {
       offer = parseOffer(payload);
-      if (this.transfer?.offer.transferId === offer.transferId || this.completed.has(offer.transferId)) return; // QoS 1 redelivery
+      if (
+        this.transfer?.offer.transferId === offer.transferId ||
+        this.completed.has(offer.transferId) ||
+        this.history.usedTransfer(offer.transferId)
+      )
+        return; // QoS 1 redelivery, or a replay of a transfer seen before
       if (this.transfer)
         throw new UpdateRejected(`busy: receiving ${this.transfer.offer.version}`, 'Offer again when it is done');
       const m = offer.manifest;
@@ -187,6 +239,8 @@ export class ModelUpdater {
         runningVersion: this.running?.version ?? null,
         allowForced: this.o.config.allowForced,
       });
+      // What this kiosk installed, rolled back and refused before (replays, forced bundles used).
+      this.history.check(m, this.running?.version ?? null);
       if (offer.size > this.o.config.maxBundleBytes) {
         throw new UpdateRejected(
           `bundle of ${offer.size} bytes exceeds updates.maxBundleBytes (${this.o.config.maxBundleBytes})`,
@@ -198,6 +252,7 @@ export class ModelUpdater {
         { version: m.version, size: offer.size, chunks: offer.chunks, url: offer.url !== null },
         'update offered',
       );
+      this.history.useTransfer(offer.transferId);
       if (offer.url !== null) {
         await this.download(offer);
         return;
@@ -242,11 +297,10 @@ export class ModelUpdater {
     if (c.index >= chunks || t.received.has(c.index)) return;
     const expectedLen = c.index === chunks - 1 ? t.offer.size - chunkSize * (chunks - 1) : chunkSize;
     if (c.data.length !== expectedLen || sha256(c.data) !== chunkSha256[c.index]) {
-      await this.dropTransfer();
-      await this.reject(
-        t.offer.version,
-        new UpdateRejected(`corrupt transfer: chunk ${c.index} does not match its hash`),
-      );
+      // Anyone on the broker can send a chunk with the visible transfer id: a bad one is
+      // dropped (the good one may still come), never allowed to abort the transfer.
+      this.ignored();
+      this.log.debug({ index: c.index }, 'dropped a chunk that does not match its hash');
       return;
     }
     await t.fh.write(c.data, 0, c.data.length, c.index * chunkSize);
@@ -312,6 +366,8 @@ export class ModelUpdater {
   private async install(offer: Offer, bytes: Buffer): Promise<void> {
     let result: Awaited<ReturnType<ModelStore['install']>>;
     try {
+      this.history.check(offer.manifest, this.running?.version ?? null);
+      this.history.attempt(offer.manifest);
       result = await this.s.install(bytes, {
         kioskId: this.o.kioskId,
         runningVersion: this.running?.version ?? null,
@@ -320,9 +376,13 @@ export class ModelUpdater {
       // The signed bytes must be the ones offered (a mix of offers must not slip through).
       if (result.manifest.version !== offer.manifest.version) throw new UpdateRejected('bundle differs from the offer');
     } catch (err) {
+      // A signed bundle whose model fails its self-test fails it every time: never again.
+      if (err instanceof UpdateRejected && err.reason.startsWith('model failed its self-test'))
+        this.history.refuse(offer.manifest, `rejected (${err.reason})`);
       await this.reject(offer.version, err);
       return;
     }
+    this.history.installed(result.manifest);
     try {
       await this.o.host.activate(result.installed);
     } catch (err) {
@@ -365,6 +425,7 @@ export class ModelUpdater {
     this.onProbation = undefined;
     const r = await this.s.rollback(reason);
     if (!r) return false;
+    if (r.state.offered) this.history.refuseVersion(r.state.offered, `rolled back (${reason})`);
     if (reactivate) {
       try {
         await this.o.host.activate(r.active);
@@ -402,6 +463,7 @@ export class ModelUpdater {
       at: s?.at ?? null,
       probationUntil: s?.probationUntil ?? null,
       transfer: t ? { version: t.offer.version, received: t.received.size, chunks: t.offer.chunks ?? 0 } : null,
+      precision: this.o.host.precision ?? null,
     };
   }
 

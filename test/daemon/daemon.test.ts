@@ -75,7 +75,7 @@ function daemonWith(
     ...(opts.extra ? { extra: opts.extra } : {}),
   });
   const daemon = new Daemon(cfg, {
-    loadRecogniser: () => Promise.resolve(rec),
+    loadPipeline: () => Promise.resolve(rec),
     createDecider: () => new EachFrameDecider(),
     createSource: () => new ScriptSource(script, opts.intervalMs ?? 10),
     version: '9.9.9',
@@ -217,6 +217,25 @@ test('events waiting on disk survive a daemon restart and are delivered, delayed
   await sub.client.endAsync();
 });
 
+test('two daemons on one state folder: the second start fails naming the first; the first keeps its database', async () => {
+  const stateDir = path.join(tmp, 'twice');
+  const a = daemonWith(['event:x', ...Array<string>(1000).fill('none')], { kioskId: 'k5', stateDir });
+  await a.daemon.start();
+  const b = daemonWith(['none'], { kioskId: 'k5b', stateDir });
+  await assert.rejects(
+    b.daemon.start(),
+    new RegExp(`state\\.dir .*twice is in use by facegate process ${process.pid} `),
+  );
+  assert.equal(a.daemon.db.db.open, true);
+  assert.equal(a.daemon.db.db.pragma('journal_mode', { simple: true }), 'wal');
+  await a.daemon.stop();
+  assert.throws(() => a.daemon.db, /not open/);
+  // Once the first one stopped, the folder is free again.
+  const c = daemonWith(['none'], { kioskId: 'k5', stateDir });
+  await c.daemon.start();
+  await c.daemon.stop();
+});
+
 test('embedded broker when no url is configured', async () => {
   const { daemon } = daemonWith(['event:e1'], { kioskId: 'k4', stateDir: path.join(tmp, 'embedded'), url: '' });
   await daemon.start();
@@ -238,7 +257,7 @@ test('a camera that fails while running is reopened without a restart; /healthz 
     extra: { camera: { type: 'directory', reopen: { initialDelayMs: 300, maxDelayMs: 300, stallTimeoutMs: 0 } } },
   });
   const daemon = new Daemon(cfg, {
-    loadRecogniser: () => Promise.resolve(rec),
+    loadPipeline: () => Promise.resolve(rec),
     createDecider: () => new EachFrameDecider(),
     createSource: () => {
       opened++;

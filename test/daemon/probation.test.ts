@@ -12,7 +12,7 @@ import path from 'node:path';
 import { connectAsync } from 'mqtt';
 import { Daemon } from '../../src/daemon/daemon.js';
 import { PROBATION_FAILURE_LIMIT, ProbationGuard, type ProbationPort } from '../../src/daemon/probation.js';
-import type { Recogniser } from '../../src/daemon/recognition.js';
+import type { FramePipeline } from '../../src/daemon/worker.js';
 import { readManifest } from '../../src/model/manifest.js';
 import type { EventPayload, ModelStatePayload } from '../../src/publish/topics.js';
 import type { Frame, Match } from '../../src/shared/messages.js';
@@ -78,7 +78,7 @@ test('ProbationGuard: a recognised face resets the count; nothing is reported ou
 });
 
 /** Version 2.0 loads but throws on every frame with a face. */
-class BrokenRecogniser implements Recogniser {
+class BrokenRecogniser implements FramePipeline {
   closed = false;
   constructor(readonly modelVersion: string) {}
   process(frame: Frame): Promise<readonly Match[]> {
@@ -117,7 +117,7 @@ test('daemon: a new model whose recognition keeps failing during probation is ro
       })
     ).bytes;
 
-    const loaded: Recogniser[] = [];
+    const loaded: FramePipeline[] = [];
     const cfg = testConfig({
       url: broker.url,
       stateDir: path.join(dir, 'state'),
@@ -140,7 +140,7 @@ test('daemon: a new model whose recognition keeps failing during probation is ro
       },
     });
     daemon = new Daemon(cfg, {
-      loadRecogniser: (modelDir) => {
+      loadPipeline: (modelDir) => {
         const v = readManifest(modelDir).version;
         const rec = v === '2.0' ? new BrokenRecogniser(v) : new ScriptRecogniser(v);
         loaded.push(rec);

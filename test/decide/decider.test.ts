@@ -13,6 +13,8 @@ test('k of n: a name needs k agreeing votes in the last n', () => {
     label: 'a',
     score: 0.75,
     votes: 3,
+    margin: NaN, // these votes carry no margin or face size: a door never opens on them
+    faceSize: NaN,
   });
   // only the last n count
   assert.deepEqual(kOfN([v('a'), v('a'), v('b'), v('b'), v('a')], 2, 3), {
@@ -20,6 +22,18 @@ test('k of n: a name needs k agreeing votes in the last n', () => {
     label: 'b',
     score: 0.8,
     votes: 2,
+    margin: NaN,
+    faceSize: NaN,
+  });
+  // margin: mean over the agreeing frames; face size: the smallest of them
+  const m = (label: string | null, margin: number, faceSize: number) => ({ label, score: 0.5, margin, faceSize });
+  assert.deepEqual(kOfN([m('a', 0.2, 90), m('b', 0.1, 10), m('a', 0.6, 120), m('a', 0.7, 100)], 3, 5), {
+    kind: 'recognized',
+    label: 'a',
+    score: 0.5,
+    votes: 3,
+    margin: 0.5,
+    faceSize: 90,
   });
   assert.deepEqual(kOfN([v(null), v(null), v('a')], 2, 3), { kind: 'unknown', votes: 2 });
   // tie between names: the more recent wins
@@ -56,7 +70,7 @@ test('decider: names after k of n frames, once per cooldown, unknown once per tr
   assert.equal(named.length, 1);
   assert.deepEqual(
     { ...named[0], score: Math.round(named[0]!.score * 100) / 100 },
-    { kind: 'recognized', name: 'ann', score: 0.8, trackId: 1, frameId: 2, timestamp: 100 },
+    { kind: 'recognized', name: 'ann', score: 0.8, trackId: 1, frameId: 2, timestamp: 100, margin: 0.8, faceSize: 10 },
   );
   assert.deepEqual(d.update(3, 200, [match(2, 'ann')]), [], 'cooldown');
   // a stranger on another track: unknown once

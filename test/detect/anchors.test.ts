@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateAnchors, decodeBlazeface, sigmoid, BLAZEFACE_VALUES_PER_ANCHOR } from '../../src/detect/anchors.js';
-import { iou, nonMaxSuppression } from '../../src/detect/nms.js';
+import { iou } from '../../src/shared/geometry.js';
+import { nonMaxSuppression } from '../../src/detect/nms.js';
 
 test('BlazeFace 256 has 896 anchors: 16×16×2 at stride 16, then 8×8×6 at stride 32', () => {
   const a = generateAnchors(256);

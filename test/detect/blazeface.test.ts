@@ -4,6 +4,7 @@ import path from 'node:path';
 import os from 'node:os';
 import { assembleBlazefaceOutputs, letterbox, toFrameFace } from '../../src/detect/blazeface.js';
 import { loadDetector } from '../../src/detect/model.js';
+import { prepareBuiltinModels } from '../../src/model/export/builtin.js';
 import { decodeRgb } from '../../src/shared/image.js';
 import { requireShared, sharedPaths } from '../support/shared.js';
 
@@ -36,7 +37,9 @@ test('letterbox maps detector pixels back to the frame', () => {
 
 test('BlazeFace via onnxruntime finds the face in a Yale photo and nothing in a flat image', async (t) => {
   if (!requireShared(t)) return;
-  const detector = await loadDetector({ cacheDir: path.join(os.tmpdir(), 'facegate-test-cache') });
+  const cacheDir = path.join(os.tmpdir(), 'facegate-test-cache');
+  await prepareBuiltinModels({ cacheDir, names: ['blazeface'] });
+  const detector = await loadDetector({ cacheDir });
   try {
     const img = await decodeRgb(path.join(sharedPaths.yale, 'subject01', 'normal.gif'));
     const faces = await detector.detect(img, 3);

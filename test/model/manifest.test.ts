@@ -10,7 +10,7 @@ import path from 'node:path';
 import { MANIFEST_FILE, readManifest } from '../../src/model/manifest.js';
 import { Recogniser } from '../../src/recognise/recogniser.js';
 import { ModelError } from '../../src/shared/errors.js';
-import { verifyModelDir } from '../../src/update/modeldir.js';
+import { verifyModelDir } from '../../src/model/dir/directory.js';
 import { writeTinyModelDir } from '../update/helpers.js';
 
 test('readManifest: a valid manifest is read; missing, corrupt and invalid ones are ModelErrors saying what to do, from every reader', async () => {

@@ -1,10 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync, readFileSync, appendFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Topics, assertTopicName, encodePayload, type EventPayload } from '../../src/publish/topics.js';
-import { Outbox } from '../../src/publish/outbox.js';
 import { discoveryMessages } from '../../src/publish/homeassistant.js';
 import { buildClientOptions, safeUrl } from '../../src/publish/mqtt.js';
 import { validateConfig } from '../../src/config/load.js';
@@ -42,32 +41,6 @@ test('topics: relative to <base>/<kiosk>; wildcards and empty levels refused', (
   assert.doesNotThrow(() => assertTopicName('homeassistant/status'));
   assert.equal(encodePayload('status', 'online'), 'online');
   assert.deepEqual(JSON.parse(encodePayload('events', event(1))), event(1));
-});
-
-test('outbox: bounded, oldest dropped and counted, order kept, survives reload and a torn last line', () => {
-  const dir = path.join(tmp, 'outbox');
-  const a = new Outbox(dir, 3, false);
-  a.load();
-  for (let i = 0; i < 5; i++) a.add(event(a.nextSeq()), false);
-  assert.equal(a.size, 3);
-  assert.equal(a.dropped, 2);
-  assert.equal(a.peek()?.payload.seq, 3);
-  a.ack(3);
-  appendFileSync(a.file, '{"add":{"seq":9'); // power cut mid-write
-  const b = new Outbox(dir, 3, false);
-  b.load();
-  assert.equal(b.corruptLines, 1);
-  assert.equal(b.size, 2);
-  assert.deepEqual([b.peek()?.payload.seq, b.peek()?.delayed], [4, true], 'reloaded events are delayed');
-  assert.equal(b.nextSeq(), 6, 'sequence continues across restarts');
-  // Compaction rewrote the log with only what is pending.
-  assert.equal(readFileSync(b.file, 'utf8').trim().split('\n').length, 2);
-  b.ack(4);
-  b.ack(5);
-  const c = new Outbox(dir, 3, false);
-  c.load();
-  assert.equal(c.size, 0);
-  assert.equal(c.nextSeq(), 7, 'the sequence survives an empty outbox');
 });
 
 test('Home Assistant discovery: event entity and three sensors with availability', () => {

@@ -11,7 +11,7 @@ import { Recogniser } from '../../src/recognise/recogniser.js';
 import { evaluate, resultJson } from '../../src/recognise/evaluate.js';
 import { ModelError } from '../../src/shared/errors.js';
 import { decodeRgb, listImages } from '../../src/shared/image.js';
-import { boxIou } from '../../src/detect/nms.js';
+import { boxIou } from '../../src/shared/geometry.js';
 import { background, composeFrame } from '../support/compose.js';
 import { trainedModelDir } from '../support/fixtures.js';
 import { requireShared, sharedPaths } from '../support/shared.js';

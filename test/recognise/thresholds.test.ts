@@ -94,7 +94,7 @@ test('leave-one-person-out calibration refuses every person when left out and ac
     heldOut,
     source: 'features',
     targetFar: 0.001,
-    crop: { margin: 1.3, rotate: true },
+    crop: { margin: 1.3, rotate: true, method: 'box', zoom: 1 },
   });
   assert.deepEqual(Object.keys(section.references), people);
   assert.equal(section.calibration.impostorProbes, 40);

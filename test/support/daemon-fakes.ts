@@ -4,7 +4,7 @@
  * "event:" frame into one decision. The broker, the outbox, HTTP and MQTT stay real.
  */
 import type { CameraSource, FrameSink } from '../../src/capture/source.js';
-import type { DecisionMaker, Recogniser } from '../../src/daemon/recognition.js';
+import type { DecisionMaker, FramePipeline } from '../../src/daemon/worker.js';
 import type { Decision, Frame, Match } from '../../src/shared/messages.js';
 import { validateConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
@@ -38,7 +38,7 @@ export class ScriptSource implements CameraSource {
   }
 }
 
-export class ScriptRecogniser implements Recogniser {
+export class ScriptRecogniser implements FramePipeline {
   closed = false;
   constructor(readonly modelVersion = '20260101.000000') {}
   process(frame: Frame): Promise<readonly Match[]> {

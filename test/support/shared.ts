@@ -12,6 +12,7 @@ export const sharedPaths = {
   orl: path.join(sharedDir, 'data', 'faces', 'orl'),
   yale: path.join(sharedDir, 'data', 'faces', 'yale'),
   bbt: path.join(sharedDir, 'data', 'faces', 'bbt'),
+  lfwDev: path.join(sharedDir, 'data', 'faces', 'lfw-dev'),
   mobilenet025: path.join(sharedDir, 'models', 'mobilenet_v1_0.25_224', 'model.json'),
 } as const;
 

@@ -20,7 +20,7 @@ import {
   type BundleManifest,
 } from '../../src/update/bundle.js';
 import { DeviceModelRunner, runSelfTest, answersSchema, SELFTEST_ANSWERS } from '../../src/update/selftest.js';
-import { verifyModelDir } from '../../src/update/modeldir.js';
+import { verifyModelDir } from '../../src/model/dir/directory.js';
 import { UpdateRejected, KeyError } from '../../src/update/errors.js';
 import { writeTinyModelDir, tinyModel } from './helpers.js';
 
@@ -206,7 +206,7 @@ test('the self-test passes on the packed model and fails when a different model 
     const wrong = await writeTinyModelDir(path.join(dir, 'wrong'), { version: '3.0', seed: 99, int8: true });
     for (const f of ['manifest.json', 'model.onnx', 'model.int8.onnx'])
       files.set(`model/${f}`, await readFile(path.join(wrong, f)));
-    const { sha256 } = await import('../../src/update/modeldir.js');
+    const { sha256 } = await import('../../src/model/dir/hash.js');
     const manifest: BundleManifest = {
       ...header.manifest,
       files: Object.fromEntries([...files.entries()].map(([n, d]) => [n, { sha256: sha256(d), bytes: d.length }])),

@@ -13,7 +13,7 @@ import {
   MODEL_FP32_FILE,
   MODEL_INT8_FILE,
 } from '../../src/model/manifest.js';
-import { sha256 } from '../../src/update/modeldir.js';
+import { sha256 } from '../../src/model/dir/hash.js';
 
 export const SIZE = 224;
 export const EMBED = 8;
@@ -116,7 +116,7 @@ export async function writeTinyModelDir(dir: string, o: TinyModelOptions): Promi
       threshold: 0.2,
       minMargin: 0,
       targetFar: 0.01,
-      crop: { margin: 1.3, rotate: true },
+      crop: { margin: 1.3, rotate: true, method: 'box', zoom: 1 },
       calibration: { method: 'leave-one-person-out', impostorProbes: 0, genuineProbes: 0, far: 0, frr: 0 },
     };
   }

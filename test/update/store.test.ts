@@ -11,7 +11,7 @@ import { DeviceModelRunner, syntheticReferences } from '../../src/update/selftes
 import { ModelStore, type ActiveModel } from '../../src/update/store.js';
 import { INSTALL_STEPS, ROLLBACK_STEPS } from '../../src/update/hooks.js';
 import { UpdateRejected } from '../../src/update/errors.js';
-import { verifyModelDir } from '../../src/update/modeldir.js';
+import { verifyModelDir } from '../../src/model/dir/directory.js';
 import { writeTinyModelDir, SIZE } from './helpers.js';
 
 const runner = new DeviceModelRunner();
@@ -277,6 +277,26 @@ test('SIGKILL at every install step leaves a store that starts a valid, verified
     });
     assert.equal(res.status, 0, res.stderr);
     await assertRuns(f, (await store(f, dir).recover()).active, '3.0');
+  } finally {
+    await rm(f.dir, { recursive: true, force: true });
+  }
+});
+
+test('a corrupt probation marker keeps a current that verifies; the installed versions stay', async () => {
+  const f = await fixture();
+  try {
+    const dir = path.join(f.dir, 'store');
+    const s = store(f, dir);
+    await s.recover();
+    await s.install(f.bundles['2.0'] as Buffer, { kioskId: 'k1' });
+    await s.install(f.bundles['3.0'] as Buffer, { kioskId: 'k1' });
+    const before = (await readdir(path.join(dir, 'versions'))).sort();
+    await writeFile(path.join(dir, 'probation.json'), '{"version": "3.0", "tar');
+    const r = await store(f, dir).recover();
+    await assertRuns(f, r.active, '3.0');
+    assert.match(r.state.state ?? '', /probation marker unreadable/);
+    assert.deepEqual((await readdir(path.join(dir, 'versions'))).sort(), before);
+    assert.ok(await readlink(path.join(dir, 'current')));
   } finally {
     await rm(f.dir, { recursive: true, force: true });
   }

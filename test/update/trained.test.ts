@@ -16,7 +16,7 @@ import { generateKeyPair, loadPrivateKey, loadPublicKey } from '../../src/update
 import { createBundle, verifyBundleBytes } from '../../src/update/bundle.js';
 import { DeviceModelRunner } from '../../src/update/selftest.js';
 import { ModelStore } from '../../src/update/store.js';
-import { verifyModelDir } from '../../src/update/modeldir.js';
+import { verifyModelDir } from '../../src/model/dir/directory.js';
 import { writeTinyModelDir } from './helpers.js';
 
 test('a trained ORL model goes through bundle, verify, install with self-test, and probation rollback', async (t) => {

@@ -23,19 +23,20 @@ import { generateKeyPair, loadPrivateKey } from '../../src/update/keys.js';
 import { createBundle, layout, parseHeader } from '../../src/update/bundle.js';
 import { DeviceModelRunner, type ModelRunner } from '../../src/update/selftest.js';
 import { updatesConfigSchema } from '../../src/update/config.js';
-import { ModelUpdater, type ModelHost } from '../../src/update/updater.js';
+import { ModelUpdater, type ModelSwitch } from '../../src/update/updater.js';
 import type { ActiveModel } from '../../src/update/store.js';
 import { publishModel } from '../../src/update/publisher.js';
 import { makeOffer } from '../../src/update/transfer.js';
 import type { ModelStatePayload } from '../../src/publish/topics.js';
 import { writeTinyModelDir, SIZE } from './helpers.js';
+import { KioskDb } from '../../src/state/db.js';
 
 const BASE = 'facegate';
 const KIOSK = 'door-1';
 const runner = new DeviceModelRunner();
 
 /** Recognises a face crop in a loop, like the daemon's pipeline; swaps models on activate. */
-class FrameHost implements ModelHost {
+class FrameHost implements ModelSwitch {
   rec: Recogniser | undefined;
   version = '';
   frames = new Map<string, number>();
@@ -174,6 +175,7 @@ test('model updates over a real mosquitto broker with real ONNX models', async (
       fallbackDir: fallback,
       mqtt: conn,
       host: h,
+      db: KioskDb.open(':memory:'),
       log: pino({ level: 'silent' }),
       fetch: fetchFake,
     });
@@ -361,4 +363,34 @@ test('model updates over a real mosquitto broker with real ONNX models', async (
     await broker?.stop();
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('the retained model state carries which file runs and what precision auto timed', () => {
+  const updater = (host: ModelSwitch): ModelUpdater =>
+    new ModelUpdater({
+      db: KioskDb.open(':memory:'),
+      config: updatesConfigSchema.parse({}),
+      kioskId: KIOSK,
+      baseTopic: BASE,
+      fallbackDir: '/nowhere',
+      mqtt: {
+        publishRelative: () => Promise.resolve(),
+        subscribe: () => Promise.resolve(),
+        subscribeAbsolute: () => Promise.resolve(),
+      },
+      host,
+    });
+  const precision = {
+    asked: 'auto',
+    running: 'fp32',
+    reason: 'fp32 ran faster here',
+    int8Ms: 9.5,
+    fp32Ms: 6.25,
+  } as const;
+  assert.deepEqual(updater({ activate: () => Promise.resolve(), precision }).modelState().precision, precision);
+  assert.equal(
+    updater({ activate: () => Promise.resolve() }).modelState().precision,
+    null,
+    'a host that does not know',
+  );
 });

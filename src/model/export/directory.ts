@@ -5,8 +5,8 @@
  * write the same keys.
  */
 import { existsSync, renameSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
+import { cacheDir } from '../../shared/cache.js';
 import { ModelError } from '../../shared/errors.js';
 import { moduleLogger } from '../../shared/logger.js';
 import {
@@ -55,11 +55,9 @@ export function modelMetadata(
   };
 }
 
-/** Where `facegate train` caches downloaded backbones: `$FACEGATE_CACHE`, else `$XDG_CACHE_HOME/facegate`, else `~/.cache/facegate`. */
+/** Where `facegate train` caches downloaded backbones: the one cache folder (src/shared/cache.ts). */
 export function downloadCacheDir(): string {
-  return (
-    process.env.FACEGATE_CACHE ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'facegate')
-  );
+  return cacheDir();
 }
 
 /** The cache folder of a model downloaded from `url` (its model.json and shards). */

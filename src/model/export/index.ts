@@ -6,8 +6,6 @@
  * - `convertTfjsModel` / `convertGraphModel`: any supported TF.js model (e.g. the
  *   `@vladmandic/human` face models) with its native inputs and outputs.
  */
-import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { FacegateError, ModelError } from '../../shared/errors.js';
 import { moduleLogger } from '../../shared/logger.js';
@@ -21,6 +19,7 @@ import type { TfjsArtifacts } from './tfjs.js';
 
 export { readTfjsModel, artifactsFromMemory, decodeWeights, type TfjsArtifacts, type Weight } from './tfjs.js';
 export { supportedLayers } from './layers.js';
+export { humanModelJson } from '../builtin.js';
 export { supportedOps } from './graph.js';
 
 const log = moduleLogger('export');
@@ -65,19 +64,6 @@ export interface ExportInfo {
   readonly outputs: readonly string[];
   readonly metadata: Readonly<Record<string, string>>;
   readonly nodes: number;
-}
-
-/** Path of one of `@vladmandic/human`'s bundled model.json files (blazeface, faceres, antispoof, liveness, …). */
-export function humanModelJson(name: string): string {
-  const main = createRequire(import.meta.url).resolve('@vladmandic/human');
-  // dist/human.node.js → <package>/models/<name>.json
-  const file = path.join(path.dirname(main), '..', 'models', `${name}.json`);
-  if (!existsSync(file)) {
-    throw new ModelError(
-      `@vladmandic/human has no model "${name}" (looked for ${file}); try blazeface, faceres, antispoof or liveness`,
-    );
-  }
-  return file;
 }
 
 function checkKind(artifacts: TfjsArtifacts, kind: 'layers' | 'graph', what: string): void {

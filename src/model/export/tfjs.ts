@@ -10,7 +10,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { ModelError, UnsupportedError } from '../../shared/errors.js';
-import { formatIssues } from '../manifest.js';
+import { formatIssues } from '../../shared/validation.js';
 
 /** A named constant tensor: float32 for weights, int32 for shapes and indices. */
 export interface Weight {

@@ -2,7 +2,8 @@
  * How far an int8 model strays from its fp32 original on the same images: top-1
  * agreement, accuracy of each against labels, the largest probability difference, and
  * (when the graphs have an `embedding` output) the lowest cosine similarity between the
- * two embeddings of an image.
+ * two embeddings of an image; with a `features` output, the same for the features and
+ * the share of images a decision on them (the stranger refusal) takes alike.
  */
 import { OnnxModel, type TensorData } from '../../runtime/ort.js';
 import { DataError, ModelError } from '../../shared/errors.js';
@@ -19,7 +20,12 @@ export interface Comparison {
   readonly maxAbsDiffProbability: number;
   /** min over images of cos(embedding_fp32, embedding_int8), when there is an `embedding` output. */
   readonly minEmbeddingCosine?: number;
+  /** When both graphs have a `features` output: how close, and how often a decision on it agrees. */
+  readonly features?: { readonly minCosine: number; readonly meanCosine: number; readonly decisionAgreement?: number };
 }
+
+/** A decision taken on one image's `features` (the stranger refusal: a name, or null for refused). */
+export type FeatureDecision = (features: Float32Array) => string | null;
 
 const BATCH = 8;
 
@@ -56,6 +62,7 @@ export async function compareModels(
   int8Bytes: Uint8Array,
   images: readonly RgbImage[],
   labels?: readonly number[],
+  options: { readonly decide?: FeatureDecision } = {},
 ): Promise<Comparison> {
   if (images.length === 0) throw new DataError('compareModels needs at least one image');
   if (labels && labels.length !== images.length)
@@ -72,6 +79,11 @@ export async function compareModels(
     const outA = pickOutput(a, 'fp32');
     const outB = pickOutput(b, 'int8');
     const withEmbedding = a.outputNames.includes('embedding') && b.outputNames.includes('embedding');
+    const withFeatures =
+      a.outputNames.includes('features') && b.outputNames.includes('features') && outA !== 'features';
+    let minFeat = 1;
+    let sumFeat = 0;
+    let sameDecision = 0;
     let agree = 0;
     let correctA = 0;
     let correctB = 0;
@@ -83,7 +95,11 @@ export async function compareModels(
         data: pixelBatch(batch, input.height, input.width),
         dims: [batch.length, input.height, input.width, 3],
       };
-      const want = (m: string): string[] => (withEmbedding ? [m, 'embedding'] : [m]);
+      const want = (m: string): string[] => [
+        m,
+        ...(withEmbedding ? ['embedding'] : []),
+        ...(withFeatures ? ['features'] : []),
+      ];
       const ra = await a.run({ [input.name]: feed }, want(outA));
       const rb = await b.run({ [inputInt8.name]: feed }, want(outB));
       const pa = (ra[outA] as TensorData).data as Float32Array;
@@ -111,6 +127,21 @@ export async function compareModels(
         const d = ea.length / batch.length;
         for (let j = 0; j < batch.length; j++) minCos = Math.min(minCos, cosine(ea, eb, j * d, d));
       }
+      if (withFeatures) {
+        const fa = (ra.features as TensorData).data as Float32Array;
+        const fb = (rb.features as TensorData).data as Float32Array;
+        const d = fa.length / batch.length;
+        for (let j = 0; j < batch.length; j++) {
+          const c = cosine(fa, fb, j * d, d);
+          minFeat = Math.min(minFeat, c);
+          sumFeat += c;
+          if (
+            options.decide &&
+            options.decide(fa.subarray(j * d, (j + 1) * d)) === options.decide(fb.subarray(j * d, (j + 1) * d))
+          )
+            sameDecision++;
+        }
+      }
     }
     const count = images.length;
     return {
@@ -119,6 +150,15 @@ export async function compareModels(
       ...(labels ? { accuracyFp32: correctA / count, accuracyInt8: correctB / count } : {}),
       maxAbsDiffProbability: maxDiff,
       ...(withEmbedding ? { minEmbeddingCosine: minCos } : {}),
+      ...(withFeatures
+        ? {
+            features: {
+              minCosine: minFeat,
+              meanCosine: sumFeat / count,
+              ...(options.decide ? { decisionAgreement: sameDecision / count } : {}),
+            },
+          }
+        : {}),
     };
   } finally {
     await a.release();

@@ -1,13 +1,11 @@
 /**
  * File-level helpers of `facegate quantize`: calibration images from a folder tree,
- * the default output path, and the model directory's manifest update.
+ * the default output path.
  */
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { DataError } from '../../shared/errors.js';
-import { writeFileAtomic } from '../../shared/fs.js';
 import { decodeRgb, isImageFile, type RgbImage } from '../../shared/image.js';
-import { MANIFEST_FILE, fileEntry, manifestSchema, type Manifest } from '../manifest.js';
 import { spread } from './io.js';
 
 /** Image files under `dir`, recursively, in a stable (sorted) order. */
@@ -74,26 +72,4 @@ export function defaultOutputPath(model: string): string {
   const dir = path.dirname(model);
   const base = path.basename(model).replace(/\.onnx$/i, '');
   return path.join(dir, `${base}.int8.onnx`);
-}
-
-/**
- * Records the quantised file in the model directory's manifest: its `quantization`
- * section and the sha256 / size of the int8 file. Written atomically (temp + rename).
- */
-export async function updateManifest(
-  dir: string,
-  manifest: Manifest,
-  int8File: string,
-  int8Bytes: Uint8Array,
-  quantization: Record<string, unknown>,
-): Promise<void> {
-  const name = path.relative(dir, int8File).split(path.sep).join('/');
-  const next: Manifest = {
-    ...manifest,
-    files: { ...manifest.files, [name]: fileEntry(int8Bytes) },
-    quantization: { ...quantization, file: name },
-  };
-  const checked = manifestSchema.parse(next);
-  const file = path.join(dir, MANIFEST_FILE);
-  await writeFileAtomic(file, `${JSON.stringify(checked, null, 2)}\n`);
 }

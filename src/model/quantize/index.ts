@@ -5,7 +5,7 @@
  * Works on ONNX with onnxruntime only (no TF.js), so it runs wherever the device
  * runtime runs. Steps: decode and check the graph → plan which nodes run in int8
  * (graph.ts) → run the fp32 graph on the calibration images with the planned tensors
- * as extra outputs and collect their ranges (calibrate.ts) → per-tensor uint8
+ * as extra outputs and collect their ranges (ranges.ts) → per-tensor uint8
  * parameters and per-channel int8 weights (params.ts) → QDQ graph.
  */
 import type { OnnxTypes } from '../onnx/proto.js';
@@ -23,7 +23,7 @@ import {
   percentileRange,
   type CalibrationMethod,
   type Range,
-} from './calibrate.js';
+} from './ranges.js';
 import { decodeOnnx, pixelBatch, pixelInput, spread, withOutputs, type PixelInput } from './io.js';
 import { applyQdq, planQuantization, type FloatNode, type QuantPlan } from './graph.js';
 import { activationParams, weightScales, type ActivationParams, type ChannelQuantized } from './params.js';
@@ -48,8 +48,8 @@ import {
 } from './mixed.js';
 
 export { decodeOnnx, pixelBatch, pixelInput, spread } from './io.js';
-export { compareModels, type Comparison } from './compare.js';
-export { calibrationMethods, type CalibrationMethod } from './calibrate.js';
+export { compareModels, type Comparison, type FeatureDecision } from './compare.js';
+export { calibrationMethods, type CalibrationMethod } from './ranges.js';
 export { weightRoundings, type WeightRounding } from './rounding.js';
 export type { FloatNode } from './graph.js';
 export type { Deviation, MixedPrecisionTarget, NodeSensitivity } from './mixed.js';

@@ -103,7 +103,7 @@ async function decisions(
  * Asserted: the issue's targets (top-1 agreement ≥ 99 %, accuracy drop ≤ 0.5 point),
  * that the search kept nodes float and lowered the error, and that no image whose fp32
  * decision has a margin ≥ 0.1 flips. Before GPTQ rounding and the 0.025 target this
- * model flipped one image (fp32 margin 0.058): README, "Automatic mixed precision".
+ * model flipped one image (fp32 margin 0.058): docs/measurements/quantisation.md.
  */
 test('mobilenet025 + trained dense head: int8 agrees with fp32 on ORL validation (≥ 99 %, accuracy drop ≤ 0.5 point)', async (t) => {
   if (!requireShared(t)) return;

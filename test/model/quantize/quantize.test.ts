@@ -142,7 +142,7 @@ test('percentile and entropy clip ranges inside min/max, and the models still ru
     }
     assert.ok(narrower > 0, `${method} clipped nothing`);
     const c = await compareModels(m, model, val.images.slice(0, 16));
-    // entropy clips ReLU6 outputs hard (see the README's quantisation section), so the bound is loose for it
+    // entropy clips ReLU6 outputs hard (see docs/measurements/quantisation.md), so the bound is loose for it
     const floor = method === 'percentile' ? 0.95 : 0.5;
     assert.ok((c.minEmbeddingCosine ?? 0) > floor, `${method}: embedding cosine ${c.minEmbeddingCosine}`);
   }

@@ -1,0 +1,111 @@
+/**
+ * `npm run bench:gallery`: 1:N search on LFW (lfw-dev) with 10, 100 and 1,000 enrolled people,
+ * from one run: search time per probe, and FAR/FRR per frame at the threshold calibrated for
+ * each gallery size (thresholdForGallery).
+ *
+ * Galleries: people are taken in a seeded random order, those with ≥ 4 photos first (3
+ * enrolled + at least one probe), then those with exactly 3, then those with 2 (enrolled with
+ * 2 — LFW here has fewer than 1,000 people with 3 photos; the count is printed). Every photo
+ * of an enrolled person beyond the enrolled ones is a genuine probe; strangers are every photo
+ * of `singletons/` (people never enrolled). Faces go through the pipeline's face step
+ * (detect, align); descriptors are cached on disk (src/recognise/descriptors.ts), so the first
+ * run takes minutes and later ones seconds.
+ *
+ *   npm run bench:gallery [-- --data ../shared/data/faces/lfw-dev --sizes 10,100,1000 --flip]
+ */
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { buildIndex, search, thresholdForGallery, type GalleryEntry } from '../src/gallery/match.js';
+import { descriptorOf, describeFiles, loadDescriptorModel } from '../src/recognise/descriptors.js';
+import { listImages } from '../src/shared/image.js';
+import { mulberry32, permutation } from '../src/train/rng.js';
+
+function arg(name: string, dflt: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? (process.argv[i + 1] ?? dflt) : dflt;
+}
+
+const data = path.resolve(arg('data', path.join('..', 'shared', 'data', 'faces', 'lfw-dev')));
+const sizes = arg('sizes', '10,100,1000').split(',').map(Number);
+const flip = process.argv.includes('--flip');
+const enrol = 3;
+const targetFar = 0.01;
+
+async function people(dir: string): Promise<{ person: string; files: string[] }[]> {
+  const names = (await readdir(dir, { withFileTypes: true }))
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
+    .sort();
+  return Promise.all(names.map(async (person) => ({ person, files: await listImages(path.join(dir, person)) })));
+}
+
+const pct = (x: number): string => `${(100 * x).toFixed(2)} %`;
+
+async function main(): Promise<void> {
+  const all = await people(path.join(data, 'people'));
+  const strangers = (await people(path.join(data, 'singletons'))).flatMap((p) => p.files);
+  const rng = mulberry32(11);
+  const tier = (lo: number, hi: number): typeof all => {
+    const t = all.filter((p) => p.files.length >= lo && p.files.length <= hi);
+    return permutation(t.length, rng).map((i) => t[i]!);
+  };
+  const order = [...tier(enrol + 1, Infinity), ...tier(enrol, enrol), ...tier(2, enrol - 1)];
+  const largest = Math.max(...sizes);
+  const chosen = order.slice(0, largest);
+  const files = [...chosen.flatMap((p) => p.files), ...strangers];
+  const model = await loadDescriptorModel('faceres', { threads: 1 });
+  process.stderr.write(`describing ${files.length} photos (cached after the first run)…\n`);
+  const described = await describeFiles(files, {
+    model,
+    alignment: { method: 'box', margin: 1.3, rotate: true, zoom: 1 },
+    threads: 1,
+    onProgress: (d, t) => {
+      if (process.stderr.isTTY) process.stderr.write(`\r${d}/${t}`);
+    },
+  });
+  await model.close();
+  const vec = new Map(files.map((f, i) => [f, described[i] ? descriptorOf(described[i], flip) : null]));
+  const strangerVecs = strangers.map((f) => vec.get(f)).filter((v): v is Float32Array => !!v);
+  console.log(
+    `lfw-dev: ${strangerVecs.length} stranger probes (singletons with a face found); faceres, box alignment${flip ? ', flip' : ''}, best of the templates`,
+  );
+  console.log('| people | of them with 2 templates | genuine probes | threshold | FAR | FRR | search per probe |');
+  console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const n of sizes) {
+    const gallery = chosen.slice(0, n);
+    const entries: GalleryEntry[] = gallery.map((p) => ({
+      personId: p.person,
+      templates: p.files
+        .slice(0, enrol)
+        .map((f) => vec.get(f))
+        .filter((v): v is Float32Array => !!v),
+    }));
+    const index = buildIndex(entries);
+    const genuine = gallery.flatMap((p) =>
+      p.files
+        .slice(enrol)
+        .map((f) => ({ person: p.person, v: vec.get(f) }))
+        .filter((x): x is { person: string; v: Float32Array } => !!x.v),
+    );
+    const threshold = thresholdForGallery(index.people, { targetFar });
+    // Time the searches (all probes, twice; the second pass is timed so the JIT is warm).
+    const probes = [...genuine.map((g) => g.v), ...strangerVecs];
+    for (const p of probes) search(index, p);
+    const t0 = process.hrtime.bigint();
+    const results = probes.map((p) => search(index, p));
+    const perProbeMs = Number(process.hrtime.bigint() - t0) / 1e6 / probes.length;
+    let correct = 0;
+    genuine.forEach((g, i) => {
+      const b = results[i]!.best;
+      if (b && b.score >= threshold && b.personId === g.person) correct++;
+    });
+    let fa = 0;
+    for (let i = genuine.length; i < results.length; i++) if ((results[i]!.best?.score ?? -Infinity) >= threshold) fa++;
+    const twoTemplates = gallery.filter((p) => p.files.length < enrol).length;
+    console.log(
+      `| ${index.people} | ${twoTemplates} | ${genuine.length} | ${threshold.toFixed(4)} | ${pct(fa / strangerVecs.length)} | ${pct(1 - correct / Math.max(1, genuine.length))} | ${perProbeMs.toFixed(3)} ms |`,
+    );
+  }
+}
+
+await main();

@@ -1,0 +1,202 @@
+import type { Command } from 'commander';
+
+/**
+ * `facegate enrol`: people of the kiosk's gallery, recognised without retraining. Works beside
+ * a running daemon (same kiosk database; the daemon sees a change on its next frame).
+ */
+interface Common {
+  config?: string;
+}
+interface AddOptions extends Common {
+  group: string[];
+  validFrom?: string;
+  validUntil?: string;
+  force?: boolean;
+}
+
+const collect = (v: string, all: string[]): string[] => [...all, v];
+
+async function withGallery<T>(
+  opts: Common,
+  fn: (g: import('../gallery/open.js').OpenGallery, cfg: import('../config/schema.js').Config) => Promise<T>,
+  frames?: boolean,
+): Promise<T> {
+  const { loadConfig } = await import('../config/load.js');
+  const cfg = loadConfig(opts.config ? { file: opts.config } : {});
+  const { logger } = await import('../shared/logger.js');
+  if (!process.env.FACEGATE_LOG_LEVEL && !process.env.LOG_LEVEL) logger.level = 'warn';
+  const { openGallery } = await import('../gallery/open.js');
+  let feed: import('../gallery/service.js').FrameFeed | undefined;
+  let closeCamera: () => Promise<void> = () => Promise.resolve();
+  if (frames) {
+    // The kiosk's own camera, opened here (stop the daemon first: a camera serves one reader).
+    const { createSource } = await import('../capture/camera.js');
+    const source = createSource(cfg.camera);
+    const listeners = new Set<(image: Buffer) => void>();
+    await source.open({
+      frame: (image) => listeners.forEach((l) => l(image)),
+      error: (err) => process.stderr.write(`facegate: camera: ${err.message}\n`),
+      end: () => undefined,
+    });
+    closeCamera = () => source.close();
+    feed = (onImage) => {
+      listeners.add(onImage);
+      return () => listeners.delete(onImage);
+    };
+  }
+  const g = await openGallery({
+    config: cfg.gallery,
+    stateDir: cfg.state.dir,
+    threads: cfg.model.threads,
+    ...(cfg.model.detectorCacheDir ? { detectorCacheDir: cfg.model.detectorCacheDir } : {}),
+    ...(feed ? { frames: feed } : {}),
+  });
+  try {
+    return await fn(g, cfg);
+  } finally {
+    await closeCamera();
+    await g.close();
+  }
+}
+
+function personLine(p: import('../gallery/service.js').PersonRecord): string {
+  const validity = p.validFrom || p.validUntil ? `  valid ${p.validFrom ?? '…'} – ${p.validUntil ?? '…'}` : '';
+  const groups = p.groups.length ? `  groups ${p.groups.join(',')}` : '';
+  return `${p.name}  (${p.templates} templates, id ${p.id})${groups}${validity}`;
+}
+
+function printResult(r: import('../gallery/service.js').EnrolResult): void {
+  process.stdout.write(`enrolled ${personLine(r.person)}: ${r.accepted} photo(s) accepted\n`);
+  for (const x of r.rejected) process.stdout.write(`  photo ${x.index + 1} not used: ${x.message}\n`);
+}
+
+export function registerEnrol(program: Command): void {
+  const enrol = program
+    .command('enrol')
+    .description('people recognised at this kiosk without retraining: add, from-camera, list, show, remove, export');
+  const cfgOpt = (c: Command): Command =>
+    c.option('-c, --config <file>', 'config file merged over config/default.json (state.dir, gallery.*)');
+
+  cfgOpt(
+    enrol
+      .command('add')
+      .description('enrol NAME from photos (at least gallery.minPhotos good ones: one face, front-on, lit, sharp)')
+      .argument('<name>', 'the name events will carry')
+      .argument('<photos...>', 'photo files (JPEG, PNG)')
+      .option('-g, --group <group>', 'a group the person belongs to (repeatable)', collect, [])
+      .option('--valid-from <iso>', 'first moment the person is let in (ISO date-time)')
+      .option('--valid-until <iso>', 'last moment the person is let in (ISO date-time)')
+      .option('--force', 'enrol even when the face already matches someone enrolled'),
+  ).action(async (name: string, photos: string[], opts: AddOptions) => {
+    const { readFile } = await import('node:fs/promises');
+    const { DataError } = await import('../shared/errors.js');
+    const buffers = await Promise.all(
+      photos.map((p) =>
+        readFile(p).catch((err: Error) => {
+          throw new DataError(`cannot read ${p}: ${err.message}`);
+        }),
+      ),
+    );
+    await withGallery(opts, async ({ gallery }) => {
+      printResult(
+        await gallery.enrolPhotos(name, buffers, {
+          groups: opts.group,
+          validFrom: opts.validFrom ?? null,
+          validUntil: opts.validUntil ?? null,
+          force: opts.force ?? false,
+        }),
+      );
+    });
+  });
+
+  cfgOpt(
+    enrol
+      .command('from-camera')
+      .description("enrol NAME from the kiosk's own camera (stop facegate run first, or use the admin page)")
+      .argument('<name>')
+      .option('--frames <n>', 'good frames to take (default gallery.cameraFrames)', (v) => Number(v))
+      .option('--timeout <s>', 'give up after this many seconds (default gallery.cameraTimeoutMs)', (v) => Number(v))
+      .option('-g, --group <group>', 'a group the person belongs to (repeatable)', collect, [])
+      .option('--force', 'enrol even when the face already matches someone enrolled'),
+  ).action(async (name: string, opts: AddOptions & { frames?: number; timeout?: number }) => {
+    await withGallery(
+      opts,
+      async ({ gallery }) => {
+        process.stdout.write(`look at the camera, ${name}…\n`);
+        let lastHint = '';
+        const r = await gallery.enrolFromCamera(
+          name,
+          {
+            groups: opts.group,
+            force: opts.force ?? false,
+            ...(opts.frames ? { frames: opts.frames } : {}),
+            ...(opts.timeout ? { timeoutMs: opts.timeout * 1000 } : {}),
+          },
+          (p) => {
+            const line = p.hint ?? `${p.good}/${p.needed} good frames`;
+            if (line !== lastHint) process.stdout.write(`  ${line}\n`);
+            lastHint = line;
+          },
+        );
+        printResult(r);
+      },
+      true,
+    );
+  });
+
+  cfgOpt(enrol.command('list').description('everyone enrolled').option('--json', 'as JSON')).action(
+    async (opts: Common & { json?: boolean }) => {
+      await withGallery(opts, async ({ gallery }) => {
+        const people = gallery.list();
+        if (opts.json) process.stdout.write(`${JSON.stringify(people, null, 2)}\n`);
+        else if (people.length === 0) process.stdout.write('nobody enrolled: facegate enrol add NAME PHOTOS…\n');
+        else for (const p of people) process.stdout.write(`${personLine(p)}\n`);
+        return Promise.resolve();
+      });
+    },
+  );
+
+  cfgOpt(enrol.command('show').description('one person (name or id)').argument('<person>')).action(
+    async (who: string, opts: Common) => {
+      await withGallery(opts, async ({ gallery }) => {
+        const p = gallery.get(who);
+        if (!p) {
+          const { DataError } = await import('../shared/errors.js');
+          throw new DataError(`nobody enrolled as ${who}: see facegate enrol list`);
+        }
+        process.stdout.write(`${JSON.stringify(p, null, 2)}\n`);
+      });
+    },
+  );
+
+  cfgOpt(
+    enrol
+      .command('remove')
+      .description('erase a person: templates, kept crops, thumbnail (final)')
+      .argument('<person>', 'name or id'),
+  ).action(async (who: string, opts: Common) => {
+    await withGallery(opts, ({ gallery }) => {
+      const p = gallery.get(who);
+      gallery.remove(who);
+      process.stdout.write(`removed ${p?.name ?? who} (id ${p?.id ?? '?'}): templates, crops and thumbnail erased\n`);
+      return Promise.resolve();
+    });
+  });
+
+  cfgOpt(
+    enrol
+      .command('export')
+      .description('everything stored about a person, as JSON (templates, kept crops as base64, files)')
+      .argument('<person>', 'name or id')
+      .option('-o, --out <file>', 'write to this file (0600) instead of stdout'),
+  ).action(async (who: string, opts: Common & { out?: string }) => {
+    await withGallery(opts, async ({ gallery }) => {
+      const text = `${JSON.stringify(gallery.exportPerson(who), null, 2)}\n`;
+      if (opts.out) {
+        const { writeFile } = await import('node:fs/promises');
+        await writeFile(opts.out, text, { mode: 0o600 });
+        process.stdout.write(`wrote ${opts.out}\n`);
+      } else process.stdout.write(text);
+    });
+  });
+}

@@ -1,0 +1,371 @@
+/**
+ * `facegate eval --gallery`: open-set 1:N recognition with a face gallery, as the kiosk does it
+ * without a trained head. The protocol (src/recognise/protocol.ts) enrols people from their
+ * first photos, probes with their other photos, and shows strangers; the figures are per frame
+ * and per visit (a visit: a person's photos shown in turn, decided by the kiosk's k-of-n vote).
+ *
+ * Pure scoring lives here (`scoreGallery`, `visitOutcomes`); descriptors come from
+ * src/recognise/descriptors.ts (cached on disk).
+ */
+import { kOfN, type Vote } from '../decide/voting.js';
+import type { FaceAlignment } from '../detect/align.js';
+import {
+  buildIndex,
+  fitImpostorTail,
+  personScores,
+  thresholdForGallery,
+  type ImpostorTail,
+  type ScoringOptions,
+} from './match.js';
+import { descriptorOf, describeFiles, loadDescriptorModel, type DescriptorBackbone } from '../recognise/descriptors.js';
+import type { GalleryProtocol } from '../recognise/protocol.js';
+import {
+  errorCurve,
+  equalErrorRate,
+  errorRates,
+  thresholdForFar,
+  type ErrorRates,
+  type ScoredProbe,
+} from '../recognise/thresholds.js';
+
+/** One probe scored against every enrolled person. */
+export interface ScoredFrame {
+  /** Enrolled person's index, or −1 for a stranger. */
+  readonly truth: number;
+  readonly scores: Float32Array;
+}
+
+export interface VisitSettings {
+  /** Frames of a visit (the vote's window n). */
+  readonly n: number;
+  /** Frames that must agree (k). */
+  readonly k: number;
+}
+
+/** Best person of a frame, optionally ignoring one person (that person then plays a stranger). */
+export function bestOf(scores: Float32Array, exclude = -1): { who: number; score: number } {
+  let who = -1;
+  let score = -Infinity;
+  for (let i = 0; i < scores.length; i++)
+    if (i !== exclude && scores[i]! > score) {
+      score = scores[i]!;
+      who = i;
+    }
+  return { who, score };
+}
+
+/**
+ * A visit decided by the kiosk's vote: the frames in turn; the first decision counts. Returns
+ * the person recognised (index), null for "unknown" or no decision by the end.
+ */
+export function decideVisit(
+  frames: readonly { who: number; score: number }[],
+  threshold: number,
+  v: VisitSettings,
+): number | null {
+  const votes: Vote[] = [];
+  for (const f of frames) {
+    votes.push({ label: f.score >= threshold ? String(f.who) : null, score: f.score });
+    const r = kOfN(votes, v.k, v.n);
+    if (r.kind === 'recognized') return Number(r.label);
+    if (r.kind === 'unknown') return null;
+  }
+  return null;
+}
+
+/** Splits a person's probes (in file order) into visits of n frames; a shorter rest is a visit when it has ≥ k frames. */
+export function visitsOf<T>(frames: readonly T[], v: VisitSettings): T[][] {
+  const out: T[][] = [];
+  for (let s = 0; s < frames.length; s += v.n) {
+    const chunk = frames.slice(s, s + v.n);
+    if (chunk.length >= v.k) out.push(chunk);
+  }
+  return out;
+}
+
+export interface VisitRates {
+  readonly genuineVisits: number;
+  readonly strangerVisits: number;
+  /** Genuine visits not ending in the right name. */
+  readonly frr: number;
+  /** Stranger visits (an enrolled person left out of the gallery) ending in a name. */
+  readonly far: number;
+}
+
+/**
+ * Per-visit rates: each enrolled person's probes, in visits of n frames, are genuine visits;
+ * the same visits scored with that person left out of the gallery are stranger visits (real
+ * strangers with several photos each, none of them in any calibration).
+ */
+export function visitRates(frames: readonly ScoredFrame[], threshold: number, v: VisitSettings): VisitRates {
+  const byPerson = new Map<number, ScoredFrame[]>();
+  for (const f of frames) if (f.truth >= 0) byPerson.set(f.truth, [...(byPerson.get(f.truth) ?? []), f]);
+  let genuine = 0;
+  let fr = 0;
+  let strangers = 0;
+  let fa = 0;
+  for (const [who, list] of byPerson) {
+    for (const visit of visitsOf(list, v)) {
+      genuine++;
+      if (
+        decideVisit(
+          visit.map((f) => bestOf(f.scores)),
+          threshold,
+          v,
+        ) !== who
+      )
+        fr++;
+      strangers++;
+      if (
+        decideVisit(
+          visit.map((f) => bestOf(f.scores, who)),
+          threshold,
+          v,
+        ) !== null
+      )
+        fa++;
+    }
+  }
+  return {
+    genuineVisits: genuine,
+    strangerVisits: strangers,
+    frr: genuine ? fr / genuine : 0,
+    far: strangers ? fa / strangers : 0,
+  };
+}
+
+/**
+ * Per-frame FAR with each enrolled person in turn playing a stranger: their probes scored
+ * against everyone else (an open-set figure that needs no stranger folder).
+ */
+export function leaveOneOutFar(frames: readonly ScoredFrame[], threshold: number): number {
+  let n = 0;
+  let fa = 0;
+  for (const f of frames) {
+    if (f.truth < 0) continue;
+    n++;
+    if (bestOf(f.scores, f.truth).score >= threshold) fa++;
+  }
+  return n ? fa / n : 0;
+}
+
+/** Per-frame probes for the threshold curve: best person and score. */
+export function scoredProbes(frames: readonly ScoredFrame[]): ScoredProbe[] {
+  return frames.map((f) => {
+    const b = bestOf(f.scores);
+    return { truth: f.truth >= 0 ? String(f.truth) : null, predicted: String(b.who), score: b.score };
+  });
+}
+
+/** FRR where the impostor scores' FAR is at most `far` (the threshold read off those scores). */
+export function frrAtFar(probes: readonly ScoredProbe[], impostorScores: readonly number[], far: number): ErrorRates {
+  const r = errorRates(probes, thresholdForFar(impostorScores, far));
+  return { ...r, far: impostorScores.filter((x) => x >= r.threshold).length / impostorScores.length };
+}
+
+/** Impostor scores: the strangers' best scores, or (with no strangers) each probe's best other person. */
+export function impostorScores(frames: readonly ScoredFrame[]): number[] {
+  const strangers = frames.filter((f) => f.truth < 0).map((f) => bestOf(f.scores).score);
+  return strangers.length ? strangers : frames.map((f) => bestOf(f.scores, f.truth).score);
+}
+
+export interface GalleryEvalOptions {
+  readonly protocol: GalleryProtocol;
+  readonly backbone: DescriptorBackbone;
+  readonly alignment: FaceAlignment;
+  readonly flip: boolean;
+  readonly scoring: ScoringOptions;
+  readonly targetFar: number;
+  /** Fixed threshold instead of thresholdForGallery(enrolled people). */
+  readonly threshold?: number;
+  readonly visit: VisitSettings;
+  /** Also fit the impostor tail on the protocol's pool. */
+  readonly fitImpostors: boolean;
+  readonly threads?: number;
+  readonly onProgress?: (done: number, total: number) => void;
+}
+
+export interface GalleryEvalResult {
+  readonly settings: {
+    readonly backbone: string;
+    readonly alignment: FaceAlignment;
+    readonly flip: boolean;
+    readonly scoring: ScoringOptions;
+    readonly minPhotos: number;
+    readonly enrolPerPerson: number;
+    readonly visit: VisitSettings;
+    readonly targetFar: number;
+  };
+  readonly enrolled: number;
+  readonly genuineProbes: number;
+  readonly strangerProbes: number;
+  /** Photos in which no face was found (not scored; a genuine one counts as a reject in frrIncludingNotFound). */
+  readonly facesNotFound: { readonly genuine: number; readonly strangers: number; readonly enrolment: number };
+  readonly threshold: number;
+  readonly frame: ErrorRates;
+  /** Per-frame FAR of enrolled people's probes against everyone else (leave-one-out). */
+  readonly leaveOneOutFar: number;
+  readonly frrIncludingNotFound: number;
+  readonly visit: VisitRates;
+  readonly atFar: { readonly far001: ErrorRates; readonly far01: ErrorRates };
+  readonly eer: ErrorRates | null;
+  readonly curve: readonly ErrorRates[];
+  /** The impostor tail fitted on the pool (with --fit-impostors). */
+  readonly impostorTail: (ImpostorTail & { readonly scores: number; readonly people: number }) | null;
+}
+
+export async function evaluateGallery(o: GalleryEvalOptions): Promise<GalleryEvalResult> {
+  const p = o.protocol;
+  const poolFiles = o.fitImpostors ? p.pool.flatMap((x) => x.files) : [];
+  const files = [
+    ...p.enrolled.flatMap((x) => x.files),
+    ...p.probes.flatMap((x) => x.files),
+    ...p.strangers,
+    ...poolFiles,
+  ];
+  const model = await loadDescriptorModel(o.backbone, { threads: o.threads });
+  let described;
+  try {
+    described = await describeFiles(files, {
+      model,
+      alignment: o.alignment,
+      threads: o.threads,
+      onProgress: o.onProgress,
+    });
+  } finally {
+    await model.close();
+  }
+  const byFile = new Map(files.map((f, i) => [f, described[i] ?? null]));
+  const vec = (f: string): Float32Array | null => {
+    const d = byFile.get(f);
+    return d ? descriptorOf(d, o.flip) : null;
+  };
+  let notFoundEnrol = 0;
+  const entries = p.enrolled.map((e) => {
+    const templates: Float32Array[] = [];
+    for (const f of e.files) {
+      const v = vec(f);
+      if (v) templates.push(v);
+      else notFoundEnrol++;
+    }
+    return { personId: e.person, templates };
+  });
+  const index = buildIndex(entries, o.scoring);
+  const personIndex = new Map(index.personIds.map((id, i) => [id, i]));
+  const frames: ScoredFrame[] = [];
+  let notFoundGenuine = 0;
+  let notFoundStrangers = 0;
+  let genuineTotal = 0;
+  for (const probe of p.probes) {
+    const who = personIndex.get(probe.person);
+    if (who === undefined) continue; // no enrolment photo had a face
+    for (const f of probe.files) {
+      genuineTotal++;
+      const v = vec(f);
+      if (!v) notFoundGenuine++;
+      else frames.push({ truth: who, scores: personScores(index, v) });
+    }
+  }
+  for (const f of p.strangers) {
+    const v = vec(f);
+    if (!v) notFoundStrangers++;
+    else frames.push({ truth: -1, scores: personScores(index, v) });
+  }
+  const threshold = o.threshold ?? thresholdForGallery(index.people, { targetFar: o.targetFar });
+  const probes = scoredProbes(frames);
+  const impostors = impostorScores(frames);
+  const frame = errorRates(probes, threshold);
+  const genuineFound = frames.filter((f) => f.truth >= 0).length;
+  const correct = Math.round(frame.accuracy * genuineFound);
+  const curve = errorCurve(probes, 400);
+  let impostorTail: GalleryEvalResult['impostorTail'] = null;
+  if (o.fitImpostors) {
+    const scores = poolImpostorScores(p, vec, o.scoring, o.protocol.enrolPerPerson);
+    impostorTail = { ...fitImpostorTail(scores.scores), scores: scores.scores.length, people: scores.people };
+  }
+  return {
+    settings: {
+      backbone: o.backbone,
+      alignment: o.alignment,
+      flip: o.flip,
+      scoring: { rule: index.rule, ...(index.rule === 'top-k' ? { k: index.k } : {}) },
+      minPhotos: p.minPhotos,
+      enrolPerPerson: p.enrolPerPerson,
+      visit: o.visit,
+      targetFar: o.targetFar,
+    },
+    enrolled: index.people,
+    genuineProbes: genuineTotal,
+    strangerProbes: p.strangers.length,
+    facesNotFound: { genuine: notFoundGenuine, strangers: notFoundStrangers, enrolment: notFoundEnrol },
+    threshold,
+    frame,
+    leaveOneOutFar: leaveOneOutFar(frames, threshold),
+    frrIncludingNotFound: genuineTotal ? (genuineTotal - correct) / genuineTotal : 0,
+    visit: visitRates(frames, threshold, o.visit),
+    atFar: { far001: frrAtFar(probes, impostors, 0.001), far01: frrAtFar(probes, impostors, 0.01) },
+    eer: equalErrorRate(curve),
+    curve,
+    impostorTail,
+  };
+}
+
+/**
+ * Impostor scores on the pool: each pool person with ≥ `enrol` photos is enrolled alone with
+ * their first `enrol` photos and scored against every photo of every other pool person.
+ */
+export function poolImpostorScores(
+  p: GalleryProtocol,
+  vec: (file: string) => Float32Array | null,
+  scoring: ScoringOptions,
+  enrol: number,
+): { scores: Float32Array; people: number } {
+  const photos: { person: string; v: Float32Array }[] = [];
+  for (const x of p.pool)
+    for (const f of x.files) {
+      const v = vec(f);
+      if (v) photos.push({ person: x.person, v });
+    }
+  const galleries = p.pool
+    .filter((x) => x.files.length >= enrol)
+    .map((x) => ({
+      personId: x.person,
+      templates: x.files
+        .slice(0, enrol)
+        .map(vec)
+        .filter((v) => v !== null),
+    }))
+    .filter((e) => e.templates.length === enrol);
+  const out: number[] = [];
+  const buf = new Float32Array(1);
+  for (const g of galleries) {
+    const index = buildIndex([g], scoring);
+    for (const ph of photos) if (ph.person !== g.personId) out.push(personScores(index, ph.v, buf)[0]!);
+  }
+  return { scores: Float32Array.from(out), people: galleries.length };
+}
+
+const r4 = (x: number): number => Math.round(x * 1e4) / 1e4;
+
+/** The `--json` object. */
+export function galleryResultJson(r: GalleryEvalResult): Record<string, unknown> {
+  const rates = (e: ErrorRates | null): Record<string, number> | null =>
+    e ? { threshold: r4(e.threshold), far: r4(e.far), frr: r4(e.frr), misidentified: r4(e.misidentified) } : null;
+  return {
+    mode: 'gallery',
+    ...r.settings,
+    enrolled: r.enrolled,
+    genuine_probes: r.genuineProbes,
+    stranger_probes: r.strangerProbes,
+    faces_not_found: r.facesNotFound,
+    threshold: r4(r.threshold),
+    frame: rates(r.frame),
+    leave_one_out_far: r4(r.leaveOneOutFar),
+    frr_including_not_found: r4(r.frrIncludingNotFound),
+    visit: { ...r.visit, far: r4(r.visit.far), frr: r4(r.visit.frr) },
+    at_far_0_1_percent: rates(r.atFar.far001),
+    at_far_1_percent: rates(r.atFar.far01),
+    eer: rates(r.eer),
+    impostor_tail: r.impostorTail,
+  };
+}

@@ -1,0 +1,256 @@
+/**
+ * 1:N scoring of a face descriptor against the gallery, and the threshold for a gallery's size.
+ * Pure functions, no I/O.
+ *
+ * A person's score is the best cosine similarity over that person's templates (`best`), or the
+ * mean of the best k (`top-k`), or the cosine to the unit centroid of the templates
+ * (`centroid`). Per-photo templates keep the variety of the enrolment photos (pose, light,
+ * glasses) that one centroid averages away. The index is one contiguous Float32Array of unit
+ * rows, normalised once when the gallery changes, so a search is one pass over it.
+ */
+import { dotKernel, paddedStride, type DotKernel } from './kernel.js';
+
+export interface GalleryEntry {
+  readonly personId: string;
+  readonly templates: readonly Float32Array[];
+}
+
+export const scoringRules = ['best', 'top-k', 'centroid'] as const;
+export type ScoringRule = (typeof scoringRules)[number];
+
+export interface ScoringOptions {
+  /** How a person's templates make one score (default `best`). */
+  readonly rule?: ScoringRule;
+  /** top-k: how many of the person's best template scores are averaged (default 2). */
+  readonly k?: number;
+}
+
+export interface GalleryIndex {
+  readonly people: number;
+  readonly dims: number;
+  /** Floats per row of `matrix` (dims rounded up to 16, zero-padded). */
+  readonly stride: number;
+  /** Every template (or, for `centroid`, each person's centroid), unit length, back to back. */
+  readonly matrix: Float32Array;
+  /** Person index of each row; rows of one person are consecutive. */
+  readonly owner: Int32Array;
+  readonly personIds: readonly string[];
+  readonly rule: ScoringRule;
+  readonly k: number;
+  /** The WebAssembly SIMD dot products over `matrix` (null where WebAssembly SIMD is missing). */
+  readonly kernel: DotKernel | null;
+}
+
+export interface GalleryHit {
+  readonly personId: string;
+  readonly score: number;
+}
+
+export interface SearchResult {
+  readonly best: GalleryHit | null;
+  readonly second: GalleryHit | null;
+}
+
+/** Writes the unit-length copy of `v` into `out` at `offset`; a zero vector stays zero. */
+function writeUnit(v: Float32Array, out: Float32Array, offset: number): void {
+  let s = 0;
+  for (let i = 0; i < v.length; i++) s += v[i]! * v[i]!;
+  const inv = s > 0 ? 1 / Math.sqrt(s) : 0;
+  for (let i = 0; i < v.length; i++) out[offset + i] = v[i]! * inv;
+}
+
+export function buildIndex(entries: readonly GalleryEntry[], o: ScoringOptions = {}): GalleryIndex {
+  const rule = o.rule ?? 'best';
+  const k = o.k ?? 2;
+  if (!(Number.isInteger(k) && k >= 1)) throw new RangeError(`top-k needs a whole k ≥ 1, got ${k}`);
+  const dims = entries.find((e) => e.templates.length)?.templates[0]?.length ?? 0;
+  for (const e of entries)
+    for (const t of e.templates)
+      if (t.length !== dims)
+        throw new RangeError(
+          `a template of ${e.personId} has ${t.length} values, the gallery ${dims}: templates of one gallery must come from one descriptor model`,
+        );
+  const people = entries.filter((e) => e.templates.length > 0);
+  const rows = rule === 'centroid' ? people.length : people.reduce((n, e) => n + e.templates.length, 0);
+  const stride = paddedStride(dims);
+  const kernel = dotKernel(rows, stride);
+  const matrix = kernel ? kernel.matrix : new Float32Array(rows * stride);
+  const owner = new Int32Array(rows);
+  let r = 0;
+  people.forEach((e, p) => {
+    if (rule === 'centroid') {
+      const sum = new Float32Array(dims);
+      const unit = new Float32Array(dims);
+      for (const t of e.templates) {
+        writeUnit(t, unit, 0);
+        for (let i = 0; i < dims; i++) sum[i] = sum[i]! + unit[i]!;
+      }
+      writeUnit(sum, matrix, r * stride);
+      owner[r++] = p;
+      return;
+    }
+    for (const t of e.templates) {
+      writeUnit(t, matrix, r * stride);
+      owner[r++] = p;
+    }
+  });
+  return {
+    people: people.length,
+    dims,
+    stride,
+    matrix,
+    owner,
+    personIds: people.map((e) => e.personId),
+    rule,
+    k,
+    kernel,
+  };
+}
+
+/** The dot product of the unit probe with every row (the kernel's, or a JS loop). */
+function rowDots(index: GalleryIndex, probe: Float32Array): Float32Array {
+  const { matrix, owner, dims, stride, kernel } = index;
+  let s = 0;
+  for (let i = 0; i < dims; i++) s += probe[i]! * probe[i]!;
+  const inv = s > 0 ? 1 / Math.sqrt(s) : 0;
+  if (kernel) {
+    for (let i = 0; i < dims; i++) kernel.probe[i] = probe[i]! * inv;
+    kernel.run();
+    return kernel.out;
+  }
+  const rows = owner.length;
+  const out = new Float32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    const o = r * stride;
+    let d0 = 0;
+    let d1 = 0;
+    let d2 = 0;
+    let d3 = 0;
+    let i = 0;
+    for (; i + 3 < dims; i += 4) {
+      d0 += matrix[o + i]! * probe[i]!;
+      d1 += matrix[o + i + 1]! * probe[i + 1]!;
+      d2 += matrix[o + i + 2]! * probe[i + 2]!;
+      d3 += matrix[o + i + 3]! * probe[i + 3]!;
+    }
+    for (; i < dims; i++) d0 += matrix[o + i]! * probe[i]!;
+    out[r] = (d0 + d1 + d2 + d3) * inv;
+  }
+  return out;
+}
+
+/**
+ * Every person's score for a probe, in index order (`scores[i]` is `index.personIds[i]`'s).
+ * `out` (length ≥ people) may be passed to avoid an allocation per call.
+ */
+export function personScores(index: GalleryIndex, probe: Float32Array, out?: Float32Array): Float32Array {
+  const { owner, dims, people, rule, k } = index;
+  if (probe.length !== dims)
+    throw new RangeError(
+      `the probe has ${probe.length} values, the gallery's templates ${dims}: describe it with the gallery's model`,
+    );
+  const scores = out ?? new Float32Array(people);
+  if (people === 0) return scores;
+  const dots = rowDots(index, probe);
+  const rows = owner.length;
+  const top = new Float64Array(k);
+  // Rows of one person are consecutive: fold each run of rows into the person's score.
+  let r = 0;
+  while (r < rows) {
+    const who = owner[r]!;
+    let best = -Infinity;
+    let n = 0;
+    for (; r < rows && owner[r] === who; r++) {
+      const dot = dots[r]!;
+      if (dot > best) best = dot;
+      if (rule === 'top-k' && (n < k || dot > top[k - 1]!)) {
+        // insert into the descending list of the person's k best
+        let j = n < k ? n++ : k - 1;
+        while (j > 0 && top[j - 1]! < dot) {
+          top[j] = top[j - 1]!;
+          j--;
+        }
+        top[j] = dot;
+      }
+    }
+    if (rule === 'top-k') {
+      let sum = 0;
+      for (let j = 0; j < n; j++) sum += top[j]!;
+      scores[who] = sum / n;
+    } else scores[who] = best;
+  }
+  return scores;
+}
+
+/** The best and second-best person for a probe (each person counted once); null where there is none. */
+export function search(index: GalleryIndex, probe: Float32Array): SearchResult {
+  if (index.people === 0 || index.dims === 0) return { best: null, second: null };
+  const scores = personScores(index, probe);
+  let b = -1;
+  let s = -1;
+  for (let i = 0; i < scores.length; i++) {
+    const v = scores[i]!;
+    if (b < 0 || v > scores[b]!) {
+      s = b;
+      b = i;
+    } else if (s < 0 || v > scores[s]!) s = i;
+  }
+  const hit = (i: number): GalleryHit | null => (i < 0 ? null : { personId: index.personIds[i]!, score: scores[i]! });
+  return { best: hit(b), second: hit(s) };
+}
+
+/**
+ * The upper tail of a descriptor's impostor scores against ONE enrolled person (a stranger's
+ * face scored against a person's templates): P(score > t) = q0 · exp(−(t − t0) / beta) for
+ * t ≥ t0 — an exponential (generalised Pareto, shape 0) tail above the (1 − q0) quantile t0,
+ * beta the mean excess over t0 (its maximum-likelihood estimate).
+ */
+export interface ImpostorTail {
+  readonly t0: number;
+  readonly q0: number;
+  readonly beta: number;
+}
+
+/**
+ * faceres (`@vladmandic/human`), box alignment (margin 1.3, eyes levelled), no flip, `best`
+ * of 3 templates, no score normalisation. Measured on 2 December 2026 with
+ * `facegate eval --gallery --fit-impostors` on the impostor pool of the gallery protocol
+ * (docs/recognition-accuracy.md): the 590 LFW people with 3–5 photos, each enrolled alone
+ * with their first 3 photos and scored against every photo (detected and aligned by the
+ * pipeline) of the other 1,368 people with 2–5 photos — 2,203,829 impostor scores. No enrolled
+ * person, probe or stranger of the evaluation is among them.
+ */
+export const FACERES_IMPOSTOR_TAIL: ImpostorTail = { t0: 0.5958, q0: 0.01, beta: 0.0256 };
+
+/** Fits an ImpostorTail to impostor scores: t0 the (1 − q0) quantile, beta the mean excess above it. */
+export function fitImpostorTail(scores: ArrayLike<number>, q0 = 0.01): ImpostorTail {
+  const sorted = Float64Array.from(scores).sort();
+  const n = sorted.length;
+  const tailCount = Math.floor(n * q0);
+  if (tailCount < 10)
+    throw new RangeError(`fitting a tail at q0 = ${q0} needs ≥ ${Math.ceil(10 / q0)} impostor scores, got ${n}`);
+  const t0 = sorted[n - tailCount - 1]!;
+  let excess = 0;
+  for (let i = n - tailCount; i < n; i++) excess += sorted[i]! - t0;
+  return { t0, q0: tailCount / n, beta: excess / tailCount };
+}
+
+/** The score above which a stranger passes one enrolled person with probability `p` (p ≤ q0 in the fitted tail). */
+export function tailQuantile(tail: ImpostorTail, p: number): number {
+  if (!(p > 0 && p < 1)) throw new RangeError(`a probability in (0, 1) is needed, got ${p}`);
+  return tail.t0 + tail.beta * Math.log(tail.q0 / p);
+}
+
+/**
+ * The score a face must reach so that a stranger matches ANY of `people` enrolled people with
+ * probability ≤ targetFar (default 1 %): each comparison may let in
+ * 1 − (1 − targetFar)^(1/people) (the people are taken as independent, which errs on the safe
+ * side), read from the descriptor's fitted impostor tail.
+ */
+export function thresholdForGallery(people: number, o: { targetFar?: number; tail?: ImpostorTail } = {}): number {
+  const far = o.targetFar ?? 0.01;
+  if (!(far > 0 && far < 1)) throw new RangeError(`targetFar must be in (0, 1), got ${far}`);
+  const n = Math.max(1, people);
+  const perPerson = -Math.expm1(Math.log1p(-far) / n);
+  return tailQuantile(o.tail ?? FACERES_IMPOSTOR_TAIL, perPerson);
+}

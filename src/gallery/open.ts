@@ -1,0 +1,74 @@
+/**
+ * Opens the gallery for a process (the daemon, the CLI): the store in the kiosk database,
+ * the descriptor and the detector. One function so that every path builds it the same way.
+ */
+import path from 'node:path';
+import type { BlazeFaceDetector } from '../detect/blazeface.js';
+import { loadDetector } from '../detect/model.js';
+import { KioskDb, kioskDbPath } from '../state/db.js';
+import type { GalleryConfig } from './config.js';
+import { loadBuiltinDescriptor, type FaceDescriptor } from './descriptor.js';
+import { FaceGallery, type FrameFeed } from './service.js';
+import { GalleryStore } from './store.js';
+
+export interface OpenGalleryOptions {
+  readonly config: GalleryConfig;
+  readonly stateDir: string;
+  /** The daemon's shared kiosk database; opened (and closed again) here when absent. */
+  readonly db?: KioskDb;
+  readonly threads?: number;
+  readonly detectorCacheDir?: string;
+  readonly minDetectionScore?: number;
+  /** Another descriptor than the built-in one (a model directory's, tests). */
+  readonly descriptor?: FaceDescriptor;
+  readonly frames?: FrameFeed;
+}
+
+export interface OpenGallery {
+  readonly gallery: FaceGallery;
+  readonly store: GalleryStore;
+  readonly descriptor: FaceDescriptor;
+  readonly detector: BlazeFaceDetector;
+  close(): Promise<void>;
+}
+
+export function galleryFilesDir(stateDir: string): string {
+  return path.join(path.resolve(stateDir), 'gallery');
+}
+
+export async function openGallery(o: OpenGalleryOptions): Promise<OpenGallery> {
+  const owned = !o.db;
+  const db = o.db ?? KioskDb.open(kioskDbPath(path.resolve(o.stateDir)));
+  try {
+    const store = new GalleryStore(db, galleryFilesDir(o.stateDir));
+    store.open();
+    const descriptor =
+      o.descriptor ?? (await loadBuiltinDescriptor({ cacheDir: o.config.descriptorCacheDir, threads: o.threads }));
+    const detector = await loadDetector({
+      threads: o.threads,
+      ...(o.detectorCacheDir ? { cacheDir: o.detectorCacheDir } : {}),
+      ...(o.minDetectionScore !== undefined ? { minScore: o.minDetectionScore } : {}),
+    });
+    const gallery = new FaceGallery({
+      store,
+      descriptor,
+      detector,
+      config: o.config,
+      ...(o.frames ? { frames: o.frames } : {}),
+    });
+    return {
+      gallery,
+      store,
+      descriptor,
+      detector,
+      async close() {
+        await detector.close();
+        if (!o.descriptor) await descriptor.close();
+        if (owned) db.close();
+      },
+    };
+  } catch (err) {
+    if (owned) db.close();
+    throw err;
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * Recognition through the gallery, for the daemon: every face in a frame is described by the
+ * gallery's descriptor and searched in the gallery (1:N); a person is named when the best
+ * score reaches the threshold for the gallery's size. A trained model, where one is
+ * installed, is a second opinion: it may name a face the gallery does not know (a person
+ * trained but not enrolled), never veto a gallery match.
+ *
+ * The gallery is checked for changes on every frame (one query), so enrolling or removing a
+ * person, from this process or the CLI, takes effect on the next frame.
+ */
+import type { Logger } from 'pino';
+import { alignFace } from '../detect/align.js';
+import type { BlazeFaceDetector } from '../detect/blazeface.js';
+import { qualityVerdict, sharpness, type QualityThresholds } from '../detect/quality.js';
+import type { RecognitionPipeline } from '../recognise/pipeline.js';
+import { decodeRgb, type RgbImage } from '../shared/image.js';
+import { moduleLogger } from '../shared/logger.js';
+import type { Face, Frame, Match } from '../shared/messages.js';
+import type { FaceDescriptor } from './descriptor.js';
+import { search } from './match.js';
+import type { FaceGallery, GallerySnapshot } from './service.js';
+
+/** What the daemon needs (structurally its `Recogniser`). */
+export interface GalleryRecogniserDeps {
+  readonly gallery: FaceGallery;
+  readonly descriptor: FaceDescriptor;
+  /** Finds faces when there is no trained model (with one, its own detector is used). */
+  readonly detector: BlazeFaceDetector;
+  readonly quality: QualityThresholds;
+  /** The trained model of model.dir, when there is one. */
+  readonly trained?: RecognitionPipeline;
+}
+
+/** Combines the gallery's verdict and the trained model's (pure). */
+export function combine(
+  face: Face,
+  snap: Pick<GallerySnapshot, 'threshold' | 'names'>,
+  hit: ReturnType<typeof search>,
+  trained: Match | undefined,
+): Match {
+  const best = hit.best;
+  const name = best ? (snap.names.get(best.personId) ?? best.personId) : null;
+  const margin = best ? best.score - (hit.second?.score ?? 0) : 0;
+  if (best && name && best.score >= snap.threshold)
+    return {
+      face,
+      label: name,
+      candidate: name,
+      similarity: best.score,
+      probability: trained?.probability ?? 1,
+      margin,
+    };
+  if (trained?.label) return trained;
+  if (best && name && (!trained || best.score >= trained.similarity))
+    return { face, label: null, candidate: name, similarity: best.score, probability: 0, margin };
+  return trained ?? { face, label: null, candidate: '', similarity: best?.score ?? 0, probability: 0, margin: 0 };
+}
+
+export class GalleryRecogniser {
+  private readonly log: Logger = moduleLogger('gallery');
+  private lastThreshold = NaN;
+
+  constructor(private readonly deps: GalleryRecogniserDeps) {}
+
+  /** The trained model's version, or the descriptor's when the kiosk runs on the gallery alone. */
+  get modelVersion(): string {
+    return this.deps.trained?.modelVersion ?? this.deps.descriptor.id.split('/')[0] ?? 'gallery';
+  }
+
+  async process(frame: Frame): Promise<readonly Match[]> {
+    let img: RgbImage;
+    try {
+      img = await decodeRgb(frame.image);
+    } catch (err) {
+      this.log.debug({ source: frame.source, err: (err as Error).message }, 'cannot decode a frame; skipped');
+      return [];
+    }
+    const { descriptor, trained, quality } = this.deps;
+    const faces: Face[] = trained
+      ? (await trained.extractor.facesIn(img, frame.id)).map((c) => c.face)
+      : await this.deps.detector.detect(img, frame.id);
+    const good: { face: Face; crop: RgbImage }[] = [];
+    for (const face of faces) {
+      const crop = alignFace(img, face.box, face.keypoints, descriptor.inputSize, descriptor.crop);
+      if (qualityVerdict(Math.max(face.box.width, face.box.height), sharpness(crop), quality).ok)
+        good.push({ face, crop });
+    }
+    if (good.length === 0) return [];
+    const snap = this.deps.gallery.snapshot();
+    if (snap.threshold !== this.lastThreshold) {
+      this.lastThreshold = snap.threshold;
+      this.log.info({ people: snap.people, threshold: Number(snap.threshold.toFixed(4)) }, 'gallery threshold in use');
+    }
+    const vectors = await descriptor.describe(good.map((g) => g.crop));
+    let opinions: (Match | undefined)[] = [];
+    if (trained) {
+      const crops = good.map((g) => trained.extractor.cut(img, g.face).image);
+      const d = await trained.recogniser.describe(crops);
+      opinions = good.map((g, i) => trained.recogniser.match(g.face, d[i]!));
+    }
+    return good.map((g, i) => combine(g.face, snap, search(snap.index, vectors[i] as Float32Array), opinions[i]));
+  }
+
+  /** Closes the trained model; the gallery, descriptor and detector belong to the daemon. */
+  async close(): Promise<void> {
+    await this.deps.trained?.close();
+  }
+}

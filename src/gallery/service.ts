@@ -1,0 +1,423 @@
+/**
+ * The one GalleryService: every enrolment path (CLI, kiosk camera, HTTP API of the web app)
+ * goes through it, so every photo passes the same checks and every removal erases the same
+ * things. It also answers the recognition side: the search index for the current gallery,
+ * rebuilt when the gallery changed (in this process or another), with the threshold for
+ * its size.
+ */
+import path from 'node:path';
+import sharp from 'sharp';
+import type { Logger } from 'pino';
+import type { BlazeFaceDetector } from '../detect/blazeface.js';
+import { decodeRgb, type RgbImage } from '../shared/image.js';
+import type { Face } from '../shared/messages.js';
+import { moduleLogger } from '../shared/logger.js';
+import { alignFace } from '../detect/align.js';
+import { assessFace, EnrolmentRefused, type RefusalCode } from './checks.js';
+import type { GalleryConfig } from './config.js';
+import type { FaceDescriptor } from './descriptor.js';
+import { buildIndex, search, thresholdForGallery, type GalleryIndex } from './match.js';
+import { GalleryError, type GalleryStore, type NewTemplate, type StoredPerson } from './store.js';
+
+export { EnrolmentRefused, type RefusalCode } from './checks.js';
+export { GalleryError } from './store.js';
+
+export interface PersonRecord {
+  readonly id: string;
+  readonly name: string;
+  readonly groups: readonly string[];
+  readonly validFrom: string | null;
+  readonly validUntil: string | null;
+  readonly templates: number;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+export interface EnrolOptions {
+  groups?: string[];
+  validFrom?: string | null;
+  validUntil?: string | null;
+  force?: boolean;
+}
+
+export interface EnrolResult {
+  person: PersonRecord;
+  accepted: number;
+  rejected: { index: number; code: RefusalCode; message: string }[];
+}
+
+export interface EnrolProgress {
+  good: number;
+  needed: number;
+  hint: string | null;
+}
+
+export interface GalleryService {
+  list(): PersonRecord[];
+  get(idOrName: string): PersonRecord | undefined;
+  enrolPhotos(name: string, photos: readonly Buffer[], o?: EnrolOptions): Promise<EnrolResult>;
+  /** Takes N good frames from the kiosk's own camera; progress carries guidance for the screen. */
+  enrolFromCamera(
+    name: string,
+    o?: EnrolOptions & { frames?: number; timeoutMs?: number },
+    onProgress?: (p: EnrolProgress) => void,
+  ): Promise<EnrolResult>;
+  update(
+    id: string,
+    patch: { name?: string; groups?: string[]; validFrom?: string | null; validUntil?: string | null },
+  ): PersonRecord;
+  /** Erases templates, crops, thumbnails everywhere. */
+  remove(id: string): void;
+  /** Everything stored about the person (JSON). */
+  exportPerson(id: string): unknown;
+  /** Small JPEG of an enrolment crop, when crops are kept. */
+  thumbnail(id: string): Buffer | undefined;
+}
+
+/** The gallery as recognition searches it: rebuilt only when the stored gallery changed. */
+export interface GallerySnapshot {
+  readonly version: number;
+  readonly index: GalleryIndex;
+  readonly people: number;
+  /** Score a face needs to be named, for this gallery size. */
+  readonly threshold: number;
+  readonly names: ReadonlyMap<string, string>;
+}
+
+/** Where frames for enrolment at the kiosk come from: returns a function that unsubscribes. */
+export type FrameFeed = (onImage: (image: Buffer) => void) => () => void;
+
+export interface GalleryDeps {
+  readonly store: GalleryStore;
+  readonly descriptor: FaceDescriptor;
+  readonly detector: BlazeFaceDetector;
+  readonly config: GalleryConfig;
+  /** The kiosk camera's frames (enrolFromCamera); absent where there is no camera. */
+  readonly frames?: FrameFeed;
+}
+
+/** Side of the kept enrolment crop, as a multiple of the face box (room to cut again for another alignment). */
+const KEPT_MARGIN = 2;
+const KEPT_MAX_SIDE = 320;
+const THUMB_SIDE = 96;
+
+export class FaceGallery implements GalleryService {
+  private readonly log: Logger = moduleLogger('gallery');
+  private cached: GallerySnapshot | undefined;
+
+  constructor(private readonly deps: GalleryDeps) {}
+
+  get descriptorId(): string {
+    return this.deps.descriptor.id;
+  }
+
+  private record(p: StoredPerson): PersonRecord {
+    return { ...p, templates: this.deps.store.templateCount(p.id) };
+  }
+
+  list(): PersonRecord[] {
+    return this.deps.store.people().map((p) => this.record(p));
+  }
+
+  get(idOrName: string): PersonRecord | undefined {
+    const p = this.deps.store.person(idOrName);
+    return p ? this.record(p) : undefined;
+  }
+
+  /** The door's view of a person (PersonDirectory). */
+  lookup(nameOrId: string): Pick<PersonRecord, 'id' | 'name' | 'groups' | 'validFrom' | 'validUntil'> | undefined {
+    const p = this.deps.store.person(nameOrId);
+    return p
+      ? { id: p.id, name: p.name, groups: p.groups, validFrom: p.validFrom, validUntil: p.validUntil }
+      : undefined;
+  }
+
+  /** The threshold for a gallery of `people` with the configured target. */
+  thresholdFor(people: number): number {
+    return thresholdForGallery(people, { targetFar: this.deps.config.targetFar });
+  }
+
+  /** The search index of the current gallery; one cheap query when nothing changed. */
+  snapshot(): GallerySnapshot {
+    const version = this.deps.store.version();
+    if (this.cached?.version === version) return this.cached;
+    const people = this.deps.store.people();
+    const byPerson = new Map<string, Float32Array[]>();
+    for (const t of this.deps.store.templates()) {
+      if (t.descriptor !== this.deps.descriptor.id) continue;
+      const list = byPerson.get(t.personId) ?? [];
+      list.push(t.vector);
+      byPerson.set(t.personId, list);
+    }
+    const entries = people
+      .filter((p) => byPerson.has(p.id))
+      .map((p) => ({ personId: p.id, templates: byPerson.get(p.id) ?? [] }));
+    const snap: GallerySnapshot = {
+      version,
+      index: buildIndex(entries),
+      people: entries.length,
+      threshold: this.thresholdFor(entries.length),
+      names: new Map(people.map((p) => [p.id, p.name])),
+    };
+    this.cached = snap;
+    this.log.info({ people: snap.people, threshold: Number(snap.threshold.toFixed(4)), version }, 'gallery loaded');
+    return snap;
+  }
+
+  /** Faces in an encoded image, decoded; a refusal for an image that cannot be read. */
+  private async facesOf(image: Buffer): Promise<{ img: RgbImage; faces: Face[] } | EnrolmentRefused> {
+    let img: RgbImage;
+    try {
+      img = await decodeRgb(image);
+    } catch (err) {
+      return new EnrolmentRefused(
+        'bad-image',
+        `cannot read the image (${(err as Error).message}): use a JPEG or PNG photo`,
+      );
+    }
+    return { img, faces: await this.deps.detector.detect(img) };
+  }
+
+  private async keptCrop(img: RgbImage, face: Face): Promise<Buffer> {
+    const side = Math.min(KEPT_MAX_SIDE, Math.round(Math.max(face.box.width, face.box.height) * KEPT_MARGIN));
+    const wide = alignFace(img, face.box, face.keypoints, side, { margin: KEPT_MARGIN, rotate: false });
+    return sharp(wide.data, { raw: { width: side, height: side, channels: 3 } })
+      .png()
+      .toBuffer();
+  }
+
+  private async thumbnailOf(crop: RgbImage): Promise<Buffer> {
+    return sharp(crop.data, { raw: { width: crop.width, height: crop.height, channels: 3 } })
+      .resize(THUMB_SIDE, THUMB_SIDE)
+      .jpeg({ quality: 80 })
+      .toBuffer();
+  }
+
+  async enrolPhotos(name: string, photos: readonly Buffer[], o: EnrolOptions = {}): Promise<EnrolResult> {
+    const accepted: { img: RgbImage; face: Face; crop: RgbImage; quality: Record<string, number>; source: string }[] =
+      [];
+    const rejected: EnrolResult['rejected'] = [];
+    for (const [index, photo] of photos.entries()) {
+      const r = await this.facesOf(photo);
+      const v =
+        r instanceof EnrolmentRefused ? r : assessFace(r.img, r.faces, this.deps.config.checks, this.cropSpec());
+      if (v instanceof EnrolmentRefused) rejected.push({ index, code: v.code, message: v.message });
+      else if (!(r instanceof EnrolmentRefused))
+        accepted.push({
+          img: r.img,
+          face: v.face,
+          crop: v.crop,
+          quality: { ...v.quality },
+          source: `photo ${index + 1}`,
+        });
+    }
+    return this.commit(name, accepted, rejected, o);
+  }
+
+  private cropSpec(): { settings: FaceDescriptor['crop']; size: number } {
+    return { settings: this.deps.descriptor.crop, size: this.deps.descriptor.inputSize };
+  }
+
+  private async commit(
+    name: string,
+    accepted: { img: RgbImage; face: Face; crop: RgbImage; quality: Record<string, number>; source: string }[],
+    rejected: EnrolResult['rejected'],
+    o: EnrolOptions,
+  ): Promise<EnrolResult> {
+    const { store, config, descriptor } = this.deps;
+    const trimmed = name.trim();
+    if (!trimmed) throw new GalleryError('a person needs a name: give a non-empty NAME');
+    const existing = store.person(trimmed);
+    const have = existing ? store.templates(existing.id).filter((t) => t.descriptor === descriptor.id).length : 0;
+    if (accepted.length + have < config.minPhotos) {
+      const why = rejected.map((r) => `  photo ${r.index + 1}: ${r.message}`).join('\n');
+      throw new EnrolmentRefused(
+        'too-few',
+        `${accepted.length} good photo${accepted.length === 1 ? '' : 's'} of ${trimmed}${have ? ` (+${have} enrolled)` : ''}, ${config.minPhotos} needed: add more photos of the face, front-on, lit, sharp${why ? `\n${why}` : ''}`,
+      );
+    }
+    const vectors = await descriptor.describe(accepted.map((a) => a.crop));
+    // Duplicate: does this face already belong to someone else?
+    if (!o.force) {
+      const others = this.snapshotExcluding(existing?.id);
+      if (others.people > 0) {
+        for (const v of vectors) {
+          const { best } = search(others.index, v);
+          if (best && best.score >= others.threshold) {
+            const who = others.names.get(best.personId) ?? best.personId;
+            throw new EnrolmentRefused(
+              'duplicate',
+              `this face already matches ${who} (score ${best.score.toFixed(3)} ≥ threshold ${others.threshold.toFixed(3)}): if ${trimmed} is ${who}, add the photos to ${who}; if they are different people, enrol again with --force (force: true)`,
+            );
+          }
+        }
+      }
+    }
+    const keep = config.keepCrops;
+    const templates: NewTemplate[] = [];
+    for (const [i, a] of accepted.entries()) {
+      templates.push({
+        vector: vectors[i] as Float32Array,
+        source: a.source,
+        quality: a.quality,
+        ...(keep ? { crop: await this.keptCrop(a.img, a.face) } : {}),
+      });
+    }
+    const thumb = keep && !existing && accepted[0] ? await this.thumbnailOf(accepted[0].crop) : undefined;
+    const person = store.addTemplates(
+      trimmed,
+      descriptor.id,
+      templates,
+      { groups: o.groups ?? [], validFrom: o.validFrom ?? null, validUntil: o.validUntil ?? null },
+      thumb,
+    );
+    this.log.info({ person: person.id, accepted: accepted.length, rejected: rejected.length }, 'person enrolled');
+    return { person: this.record(person), accepted: accepted.length, rejected };
+  }
+
+  private snapshotExcluding(personId: string | undefined): GallerySnapshot {
+    const all = this.snapshot();
+    if (!personId) return all;
+    const entries: { personId: string; templates: Float32Array[] }[] = [];
+    const byPerson = new Map<string, Float32Array[]>();
+    for (const t of this.deps.store.templates())
+      if (t.descriptor === this.deps.descriptor.id && t.personId !== personId)
+        byPerson.set(t.personId, [...(byPerson.get(t.personId) ?? []), t.vector]);
+    for (const [id, templates] of byPerson) entries.push({ personId: id, templates });
+    return { ...all, index: buildIndex(entries), people: entries.length, threshold: this.thresholdFor(entries.length) };
+  }
+
+  async enrolFromCamera(
+    name: string,
+    o: EnrolOptions & { frames?: number; timeoutMs?: number } = {},
+    onProgress?: (p: EnrolProgress) => void,
+  ): Promise<EnrolResult> {
+    const feed = this.deps.frames;
+    if (!feed)
+      throw new GalleryError(
+        'no camera to enrol from: configure camera (camera.type and its settings) and start the kiosk, or enrol from photos (facegate enrol add NAME PHOTOS…)',
+      );
+    const needed = o.frames ?? this.deps.config.cameraFrames;
+    const timeoutMs = o.timeoutMs ?? this.deps.config.cameraTimeoutMs;
+    const accepted: Parameters<FaceGallery['commit']>[1] = [];
+    const hints = new Map<RefusalCode, number>();
+    let busy = false;
+    await new Promise<void>((resolve, reject) => {
+      let unsubscribe: () => void = () => undefined;
+      const timer = setTimeout(() => {
+        unsubscribe();
+        const common = [...hints.entries()].sort((a, b) => b[1] - a[1])[0];
+        reject(
+          new EnrolmentRefused(
+            'too-few',
+            `only ${accepted.length} of ${needed} good frames in ${Math.round(timeoutMs / 1000)} s${common ? ` (most frames: ${common[0]})` : ''}: stand alone in front of the camera, face it, in good light, and try again`,
+          ),
+        );
+      }, timeoutMs);
+      unsubscribe = feed((image) => {
+        if (busy) return; // one frame at a time; the camera keeps running
+        busy = true;
+        void (async () => {
+          try {
+            const r = await this.facesOf(image);
+            const v =
+              r instanceof EnrolmentRefused ? r : assessFace(r.img, r.faces, this.deps.config.checks, this.cropSpec());
+            if (v instanceof EnrolmentRefused) {
+              hints.set(v.code, (hints.get(v.code) ?? 0) + 1);
+              onProgress?.({ good: accepted.length, needed, hint: v.message });
+            } else if (!(r instanceof EnrolmentRefused) && accepted.length < needed) {
+              accepted.push({ img: r.img, face: v.face, crop: v.crop, quality: { ...v.quality }, source: 'camera' });
+              onProgress?.({ good: accepted.length, needed, hint: null });
+              if (accepted.length >= needed) {
+                clearTimeout(timer);
+                unsubscribe();
+                resolve();
+              }
+            }
+          } catch (err) {
+            clearTimeout(timer);
+            unsubscribe();
+            reject(err instanceof Error ? err : new Error(String(err)));
+          } finally {
+            busy = false;
+          }
+        })();
+      });
+    });
+    return this.commit(name, accepted, [], o);
+  }
+
+  update(
+    id: string,
+    patch: { name?: string; groups?: string[]; validFrom?: string | null; validUntil?: string | null },
+  ): PersonRecord {
+    return this.record(this.deps.store.update(id, patch));
+  }
+
+  remove(id: string): void {
+    const p = this.deps.store.person(id);
+    if (!p) throw new GalleryError(`nobody enrolled as ${id}: see facegate enrol list`);
+    this.deps.store.remove(p.id);
+    this.log.info({ person: p.id }, 'person removed');
+  }
+
+  exportPerson(id: string): unknown {
+    const { store } = this.deps;
+    const p = store.person(id);
+    if (!p) throw new GalleryError(`nobody enrolled as ${id}: see facegate enrol list`);
+    return {
+      person: p,
+      templates: store.templates(p.id).map((t) => ({
+        id: t.id,
+        descriptor: t.descriptor,
+        source: t.source,
+        quality: t.quality,
+        createdAt: t.createdAt,
+        vector: Array.from(t.vector),
+        crop: t.cropFile
+          ? { file: store.cropPath(p.id, t.cropFile), pngBase64: store.readCrop(p.id, t.cropFile).toString('base64') }
+          : null,
+      })),
+      files: store.files(p.id).map((f) => path.join(store.personDir(p.id), f)),
+    };
+  }
+
+  thumbnail(id: string): Buffer | undefined {
+    const p = this.deps.store.person(id);
+    return p ? this.deps.store.thumbnail(p.id) : undefined;
+  }
+
+  /**
+   * Templates made by another descriptor than the current one: recomputed from the kept crops
+   * (one transaction), or a GalleryError saying why they cannot be (crops not kept).
+   */
+  async adoptDescriptor(): Promise<{ recomputed: number }> {
+    const { store, descriptor, detector } = this.deps;
+    const stale = store.templates().filter((t) => t.descriptor !== descriptor.id);
+    if (stale.length === 0) return { recomputed: 0 };
+    const missing = stale.filter((t) => !t.cropFile);
+    if (missing.length)
+      throw new GalleryError(
+        `${missing.length} face templates were made by descriptor ${missing[0]?.descriptor}, not by ${descriptor.id}, and their enrolment crops were not kept (gallery.keepCrops false): keep the previous model, or remove and enrol those people again`,
+      );
+    const vectors = new Map<number, Float32Array>();
+    for (const t of stale) {
+      const img = await decodeRgb(store.readCrop(t.personId, t.cropFile as string));
+      const faces = await detector.detect(img);
+      const face = faces.reduce<Face | undefined>((a, b) => (!a || b.box.width > a.box.width ? b : a), undefined);
+      if (!face)
+        throw new GalleryError(
+          `the kept enrolment crop ${t.cropFile} (template ${t.id}) shows no face any more to the detector: remove and enrol that person again`,
+        );
+      const crop = alignFace(img, face.box, face.keypoints, descriptor.inputSize, descriptor.crop);
+      const [v] = await descriptor.describe([crop]);
+      vectors.set(t.id, v as Float32Array);
+    }
+    store.replaceVectors(descriptor.id, vectors);
+    this.log.info(
+      { recomputed: vectors.size, descriptor: descriptor.id },
+      'face templates recomputed for the new descriptor',
+    );
+    return { recomputed: vectors.size };
+  }
+}
