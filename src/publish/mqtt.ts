@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { EventEmitter } from 'node:events';
-import { connect, type IClientOptions, type MqttClient } from 'mqtt';
+import { connect, type IClientOptions, type ISubscriptionMap, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { ConfigError } from '../shared/errors.js';
 import type { MqttConfig } from '../config/schema.js';
@@ -207,10 +207,13 @@ export class MqttConnection implements MqttPort {
     const list = this.handlers.get(topic) ?? [];
     list.push(handler);
     this.handlers.set(topic, list);
-    if (list.length > 1) return Promise.resolve();
+    // Subscribed again even when another handler has the topic: the broker then sends the
+    // topic's retained message to the new handler, as it would on a fresh connection.
     // mqtt.js re-subscribes after a reconnect (resubscribe: true by default).
     return new Promise((resolve, reject) => {
-      client.subscribe(topic, { qos: 1 }, (err) => (err ? reject(err) : resolve()));
+      const map = { [topic]: { qos: 1 } } as ISubscriptionMap;
+      map.resubscribe = true; // mqtt.js would otherwise skip a topic it has subscribed already
+      client.subscribe(map, (err) => (err ? reject(err) : resolve()));
       if (!client.connected) resolve(); // queued until connected; do not block start on a missing broker
     });
   }

@@ -145,10 +145,12 @@ export class ModelUpdater {
     // Retained offers and chunks are ignored: a message stored on the broker would replay
     // itself at every reconnect. Oversized payloads are dropped before they are parsed or queued.
     const onOffer: MessageHandler = (_t, payload, meta) => {
+      if (!this.started) return;
       if (meta.retained || payload.length > MAX_OFFER_BYTES) return this.ignored();
       this.enqueueBounded(payload.length, () => this.handleOffer(payload));
     };
     const onChunk: MessageHandler = (_t, payload, meta) => {
+      if (!this.started) return;
       const max = (this.transfer?.offer.chunkSize ?? MAX_CHUNK_BYTES) + CHUNK_HEADER_BYTES;
       if (meta.retained || payload.length > max) return this.ignored();
       this.enqueueBounded(payload.length, () => this.handleChunk(payload));

@@ -97,9 +97,10 @@ test('replays, retained offers and bad chunks over a real broker: nothing undone
           qos: 1,
         });
       for (const c of chunks) await o.publishAsync(`${BASE}/${KIOSK}/update/chunk`, c, { qos: 1 });
-      for (;;) {
+      for (const until = Date.now() + 15000; ;) {
         const v = verdicts.slice(n).find((s) => s.offered === off.version && s.transfer === null && s.state !== null);
         if (v) return v.state ?? '';
+        assert.ok(Date.now() < until, `a verdict on ${off.version} within 15 s`);
         await new Promise((r) => setTimeout(r, 20));
       }
     };
@@ -171,7 +172,11 @@ test('replays, retained offers and bad chunks over a real broker: nothing undone
       await o.publishAsync(`${BASE}/${KIOSK}/update/offer`, JSON.stringify(off), { qos: 1, retain: true });
       await o.publishAsync(`${BASE}/${KIOSK}/update/chunk`, chunks[0] as Buffer, { qos: 1, retain: true });
       const k = await start();
-      while (k.ignoredMessages < 1) await new Promise((r) => setTimeout(r, 20));
+      const until = Date.now() + 5000;
+      while (k.ignoredMessages < 1) {
+        assert.ok(Date.now() < until, 'the retained offer reached the restarted updater within 5 s');
+        await new Promise((r) => setTimeout(r, 20));
+      }
       await k.idle();
       assert.equal(host.version, '2.0');
       await o.publishAsync(`${BASE}/${KIOSK}/update/offer`, '', { qos: 1, retain: true });
