@@ -8,7 +8,8 @@
 import { OnnxModel, type TensorData } from '../../runtime/ort.js';
 import { DataError, ModelError } from '../../shared/errors.js';
 import type { RgbImage } from '../../shared/image.js';
-import { decodeOnnx, pixelBatch, pixelInput } from './io.js';
+import { decodeOnnx, pixelInput } from './io.js';
+import { DECISION_BATCH, forEachBatch } from './batch.js';
 
 export interface Comparison {
   readonly images: number;
@@ -26,8 +27,6 @@ export interface Comparison {
 
 /** A decision taken on one image's `features` (the stranger refusal: a name, or null for refused). */
 export type FeatureDecision = (features: Float32Array) => string | null;
-
-const BATCH = 8;
 
 function argmax(v: Float32Array, start: number, n: number): number {
   let best = 0;
@@ -89,12 +88,7 @@ export async function compareModels(
     let correctB = 0;
     let maxDiff = 0;
     let minCos = 1;
-    for (let i = 0; i < images.length; i += BATCH) {
-      const batch = images.slice(i, i + BATCH);
-      const feed = {
-        data: pixelBatch(batch, input.height, input.width),
-        dims: [batch.length, input.height, input.width, 3],
-      };
+    await forEachBatch(images, input, DECISION_BATCH, async (feed, batch, i) => {
       const want = (m: string): string[] => [
         m,
         ...(withEmbedding ? ['embedding'] : []),
@@ -142,7 +136,7 @@ export async function compareModels(
             sameDecision++;
         }
       }
-    }
+    });
     const count = images.length;
     return {
       images: count,

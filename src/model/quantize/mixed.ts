@@ -11,14 +11,14 @@
  * the error, not the agreement on well-separated training images, is what predicts
  * flips on new faces).
  *
- * Search: sensitivity of each int8 node, measured all-but-one (everything int8 except
- * that node); nodes are then kept float in order of how much keeping them float alone
- * lowers the error, the fewest until the target is met or the budget is spent.
+ * The search that picks the nodes (greedy forward selection over node groups) is
+ * search.ts; this module holds the target and the measurement.
  */
 import type { OnnxTypes } from '../onnx/proto.js';
 import { OnnxModel, type TensorData } from '../../runtime/ort.js';
 import type { RgbImage } from '../../shared/image.js';
-import { pixelBatch, pixelInput, withOutputs } from './io.js';
+import { pixelInput, withOutputs } from './io.js';
+import { DECISION_BATCH, runBatched } from './batch.js';
 
 /** What the search aims at, and its budget. */
 export interface MixedPrecisionTarget {
@@ -45,7 +45,7 @@ export interface Deviation {
   readonly relativeError: number;
 }
 
-/** One node's sensitivity: the error with every other node int8 and this one float. */
+/** A unit's sensitivity: the error with its nodes float and every other node int8. */
 export interface NodeSensitivity {
   /** The unit's nodes joined with '+'. */
   readonly name: string;
@@ -77,21 +77,11 @@ export async function decisionValues(
   const session = await OnnxModel.load(withOutputs(model, [tensor]));
   const out: Float32Array[] = [];
   try {
-    for (let i = 0; i < images.length; i += 8) {
-      const batch = images.slice(i, i + 8);
-      const r = await session.run(
-        {
-          [input.name]: {
-            data: pixelBatch(batch, input.height, input.width),
-            dims: [batch.length, input.height, input.width, 3],
-          },
-        },
-        [tensor],
-      );
-      const v = (r[tensor] as TensorData).data as Float32Array;
-      const d = v.length / batch.length;
-      for (let j = 0; j < batch.length; j++) out.push(v.slice(j * d, (j + 1) * d));
-    }
+    await runBatched(session, input, images, [tensor], DECISION_BATCH, (values, count) => {
+      const v = (values.get(tensor) as TensorData<Float32Array>).data;
+      const d = v.length / count;
+      for (let j = 0; j < count; j++) out.push(v.slice(j * d, (j + 1) * d));
+    });
   } finally {
     await session.release();
   }

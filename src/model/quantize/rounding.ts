@@ -17,11 +17,11 @@
  * mean *after* the absorbed ReLU6, which clips part of the shift away. Measured on
  * MobileNet 0.25 with the trained dense head, all int8, bias correction on (relative
  * logits error, ORL validation, seed 1): nearest 0.095, GPTQ on E[x xᵀ] 0.091, on the
- * covariance 0.128; with mixed precision (index.ts) GPTQ brings the held-out error
+ * covariance 0.128; with mixed precision (search.ts) GPTQ brings the held-out error
  * from 0.052 to 0.034 with the same float stem — README, "Weight rounding".
  *
  * Pure maths here (fixture tests in test/model/quantize/rounding.test.ts); gathering
- * the inputs from the fp32 graph is `optimiseRounding` in index.ts.
+ * the inputs from the fp32 graph is `optimiseRounding` in gptq.ts.
  */
 import { roundHalfEven } from './params.js';
 
