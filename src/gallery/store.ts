@@ -182,9 +182,12 @@ export class GalleryStore {
     return rows.map(toTemplate);
   }
 
-  templateCount(personId: string): number {
+  /** Templates of the person made by `descriptor`. */
+  templateCount(personId: string, descriptor: string): number {
     return (
-      this.db.prepare('SELECT COUNT(*) AS n FROM gallery_templates WHERE person_id = ?').get(personId) as { n: number }
+      this.db
+        .prepare('SELECT COUNT(*) AS n FROM gallery_templates WHERE person_id = ? AND descriptor = ?')
+        .get(personId, descriptor) as { n: number }
     ).n;
   }
 
@@ -307,14 +310,32 @@ export class GalleryStore {
     return this.person(id) as StoredPerson;
   }
 
-  /** Replaces the vectors of templates (same rows, same crops) with those of another descriptor, in one transaction. */
-  replaceVectors(descriptor: string, vectors: ReadonlyMap<number, Float32Array>): void {
+  /**
+   * Adds templates of another descriptor computed from kept crops (same crop file, source and
+   * quality as the template they were derived from), in one transaction. The templates of the
+   * previous descriptor stay: a rollback to the previous model finds them again.
+   */
+  addDerived(descriptor: string, derived: readonly { from: StoredTemplate; vector: Float32Array }[]): void {
+    if (derived.length === 0) return;
     this.kdb.transaction(() => {
-      const up = this.db.prepare('UPDATE gallery_templates SET descriptor = ?, vector = ? WHERE id = ?');
-      for (const [id, v] of vectors) up.run(descriptor, Buffer.from(v.buffer, v.byteOffset, v.byteLength), id);
+      // Only for people still enrolled: another process may have removed one meanwhile.
+      const ins = this.db.prepare(
+        'INSERT INTO gallery_templates (person_id, descriptor, vector, crop_file, source, quality, created_at) SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM gallery_people WHERE id = ?)',
+      );
+      const now = new Date().toISOString();
+      for (const { from, vector: v } of derived)
+        ins.run(
+          from.personId,
+          descriptor,
+          Buffer.from(v.buffer, v.byteOffset, v.byteLength),
+          from.cropFile,
+          from.source,
+          JSON.stringify(from.quality),
+          now,
+          from.personId,
+        );
       this.bump();
     });
-    this.checkpoint();
   }
 
   /** Erases the person: rows (zeroed by secure_delete), the write-ahead log, the crop and thumbnail files. */
