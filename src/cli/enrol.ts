@@ -257,6 +257,27 @@ export function registerEnrol(program: Command): void {
     });
   });
 
+  enrol
+    .command('publish-bundle')
+    .description('send a signed people bundle to kiosks over MQTT (QoS 1); each installs it and logs the outcome')
+    .argument('<file>', 'people bundle (facegate enrol export-bundle)')
+    .requiredOption('--broker <url>', 'broker URL (mqtt://, mqtts://, ws://, wss://)')
+    .option('--kiosk <id>', 'target kiosk id (repeatable)', collect, [])
+    .option('--fleet', 'every kiosk (<base>/fleet/update/people)')
+    .option('--base-topic <topic>', 'first topic level, as mqtt.baseTopic on the kiosks', 'facegate')
+    .action(async (file: string, opts: { broker: string; kiosk: string[]; fleet?: boolean; baseTopic: string }) => {
+      const { readFile } = await import('node:fs/promises');
+      const { publishPeopleBundle } = await import('../gallery/receiver.js');
+      const topics = await publishPeopleBundle({
+        brokerUrl: opts.broker,
+        baseTopic: opts.baseTopic,
+        kiosks: opts.kiosk,
+        fleet: opts.fleet ?? false,
+        bundle: await readFile(file),
+      });
+      process.stdout.write(`sent ${file} to ${topics.join(', ')}\n`);
+    });
+
   cfgOpt(
     enrol
       .command('export')

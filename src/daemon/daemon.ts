@@ -502,6 +502,31 @@ export class Daemon {
       stop: () => reporter.stop(),
     });
     if (updater) await this.startPart(updater);
+    if (cfg.updates.enabled) {
+      // People bundles come over the same signed channel as models (src/gallery/bundle.ts).
+      const { PeopleBundleReceiver } = await import('../gallery/receiver.js');
+      const { loadPublicKeys } = await import('../update/keys.js');
+      let people: InstanceType<typeof PeopleBundleReceiver> | undefined;
+      await this.startPart({
+        name: 'people bundles',
+        optional: true,
+        start: async () => {
+          people = new PeopleBundleReceiver({
+            mqtt,
+            baseTopic: cfg.mqtt.baseTopic,
+            kioskId: cfg.mqtt.kioskId,
+            keys: await loadPublicKeys(cfg.updates.publicKeys),
+            gallery: gallery.gallery,
+            store: gallery.store,
+            db: this.db,
+          });
+          await people.start();
+        },
+        stop: async () => {
+          await people?.stop();
+        },
+      });
+    }
 
     await this.sd.ready(`running: model ${host.currentVersion}, broker ${safeUrl(url)}`);
     const wd = this.sd.watchdogIntervalMs;

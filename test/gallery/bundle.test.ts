@@ -15,7 +15,11 @@ import { requireShared } from '../support/shared.js';
 import { ENROL_CONDITIONS, filesContaining, yale } from '../support/gallery.js';
 import { galleryConfigSchema } from '../../src/gallery/config.js';
 import { openGallery, type OpenGallery } from '../../src/gallery/open.js';
-import { createPeopleBundle, installPeopleBundle } from '../../src/gallery/bundle.js';
+import { createPeopleBundle, installPeopleBundle, type PeopleInstallResult } from '../../src/gallery/bundle.js';
+import { PeopleBundleReceiver, publishPeopleBundle } from '../../src/gallery/receiver.js';
+import { MqttConnection } from '../../src/publish/mqtt.js';
+import { Topics } from '../../src/publish/topics.js';
+import { startMosquitto } from '../support/mosquitto.js';
 import { search } from '../../src/gallery/match.js';
 import { generateKeyPair, loadPrivateKey, loadPublicKeys } from '../../src/update/keys.js';
 import { UpdateRejected } from '../../src/update/errors.js';
@@ -192,4 +196,73 @@ test('facegate enrol export-bundle / install-bundle between two kiosks', async (
   });
   assert.notEqual(again.status, 0);
   assert.match(again.stderr, /installed already/);
+});
+
+test('over MQTT: one fleet publish enrols the people on every kiosk; the removal reaches every kiosk the same way', async (t) => {
+  if (!requireShared(t)) return;
+  const broker = await startMosquitto();
+  const receivers: { r: PeopleBundleReceiver; conn: MqttConnection }[] = [];
+  try {
+    const keys = await generateKeyPair(path.join(dir, 'fleet-keys'));
+    const key = await loadPrivateKey(keys.privateKeyFile);
+    const trusted = await loadPublicKeys([keys.publicKeyFile]);
+    const op = await kiosk('fleet-operator');
+    const dee = await op.g.gallery.enrolPhotos(
+      'Dee',
+      ENROL_CONDITIONS.map((c) => yale(4, c)),
+    );
+    const descriptor = op.g.gallery.descriptorId;
+    const doors: { g: OpenGallery; results: (PeopleInstallResult | Error)[] }[] = [];
+    for (const id of ['fleet-a', 'fleet-b']) {
+      const k = await kiosk(id, op.g.descriptor);
+      const results: (PeopleInstallResult | Error)[] = [];
+      const conn = new MqttConnection(broker.url, { clientId: id, reconnectPeriod: 200 }, new Topics('facegate', id));
+      await conn.start(5000);
+      const r = new PeopleBundleReceiver({
+        mqtt: conn,
+        baseTopic: 'facegate',
+        kioskId: id,
+        keys: trusted,
+        gallery: k.g.gallery,
+        store: k.g.store,
+        db: k.db,
+        onResult: (x) => results.push(x),
+      });
+      await r.start();
+      receivers.push({ r, conn });
+      doors.push({ g: k.g, results });
+    }
+    const send = async (bytes: Buffer, n: number): Promise<void> => {
+      await publishPeopleBundle({
+        brokerUrl: broker.url,
+        baseTopic: 'facegate',
+        kiosks: [],
+        fleet: true,
+        bundle: bytes,
+      });
+      for (const until = Date.now() + 30_000; doors.some((d) => d.results.length < n);) {
+        assert.ok(Date.now() < until, 'every kiosk handles the bundle within 30 s');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    await send(createPeopleBundle({ store: op.g.store, descriptor, key }).bytes, 1);
+    for (const d of doors) {
+      assert.deepEqual(d.results[0], { put: 1, removed: 0, skipped: [] });
+      assert.equal(d.g.gallery.get('Dee')?.id, dee.person.id);
+    }
+    await send(
+      createPeopleBundle({ store: op.g.store, descriptor, names: [], removed: [dee.person.id], key }).bytes,
+      2,
+    );
+    for (const d of doors) {
+      assert.equal(d.g.gallery.get('Dee'), undefined, 'removed on every kiosk');
+      assert.equal((d.results[1] as PeopleInstallResult).removed, 1);
+    }
+  } finally {
+    for (const { r, conn } of receivers) {
+      await r.stop();
+      await conn.stop();
+    }
+    await broker.stop();
+  }
 });
