@@ -18,7 +18,11 @@ const collect = (v: string, all: string[]): string[] => [...all, v];
 
 async function withGallery<T>(
   opts: Common,
-  fn: (g: import('../gallery/open.js').OpenGallery, cfg: import('../config/schema.js').Config) => Promise<T>,
+  fn: (
+    g: import('../gallery/open.js').OpenGallery,
+    cfg: import('../config/schema.js').Config,
+    db: import('../state/db.js').KioskDb,
+  ) => Promise<T>,
   frames?: boolean,
 ): Promise<T> {
   const { loadConfig } = await import('../config/load.js');
@@ -44,7 +48,11 @@ async function withGallery<T>(
       return () => listeners.delete(onImage);
     };
   }
+  const { KioskDb, kioskDbPath } = await import('../state/db.js');
+  const path = await import('node:path');
+  const db = KioskDb.open(kioskDbPath(path.resolve(cfg.state.dir)));
   const g = await openGallery({
+    db,
     config: cfg.gallery,
     stateDir: cfg.state.dir,
     threads: cfg.model.threads,
@@ -52,10 +60,11 @@ async function withGallery<T>(
     ...(feed ? { frames: feed } : {}),
   });
   try {
-    return await fn(g, cfg);
+    return await fn(g, cfg, db);
   } finally {
     await closeCamera();
     await g.close();
+    db.close();
   }
 }
 
@@ -73,7 +82,9 @@ function printResult(r: import('../gallery/service.js').EnrolResult): void {
 export function registerEnrol(program: Command): void {
   const enrol = program
     .command('enrol')
-    .description('people recognised at this kiosk without retraining: add, from-camera, list, show, remove, export');
+    .description(
+      'people recognised at this kiosk without retraining: add, from-camera, list, show, remove, export, export-bundle, install-bundle',
+    );
   const cfgOpt = (c: Command): Command =>
     c.option('-c, --config <file>', 'config file merged over config/default.json (state.dir, gallery.*)');
 
@@ -182,6 +193,90 @@ export function registerEnrol(program: Command): void {
       return Promise.resolve();
     });
   });
+
+  cfgOpt(
+    enrol
+      .command('export-bundle')
+      .description(
+        'sign a people bundle for the fleet: people of this gallery (all, or --person) and ids to erase everywhere (--remove)',
+      )
+      .requiredOption('-k, --key <file>', 'private update key (facegate keygen)')
+      .requiredOption('-o, --out <file>', 'bundle file to write (0600)')
+      .option('-p, --person <name>', 'a person to include (repeatable; default: everyone)', collect, [])
+      .option('--remove <id>', 'id of a person to erase on every kiosk, final (repeatable)', collect, [])
+      .option('--kiosk <id>', 'only these kiosks may install it (repeatable; default: every kiosk)', collect, []),
+  ).action(async (opts: Common & { key: string; out: string; person: string[]; remove: string[]; kiosk: string[] }) => {
+    const { loadPrivateKey } = await import('../update/keys.js');
+    const { createPeopleBundle } = await import('../gallery/bundle.js');
+    const key = await loadPrivateKey(opts.key);
+    await withGallery(opts, async ({ gallery, store }) => {
+      const { bytes, manifest } = createPeopleBundle({
+        store,
+        descriptor: gallery.descriptorId,
+        names: opts.person,
+        removed: opts.remove,
+        kiosks: opts.kiosk,
+        key,
+      });
+      const { writeFile } = await import('node:fs/promises');
+      await writeFile(opts.out, bytes, { mode: 0o600 });
+      process.stdout.write(
+        `wrote ${opts.out}: ${manifest.people.length} people, ${manifest.removed.length} removals, signed ${manifest.createdAt} by key ${key.id}\n`,
+      );
+    });
+  });
+
+  cfgOpt(
+    enrol
+      .command('install-bundle')
+      .description(
+        'install a signed people bundle into this kiosk (key in updates.publicKeys; newer than the last one)',
+      )
+      .argument('<file>', 'people bundle (facegate enrol export-bundle)'),
+  ).action(async (file: string, opts: Common) => {
+    const { readFile } = await import('node:fs/promises');
+    const bytes = await readFile(file);
+    await withGallery(opts, async ({ gallery, store }, cfg, db) => {
+      const { loadPublicKeys } = await import('../update/keys.js');
+      const { installPeopleBundle } = await import('../gallery/bundle.js');
+      const keys = await loadPublicKeys(cfg.updates.publicKeys);
+      if (keys.length === 0) {
+        const { DataError } = await import('../shared/errors.js');
+        throw new DataError('no trusted keys: list the public update key(s) in updates.publicKeys');
+      }
+      const r = installPeopleBundle(bytes, {
+        store,
+        db,
+        keys,
+        kioskId: cfg.mqtt.kioskId,
+        descriptor: gallery.descriptorId,
+      });
+      process.stdout.write(
+        `installed ${file}: ${r.put} people enrolled or updated, ${r.removed} erased${r.skipped.length ? `, not brought back (removed before): ${r.skipped.join(', ')}` : ''}\n`,
+      );
+    });
+  });
+
+  enrol
+    .command('publish-bundle')
+    .description('send a signed people bundle to kiosks over MQTT (QoS 1); each installs it and logs the outcome')
+    .argument('<file>', 'people bundle (facegate enrol export-bundle)')
+    .requiredOption('--broker <url>', 'broker URL (mqtt://, mqtts://, ws://, wss://)')
+    .option('--kiosk <id>', 'target kiosk id (repeatable)', collect, [])
+    .option('--fleet', 'every kiosk (<base>/fleet/update/people)')
+    .option('--base-topic <topic>', 'first topic level, as mqtt.baseTopic on the kiosks', 'facegate')
+    .action(async (file: string, opts: { broker: string; kiosk: string[]; fleet?: boolean; baseTopic: string }) => {
+      const { readFile } = await import('node:fs/promises');
+      const { publishPeopleBundle } = await import('../gallery/receiver.js');
+      const topics = await publishPeopleBundle({
+        brokerUrl: opts.broker,
+        baseTopic: opts.baseTopic,
+        kiosks: opts.kiosk,
+        fleet: opts.fleet ?? false,
+        bundle: await readFile(file),
+      });
+      process.stdout.write(`sent ${file} to ${topics.join(', ')}\n`);
+    });
 
   cfgOpt(
     enrol

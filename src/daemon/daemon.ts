@@ -67,36 +67,52 @@ export interface DaemonDeps {
  * Recognition through the gallery; the trained model of the directory, when there is one,
  * as a second opinion. Without a trained model the kiosk runs on the gallery alone.
  */
-async function defaultLoader(cfg: Config['model'], g: OpenGallery, log: Logger): Promise<PipelineLoader> {
+export async function defaultLoader(cfg: Config['model'], g: OpenGallery, log: Logger): Promise<PipelineLoader> {
   const { RecognitionPipeline } = await import('../recognise/pipeline.js');
   const { GalleryRecogniser } = await import('../gallery/recognise.js');
-  return async (modelDir) => {
+  const { loadModelDirDescriptor } = await import('../gallery/descriptor.js');
+  return async (modelDir, intent) => {
+    // A model directory may bring its own face descriptor; without one the built-in one runs.
+    const own = await loadModelDirDescriptor(modelDir, cfg.threads);
+    const descriptor = own ?? g.descriptor;
     let trained: Awaited<ReturnType<typeof RecognitionPipeline.load>> | undefined;
-    if (hasModel(modelDir)) {
-      trained = await RecognitionPipeline.load({
-        modelDir,
-        threads: cfg.threads,
-        precision: cfg.precision,
-        minFaceSize: cfg.minFaceSize,
-        minSharpness: cfg.minSharpness,
-        minDetectionScore: cfg.minDetectionScore,
-        maxFaces: cfg.maxFaces,
-        ...(cfg.detectorCacheDir ? { detector: { cacheDir: cfg.detectorCacheDir } } : {}),
-      });
-    } else {
+    try {
+      // Templates for this descriptor are computed from the kept crops first; an update that
+      // would lose enrolled people (crops not kept) is refused with the reason.
+      await g.gallery.prepareDescriptor(descriptor, { strict: intent === 'install' });
+      if (hasModel(modelDir)) trained = await loadTrained(modelDir);
+    } catch (err) {
+      await own?.close();
+      throw err;
+    }
+    if (!trained)
       log.info(
         { modelDir: path.resolve(modelDir) },
         'no trained model: recognising the people enrolled in the gallery (facegate enrol) with the face descriptor alone',
       );
-    }
+    g.gallery.useDescriptor(descriptor);
     return new GalleryRecogniser({
       gallery: g.gallery,
-      descriptor: g.descriptor,
+      descriptor,
       detector: g.detector,
       quality: { minFaceSize: cfg.minFaceSize, minSharpness: cfg.minSharpness },
       ...(trained ? { trained } : {}),
+      ...(own ? { ownsDescriptor: true } : {}),
     });
   };
+
+  function loadTrained(modelDir: string): ReturnType<typeof RecognitionPipeline.load> {
+    return RecognitionPipeline.load({
+      modelDir,
+      threads: cfg.threads,
+      precision: cfg.precision,
+      minFaceSize: cfg.minFaceSize,
+      minSharpness: cfg.minSharpness,
+      minDetectionScore: cfg.minDetectionScore,
+      maxFaces: cfg.maxFaces,
+      ...(cfg.detectorCacheDir ? { detector: { cacheDir: cfg.detectorCacheDir } } : {}),
+    });
+  }
 }
 
 async function defaultDecider(cfg: Config['decide']): Promise<DecisionMaker> {
@@ -258,13 +274,8 @@ export class Daemon {
           ...(cfg.model.detectorCacheDir ? { detectorCacheDir: cfg.model.detectorCacheDir } : {}),
           frames: (onImage) => this.bus.on('frame', (f) => onImage(f.frame.image)),
         });
+        // Templates for the model's descriptor are completed when the model loads (defaultLoader).
         this.openGallery = g;
-        try {
-          await g.gallery.adoptDescriptor();
-        } catch (err) {
-          // Templates of another descriptor are not searched; the people stay listed until enrolled again.
-          this.log.error({ err: (err as Error).message }, 'gallery: templates of another descriptor are not used');
-        }
       },
       stop: async () => {
         await this.openGallery?.close();
@@ -491,6 +502,31 @@ export class Daemon {
       stop: () => reporter.stop(),
     });
     if (updater) await this.startPart(updater);
+    if (cfg.updates.enabled) {
+      // People bundles come over the same signed channel as models (src/gallery/bundle.ts).
+      const { PeopleBundleReceiver } = await import('../gallery/receiver.js');
+      const { loadPublicKeys } = await import('../update/keys.js');
+      let people: InstanceType<typeof PeopleBundleReceiver> | undefined;
+      await this.startPart({
+        name: 'people bundles',
+        optional: true,
+        start: async () => {
+          people = new PeopleBundleReceiver({
+            mqtt,
+            baseTopic: cfg.mqtt.baseTopic,
+            kioskId: cfg.mqtt.kioskId,
+            keys: await loadPublicKeys(cfg.updates.publicKeys),
+            gallery: gallery.gallery,
+            store: gallery.store,
+            db: this.db,
+          });
+          await people.start();
+        },
+        stop: async () => {
+          await people?.stop();
+        },
+      });
+    }
 
     await this.sd.ready(`running: model ${host.currentVersion}, broker ${safeUrl(url)}`);
     const wd = this.sd.watchdogIntervalMs;

@@ -23,7 +23,14 @@ export interface FramePipeline {
   close(): Promise<void>;
 }
 
-export type PipelineLoader = (modelDir: string) => Promise<FramePipeline>;
+/**
+ * Why a model is loaded: at start, a model update's install, or the return to the previous
+ * model. An install may be refused by the loader (it throws with the reason; the updater
+ * rolls back); a start or a rollback loads what it can.
+ */
+export type LoadIntent = 'start' | 'install' | 'rollback';
+
+export type PipelineLoader = (modelDir: string, intent?: LoadIntent) => Promise<FramePipeline>;
 
 /** What the daemon needs from the decider (src/decide/decider.ts fits). */
 export interface DecisionMaker {
@@ -72,8 +79,8 @@ export class ModelHost {
   }
 
   /** Loads the model of `model.dir` (or what the updater chose) and makes it current. */
-  async activate(model: { readonly dir: string }): Promise<void> {
-    const next = await this.loader(model.dir);
+  async activate(model: { readonly dir: string }, intent: LoadIntent = 'start'): Promise<void> {
+    const next = await this.loader(model.dir, intent);
     const old = this.current;
     this.current = next;
     if (old) {

@@ -37,7 +37,7 @@ export const galleryConfigSchema = z
     keepCrops: z
       .boolean()
       .describe(
-        'keep the enrolment face crops (files 0600 in state.dir) so templates can be recomputed when the descriptor model changes; false keeps only the descriptors (a model change then needs everyone enrolled again)',
+        'keep the enrolment face crops (files 0600 in state.dir) so templates can be recomputed when a model update changes the descriptor; false keeps only the templates (such an update is then refused until those people are enrolled again)',
       )
       .default(true),
     minPhotos: z

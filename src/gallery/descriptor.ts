@@ -8,7 +8,10 @@
  * in the npm package, nothing downloads), converted to ONNX at install time by
  * `facegate models prepare`, as the detector is.
  */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { builtinModelPath, humanSourceDigest } from '../model/builtin.js';
 import { cropSchema, type CropSettings } from '../model/manifest.js';
 import { OnnxModel } from '../runtime/ort.js';
@@ -109,6 +112,23 @@ export class OnnxDescriptor implements FaceDescriptor {
   close(): Promise<void> {
     return this.model.release();
   }
+}
+
+/**
+ * A model directory may bring its own face descriptor: `descriptor.onnx`, a backbone-only graph
+ * of the same signature as the built-in one (uint8 `pixels` 224×224 NHWC → `features`), listed
+ * in the manifest like every file (so a signed bundle carries it). Its id is named after its
+ * bytes: another file is another descriptor, and the gallery's templates are recomputed.
+ */
+export const MODEL_DESCRIPTOR_FILE = 'descriptor.onnx';
+
+/** The descriptor of a model directory, or undefined when it brings none (the built-in one is used). */
+export async function loadModelDirDescriptor(modelDir: string, threads?: number): Promise<FaceDescriptor | undefined> {
+  const file = path.join(modelDir, MODEL_DESCRIPTOR_FILE);
+  if (!existsSync(file)) return undefined;
+  const bytes = new Uint8Array(await readFile(file));
+  const id = descriptorId('model', createHash('sha256').update(bytes).digest('hex').slice(0, 16), DESCRIPTOR_CROP);
+  return OnnxDescriptor.load(bytes, id, threads);
 }
 
 /** The built-in descriptor, ready to run. */

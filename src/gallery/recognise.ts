@@ -29,6 +29,8 @@ export interface GalleryRecogniserDeps {
   readonly quality: QualityThresholds;
   /** The trained model of model.dir, when there is one. */
   readonly trained?: RecognitionPipeline;
+  /** The descriptor came with the model directory: closed with this recogniser. */
+  readonly ownsDescriptor?: boolean;
 }
 
 /** Combines the gallery's verdict and the trained model's (pure). */
@@ -86,7 +88,9 @@ export class GalleryRecogniser {
         good.push({ face, crop });
     }
     if (good.length === 0) return [];
-    const snap = this.deps.gallery.snapshot();
+    // Someone enrolled by a process that runs another descriptor (the CLI) gets templates of this one first.
+    await this.deps.gallery.refresh(descriptor);
+    const snap = this.deps.gallery.snapshot(descriptor.id);
     if (snap.threshold !== this.lastThreshold) {
       this.lastThreshold = snap.threshold;
       this.log.info({ people: snap.people, threshold: Number(snap.threshold.toFixed(4)) }, 'gallery threshold in use');
@@ -101,8 +105,9 @@ export class GalleryRecogniser {
     return good.map((g, i) => combine(g.face, snap, search(snap.index, vectors[i] as Float32Array), opinions[i]));
   }
 
-  /** Closes the trained model; the gallery, descriptor and detector belong to the daemon. */
+  /** Closes the trained model and a descriptor of the model directory; the gallery, built-in descriptor and detector belong to the daemon. */
   async close(): Promise<void> {
     await this.deps.trained?.close();
+    if (this.deps.ownsDescriptor) await this.deps.descriptor.close();
   }
 }

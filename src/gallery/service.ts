@@ -17,7 +17,7 @@ import { assessFace, EnrolmentRefused, type RefusalCode } from './checks.js';
 import type { GalleryConfig } from './config.js';
 import type { FaceDescriptor } from './descriptor.js';
 import { buildIndex, search, thresholdForGallery, type GalleryIndex } from './match.js';
-import { GalleryError, type GalleryStore, type NewTemplate, type StoredPerson } from './store.js';
+import { GalleryError, type GalleryStore, type NewTemplate, type StoredPerson, type StoredTemplate } from './store.js';
 
 export { EnrolmentRefused, type RefusalCode } from './checks.js';
 export { GalleryError } from './store.js';
@@ -103,16 +103,29 @@ const THUMB_SIDE = 96;
 
 export class FaceGallery implements GalleryService {
   private readonly log: Logger = moduleLogger('gallery');
-  private cached: GallerySnapshot | undefined;
+  /** The search index per descriptor id (the running model's, and the next one's while a model switch loads). */
+  private readonly cached = new Map<string, GallerySnapshot>();
+  /** The store version each descriptor's templates were last completed at (refresh). */
+  private readonly completedAt = new Map<string, number>();
+  /** The descriptor enrolment uses: the running model's (useDescriptor). */
+  private descriptor: FaceDescriptor;
 
-  constructor(private readonly deps: GalleryDeps) {}
+  constructor(private readonly deps: GalleryDeps) {
+    this.descriptor = deps.descriptor;
+  }
 
   get descriptorId(): string {
-    return this.deps.descriptor.id;
+    return this.descriptor.id;
+  }
+
+  /** Enrol with this descriptor from now on (the model that recognises switched to it). */
+  useDescriptor(d: FaceDescriptor): void {
+    if (d.id !== this.descriptor.id) this.log.info({ descriptor: d.id }, 'gallery descriptor switched');
+    this.descriptor = d;
   }
 
   private record(p: StoredPerson): PersonRecord {
-    return { ...p, templates: this.deps.store.templateCount(p.id) };
+    return { ...p, templates: this.deps.store.templateCount(p.id, this.descriptor.id) };
   }
 
   list(): PersonRecord[] {
@@ -137,14 +150,15 @@ export class FaceGallery implements GalleryService {
     return thresholdForGallery(people, { targetFar: this.deps.config.targetFar });
   }
 
-  /** The search index of the current gallery; one cheap query when nothing changed. */
-  snapshot(): GallerySnapshot {
+  /** The search index of the current gallery for a descriptor (default: enrolment's); one cheap query when nothing changed. */
+  snapshot(descriptorId: string = this.descriptor.id): GallerySnapshot {
     const version = this.deps.store.version();
-    if (this.cached?.version === version) return this.cached;
+    const hit = this.cached.get(descriptorId);
+    if (hit?.version === version) return hit;
     const people = this.deps.store.people();
     const byPerson = new Map<string, Float32Array[]>();
     for (const t of this.deps.store.templates()) {
-      if (t.descriptor !== this.deps.descriptor.id) continue;
+      if (t.descriptor !== descriptorId) continue;
       const list = byPerson.get(t.personId) ?? [];
       list.push(t.vector);
       byPerson.set(t.personId, list);
@@ -159,7 +173,7 @@ export class FaceGallery implements GalleryService {
       threshold: this.thresholdFor(entries.length),
       names: new Map(people.map((p) => [p.id, p.name])),
     };
-    this.cached = snap;
+    this.cached.set(descriptorId, snap);
     this.log.info({ people: snap.people, threshold: Number(snap.threshold.toFixed(4)), version }, 'gallery loaded');
     return snap;
   }
@@ -215,7 +229,7 @@ export class FaceGallery implements GalleryService {
   }
 
   private cropSpec(): { settings: FaceDescriptor['crop']; size: number } {
-    return { settings: this.deps.descriptor.crop, size: this.deps.descriptor.inputSize };
+    return { settings: this.descriptor.crop, size: this.descriptor.inputSize };
   }
 
   private async commit(
@@ -224,7 +238,8 @@ export class FaceGallery implements GalleryService {
     rejected: EnrolResult['rejected'],
     o: EnrolOptions,
   ): Promise<EnrolResult> {
-    const { store, config, descriptor } = this.deps;
+    const { store, config } = this.deps;
+    const descriptor = this.descriptor;
     const trimmed = name.trim();
     if (!trimmed) throw new GalleryError('a person needs a name: give a non-empty NAME');
     const existing = store.person(trimmed);
@@ -281,7 +296,7 @@ export class FaceGallery implements GalleryService {
     const entries: { personId: string; templates: Float32Array[] }[] = [];
     const byPerson = new Map<string, Float32Array[]>();
     for (const t of this.deps.store.templates())
-      if (t.descriptor === this.deps.descriptor.id && t.personId !== personId)
+      if (t.descriptor === this.descriptor.id && t.personId !== personId)
         byPerson.set(t.personId, [...(byPerson.get(t.personId) ?? []), t.vector]);
     for (const [id, templates] of byPerson) entries.push({ personId: id, templates });
     return { ...all, index: buildIndex(entries), people: entries.length, threshold: this.thresholdFor(entries.length) };
@@ -388,36 +403,77 @@ export class FaceGallery implements GalleryService {
   }
 
   /**
-   * Templates made by another descriptor than the current one: recomputed from the kept crops
-   * (one transaction), or a GalleryError saying why they cannot be (crops not kept).
+   * Makes the gallery searchable with descriptor `d` (a model switch): every kept enrolment
+   * crop without a template of `d` is described by `d` and added, in one transaction. The
+   * templates of other descriptors stay (a rollback finds them).
+   *
+   * strict (a model update): refuses, before computing anything, when someone enrolled would
+   * not be recognised any more under `d` (their crops were not kept), or when a kept crop
+   * shows no face; the GalleryError says who and what to do. Not strict (start, rollback,
+   * people enrolled by another process): computes what it can and logs who is left out.
    */
-  async adoptDescriptor(): Promise<{ recomputed: number }> {
-    const { store, descriptor, detector } = this.deps;
-    const stale = store.templates().filter((t) => t.descriptor !== descriptor.id);
-    if (stale.length === 0) return { recomputed: 0 };
-    const missing = stale.filter((t) => !t.cropFile);
-    if (missing.length)
-      throw new GalleryError(
-        `${missing.length} face templates were made by descriptor ${missing[0]?.descriptor}, not by ${descriptor.id}, and their enrolment crops were not kept (gallery.keepCrops false): keep the previous model, or remove and enrol those people again`,
-      );
-    const vectors = new Map<number, Float32Array>();
-    for (const t of stale) {
-      const img = await decodeRgb(store.readCrop(t.personId, t.cropFile as string));
+  async prepareDescriptor(d: FaceDescriptor, o: { strict?: boolean } = {}): Promise<{ recomputed: number }> {
+    const { store, detector } = this.deps;
+    const all = store.templates();
+    const covered = new Set<string>(); // person ids with a template of d
+    const done = new Set<string>(); // person/crop pairs with a template of d
+    for (const t of all)
+      if (t.descriptor === d.id) {
+        covered.add(t.personId);
+        if (t.cropFile) done.add(`${t.personId}/${t.cropFile}`);
+      }
+    const todo = new Map<string, StoredTemplate>();
+    for (const t of all)
+      if (t.cropFile && !done.has(`${t.personId}/${t.cropFile}`)) todo.set(`${t.personId}/${t.cropFile}`, t);
+    const reachable = new Set([...covered, ...[...todo.values()].map((t) => t.personId)]);
+    const lost = store.people().filter((p) => !reachable.has(p.id) && all.some((t) => t.personId === p.id));
+    // Strict refuses what the switch would lose: people recognised now (templates of the running descriptor).
+    const losing = o.strict
+      ? lost.filter((p) => all.some((t) => t.personId === p.id && t.descriptor === this.descriptor.id))
+      : lost;
+    if (losing.length) {
+      const names = losing.map((p) => p.name).join(', ');
+      const msg = `${losing.length} enrolled ${losing.length === 1 ? 'person has' : 'people have'} no face template for descriptor ${d.id} and no kept enrolment crops to compute one from (gallery.keepCrops was false when they were enrolled): ${names}. Keep the current model, or remove and enrol them again`;
+      if (o.strict) throw new GalleryError(msg);
+      this.log.error({ descriptor: d.id, people: losing.length }, msg);
+    }
+    const derived: { from: StoredTemplate; vector: Float32Array }[] = [];
+    for (const t of todo.values()) {
+      const file = t.cropFile as string;
+      const img = await decodeRgb(store.readCrop(t.personId, file));
       const faces = await detector.detect(img);
       const face = faces.reduce<Face | undefined>((a, b) => (!a || b.box.width > a.box.width ? b : a), undefined);
-      if (!face)
-        throw new GalleryError(
-          `the kept enrolment crop ${t.cropFile} (template ${t.id}) shows no face any more to the detector: remove and enrol that person again`,
-        );
-      const crop = alignFace(img, face.box, face.keypoints, descriptor.inputSize, descriptor.crop);
-      const [v] = await descriptor.describe([crop]);
-      vectors.set(t.id, v as Float32Array);
+      if (!face) {
+        const msg = `the kept enrolment crop ${file} (template ${t.id}) shows no face to the detector: remove and enrol that person again`;
+        if (o.strict) throw new GalleryError(msg);
+        this.log.error({ person: t.personId }, msg);
+        continue;
+      }
+      const crop = alignFace(img, face.box, face.keypoints, d.inputSize, d.crop);
+      const [v] = await d.describe([crop]);
+      derived.push({ from: t, vector: v as Float32Array });
     }
-    store.replaceVectors(descriptor.id, vectors);
-    this.log.info(
-      { recomputed: vectors.size, descriptor: descriptor.id },
-      'face templates recomputed for the new descriptor',
-    );
-    return { recomputed: vectors.size };
+    store.addDerived(d.id, derived);
+    this.completedAt.set(d.id, store.version());
+    if (derived.length)
+      this.log.info({ recomputed: derived.length, descriptor: d.id }, 'face templates computed for the descriptor');
+    return { recomputed: derived.length };
+  }
+
+  /**
+   * Before a frame is searched: when the gallery changed since `d`'s templates were last
+   * completed (someone enrolled by a process running another descriptor, the CLI), computes
+   * the missing ones from kept crops. One query when nothing changed.
+   */
+  async refresh(d: FaceDescriptor): Promise<void> {
+    const version = this.deps.store.version();
+    if (this.completedAt.get(d.id) === version) return;
+    try {
+      await this.prepareDescriptor(d);
+    } catch (err) {
+      // A crop removed meanwhile by another process, say: tried again at the next change.
+      this.completedAt.set(d.id, version);
+      this.log.warn({ descriptor: d.id, err: (err as Error).message }, 'cannot complete the face templates');
+    }
   }
 }

@@ -182,9 +182,12 @@ export class GalleryStore {
     return rows.map(toTemplate);
   }
 
-  templateCount(personId: string): number {
+  /** Templates of the person made by `descriptor`. */
+  templateCount(personId: string, descriptor: string): number {
     return (
-      this.db.prepare('SELECT COUNT(*) AS n FROM gallery_templates WHERE person_id = ?').get(personId) as { n: number }
+      this.db
+        .prepare('SELECT COUNT(*) AS n FROM gallery_templates WHERE person_id = ? AND descriptor = ?')
+        .get(personId, descriptor) as { n: number }
     ).n;
   }
 
@@ -307,14 +310,84 @@ export class GalleryStore {
     return this.person(id) as StoredPerson;
   }
 
-  /** Replaces the vectors of templates (same rows, same crops) with those of another descriptor, in one transaction. */
-  replaceVectors(descriptor: string, vectors: ReadonlyMap<number, Float32Array>): void {
+  /**
+   * Adds templates of another descriptor computed from kept crops (same crop file, source and
+   * quality as the template they were derived from), in one transaction. The templates of the
+   * previous descriptor stay: a rollback to the previous model finds them again.
+   */
+  addDerived(descriptor: string, derived: readonly { from: StoredTemplate; vector: Float32Array }[]): void {
+    if (derived.length === 0) return;
     this.kdb.transaction(() => {
-      const up = this.db.prepare('UPDATE gallery_templates SET descriptor = ?, vector = ? WHERE id = ?');
-      for (const [id, v] of vectors) up.run(descriptor, Buffer.from(v.buffer, v.byteOffset, v.byteLength), id);
+      // Only for people still enrolled: another process may have removed one meanwhile.
+      const ins = this.db.prepare(
+        'INSERT INTO gallery_templates (person_id, descriptor, vector, crop_file, source, quality, created_at) SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM gallery_people WHERE id = ?)',
+      );
+      const now = new Date().toISOString();
+      for (const { from, vector: v } of derived)
+        ins.run(
+          from.personId,
+          descriptor,
+          Buffer.from(v.buffer, v.byteOffset, v.byteLength),
+          from.cropFile,
+          from.source,
+          JSON.stringify(from.quality),
+          now,
+          from.personId,
+        );
       this.bump();
     });
-    this.checkpoint();
+  }
+
+  /**
+   * Applies a people bundle in one transaction (with `alsoInTransaction`, the history record):
+   * people removed (rows; their folders and the write-ahead log after the commit), people put
+   * with the id the bundle gives them and their templates of `descriptor` replaced.
+   * A name held by someone else of this kiosk is refused (GalleryError), nothing applied.
+   */
+  applyBundle(
+    descriptor: string,
+    people: readonly (Omit<StoredPerson, 'createdAt' | 'updatedAt'> & { vectors: readonly Float32Array[] })[],
+    removeIds: readonly string[],
+    alsoInTransaction: () => void,
+  ): { put: number; removed: string[] } {
+    for (const p of people) this.personDir(p.id); // ids are uuids (paths are built from them)
+    for (const id of removeIds) this.personDir(id);
+    const removed: string[] = [];
+    this.kdb.transaction(() => {
+      const now = new Date().toISOString();
+      for (const id of removeIds) {
+        if (!this.person(id) || this.person(id)?.id !== id) continue;
+        this.db.prepare('DELETE FROM gallery_templates WHERE person_id = ?').run(id);
+        this.db.prepare('DELETE FROM gallery_people WHERE id = ?').run(id);
+        removed.push(id);
+      }
+      const ins = this.db.prepare(
+        "INSERT INTO gallery_templates (person_id, descriptor, vector, crop_file, source, quality, created_at) VALUES (?, ?, ?, NULL, 'bundle', '{}', ?)",
+      );
+      for (const p of people) {
+        const clash = this.person(p.name);
+        if (clash && clash.id !== p.id)
+          throw new GalleryError(
+            `the bundle enrols ${p.name} (id ${p.id}) but this kiosk has another ${clash.name} (id ${clash.id}): rename or remove one of them (facegate enrol remove)`,
+          );
+        this.db
+          .prepare(
+            `INSERT INTO gallery_people (id, name, groups, valid_from, valid_until, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT(id) DO UPDATE SET name = excluded.name, groups = excluded.groups, valid_from = excluded.valid_from,
+             valid_until = excluded.valid_until, updated_at = excluded.updated_at`,
+          )
+          .run(p.id, p.name, JSON.stringify(p.groups), p.validFrom, p.validUntil, now, now);
+        this.db
+          .prepare("DELETE FROM gallery_templates WHERE person_id = ? AND descriptor = ? AND source = 'bundle'")
+          .run(p.id, descriptor);
+        for (const v of p.vectors) ins.run(p.id, descriptor, Buffer.from(v.buffer, v.byteOffset, v.byteLength), now);
+      }
+      alsoInTransaction();
+      this.bump();
+    });
+    for (const id of removed) rmSync(this.personDir(id), { recursive: true, force: true });
+    if (removed.length) this.checkpoint();
+    return { put: people.length, removed };
   }
 
   /** Erases the person: rows (zeroed by secure_delete), the write-ahead log, the crop and thumbnail files. */

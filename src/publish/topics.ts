@@ -198,7 +198,12 @@ export function encodePayload<T extends RelativeTopic>(topic: T, payload: TopicP
  * `update/chunk` (binary chunks in). The same two inbound topics exist fleet-wide under
  * `<base>/fleet/`, so "fleet" cannot be a kiosk id.
  */
-export const UPDATE_TOPICS = { model: 'model', offer: 'update/offer', chunk: 'update/chunk' } as const;
+export const UPDATE_TOPICS = {
+  model: 'model',
+  offer: 'update/offer',
+  chunk: 'update/chunk',
+  people: 'update/people',
+} as const;
 export const FLEET_LEVEL = 'fleet';
 
 /** `<base>/fleet/<relative>`: what every kiosk subscribes to for fleet-wide offers. */

@@ -47,6 +47,20 @@ export const updateMigrations: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 2,
+    description: 'people bundles installed; people removed by a bundle (final)',
+    up: (db) => {
+      db.exec(`
+        CREATE TABLE people_bundles (
+          manifest_sha256 TEXT PRIMARY KEY,
+          created_at TEXT NOT NULL,
+          installed_at TEXT NOT NULL
+        );
+        CREATE TABLE people_removed (person_id TEXT PRIMARY KEY, removed_at TEXT NOT NULL);
+      `);
+    },
+  },
 ];
 
 /** The identity of a bundle: sha256 of its signed manifest (what the signature covers). */
@@ -199,5 +213,56 @@ export class UpdateHistory {
         .run(transferId, ++this.transferSeq);
       this.db.db.prepare('DELETE FROM update_transfers WHERE seen <= ?').run(this.transferSeq - TRANSFER_IDS_KEPT);
     });
+  }
+}
+
+/**
+ * The kiosk's memory of people bundles (src/gallery/bundle.ts): each must be signed after the
+ * last one installed, so a captured older bundle cannot be replayed; and the ids a bundle
+ * removed are kept (ids only, no name or face), so no later or replayed bundle brings
+ * those people back.
+ */
+export class PeopleHistory {
+  constructor(
+    private readonly db: KioskDb,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  open(): void {
+    this.db.migrate(UPDATES_PART, updateMigrations);
+  }
+
+  /** The signing time of the newest people bundle installed (null: none yet). */
+  newestInstalled(): string | null {
+    const r = this.db.db.prepare('SELECT MAX(created_at) AS t FROM people_bundles').get() as { t: string | null };
+    return r.t;
+  }
+
+  /** Throws UpdateRejected for a bundle installed before, or signed before the newest one installed. */
+  check(manifestSha256: string, createdAt: string): void {
+    const seen = this.db.db
+      .prepare('SELECT installed_at FROM people_bundles WHERE manifest_sha256 = ?')
+      .get(manifestSha256) as { installed_at: string } | undefined;
+    if (seen) throw new UpdateRejected(`people bundle of ${createdAt} was installed already (at ${seen.installed_at})`);
+    const newest = this.newestInstalled();
+    if (newest !== null && createdAt <= newest)
+      throw new UpdateRejected(
+        `people bundle of ${createdAt} is not newer than the people bundle of ${newest} installed before`,
+        'Export a new bundle (facegate enrol export-bundle)',
+      );
+  }
+
+  removed(personId: string): boolean {
+    return this.db.db.prepare('SELECT 1 FROM people_removed WHERE person_id = ?').get(personId) !== undefined;
+  }
+
+  /** Records the bundle and the ids it removed; call inside the transaction that applies it. */
+  record(manifestSha256: string, createdAt: string, removedIds: readonly string[]): void {
+    const at = this.now().toISOString();
+    this.db.db
+      .prepare('INSERT INTO people_bundles (manifest_sha256, created_at, installed_at) VALUES (?, ?, ?)')
+      .run(manifestSha256, createdAt, at);
+    const ins = this.db.db.prepare('INSERT OR IGNORE INTO people_removed (person_id, removed_at) VALUES (?, ?)');
+    for (const id of removedIds) ins.run(id, at);
   }
 }

@@ -34,9 +34,10 @@ export interface ModelSwitch {
   /**
    * Loads the model in `model.dir` and switches recognition to it; the old pipeline
    * keeps serving frames until the new one is ready. Throws (and keeps the old one)
-   * when the model cannot be loaded.
+   * when the model cannot be loaded, or (intent 'install') when the host refuses it, such as a
+   * descriptor change the gallery cannot follow: the updater then rolls back with the reason.
    */
-  activate(model: ActiveModel): Promise<void>;
+  activate(model: ActiveModel, intent?: 'install' | 'rollback'): Promise<void>;
   /** Which file of the running model runs, when the host knows (published on the model topic). */
   readonly precision?: ModelPrecisionPayload | undefined;
 }
@@ -386,7 +387,7 @@ export class ModelUpdater {
     }
     this.history.installed(result.manifest);
     try {
-      await this.o.host.activate(result.installed);
+      await this.o.host.activate(result.installed, 'install');
     } catch (err) {
       this.log.error(
         { version: result.installed.version, err: (err as Error).message },
@@ -430,7 +431,7 @@ export class ModelUpdater {
     if (r.state.offered) this.history.refuseVersion(r.state.offered, `rolled back (${reason})`);
     if (reactivate) {
       try {
-        await this.o.host.activate(r.active);
+        await this.o.host.activate(r.active, 'rollback');
       } catch (err) {
         this.log.fatal(
           { err: (err as Error).message, version: r.active.version },

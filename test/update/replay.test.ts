@@ -124,8 +124,14 @@ test('replays, retained offers and bad chunks over a real broker: nothing undone
     await t.test(
       '(a) restart during probation rolls back; the captured 2.0 replayed with a new transfer id is refused',
       async () => {
+        const n = verdicts.length;
         await start();
         assert.equal(host.version, '1.0');
+        // The restarted kiosk announces its rollback; wait for it, so it is not taken for the verdict on the replay.
+        for (const until = Date.now() + 15000; !verdicts.slice(n).some((s) => s.state?.startsWith('rolled back'));) {
+          assert.ok(Date.now() < until, 'the restarted kiosk publishes its rollback within 15 s');
+          await new Promise((r) => setTimeout(r, 20));
+        }
         assert.match(
           await offer(b2),
           /^rejected: bundle 2\.0 was rolled back: restarted during the probation of 2\.0 on this kiosk at /,
