@@ -102,7 +102,7 @@ test('/healthz and /metrics answer as before; the pages are served with a strict
 test('the admin API refuses without a session, with a wrong password, without the CSRF token, and after logout', async () => {
   const { app, url, gallery } = await startApp();
   try {
-    gallery.seed('Ana', 's1', ['staff']);
+    gallery.seed('Ana', ['staff']);
     const c = new Client(url);
     assert.equal((await c.req('GET', '/api/admin/people')).status, 401);
     assert.equal((await c.req('GET', '/api/admin/status')).status, 401);
