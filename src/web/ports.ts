@@ -11,6 +11,7 @@
 import type { Registry } from 'prom-client';
 import type { DaemonBus } from '../publish/bus.js';
 import type { Config } from '../config/schema.js';
+import type { UpdateRecord } from '../update/history.js';
 
 export interface PersonRecord {
   readonly id: string;
@@ -83,6 +84,8 @@ export interface WebDeps {
   readonly gallery: () => GalleryService | undefined;
   /** The door, when the door part runs. */
   readonly door: () => DoorView | undefined;
+  /** The model bundles this kiosk was offered (installed, rolled back, refused), when updates are enabled. */
+  readonly updates?: () => readonly UpdateRecord[];
   /** Where /sys/class/thermal lives (tests point it elsewhere). */
   readonly thermalDir?: string;
 }

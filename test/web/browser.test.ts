@@ -83,7 +83,7 @@ before(async () => {
     model: { dir: path.join(tmp, 'no-model'), threads: 1 },
     decide: { cooldownMs: 3000 },
     mqtt: { url: broker.url, kioskId: 'web', reconnectMs: 300, homeAssistant: { enabled: false } },
-    http: { port: 0, admin: { passwordHash: await hashPassword(PASSWORD) } },
+    http: { port: 0, admin: { passwordHash: await hashPassword(PASSWORD), eventThumbnails: true } },
     state: { dir: path.join(tmp, 'state') },
   });
   daemon = new Daemon(cfg);
@@ -261,6 +261,9 @@ test('the admin page refuses without login and after logout', async (t) => {
   await page.locator('#people tr[data-person="Ana"]').waitFor();
   assert.equal(await status(), 200);
   await page.locator('#health tr[data-key="Camera"] td.ok').waitFor();
+  // The model running (the built-in descriptor: no trained model here) and the update history (updates are off).
+  await page.locator('#models td', { hasText: /^faceres:/ }).waitFor();
+  await page.locator('#updates', { hasText: 'updates.enabled' }).waitFor();
   for (const [size, w, h] of [
     ['1920x1080', 1920, 1080],
     ['800x480', 800, 480],
@@ -302,6 +305,11 @@ test('enrolling through /admin from the live camera makes the next frames show t
   await screen.locator('#faces li', { hasText: 'Bruno' }).waitFor({ state: 'attached', timeout: 30_000 });
   await screen.locator('#banner-main', { hasText: 'Welcome, Bruno' }).waitFor({ timeout: 30_000 });
   await screenshot(screen, 'screen-enrolled-800x480', /Welcome, Bruno/);
+  // The admin page lists the event with Bruno's face (event thumbnails are on here).
+  const brunoFace = admin.locator('#events img[alt="Bruno"]');
+  await brunoFace.first().waitFor({ timeout: 30_000 });
+  const src = (await brunoFace.first().getAttribute('src')) ?? '';
+  assert.equal(await admin.evaluate<number>(`fetch(${JSON.stringify(src)}).then((r) => r.status)`), 200);
 
   admin.once('dialog', () => undefined);
   await admin.locator('#people tr[data-person="Bruno"] button', { hasText: 'Remove' }).click();
@@ -309,6 +317,9 @@ test('enrolling through /admin from the live camera makes the next frames show t
   await admin.click('#confirm-yes');
   await admin.locator('#people tr[data-person="Bruno"]').waitFor({ state: 'detached' });
   assert.equal(daemon?.gallery?.get('Bruno'), undefined);
+  // His pictures went with him.
+  assert.equal(await admin.evaluate<number>(`fetch(${JSON.stringify(src)}).then((r) => r.status)`), 404);
+  await brunoFace.first().waitFor({ state: 'detached', timeout: 10_000 });
   const removedAt = Date.now();
   // A full cycle (Bruno comes between two appearances of Ana): his box is unknown again, never named.
   const from = events.length;
