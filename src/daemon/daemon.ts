@@ -415,6 +415,11 @@ export class Daemon {
 
     // 4. The web app: kiosk screen, admin page, health and metrics.
     if (cfg.http.enabled) {
+      // The updater's history of bundles, read for the admin page (open() only migrates what the updater did already).
+      const updateHistory = cfg.updates.enabled
+        ? new (await import('../update/history.js')).UpdateHistory(this.db)
+        : undefined;
+      updateHistory?.open();
       const http = new WebApp({
         config: cfg,
         bus: this.bus,
@@ -423,6 +428,7 @@ export class Daemon {
         // The one place the web app meets the gallery and the door parts.
         gallery: () => this.deps.gallery ?? this.gallery,
         door: () => this.deps.door ?? doorView(this.door),
+        ...(updateHistory ? { updates: () => updateHistory.list() } : {}),
       });
       this.http = http;
       await this.startPart({ name: 'http', start: () => http.start(), stop: () => http.stop() });

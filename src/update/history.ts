@@ -68,6 +68,19 @@ export function manifestId(m: BundleManifest): string {
   return createHash('sha256').update(canonicalBytes(m)).digest('hex');
 }
 
+/** One bundle of the history, as the admin page shows it. */
+export interface UpdateRecord {
+  readonly version: string;
+  readonly forced: boolean;
+  /** When it was signed. */
+  readonly createdAt: string;
+  readonly attemptedAt: string;
+  readonly installedAt: string | null;
+  /** Rolled back or refused (never installed again), with why. */
+  readonly refusedAt: string | null;
+  readonly reason: string | null;
+}
+
 interface BundleRow {
   manifest_sha256: string;
   version: string;
@@ -97,6 +110,22 @@ export class UpdateHistory {
   private row(id: string): BundleRow | undefined {
     return this.db.db.prepare('SELECT * FROM update_bundles WHERE manifest_sha256 = ?').get(id) as
       BundleRow | undefined;
+  }
+
+  /** The bundles this kiosk was offered, newest attempt first (the admin page shows them). */
+  list(limit = 50): UpdateRecord[] {
+    const rows = this.db.db
+      .prepare('SELECT * FROM update_bundles ORDER BY attempted_at DESC, rowid DESC LIMIT ?')
+      .all(limit) as BundleRow[];
+    return rows.map((r) => ({
+      version: r.version,
+      forced: r.forced === 1,
+      createdAt: r.created_at,
+      attemptedAt: r.attempted_at,
+      installedAt: r.installed_at,
+      refusedAt: r.refused_at,
+      reason: r.reason,
+    }));
   }
 
   /** The highest version this kiosk ever installed from a bundle (null: none yet). */

@@ -35,6 +35,12 @@ export const httpSchema = z
           .positive()
           .describe('login attempts allowed per client address per minute; more are refused with 429')
           .default(5),
+        eventThumbnails: z
+          .boolean()
+          .describe(
+            'show a small picture of the face with each recent event on the admin page: JPEG files (0600) in state.dir/event-thumbnails for the last 100 events, erased at start and stop and when the person is removed; off = no face picture is stored',
+          )
+          .default(false),
       })
       .strict()
       .describe('the admin page and the API calls that change something')

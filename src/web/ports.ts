@@ -3,60 +3,21 @@
  * gallery's `GalleryService` (src/gallery/service.ts, owned by the gallery); the door
  * state over whatever the door part exposes. Both are optional: the pages say so when a
  * part is not running.
- *
- * The gallery types below mirror the agreed interface of src/gallery/service.ts so the
- * web app builds before the gallery lands; once it does, these lines become
- * `export type { GalleryService, PersonRecord, ... } from '../gallery/service.js'`.
  */
 import type { Registry } from 'prom-client';
 import type { DaemonBus } from '../publish/bus.js';
 import type { Config } from '../config/schema.js';
+import type { UpdateRecord } from '../update/history.js';
+import type { GalleryService } from '../gallery/service.js';
 
-export interface PersonRecord {
-  readonly id: string;
-  readonly name: string;
-  readonly groups: readonly string[];
-  readonly validFrom: string | null;
-  readonly validUntil: string | null;
-  readonly templates: number;
-  readonly createdAt: string;
-  readonly updatedAt: string;
-}
-export interface EnrolOptions {
-  groups?: string[];
-  validFrom?: string | null;
-  validUntil?: string | null;
-  force?: boolean;
-}
-export type RefusalCode =
-  'no-face' | 'several-faces' | 'too-small' | 'blurred' | 'turned' | 'too-dark' | 'too-few' | 'duplicate' | 'bad-image';
-export interface EnrolResult {
-  person: PersonRecord;
-  accepted: number;
-  rejected: { index: number; code: RefusalCode; message: string }[];
-}
-export interface EnrolProgress {
-  good: number;
-  needed: number;
-  hint: string | null;
-}
-export interface GalleryService {
-  list(): PersonRecord[];
-  get(idOrName: string): PersonRecord | undefined;
-  enrolPhotos(name: string, photos: readonly Buffer[], o?: EnrolOptions): Promise<EnrolResult>;
-  enrolFromCamera(
-    name: string,
-    o?: EnrolOptions & { frames?: number; timeoutMs?: number },
-    onProgress?: (p: EnrolProgress) => void,
-  ): Promise<EnrolResult>;
-  update(
-    id: string,
-    patch: { name?: string; groups?: string[]; validFrom?: string | null; validUntil?: string | null },
-  ): PersonRecord;
-  remove(id: string): void;
-  exportPerson(id: string): unknown;
-  thumbnail(id: string): Buffer | undefined;
-}
+export type {
+  EnrolOptions,
+  EnrolProgress,
+  EnrolResult,
+  GalleryService,
+  PersonRecord,
+  RefusalCode,
+} from '../gallery/service.js';
 
 /** The door as the screen shows it; the door part provides it. */
 export interface DoorView {
@@ -83,6 +44,8 @@ export interface WebDeps {
   readonly gallery: () => GalleryService | undefined;
   /** The door, when the door part runs. */
   readonly door: () => DoorView | undefined;
+  /** The model bundles this kiosk was offered (installed, rolled back, refused), when updates are enabled. */
+  readonly updates?: () => readonly UpdateRecord[];
   /** Where /sys/class/thermal lives (tests point it elsewhere). */
   readonly thermalDir?: string;
 }

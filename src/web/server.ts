@@ -31,6 +31,7 @@ import { Sessions, sameToken, verifyPassword, parseHash, type Session } from './
 import { isLoopback } from './config.js';
 import { LiveFeed, decisionView, type DecisionView } from './live.js';
 import { readTemperatures } from './thermal.js';
+import { EventThumbnails } from './thumbnails.js';
 import type { EnrolOptions, GalleryService, WebDeps } from './ports.js';
 
 const SESSION_COOKIE = 'facegate_session';
@@ -110,6 +111,8 @@ export class WebApp {
   private readonly models: { version: string; since: string }[] = [];
   private lastDecision: DecisionView | null = null;
   private stopDecisions: (() => void) | undefined;
+  private stopFrames: (() => void) | undefined;
+  private thumbs: EventThumbnails | undefined;
   private port = 0;
 
   constructor(private readonly deps: WebDeps) {
@@ -136,12 +139,25 @@ export class WebApp {
       );
     this.loadFiles();
     this.live = new LiveFeed(this.deps.bus, cfg.live.maxFps, () => this.screenStatus());
+    if (cfg.admin.eventThumbnails) {
+      const thumbs = new EventThumbnails(EventThumbnails.dirIn(this.deps.config.state.dir), RECENT_EVENTS);
+      thumbs.start();
+      this.thumbs = thumbs;
+      this.stopFrames = this.deps.bus.on('frame', (f) => thumbs.frame(f));
+    }
     this.stopDecisions = this.deps.bus.on('decision', (d) => {
       const v = decisionView(d);
       this.lastDecision = v;
       this.recent.unshift(v);
       if (this.recent.length > RECENT_EVENTS) this.recent.length = RECENT_EVENTS;
       this.noteModel(d.modelVersion);
+      const thumbs = this.thumbs;
+      if (thumbs)
+        void thumbs.decision(d).then(() => {
+          // People removed meanwhile (here or with facegate enrol remove) lose their pictures.
+          const g = this.deps.gallery();
+          if (g) thumbs.forgetRemoved((name) => g.get(name) !== undefined);
+        });
     });
     const app = Fastify({ logger: false, bodyLimit: 1024 * 1024, trustProxy: false });
     this.app = app;
@@ -168,6 +184,9 @@ export class WebApp {
 
   async stop(): Promise<void> {
     this.stopDecisions?.();
+    this.stopFrames?.();
+    this.thumbs?.stop();
+    this.thumbs = undefined;
     this.live?.close();
     const app = this.app;
     this.app = undefined;
@@ -371,6 +390,7 @@ export class WebApp {
       if (req.query.confirm !== p.name)
         throw new WebRequestError(400, `to remove ${p.name}, repeat the name: ?confirm=${encodeURIComponent(p.name)}`);
       g.remove(p.id);
+      this.thumbs?.forgetRemoved((name) => g.get(name) !== undefined);
       this.log.info({ id: p.id }, 'person removed');
       return { removed: p.id };
     });
@@ -419,7 +439,22 @@ export class WebApp {
       }
       res.end();
     });
-    admin.get('/events', () => ({ events: this.recent }));
+    admin.get('/events', () => {
+      const g = this.deps.gallery();
+      if (g) this.thumbs?.forgetRemoved((name) => g.get(name) !== undefined);
+      return {
+        thumbnails: this.thumbs !== undefined,
+        events: this.recent.map((e) => ({ ...e, thumbnail: this.thumbs?.has(e.seq) ?? false })),
+      };
+    });
+    admin.get<{ Params: { seq: string } }>('/events/:seq/thumbnail', (req, reply) => {
+      const t = this.thumbs?.read(Number(req.params.seq));
+      if (!t)
+        return reply
+          .code(404)
+          .send({ error: 'no thumbnail for this event (http.admin.eventThumbnails is off, or the event is too old)' });
+      return reply.type('image/jpeg').header('cache-control', 'no-store').send(t);
+    });
     admin.get('/status', async () => {
       const h = this.deps.health();
       this.noteModel(h.model ?? null);
@@ -436,6 +471,7 @@ export class WebApp {
         frameErrors: value('facegate_frame_errors_total'),
         temperatures: readTemperatures(this.deps.thermalDir),
         models: this.models,
+        updates: this.deps.updates?.() ?? null,
         live: this.live?.stats ?? null,
         door: this.deps.door()?.state() ?? null,
         gallery: this.deps.gallery() ? 'running' : 'not running',

@@ -3,7 +3,7 @@
  * on a larger grey background, as a door camera would see it, written as JPEG files a
  * `directory` camera replays in name order.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { sharedPaths } from './shared.js';
@@ -50,4 +50,18 @@ export async function writeScenes(dir: string, scenes: readonly (readonly [strin
     }
   }
   return i;
+}
+
+/**
+ * Writes `frames` as 0001.jpg, 0002.jpg, … into `dir`, each through a temporary file renamed
+ * over the old one, so a `directory` camera replaying `dir` never sees a missing or half-written
+ * file: rewriting a folder of the same length changes what the camera shows mid-run.
+ */
+export function writeFrameFiles(dir: string, frames: readonly Buffer[]): void {
+  mkdirSync(dir, { recursive: true });
+  frames.forEach((jpeg, i) => {
+    const file = path.join(dir, `${String(i + 1).padStart(4, '0')}.jpg`);
+    writeFileSync(`${file}.tmp`, jpeg);
+    renameSync(`${file}.tmp`, file);
+  });
 }

@@ -66,3 +66,22 @@ export function filesContaining(dir: string, needles: readonly Buffer[]): string
     return needles.some((n) => data.includes(n));
   });
 }
+
+/**
+ * A camera frame (480×360 JPEG) with Yale `subject`'s photo in `condition` in the middle of
+ * a grey scene, or the empty scene for null: a person at the door as the kiosk camera sees them.
+ */
+export async function yaleFrame(subject: number | null, condition = 'normal'): Promise<Buffer> {
+  const scene = sharp({ create: { width: 480, height: 360, channels: 3, background: '#787878' } });
+  if (subject === null) return scene.jpeg({ quality: 90 }).toBuffer();
+  return scene
+    .composite([
+      {
+        input: await sharp(yale(subject, condition)).removeAlpha().toColourspace('srgb').png().toBuffer(),
+        left: 80,
+        top: 58,
+      },
+    ])
+    .jpeg({ quality: 90 })
+    .toBuffer();
+}

@@ -1,16 +1,28 @@
 /**
  * The web app on its own (a real fastify server on a free loopback port, a real bus and
  * metrics registry, the in-memory gallery): health and metrics as before, the admin API's
- * login, sessions, CSRF and rate limit, the people API, secrets hidden, and the live feed
- * costing nothing while nobody watches.
+ * login, sessions, CSRF and rate limit, the people API, secrets hidden, event thumbnails,
+ * and the live feed costing nothing while nobody watches.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, statSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+  statSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { Registry } from 'prom-client';
+import sharp from 'sharp';
+import type { Face, Match } from '../../src/shared/messages.js';
+import type { EventPayload } from '../../src/publish/topics.js';
 import { DaemonBus, type FrameSeen } from '../../src/publish/bus.js';
 import { validateConfig } from '../../src/config/load.js';
 import { WebApp, hideSecrets } from '../../src/web/server.js';
@@ -23,15 +35,20 @@ const PASSWORD = 'door-keeper-42';
 const hashP = hashPassword(PASSWORD);
 
 async function startApp(
-  over: { host?: string; hash?: string; attempts?: number; thermal?: string } = {},
+  over: { host?: string; hash?: string; attempts?: number; thermal?: string; thumbnailsIn?: string } = {},
 ): Promise<{ app: WebApp; url: string; gallery: FakeGallery; bus: DaemonBus; health: { h: WebHealth } }> {
   const config = validateConfig({
     http: {
       host: over.host ?? '127.0.0.1',
       port: 0,
-      admin: { passwordHash: over.hash ?? (await hashP), loginAttemptsPerMinute: over.attempts ?? 50 },
+      admin: {
+        passwordHash: over.hash ?? (await hashP),
+        loginAttemptsPerMinute: over.attempts ?? 50,
+        eventThumbnails: over.thumbnailsIn !== undefined,
+      },
     },
     mqtt: { password: 'mqtt-secret' },
+    ...(over.thumbnailsIn ? { state: { dir: over.thumbnailsIn } } : {}),
   });
   const bus = new DaemonBus();
   const gallery = new FakeGallery();
@@ -102,7 +119,7 @@ test('/healthz and /metrics answer as before; the pages are served with a strict
 test('the admin API refuses without a session, with a wrong password, without the CSRF token, and after logout', async () => {
   const { app, url, gallery } = await startApp();
   try {
-    gallery.seed('Ana', 's1', ['staff']);
+    gallery.seed('Ana', ['staff']);
     const c = new Client(url);
     assert.equal((await c.req('GET', '/api/admin/people')).status, 401);
     assert.equal((await c.req('GET', '/api/admin/status')).status, 401);
@@ -364,4 +381,93 @@ test('facegate admin set-password writes the hash into the config file, atomical
   assert.notEqual(broken.status, 0);
   assert.match(broken.stderr, /not a valid JSON config.*nothing was written/);
   assert.equal(readFileSync(file, 'utf8'), '{ broken');
+});
+
+test('event thumbnails (when enabled): the face of each decision, 0600 in state.dir, erased with the person and at stop', async () => {
+  const stateDir = mkdtempSync(path.join(tmpdir(), 'facegate-thumbs-'));
+  const dir = path.join(stateDir, 'event-thumbnails');
+  const { app, url, gallery, bus } = await startApp({ thumbnailsIn: stateDir });
+  try {
+    const ana = gallery.seed('Ana');
+    const c = new Client(url);
+    await c.login();
+    // A frame with Ana on the left and a stranger on the right; a decision about each.
+    const image = await sharp({ create: { width: 320, height: 240, channels: 3, background: '#808080' } })
+      .jpeg()
+      .toBuffer();
+    const face = (x: number): Face => ({
+      frameId: 7,
+      box: { x, y: 60, width: 80, height: 100 },
+      score: 0.9,
+      keypoints: [],
+    });
+    const m = (x: number, label: string | null): Match => ({
+      face: face(x),
+      label,
+      candidate: label ?? '',
+      similarity: 0.8,
+      probability: 0.9,
+      margin: 0.5,
+    });
+    bus.emit('frame', {
+      frame: { id: 7, timestamp: Date.now(), source: 't', image },
+      matches: [m(20, 'Ana'), m(220, null)],
+      modelVersion: 'v',
+      timings: { queueMs: 0, recogniseMs: 0, decideMs: 0 },
+    });
+    const decide = (seq: number, name: string | null): void =>
+      bus.emit('decision', {
+        decision: { kind: name ? 'recognized' : 'unknown', name, score: 0.8, trackId: seq, frameId: 7, timestamp: 0 },
+        modelVersion: 'v',
+        event: { seq, time: new Date().toISOString() } as EventPayload,
+      });
+    decide(1, 'Ana');
+    decide(2, null);
+    type Events = { thumbnails: boolean; events: { seq: number; thumbnail: boolean }[] };
+    const events = async (): Promise<Events> => (await (await c.req('GET', '/api/admin/events')).json()) as Events;
+    const deadline = Date.now() + 10_000;
+    while ((await events()).events.some((e) => !e.thumbnail)) {
+      assert.ok(Date.now() < deadline, 'both thumbnails stored within 10 s');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal((await events()).thumbnails, true);
+    const jpeg = await c.req('GET', '/api/admin/events/1/thumbnail');
+    assert.equal(jpeg.headers.get('content-type'), 'image/jpeg');
+    const meta = await sharp(Buffer.from(await jpeg.arrayBuffer())).metadata();
+    assert.deepEqual([meta.width, meta.height], [96, 96]);
+    assert.equal(statSync(dir).mode & 0o777, 0o700);
+    assert.deepEqual(readdirSync(dir).sort(), ['1.jpg', '2.jpg']);
+    for (const f of readdirSync(dir)) assert.equal(statSync(path.join(dir, f)).mode & 0o777, 0o600, f);
+    assert.equal((await new Client(url).req('GET', '/api/admin/events/1/thumbnail')).status, 401);
+
+    // Removing Ana erases her picture; the stranger's stays until it is too old or the kiosk stops.
+    const del = await c.req('DELETE', `/api/admin/people/${ana.id}?confirm=Ana`, undefined, { 'x-csrf-token': c.csrf });
+    assert.equal(del.status, 200);
+    assert.equal((await c.req('GET', '/api/admin/events/1/thumbnail')).status, 404);
+    assert.deepEqual(readdirSync(dir), ['2.jpg']);
+    assert.deepEqual(
+      (await events()).events.map((e) => [e.seq, e.thumbnail]),
+      [
+        [2, true],
+        [1, false],
+      ],
+    );
+  } finally {
+    await app.stop();
+  }
+  assert.equal(existsSync(dir), false, 'no face picture is left after stop');
+  rmSync(stateDir, { recursive: true, force: true });
+
+  // Off (the default): no picture, no folder.
+  const off = await startApp();
+  try {
+    const c = new Client(off.url);
+    await c.login();
+    assert.equal(
+      ((await (await c.req('GET', '/api/admin/events')).json()) as { thumbnails: boolean }).thumbnails,
+      false,
+    );
+  } finally {
+    await off.app.stop();
+  }
 });

@@ -267,11 +267,23 @@ $('enrol-photos').addEventListener('submit', async (e) => {
 // ---------- events, health, model, config ----------
 
 async function refreshEvents() {
-  const { events } = await api('GET', '/api/admin/events');
+  const { events, thumbnails } = await api('GET', '/api/admin/events');
+  $('events-face').hidden = !thumbnails;
   const tbody = $('events');
   tbody.replaceChildren();
   for (const e of events.slice(0, 30)) {
     const tr = document.createElement('tr');
+    tr.dataset.seq = String(e.seq);
+    if (thumbnails) {
+      const td = cell(tr, '');
+      if (e.thumbnail) {
+        const img = document.createElement('img');
+        img.className = 'thumb';
+        img.alt = e.name ?? 'unknown face';
+        img.src = `/api/admin/events/${e.seq}/thumbnail`;
+        td.appendChild(img);
+      }
+    }
     cell(tr, new Date(e.time).toLocaleString());
     cell(tr, e.kind);
     cell(tr, e.name ?? '—');
@@ -321,6 +333,23 @@ async function refreshStatus() {
     cell(tr, m.version);
     cell(tr, new Date(m.since).toLocaleString());
     models.appendChild(tr);
+  }
+  const updates = $('updates');
+  updates.replaceChildren();
+  if (s.updates === null) {
+    const tr = document.createElement('tr');
+    cell(tr, 'Model updates over MQTT are off (updates.enabled).').colSpan = 3;
+    updates.appendChild(tr);
+  }
+  for (const u of s.updates ?? []) {
+    const tr = document.createElement('tr');
+    tr.dataset.version = u.version;
+    cell(tr, u.forced ? `${u.version} (forced)` : u.version);
+    cell(tr, new Date(u.attemptedAt).toLocaleString());
+    if (u.refusedAt) cell(tr, `${u.reason ?? 'refused'} (${new Date(u.refusedAt).toLocaleString()})`, 'error');
+    else if (u.installedAt) cell(tr, `installed ${new Date(u.installedAt).toLocaleString()}`, 'ok');
+    else cell(tr, 'not installed');
+    updates.appendChild(tr);
   }
   $('config').textContent = JSON.stringify(s.config, null, 2);
   await refreshEvents();
