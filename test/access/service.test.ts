@@ -72,7 +72,7 @@ interface Kiosk {
 }
 
 let kioskNo = 0;
-async function startKiosk(): Promise<Kiosk> {
+async function startKiosk(doorExtra: Record<string, unknown> = {}): Promise<Kiosk> {
   broker ??= await startMosquitto();
   const dir = path.join(tmp, `kiosk-${++kioskNo}`);
   const bin = path.join(dir, 'bin');
@@ -121,6 +121,7 @@ async function startKiosk(): Promise<Kiosk> {
         relay: { enabled: true, gpioset: path.join(bin, 'gpioset') },
         mqtt: { enabled: true, topic: CONTROLLER, payload: 'ON' },
         remoteUnlock: { enabled: true, publicKeys: [keys.publicKeyFile], maxTtlSeconds: 120 },
+        ...doorExtra,
       }),
       kiosk: KIOSK,
       db,
@@ -341,7 +342,6 @@ test('replay: recorded grants, events, access messages and unlock commands re-se
   const n = k.access.query({}).length;
   const again = await k.restart();
   await until('the retained replay refused', () => again.query({}).length > n);
-  await attacker.publishAsync(unlockTopic, '', { qos: 1, retain: true }); // clear it
   assert.equal(k.pulses(), 2, 'no relay pulse from any replay');
   assert.equal(k.commands.length, commandsBefore, 'no door command from any replay');
   const refused = again.query({ deniedOnly: true }).filter((e) => e.source === 'remote');
@@ -378,5 +378,46 @@ test('replay: recorded grants, events, access messages and unlock commands re-se
   const late = again.query({ last: bad.length }).reverse()[0];
   assert.equal(late?.requestedBy, 'late', 'a refused signed command is logged with who asked');
   assert.equal(k.pulses(), 2);
-  assert.equal(k.commands.length, commandsBefore);
+  assert.equal(k.commands.length, commandsBefore); // Clear what the attacker left retained on the broker.
+  for (const sub of ['events', 'access', 'door', 'door/unlock'])
+    await attacker.publishAsync(`${BASE}/${KIOSK}/${sub}`, '', { qos: 1, retain: true });
+});
+
+test('door contact: "door forced" and "door held" go to the access log and the access topic, and refuse faces meanwhile', async () => {
+  const topic = 'sensors/front/contact';
+  const k = await startKiosk({ contact: { type: 'mqtt', mqtt: { topic }, heldOpenSeconds: 0.2, graceMs: 5000 } });
+  assert.ok(broker);
+  const sensor = await connectAsync(broker.url, { clientId: 'contact-sensor' });
+  closers.push(() => sensor.endAsync());
+  const entries = (): number => k.access.query({}).length;
+  await sensor.publishAsync(topic, 'closed', { qos: 1 });
+  await until('closed', () => k.access.state().contact === 'closed');
+  await sensor.publishAsync(topic, 'open', { qos: 1 });
+  await until('door forced logged', () => entries() === 1);
+  // While the alarm lasts, even an allowed face is refused with it.
+  k.decide({ name: 'Ana Lopez' });
+  await until('the face refused', () => entries() === 2);
+  await sensor.publishAsync(topic, 'closed', { qos: 1 });
+  await until('alarm cleared', () => k.access.state().alarm === null);
+  k.decide({ name: 'Ana Lopez' });
+  await until('the grant', () => entries() === 3);
+  await until('its pulse', () => k.pulses() === 1);
+  await sensor.publishAsync(topic, 'open', { qos: 1 });
+  await until('door held logged', () => entries() === 4);
+  assert.deepEqual(
+    k.access.query({}).map((e) => [e.source, e.result, e.reason, e.opened]),
+    [
+      ['contact', 'denied', 'door forced', false],
+      ['face', 'denied', 'door forced', false],
+      ['face', 'granted', null, true],
+      ['contact', 'denied', 'door held', false],
+    ],
+  );
+  await until('published', () => k.accessMsgs.length === 4);
+  assert.deepEqual(
+    k.accessMsgs.map((m) => parse(m).reason),
+    ['door forced', 'door forced', null, 'door held'],
+  );
+  assert.equal(k.pulses(), 1);
+  await sensor.publishAsync(topic, 'closed', { qos: 1 });
 });
