@@ -61,11 +61,14 @@ if [ "$(node_major)" -lt 20 ]; then
 fi
 [ "$(node_major)" -ge 20 ] || die "Node.js 20 or newer is required (found $(node --version 2>/dev/null || echo none))"
 
-say "user facegate (group video for /dev/video*)"
+say "user facegate (group video for /dev/video*, group gpio for /dev/gpiochip*)"
 if ! id facegate >/dev/null 2>&1; then
   useradd --system --home-dir "$STATE" --no-create-home --shell /usr/sbin/nologin facegate
 fi
-usermod -a -G video facegate
+# Raspberry Pi OS has a gpio group owning /dev/gpiochip*; elsewhere create it, so that the
+# unit's SupplementaryGroups=video gpio resolves (see docs/door-access.md for the udev rule).
+getent group gpio >/dev/null || groupadd --system gpio
+usermod -a -G video,gpio facegate
 
 say "package into $PREFIX"
 mkdir -p "$PREFIX"

@@ -17,6 +17,7 @@ import { registerUpdate } from './cli/update.js';
 import { registerModels } from './cli/models.js';
 import { registerEnrol } from './cli/enrol.js';
 import { registerAdmin } from './cli/admin.js';
+import { registerLog } from './cli/log.js';
 import { readFileSync } from 'node:fs';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
     registerModels,
     registerEnrol,
     registerAdmin,
+    registerLog,
   ]) {
     register(program);
   }
