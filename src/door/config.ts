@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 
-const gpioLine = (what: string) =>
+const gpioLine = (what: string, line: number) =>
   z
     .object({
       chip: z
@@ -18,7 +18,7 @@ const gpioLine = (what: string) =>
         .int()
         .nonnegative()
         .describe(`line offset of the ${what} on the chip (BCM number on a Pi)`)
-        .default(17),
+        .default(line),
       activeLow: z
         .boolean()
         .describe(`the ${what} is active when the pin is low (most opto-isolated relay boards)`)
@@ -35,7 +35,7 @@ export const doorConfigSchema = z
       .max(60_000)
       .describe('how long an opening keeps the relay on / the door released (milliseconds)')
       .default(3000),
-    relay: gpioLine('relay')
+    relay: gpioLine('relay', 5) // BCM 5 is pulled up at boot: an active-low relay stays off until facegate drives it
       .extend({
         enabled: z
           .boolean()
@@ -89,7 +89,7 @@ export const doorConfigSchema = z
           .enum(['none', 'gpio', 'mqtt'])
           .describe('door contact input: none, a GPIO line, or an MQTT topic')
           .default('none'),
-        gpio: gpioLine('door contact')
+        gpio: gpioLine('door contact', 17)
           .extend({
             gpiomon: z.string().min(1).describe('the libgpiod 1.x gpiomon program').default('gpiomon'),
             gpioget: z.string().min(1).describe('the libgpiod 1.x gpioget program').default('gpioget'),
