@@ -324,8 +324,12 @@ export class Daemon {
     const topics = new Topics(cfg.mqtt.baseTopic, cfg.mqtt.kioskId, cfg.mqtt.homeAssistant.prefix);
     // aedes speaks MQTT 3.1.1 only.
     const mqttCfg = cfg.mqtt.url ? cfg.mqtt : { ...cfg.mqtt, protocolVersion: 4 as const };
-    const mqtt = new MqttConnection(url, buildClientOptions(mqttCfg, topics), topics, (up) =>
-      m.brokerConnected.set(up ? 1 : 0),
+    const mqtt = new MqttConnection(
+      url,
+      buildClientOptions(mqttCfg, topics),
+      topics,
+      (up) => m.brokerConnected.set(up ? 1 : 0),
+      cfg.mqtt.maxPacketBytes,
     );
     this.mqtt = mqtt;
     await this.startPart({ name: 'mqtt', start: () => mqtt.start(), stop: () => mqtt.stop() });

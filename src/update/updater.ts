@@ -146,7 +146,8 @@ export class ModelUpdater {
     // itself at every reconnect. Oversized payloads are dropped before they are parsed or queued.
     const onOffer: MessageHandler = (_t, payload, meta) => {
       if (!this.started) return;
-      if (meta.retained || payload.length > MAX_OFFER_BYTES) return this.ignored();
+      // An empty payload is also what the MQTT packet size guard leaves of an oversized message.
+      if (meta.retained || payload.length === 0 || payload.length > MAX_OFFER_BYTES) return this.ignored();
       this.enqueueBounded(payload.length, () => this.handleOffer(payload));
     };
     const onChunk: MessageHandler = (_t, payload, meta) => {
