@@ -85,6 +85,9 @@ export class ModelUpdater {
   private started = false;
   private lastState: UpdateState | undefined;
   private readonly completed = new Set<string>();
+  /** The one download by URL in progress: it runs beside the serial queue, and stop() aborts it. */
+  private download:
+    { readonly version: string; readonly abort: AbortController; readonly done: Promise<void> } | undefined;
   private readonly history: UpdateHistory;
 
   constructor(private readonly o: ModelUpdaterOptions) {
@@ -168,6 +171,10 @@ export class ModelUpdater {
     if (this.probationTimer) clearTimeout(this.probationTimer);
     this.probationTimer = undefined;
     this.onProbation = undefined;
+    // A slow or silent server must not hold up the shutdown.
+    const d = this.download;
+    d?.abort.abort(new Error('the kiosk is stopping'));
+    await d?.done;
     await this.work;
     await this.dropTransfer();
   }
@@ -175,10 +182,13 @@ export class ModelUpdater {
   /** Resolves when every message received so far has been handled (tests, shutdown). */
   async idle(): Promise<void> {
     let w: Promise<void>;
+    let d: Promise<void> | undefined;
     do {
       w = this.work;
+      d = this.download?.done;
+      await d;
       await w;
-    } while (w !== this.work);
+    } while (w !== this.work || d !== this.download?.done);
   }
 
   /** The host reports the new model misbehaving during probation: return to the previous one. */
@@ -255,9 +265,10 @@ export class ModelUpdater {
         { version: m.version, size: offer.size, chunks: offer.chunks, url: offer.url !== null },
         'update offered',
       );
+      if (offer.url !== null) this.checkUrl(offer.url);
       this.history.useTransfer(offer.transferId);
       if (offer.url !== null) {
-        await this.download(offer);
+        this.startDownload(offer);
         return;
       }
       await this.beginTransfer(offer);
@@ -324,13 +335,54 @@ export class ModelUpdater {
     await this.install(t.offer, bytes);
   }
 
-  private async download(offer: Offer): Promise<void> {
+  /** Only URLs under a configured prefix are fetched; none by default. */
+  private checkUrl(url: string): void {
+    const allowed = this.o.config.allowedUrlPrefixes;
+    if (allowed.length === 0)
+      throw new UpdateRejected(
+        'offers by URL are off',
+        'List the HTTPS prefixes the kiosk may download from in updates.allowedUrlPrefixes',
+      );
+    if (!allowed.some((p) => url.startsWith(p)))
+      throw new UpdateRejected(
+        'offer URL is not under updates.allowedUrlPrefixes',
+        'Offer the bundle from an allowed prefix, or add the prefix to updates.allowedUrlPrefixes',
+      );
+  }
+
+  /**
+   * Downloads beside the serial queue, so a slow server holds up neither other offers nor
+   * the shutdown; the install itself is queued like any other. One download at a time.
+   */
+  private startDownload(offer: Offer): void {
+    if (this.download)
+      throw new UpdateRejected(`busy: downloading ${this.download.version}`, 'Offer again when it is done');
+    const abort = new AbortController();
+    const done = this.fetchBundle(offer, abort.signal).then(
+      (bytes) => {
+        if (!this.started) return;
+        this.completed.add(offer.transferId);
+        this.enqueue(() => this.install(offer, bytes));
+      },
+      (err: unknown) => {
+        if (!this.started) return; // cancelled by stop()
+        this.enqueue(() => this.reject(offer.version, err));
+      },
+    );
+    const entry = { version: offer.version, abort, done };
+    this.download = entry;
+    void done.finally(() => {
+      if (this.download === entry) this.download = undefined;
+    });
+  }
+
+  private async fetchBundle(offer: Offer, stop: AbortSignal): Promise<Buffer> {
     const url = offer.url as string;
     const fetchImpl = this.o.fetch ?? fetch;
     let bytes: Buffer;
     try {
       const res = await fetchImpl(url, {
-        signal: AbortSignal.timeout(this.o.config.downloadTimeoutMs),
+        signal: AbortSignal.any([stop, AbortSignal.timeout(this.o.config.downloadTimeoutMs)]),
         redirect: 'error',
       });
       if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
@@ -346,13 +398,11 @@ export class ModelUpdater {
       if (err instanceof UpdateRejected) throw err;
       throw new UpdateRejected(`download failed: ${(err as Error).message}`, undefined, { cause: err });
     }
-    if (bytes.length !== offer.size || sha256(bytes) !== offer.sha256) {
-      throw new UpdateRejected(
-        `truncated or corrupt download: ${bytes.length} of ${offer.size} bytes, sha256 ${bytes.length === offer.size ? 'differs' : 'not checked'}`,
-      );
-    }
-    this.completed.add(offer.transferId);
-    await this.install(offer, bytes);
+    // The length the server sent is not published: only that it differs from the offer.
+    if (bytes.length !== offer.size)
+      throw new UpdateRejected(`truncated download: fewer bytes than the offered ${offer.size}`);
+    if (sha256(bytes) !== offer.sha256) throw new UpdateRejected('corrupt download: sha256 differs from the offer');
+    return bytes;
   }
 
   private async dropTransfer(): Promise<void> {
