@@ -55,6 +55,8 @@ export interface ModelUpdaterOptions {
   readonly log?: Logger;
   /** For HTTPS URL offers; the global fetch by default. */
   readonly fetch?: typeof fetch;
+  /** Milliseconds since the epoch (tests pin it); Date.now by default. */
+  readonly now?: () => number;
 }
 
 interface Transfer {
@@ -72,6 +74,15 @@ const CHUNK_HEADER_BYTES = 20;
 const MAX_CHUNK_BYTES = 64 * 1024 * 1024;
 /** Messages waiting for the serial update queue; beyond this a flood is dropped. */
 export const MAX_QUEUED_MESSAGES = 2000;
+/** Longest rejection reason kept, published and logged (an offer can name 20,000 unknown keys). */
+export const MAX_REASON_CHARS = 300;
+/**
+ * Rejections recorded (state write, retained publish, log line): a burst of this many,
+ * then one per REJECTION_REFILL_MS. Anyone on the broker can send garbage; beyond this it
+ * is only counted, so a flood costs no disk writes.
+ */
+export const REJECTION_BURST = 20;
+export const REJECTION_REFILL_MS = 3_000;
 
 export class ModelUpdater {
   private readonly log: Logger;
@@ -99,6 +110,12 @@ export class ModelUpdater {
   ignoredMessages = 0;
   private queued = 0;
   private queuedBytes = 0;
+  /** Rejections not recorded because they came faster than the rate limit allows. */
+  unrecordedRejections = 0;
+  /** Writes of the update state caused by rejections (for the attack bench). */
+  rejectionWrites = 0;
+  private rejectionTokens = REJECTION_BURST;
+  private rejectionRefilledAt: number | undefined;
 
   private ignored(): void {
     this.ignoredMessages++;
@@ -497,10 +514,32 @@ export class ModelUpdater {
   }
 
   private async reject(version: string | null, err: unknown): Promise<void> {
-    const reason = err instanceof UpdateRejected ? err.reason : `internal error: ${(err as Error).message}`;
-    this.log.warn({ version, reason }, 'update rejected');
-    this.lastState = await this.s.recordRejected(version, reason);
+    const raw = err instanceof UpdateRejected ? err.reason : `internal error: ${(err as Error).message}`;
+    const reason = cap(raw, MAX_REASON_CHARS);
+    const v = version === null ? null : cap(version, 64);
+    if (!this.takeRejectionToken()) {
+      this.unrecordedRejections++;
+      this.log.debug({ version: v, reason }, 'update rejected (not recorded: too many rejections)');
+      return;
+    }
+    this.log.warn({ version: v, reason, unrecorded: this.unrecordedRejections }, 'update rejected');
+    this.rejectionWrites++;
+    this.lastState = await this.s.recordRejected(v, reason);
     await this.publishState();
+  }
+
+  /** Token bucket: REJECTION_BURST at once, refilled one per REJECTION_REFILL_MS. */
+  private takeRejectionToken(): boolean {
+    const now = (this.o.now ?? Date.now)();
+    const last = this.rejectionRefilledAt ?? now;
+    const refill = Math.floor((now - last) / REJECTION_REFILL_MS);
+    if (refill > 0 || this.rejectionRefilledAt === undefined) {
+      this.rejectionTokens = Math.min(REJECTION_BURST, this.rejectionTokens + refill);
+      this.rejectionRefilledAt = last + refill * REJECTION_REFILL_MS;
+    }
+    if (this.rejectionTokens <= 0) return false;
+    this.rejectionTokens--;
+    return true;
   }
 
   /** The payload of the retained `<base>/<kiosk>/model` topic. */
@@ -531,4 +570,8 @@ export class ModelUpdater {
       this.log.warn({ err: (err as Error).message }, 'cannot publish model state');
     }
   }
+}
+
+function cap(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
