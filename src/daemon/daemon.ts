@@ -32,9 +32,9 @@ import { ProbationGuard } from './probation.js';
 import { DaemonBus } from '../publish/bus.js';
 import type { OpenGallery } from '../gallery/open.js';
 import type { FaceGallery } from '../gallery/service.js';
-import type { UpdateMqttPort } from '../update/updater.js';
+import type { ModelUpdater, UpdateMqttPort } from '../update/updater.js';
 import { KioskDb, kioskDbPath } from '../state/db.js';
-import { FolderLock } from '../state/lock.js';
+import { FolderLock, FolderLockedError } from '../state/lock.js';
 import type { DoorService } from '../access/service.js';
 import type { PersonDirectory } from '../access/rules.js';
 
@@ -117,6 +117,8 @@ export class Daemon {
   // Parts, created in start() (they need the loaded model / resolved broker URL).
   private camera: Camera | undefined;
   private host: ModelHost | undefined;
+  /** Whether model updates run, and why not when they are configured but off. */
+  private updatesStatus = 'disabled';
   private mqtt: MqttConnection | undefined;
   private events: EventPublisher | undefined;
   private http: WebApp | undefined;
@@ -173,6 +175,7 @@ export class Daemon {
       pendingEvents: this.events?.pending ?? 0,
       // Events kept in memory only while the database refuses writes (disk full).
       eventStore: this.events?.degraded ? `memory only: ${this.events.degraded}` : 'ok',
+      updates: this.updatesStatus,
     };
   }
 
@@ -186,6 +189,14 @@ export class Daemon {
     } catch {
       return null;
     }
+  }
+
+  private updatesOff(reason: string): void {
+    this.updatesStatus = `off: ${reason}`;
+    this.log.error(
+      { err: reason },
+      'model updates are off; recognition runs model.dir. Fix updates.publicKeys or updates.modelsDir and restart',
+    );
   }
 
   private async startPart(part: Part): Promise<void> {
@@ -220,6 +231,7 @@ export class Daemon {
     // 0. The state: one kiosk per state folder (and model store), then the one database.
     const stateDir = path.resolve(cfg.state.dir);
     const locks: FolderLock[] = [];
+    let updatesProblem: string | undefined;
     await this.startPart({
       name: 'state',
       start: () => {
@@ -227,7 +239,13 @@ export class Daemon {
           locks.push(FolderLock.acquire(stateDir, 'state.dir'));
           if (cfg.updates.enabled) {
             const modelsDir = path.resolve(cfg.updates.modelsDir);
-            if (modelsDir !== stateDir) locks.push(FolderLock.acquire(modelsDir, 'updates.modelsDir'));
+            try {
+              if (modelsDir !== stateDir) locks.push(FolderLock.acquire(modelsDir, 'updates.modelsDir'));
+            } catch (err) {
+              // Another kiosk on the store stops this start; an unusable folder only turns updates off.
+              if (err instanceof FolderLockedError) throw err;
+              updatesProblem = (err as Error).message;
+            }
           }
           this.kioskDb = KioskDb.open(kioskDbPath(stateDir));
         } catch (err) {
@@ -280,7 +298,9 @@ export class Daemon {
     let updater: Part | undefined;
     let probation: ProbationGuard | undefined;
     let initialModel: { dir: string } = { dir: cfg.model.dir };
-    if (cfg.updates.enabled) {
+    let u: ModelUpdater | undefined;
+    if (updatesProblem !== undefined) this.updatesOff(updatesProblem);
+    else if (cfg.updates.enabled) {
       const { ModelUpdater } = await import('../update/updater.js');
       // The updater is created before MQTT starts (it picks the model to load); it reaches MQTT through this seam.
       const mqttSeam: UpdateMqttPort = {
@@ -288,7 +308,7 @@ export class Daemon {
         subscribe: (t, h) => this.requireMqtt().subscribe(t, h),
         subscribeAbsolute: (t, h) => this.requireMqtt().subscribeAbsolute(t, h),
       };
-      const u = new ModelUpdater({
+      u = new ModelUpdater({
         config: cfg.updates,
         kioskId: cfg.mqtt.kioskId,
         baseTopic: cfg.mqtt.baseTopic,
@@ -297,17 +317,35 @@ export class Daemon {
         host,
         db: this.db,
       });
-      initialModel = await u.recover();
-      const guard = new ProbationGuard(u);
+      try {
+        initialModel = await u.recover();
+      } catch (err) {
+        // Updates are optional: a missing key file or an unusable models directory turns
+        // them off, recognition goes on with model.dir, and health says why.
+        u = undefined;
+        this.updatesOff((err as Error).message);
+      }
+    }
+    if (u) {
+      this.updatesStatus = 'on';
+      const running = u;
+      const guard = new ProbationGuard(running);
       probation = guard;
       // A rollback the guard started finishes before the updater stops.
       updater = {
         name: 'model updates',
         optional: true,
-        start: () => u.start(),
+        start: async () => {
+          try {
+            await running.start();
+          } catch (err) {
+            this.updatesStatus = `off: ${(err as Error).message}`;
+            throw err;
+          }
+        },
         stop: async () => {
           await guard.idle();
-          await u.stop();
+          await running.stop();
         },
       };
     }
