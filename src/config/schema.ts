@@ -35,6 +35,14 @@ export const cameraSchema = z
       .default(5),
     width: z.number().int().positive().describe('capture width in pixels (webcam and ffmpeg)').default(640),
     height: z.number().int().positive().describe('capture height in pixels (webcam and ffmpeg)').default(480),
+    maxImagePixels: z
+      .number()
+      .int()
+      .positive()
+      .describe(
+        'images (frames, enrolment photos) with more pixels are refused before they are decoded, so one huge image cannot exhaust memory',
+      )
+      .default(24_000_000),
     queueSize: z
       .number()
       .int()

@@ -37,6 +37,7 @@ import { KioskDb, kioskDbPath } from '../state/db.js';
 import { FolderLock, FolderLockedError } from '../state/lock.js';
 import type { DoorService } from '../access/service.js';
 import type { PersonDirectory } from '../access/rules.js';
+import { setImagePixelLimit } from '../shared/image.js';
 
 export interface Part {
   readonly name: string;
@@ -227,6 +228,7 @@ export class Daemon {
     const cfg = this.cfg;
     const m = this.metrics;
     const version = this.deps.version ?? '0.0.0';
+    setImagePixelLimit(cfg.camera.maxImagePixels);
 
     // 0. The state: one kiosk per state folder (and model store), then the one database.
     const stateDir = path.resolve(cfg.state.dir);
