@@ -38,6 +38,7 @@ import { FolderLock, FolderLockedError } from '../state/lock.js';
 import type { DoorService } from '../access/service.js';
 import type { PersonDirectory } from '../access/rules.js';
 import { setImagePixelLimit } from '../shared/image.js';
+import { onFrameSkip } from '../shared/frame-skips.js';
 
 export interface Part {
   readonly name: string;
@@ -105,6 +106,9 @@ async function defaultDecider(cfg: Config['decide']): Promise<DecisionMaker> {
   return new Decider(cfg);
 }
 
+/** This many undecodable frames in a row make health say the camera is not usable. */
+const UNREADABLE_FRAMES_UNHEALTHY = 10;
+
 export class Daemon {
   private readonly log: Logger = moduleLogger('daemon');
   readonly metrics = new Metrics();
@@ -118,6 +122,10 @@ export class Daemon {
   // Parts, created in start() (they need the loaded model / resolved broker URL).
   private camera: Camera | undefined;
   private host: ModelHost | undefined;
+  /** Frames in a row that did not decode, and whether the frame in recognition now did not. */
+  private unreadableStreak = 0;
+  private frameWasUnreadable = false;
+  private stopSkips: (() => void) | undefined;
   /** Whether model updates run, and why not when they are configured but off. */
   private updatesStatus = 'disabled';
   private mqtt: MqttConnection | undefined;
@@ -162,14 +170,20 @@ export class Daemon {
   }
 
   health(): WebHealth {
-    const camera = this.camera?.state ?? 'starting';
+    const delivering = this.camera?.state ?? 'starting';
+    // Frames arrive but none decodes: the camera is up, yet nothing can be recognised.
+    const unreadable = delivering === 'ok' && this.unreadableStreak >= UNREADABLE_FRAMES_UNHEALTHY;
+    const camera = unreadable ? 'unreadable' : delivering;
     const model = this.host?.loaded ?? false;
-    const problem = this.camera?.problem;
+    const problem = unreadable
+      ? `the last ${this.unreadableStreak} frames could not be decoded as images (counted in facegate_skipped_total{reason="unreadable"})`
+      : this.camera?.problem;
     const snap = this.gallerySummary();
     return {
       ready: camera === 'ok' && model,
       camera,
-      ...(camera !== 'ok' && problem ? { cameraProblem: cameraHelp(problem) } : {}),
+      ...(unreadable && problem ? { cameraProblem: problem } : {}),
+      ...(!unreadable && camera !== 'ok' && problem ? { cameraProblem: cameraHelp(problem) } : {}),
       ...(snap ? { gallery: snap } : {}),
       model: model ? this.host?.currentVersion : null,
       broker: this.mqtt?.connected ? 'connected' : 'disconnected',
@@ -229,6 +243,11 @@ export class Daemon {
     const m = this.metrics;
     const version = this.deps.version ?? '0.0.0';
     setImagePixelLimit(cfg.camera.maxImagePixels);
+    this.stopSkips?.();
+    this.stopSkips = onFrameSkip((reason) => {
+      m.skipped.inc({ reason });
+      if (reason === 'unreadable') this.frameWasUnreadable = true;
+    });
 
     // 0. The state: one kiosk per state folder (and model store), then the one database.
     const stateDir = path.resolve(cfg.state.dir);
@@ -476,6 +495,9 @@ export class Daemon {
         this.bus.emit('decision', { decision: d, modelVersion, event: p });
       },
       onFrame: (frame, matches, t) => {
+        // A camera that sends only frames that do not decode is not healthy (see health()).
+        this.unreadableStreak = this.frameWasUnreadable ? this.unreadableStreak + 1 : 0;
+        this.frameWasUnreadable = false;
         this.bus.emit('frame', { frame, matches, modelVersion: host.currentVersion, timings: t });
         m.framesProcessed.inc();
         m.faces.inc(matches.length);
@@ -574,6 +596,8 @@ export class Daemon {
           this.log.error({ part: part.name, err: (err as Error).message }, 'part failed to stop cleanly');
         }
       }
+      this.stopSkips?.();
+      this.stopSkips = undefined;
       this.log.info('stopped');
     })();
     return this.stopping;
