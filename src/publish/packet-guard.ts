@@ -170,14 +170,14 @@ export function guardIncomingPackets(
   client.streamBuilder = (c: never) => {
     const stream = build(c) as NodeJS.ReadableStream & { destroy(err?: Error): void };
     const pipe = stream.pipe.bind(stream);
-    stream.pipe = (<T extends NodeJS.WritableStream>(dest: T): T => {
+    stream.pipe = <T extends NodeJS.WritableStream>(dest: T): T => {
       const guard = new PacketSizeGuard(maxBytes, v5, onOversized);
       // A malformed stream ends the connection (mqtt.js reconnects), as its own parser would.
       guard.on('error', (err) => stream.destroy(err));
       pipe(guard);
       guard.pipe(dest);
       return dest;
-    });
+    };
     return stream;
   };
 }
