@@ -10,6 +10,7 @@ import { toJSONSchema } from 'zod';
 import { ConfigError } from '../shared/errors.js';
 import { formatIssues } from '../shared/validation.js';
 import { configSchema, type Config } from './schema.js';
+import { redactUrl } from '../shared/url.js';
 
 export const ENV_PREFIX = 'FACEGATE__';
 
@@ -143,7 +144,7 @@ export function configJsonSchema(): unknown {
 export function redactConfig(cfg: Config): Config {
   return {
     ...cfg,
-    mqtt: { ...cfg.mqtt, password: cfg.mqtt.password ? '***' : '' },
+    mqtt: { ...cfg.mqtt, url: redactUrl(cfg.mqtt.url), password: cfg.mqtt.password ? '***' : '' },
     http: { ...cfg.http, admin: { ...cfg.http.admin, passwordHash: cfg.http.admin.passwordHash ? '***' : '' } },
   };
 }

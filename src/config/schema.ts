@@ -35,6 +35,14 @@ export const cameraSchema = z
       .default(5),
     width: z.number().int().positive().describe('capture width in pixels (webcam and ffmpeg)').default(640),
     height: z.number().int().positive().describe('capture height in pixels (webcam and ffmpeg)').default(480),
+    maxImagePixels: z
+      .number()
+      .int()
+      .positive()
+      .describe(
+        'images (frames, enrolment photos) with more pixels are refused before they are decoded, so one huge image cannot exhaust memory',
+      )
+      .default(24_000_000),
     queueSize: z
       .number()
       .int()
@@ -188,6 +196,15 @@ export const mqttSchema = z
       .describe('password; prefer passwordFile or FACEGATE__MQTT__PASSWORD; never logged')
       .default(''),
     passwordFile: z.string().describe('file whose first line is the password (overrides password)').default(''),
+    maxPacketBytes: z
+      .number()
+      .int()
+      .min(64 * 1024)
+      .max(256 * 1024 * 1024)
+      .describe(
+        'largest MQTT message the kiosk reads (bytes); larger ones are skipped as they arrive, never held in memory. Must exceed the update chunk size and the largest offer',
+      )
+      .default(16 * 1024 * 1024),
     keepaliveSeconds: z.number().int().positive().describe('keepalive interval').default(30),
     reconnectMs: ms('delay between reconnect attempts', 2000),
     connectTimeoutMs: ms('give up one connection attempt after this long', 10000),

@@ -32,11 +32,13 @@ import { ProbationGuard } from './probation.js';
 import { DaemonBus } from '../publish/bus.js';
 import type { OpenGallery } from '../gallery/open.js';
 import type { FaceGallery } from '../gallery/service.js';
-import type { UpdateMqttPort } from '../update/updater.js';
+import type { ModelUpdater, UpdateMqttPort } from '../update/updater.js';
 import { KioskDb, kioskDbPath } from '../state/db.js';
-import { FolderLock } from '../state/lock.js';
+import { FolderLock, FolderLockedError } from '../state/lock.js';
 import type { DoorService } from '../access/service.js';
 import type { PersonDirectory } from '../access/rules.js';
+import { setImagePixelLimit } from '../shared/image.js';
+import { onFrameSkip } from '../shared/frame-skips.js';
 
 export interface Part {
   readonly name: string;
@@ -120,6 +122,9 @@ async function defaultDecider(cfg: Config['decide']): Promise<DecisionMaker> {
   return new Decider(cfg);
 }
 
+/** This many undecodable frames in a row make health say the camera is not usable. */
+const UNREADABLE_FRAMES_UNHEALTHY = 10;
+
 export class Daemon {
   private readonly log: Logger = moduleLogger('daemon');
   readonly metrics = new Metrics();
@@ -133,6 +138,12 @@ export class Daemon {
   // Parts, created in start() (they need the loaded model / resolved broker URL).
   private camera: Camera | undefined;
   private host: ModelHost | undefined;
+  /** Frames in a row that did not decode, and whether the frame in recognition now did not. */
+  private unreadableStreak = 0;
+  private frameWasUnreadable = false;
+  private stopSkips: (() => void) | undefined;
+  /** Whether model updates run, and why not when they are configured but off. */
+  private updatesStatus = 'disabled';
   private mqtt: MqttConnection | undefined;
   private events: EventPublisher | undefined;
   private http: WebApp | undefined;
@@ -175,20 +186,27 @@ export class Daemon {
   }
 
   health(): WebHealth {
-    const camera = this.camera?.state ?? 'starting';
+    const delivering = this.camera?.state ?? 'starting';
+    // Frames arrive but none decodes: the camera is up, yet nothing can be recognised.
+    const unreadable = delivering === 'ok' && this.unreadableStreak >= UNREADABLE_FRAMES_UNHEALTHY;
+    const camera = unreadable ? 'unreadable' : delivering;
     const model = this.host?.loaded ?? false;
-    const problem = this.camera?.problem;
+    const problem = unreadable
+      ? `the last ${this.unreadableStreak} frames could not be decoded as images (counted in facegate_skipped_total{reason="unreadable"})`
+      : this.camera?.problem;
     const snap = this.gallerySummary();
     return {
       ready: camera === 'ok' && model,
       camera,
-      ...(camera !== 'ok' && problem ? { cameraProblem: cameraHelp(problem) } : {}),
+      ...(unreadable && problem ? { cameraProblem: problem } : {}),
+      ...(!unreadable && camera !== 'ok' && problem ? { cameraProblem: cameraHelp(problem) } : {}),
       ...(snap ? { gallery: snap } : {}),
       model: model ? this.host?.currentVersion : null,
       broker: this.mqtt?.connected ? 'connected' : 'disconnected',
       pendingEvents: this.events?.pending ?? 0,
       // Events kept in memory only while the database refuses writes (disk full).
       eventStore: this.events?.degraded ? `memory only: ${this.events.degraded}` : 'ok',
+      updates: this.updatesStatus,
     };
   }
 
@@ -202,6 +220,14 @@ export class Daemon {
     } catch {
       return null;
     }
+  }
+
+  private updatesOff(reason: string): void {
+    this.updatesStatus = `off: ${reason}`;
+    this.log.error(
+      { err: reason },
+      'model updates are off; recognition runs model.dir. Fix updates.publicKeys or updates.modelsDir and restart',
+    );
   }
 
   private async startPart(part: Part): Promise<void> {
@@ -232,10 +258,17 @@ export class Daemon {
     const cfg = this.cfg;
     const m = this.metrics;
     const version = this.deps.version ?? '0.0.0';
+    setImagePixelLimit(cfg.camera.maxImagePixels);
+    this.stopSkips?.();
+    this.stopSkips = onFrameSkip((reason) => {
+      m.skipped.inc({ reason });
+      if (reason === 'unreadable') this.frameWasUnreadable = true;
+    });
 
     // 0. The state: one kiosk per state folder (and model store), then the one database.
     const stateDir = path.resolve(cfg.state.dir);
     const locks: FolderLock[] = [];
+    let updatesProblem: string | undefined;
     await this.startPart({
       name: 'state',
       start: () => {
@@ -243,7 +276,13 @@ export class Daemon {
           locks.push(FolderLock.acquire(stateDir, 'state.dir'));
           if (cfg.updates.enabled) {
             const modelsDir = path.resolve(cfg.updates.modelsDir);
-            if (modelsDir !== stateDir) locks.push(FolderLock.acquire(modelsDir, 'updates.modelsDir'));
+            try {
+              if (modelsDir !== stateDir) locks.push(FolderLock.acquire(modelsDir, 'updates.modelsDir'));
+            } catch (err) {
+              // Another kiosk on the store stops this start; an unusable folder only turns updates off.
+              if (err instanceof FolderLockedError) throw err;
+              updatesProblem = (err as Error).message;
+            }
           }
           this.kioskDb = KioskDb.open(kioskDbPath(stateDir));
         } catch (err) {
@@ -291,7 +330,9 @@ export class Daemon {
     let updater: Part | undefined;
     let probation: ProbationGuard | undefined;
     let initialModel: { dir: string } = { dir: cfg.model.dir };
-    if (cfg.updates.enabled) {
+    let u: ModelUpdater | undefined;
+    if (updatesProblem !== undefined) this.updatesOff(updatesProblem);
+    else if (cfg.updates.enabled) {
       const { ModelUpdater } = await import('../update/updater.js');
       // The updater is created before MQTT starts (it picks the model to load); it reaches MQTT through this seam.
       const mqttSeam: UpdateMqttPort = {
@@ -299,7 +340,7 @@ export class Daemon {
         subscribe: (t, h) => this.requireMqtt().subscribe(t, h),
         subscribeAbsolute: (t, h) => this.requireMqtt().subscribeAbsolute(t, h),
       };
-      const u = new ModelUpdater({
+      u = new ModelUpdater({
         config: cfg.updates,
         kioskId: cfg.mqtt.kioskId,
         baseTopic: cfg.mqtt.baseTopic,
@@ -308,17 +349,35 @@ export class Daemon {
         host,
         db: this.db,
       });
-      initialModel = await u.recover();
-      const guard = new ProbationGuard(u);
+      try {
+        initialModel = await u.recover();
+      } catch (err) {
+        // Updates are optional: a missing key file or an unusable models directory turns
+        // them off, recognition goes on with model.dir, and health says why.
+        u = undefined;
+        this.updatesOff((err as Error).message);
+      }
+    }
+    if (u) {
+      this.updatesStatus = 'on';
+      const running = u;
+      const guard = new ProbationGuard(running);
       probation = guard;
       // A rollback the guard started finishes before the updater stops.
       updater = {
         name: 'model updates',
         optional: true,
-        start: () => u.start(),
+        start: async () => {
+          try {
+            await running.start();
+          } catch (err) {
+            this.updatesStatus = `off: ${(err as Error).message}`;
+            throw err;
+          }
+        },
         stop: async () => {
           await guard.idle();
-          await u.stop();
+          await running.stop();
         },
       };
     }
@@ -335,8 +394,12 @@ export class Daemon {
     const topics = new Topics(cfg.mqtt.baseTopic, cfg.mqtt.kioskId, cfg.mqtt.homeAssistant.prefix);
     // aedes speaks MQTT 3.1.1 only.
     const mqttCfg = cfg.mqtt.url ? cfg.mqtt : { ...cfg.mqtt, protocolVersion: 4 as const };
-    const mqtt = new MqttConnection(url, buildClientOptions(mqttCfg, topics), topics, (up) =>
-      m.brokerConnected.set(up ? 1 : 0),
+    const mqtt = new MqttConnection(
+      url,
+      buildClientOptions(mqttCfg, topics),
+      topics,
+      (up) => m.brokerConnected.set(up ? 1 : 0),
+      cfg.mqtt.maxPacketBytes,
     );
     this.mqtt = mqtt;
     await this.startPart({ name: 'mqtt', start: () => mqtt.start(), stop: () => mqtt.stop() });
@@ -449,6 +512,9 @@ export class Daemon {
         this.bus.emit('decision', { decision: d, modelVersion, event: p });
       },
       onFrame: (frame, matches, t) => {
+        // A camera that sends only frames that do not decode is not healthy (see health()).
+        this.unreadableStreak = this.frameWasUnreadable ? this.unreadableStreak + 1 : 0;
+        this.frameWasUnreadable = false;
         this.bus.emit('frame', { frame, matches, modelVersion: host.currentVersion, timings: t });
         m.framesProcessed.inc();
         m.faces.inc(matches.length);
@@ -572,6 +638,8 @@ export class Daemon {
           this.log.error({ part: part.name, err: (err as Error).message }, 'part failed to stop cleanly');
         }
       }
+      this.stopSkips?.();
+      this.stopSkips = undefined;
       this.log.info('stopped');
     })();
     return this.stopping;

@@ -28,6 +28,12 @@ export class Metrics {
     labelNames: ['stage'] as const,
     registers: [this.registry],
   });
+  readonly skipped = new Counter({
+    name: 'facegate_skipped_total',
+    help: 'frames that could not be decoded (reason="unreadable") and faces too small or too blurred to recognise',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
   readonly faces = new Counter({
     name: 'facegate_faces_total',
     help: 'faces matched (named or refused)',

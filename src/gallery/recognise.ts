@@ -19,6 +19,7 @@ import type { Face, Frame, Match } from '../shared/messages.js';
 import type { FaceDescriptor } from './descriptor.js';
 import { search } from './match.js';
 import type { FaceGallery, GallerySnapshot } from './service.js';
+import { reportFrameSkip } from '../shared/frame-skips.js';
 
 /** What the daemon needs (structurally its `Recogniser`). */
 export interface GalleryRecogniserDeps {
@@ -75,6 +76,7 @@ export class GalleryRecogniser {
       img = await decodeRgb(frame.image);
     } catch (err) {
       this.log.debug({ source: frame.source, err: (err as Error).message }, 'cannot decode a frame; skipped');
+      reportFrameSkip('unreadable');
       return [];
     }
     const { descriptor, trained, quality } = this.deps;
@@ -84,8 +86,9 @@ export class GalleryRecogniser {
     const good: { face: Face; crop: RgbImage }[] = [];
     for (const face of faces) {
       const crop = alignFace(img, face.box, face.keypoints, descriptor.inputSize, descriptor.crop);
-      if (qualityVerdict(Math.max(face.box.width, face.box.height), sharpness(crop), quality).ok)
-        good.push({ face, crop });
+      const v = qualityVerdict(Math.max(face.box.width, face.box.height), sharpness(crop), quality);
+      if (v.ok) good.push({ face, crop });
+      else reportFrameSkip(v.reason);
     }
     if (good.length === 0) return [];
     // Someone enrolled by a process that runs another descriptor (the CLI) gets templates of this one first.

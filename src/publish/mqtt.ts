@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import { ConfigError } from '../shared/errors.js';
 import type { MqttConfig } from '../config/schema.js';
 import { moduleLogger } from '../shared/logger.js';
+import { guardIncomingPackets, type OversizedPacket } from './packet-guard.js';
 import {
   Topics,
   TOPIC_OPTIONS,
@@ -62,6 +63,9 @@ export function buildClientOptions(cfg: MqttConfig, topics: Topics): IClientOpti
     will: { topic: topics.status, payload: Buffer.from('offline'), qos: 1, retain: true },
     rejectUnauthorized: cfg.tls.rejectUnauthorized,
   };
+  // MQTT 5 lets the broker know: it then drops larger messages instead of sending them.
+  // MqttConnection enforces the same bound on the bytes for brokers that do not (and for 3.1.1).
+  if (cfg.protocolVersion === 5) opts.properties = { maximumPacketSize: cfg.maxPacketBytes };
   if (cfg.username) opts.username = cfg.username;
   if (password !== undefined) opts.password = password;
   if (cfg.tls.ca) opts.ca = readFile(cfg.tls.ca, 'tls.ca');
@@ -84,7 +88,12 @@ export function safeUrl(url: string): string {
   }
 }
 
+/** 16 MiB: an offer of the most chunks (about 7 MB of hashes) fits; a 1 GB kiosk is not at risk. */
+export const DEFAULT_MAX_PACKET_BYTES = 16 * 1024 * 1024;
+
 export class MqttConnection implements MqttPort {
+  /** Incoming publishes dropped because they exceeded the packet size limit. */
+  oversizedPackets = 0;
   private client: MqttClient | undefined;
   private readonly log: Logger;
   private readonly handlers = new Map<string, MessageHandler[]>();
@@ -98,6 +107,8 @@ export class MqttConnection implements MqttPort {
     private readonly options: IClientOptions,
     readonly topics: Topics,
     private readonly onState: (connected: boolean) => void = () => undefined,
+    /** Incoming publishes larger than this are dropped unread (their payload never buffered). */
+    private readonly maxPacketBytes = DEFAULT_MAX_PACKET_BYTES,
   ) {
     this.log = moduleLogger('mqtt');
   }
@@ -111,8 +122,16 @@ export class MqttConnection implements MqttPort {
    * without a broker: events wait in the outbox). Bad options throw.
    */
   async start(waitMs = 3000): Promise<void> {
-    const client = connect(this.url, this.options);
+    // manualConnect: the packet size guard must be in place before the first byte arrives.
+    const client = connect(this.url, { ...this.options, manualConnect: true });
     this.client = client;
+    guardIncomingPackets(
+      client as unknown as { streamBuilder: (c: never) => unknown },
+      this.maxPacketBytes,
+      this.options.protocolVersion === 5,
+      (p) => this.oversized(p),
+    );
+    client.connect();
     client.on('connect', () => {
       // Nagle + delayed ACK turns a QoS 1 round trip from ~0.2 ms into ~40-90 ms.
       (client.stream as Partial<Socket> | undefined)?.setNoDelay?.(true);
@@ -169,6 +188,18 @@ export class MqttConnection implements MqttPort {
     }
     if (!this.everConnected)
       this.log.warn({ url: safeUrl(this.url) }, 'broker not reachable yet; running on, events are kept on disk');
+  }
+
+  private oversizedLogged = false;
+  private oversized(p: OversizedPacket): void {
+    this.oversizedPackets++;
+    // A flood must not become a flood of log lines: the first is logged, the rest counted.
+    if (!this.oversizedLogged)
+      this.log.warn(
+        { topic: p.topic.slice(0, 200), bytes: p.bytes, limit: this.maxPacketBytes },
+        'dropped an incoming MQTT message larger than mqtt.maxPacketBytes (further ones are only counted)',
+      );
+    this.oversizedLogged = true;
   }
 
   onConnect(listener: () => void): void {

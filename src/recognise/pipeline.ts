@@ -10,6 +10,7 @@ import { qualityVerdict, type QualityThresholds } from '../detect/quality.js';
 import { loadDetector, type LoadDetectorOptions } from '../detect/model.js';
 import { FaceExtractor, type DetectedCrop } from './faces.js';
 import { Recogniser, type PrecisionChoice, type PrecisionReport } from './recogniser.js';
+import { reportFrameSkip } from '../shared/frame-skips.js';
 
 const log = moduleLogger('recognise');
 
@@ -127,6 +128,7 @@ export class RecognitionPipeline {
     } catch (err) {
       this.stats.frames++;
       this.stats.unreadable++;
+      reportFrameSkip('unreadable');
       this.warnOnce(
         'unreadable',
         { source: frame.source, err: (err as Error).message },
@@ -152,6 +154,7 @@ export class RecognitionPipeline {
         continue;
       }
       skipped.push({ crop: c, reason: v.reason });
+      reportFrameSkip(v.reason);
       if (v.reason === 'too-small') this.stats.skippedTooSmall++;
       else this.stats.skippedBlurred++;
     }

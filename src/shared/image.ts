@@ -2,7 +2,7 @@
  * Image decoding with sharp: every image becomes 8-bit RGB (greyscale expanded to three
  * channels, alpha dropped), the layout every model input here expects.
  */
-import sharp from 'sharp';
+import sharp, { type OutputInfo } from 'sharp';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -11,6 +11,30 @@ export interface RgbImage {
   readonly data: Uint8Array;
   readonly width: number;
   readonly height: number;
+}
+
+/**
+ * The most pixels an image may have before it is decoded: 24 MP takes a 6000×4000 photo
+ * for enrolment, far above any camera frame. A 16000×16000 PNG of 750 KB would otherwise
+ * decode to 768 MB of pixels (sharp's own limit is 268 MP). Set from camera.maxImagePixels.
+ */
+export const DEFAULT_MAX_IMAGE_PIXELS = 24_000_000;
+let maxImagePixels = DEFAULT_MAX_IMAGE_PIXELS;
+
+/** Sets the pixel limit for every decode in this process (the daemon does it at start). */
+export function setImagePixelLimit(pixels: number): void {
+  maxImagePixels = pixels;
+}
+
+/** An image with more pixels than the limit: refused before its pixels are decoded. */
+export class ImageTooLargeError extends Error {
+  constructor(limit: number, options?: ErrorOptions) {
+    super(
+      `image has more than ${limit} pixels (camera.maxImagePixels); send a smaller image or raise the limit`,
+      options,
+    );
+    this.name = 'ImageTooLargeError';
+  }
 }
 
 export const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set(['.jpg', '.jpeg', '.png', '.gif', '.webp']);
@@ -36,9 +60,21 @@ export async function decodeRgb(
   input: string | Buffer | Uint8Array,
   size?: { width: number; height: number },
 ): Promise<RgbImage> {
-  let img = sharp(input, { failOn: 'error', animated: false }).rotate().removeAlpha().toColourspace('srgb');
+  const limit = maxImagePixels;
+  let img = sharp(input, { failOn: 'error', animated: false, limitInputPixels: limit })
+    .rotate()
+    .removeAlpha()
+    .toColourspace('srgb');
   if (size) img = img.resize(size.width, size.height, { fit: 'fill', kernel: 'linear' });
-  const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
+  let out: { data: Buffer; info: OutputInfo };
+  try {
+    out = await img.raw().toBuffer({ resolveWithObject: true });
+  } catch (err) {
+    // sharp reads the header first and refuses before it allocates the pixels.
+    if (/exceeds pixel limit/i.test((err as Error).message)) throw new ImageTooLargeError(limit, { cause: err });
+    throw err;
+  }
+  const { data, info } = out;
   if (info.channels === 3)
     return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height };
   // Greyscale that sharp kept single-channel: expand to RGB.

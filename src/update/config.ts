@@ -48,6 +48,19 @@ export const updatesConfigSchema = z
       .positive()
       .describe('an incomplete transfer with no new chunk for this long is dropped and reported (milliseconds)')
       .default(60_000),
+    allowedUrlPrefixes: z
+      .array(
+        z
+          .url({ protocol: /^https$/ })
+          .refine(
+            (u) => u.endsWith('/'),
+            'must end with "/" (so https://host does not also allow https://host.evil.example)',
+          ),
+      )
+      .describe(
+        'HTTPS URL prefixes (ending in /) the kiosk may download offered bundles from; empty = offers by URL are refused and bundles come in chunks over MQTT only',
+      )
+      .default([]),
     downloadTimeoutMs: z
       .number()
       .int()

@@ -7,6 +7,7 @@
 import type { Socket } from 'node:net';
 import { connectAsync, type IClientOptions, type MqttClient } from 'mqtt';
 import { FacegateError } from '../shared/errors.js';
+import { redactUrl } from '../shared/url.js';
 import { UPDATE_TOPICS, FLEET_LEVEL, fleetTopic, kioskTopic, type ModelStatePayload } from '../publish/topics.js';
 import { makeOffer, type Offer } from './transfer.js';
 
@@ -45,7 +46,10 @@ export async function publishModel(o: PublishOptions): Promise<PublishResult> {
   try {
     client = await connectAsync(o.brokerUrl, { reconnectPeriod: 0, connectTimeout: 10_000, ...o.clientOptions });
   } catch (err) {
-    throw new FacegateError(`cannot connect to ${o.brokerUrl}: ${(err as Error).message}`, { cause: err });
+    // The URL may carry a password (mqtt://user:pass@host): never repeat it.
+    throw new FacegateError(`cannot connect to ${redactUrl(o.brokerUrl)}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   (client.stream as Partial<Socket> | undefined)?.setNoDelay?.(true);
   const verdicts = new Map<string, ModelStatePayload>();

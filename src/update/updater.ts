@@ -56,6 +56,8 @@ export interface ModelUpdaterOptions {
   readonly log?: Logger;
   /** For HTTPS URL offers; the global fetch by default. */
   readonly fetch?: typeof fetch;
+  /** Milliseconds since the epoch (tests pin it); Date.now by default. */
+  readonly now?: () => number;
 }
 
 interface Transfer {
@@ -73,6 +75,15 @@ const CHUNK_HEADER_BYTES = 20;
 const MAX_CHUNK_BYTES = 64 * 1024 * 1024;
 /** Messages waiting for the serial update queue; beyond this a flood is dropped. */
 export const MAX_QUEUED_MESSAGES = 2000;
+/** Longest rejection reason kept, published and logged (an offer can name 20,000 unknown keys). */
+export const MAX_REASON_CHARS = 300;
+/**
+ * Rejections recorded (state write, retained publish, log line): a burst of this many,
+ * then one per REJECTION_REFILL_MS. Anyone on the broker can send garbage; beyond this it
+ * is only counted, so a flood costs no disk writes.
+ */
+export const REJECTION_BURST = 20;
+export const REJECTION_REFILL_MS = 3_000;
 
 export class ModelUpdater {
   private readonly log: Logger;
@@ -86,6 +97,9 @@ export class ModelUpdater {
   private started = false;
   private lastState: UpdateState | undefined;
   private readonly completed = new Set<string>();
+  /** The one download by URL in progress: it runs beside the serial queue, and stop() aborts it. */
+  private download:
+    { readonly version: string; readonly abort: AbortController; readonly done: Promise<void> } | undefined;
   private readonly history: UpdateHistory;
 
   constructor(private readonly o: ModelUpdaterOptions) {
@@ -97,6 +111,12 @@ export class ModelUpdater {
   ignoredMessages = 0;
   private queued = 0;
   private queuedBytes = 0;
+  /** Rejections not recorded because they came faster than the rate limit allows. */
+  unrecordedRejections = 0;
+  /** Writes of the update state caused by rejections (for the attack bench). */
+  rejectionWrites = 0;
+  private rejectionTokens = REJECTION_BURST;
+  private rejectionRefilledAt: number | undefined;
 
   private ignored(): void {
     this.ignoredMessages++;
@@ -147,7 +167,8 @@ export class ModelUpdater {
     // itself at every reconnect. Oversized payloads are dropped before they are parsed or queued.
     const onOffer: MessageHandler = (_t, payload, meta) => {
       if (!this.started) return;
-      if (meta.retained || payload.length > MAX_OFFER_BYTES) return this.ignored();
+      // An empty payload is also what the MQTT packet size guard leaves of an oversized message.
+      if (meta.retained || payload.length === 0 || payload.length > MAX_OFFER_BYTES) return this.ignored();
       this.enqueueBounded(payload.length, () => this.handleOffer(payload));
     };
     const onChunk: MessageHandler = (_t, payload, meta) => {
@@ -168,6 +189,10 @@ export class ModelUpdater {
     if (this.probationTimer) clearTimeout(this.probationTimer);
     this.probationTimer = undefined;
     this.onProbation = undefined;
+    // A slow or silent server must not hold up the shutdown.
+    const d = this.download;
+    d?.abort.abort(new Error('the kiosk is stopping'));
+    await d?.done;
     await this.work;
     await this.dropTransfer();
   }
@@ -175,10 +200,13 @@ export class ModelUpdater {
   /** Resolves when every message received so far has been handled (tests, shutdown). */
   async idle(): Promise<void> {
     let w: Promise<void>;
+    let d: Promise<void> | undefined;
     do {
       w = this.work;
+      d = this.download?.done;
+      await d;
       await w;
-    } while (w !== this.work);
+    } while (w !== this.work || d !== this.download?.done);
   }
 
   /** The host reports the new model misbehaving during probation: return to the previous one. */
@@ -255,9 +283,10 @@ export class ModelUpdater {
         { version: m.version, size: offer.size, chunks: offer.chunks, url: offer.url !== null },
         'update offered',
       );
+      if (offer.url !== null) this.checkUrl(offer.url);
       this.history.useTransfer(offer.transferId);
       if (offer.url !== null) {
-        await this.download(offer);
+        this.startDownload(offer);
         return;
       }
       await this.beginTransfer(offer);
@@ -324,13 +353,54 @@ export class ModelUpdater {
     await this.install(t.offer, bytes);
   }
 
-  private async download(offer: Offer): Promise<void> {
+  /** Only URLs under a configured prefix are fetched; none by default. */
+  private checkUrl(url: string): void {
+    const allowed = this.o.config.allowedUrlPrefixes;
+    if (allowed.length === 0)
+      throw new UpdateRejected(
+        'offers by URL are off',
+        'List the HTTPS prefixes the kiosk may download from in updates.allowedUrlPrefixes',
+      );
+    if (!allowed.some((p) => url.startsWith(p)))
+      throw new UpdateRejected(
+        'offer URL is not under updates.allowedUrlPrefixes',
+        'Offer the bundle from an allowed prefix, or add the prefix to updates.allowedUrlPrefixes',
+      );
+  }
+
+  /**
+   * Downloads beside the serial queue, so a slow server holds up neither other offers nor
+   * the shutdown; the install itself is queued like any other. One download at a time.
+   */
+  private startDownload(offer: Offer): void {
+    if (this.download)
+      throw new UpdateRejected(`busy: downloading ${this.download.version}`, 'Offer again when it is done');
+    const abort = new AbortController();
+    const done = this.fetchBundle(offer, abort.signal).then(
+      (bytes) => {
+        if (!this.started) return;
+        this.completed.add(offer.transferId);
+        this.enqueue(() => this.install(offer, bytes));
+      },
+      (err: unknown) => {
+        if (!this.started) return; // cancelled by stop()
+        this.enqueue(() => this.reject(offer.version, err));
+      },
+    );
+    const entry = { version: offer.version, abort, done };
+    this.download = entry;
+    void done.finally(() => {
+      if (this.download === entry) this.download = undefined;
+    });
+  }
+
+  private async fetchBundle(offer: Offer, stop: AbortSignal): Promise<Buffer> {
     const url = offer.url as string;
     const fetchImpl = this.o.fetch ?? fetch;
     let bytes: Buffer;
     try {
       const res = await fetchImpl(url, {
-        signal: AbortSignal.timeout(this.o.config.downloadTimeoutMs),
+        signal: AbortSignal.any([stop, AbortSignal.timeout(this.o.config.downloadTimeoutMs)]),
         redirect: 'error',
       });
       if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
@@ -346,13 +416,11 @@ export class ModelUpdater {
       if (err instanceof UpdateRejected) throw err;
       throw new UpdateRejected(`download failed: ${(err as Error).message}`, undefined, { cause: err });
     }
-    if (bytes.length !== offer.size || sha256(bytes) !== offer.sha256) {
-      throw new UpdateRejected(
-        `truncated or corrupt download: ${bytes.length} of ${offer.size} bytes, sha256 ${bytes.length === offer.size ? 'differs' : 'not checked'}`,
-      );
-    }
-    this.completed.add(offer.transferId);
-    await this.install(offer, bytes);
+    // The length the server sent is not published: only that it differs from the offer.
+    if (bytes.length !== offer.size)
+      throw new UpdateRejected(`truncated download: fewer bytes than the offered ${offer.size}`);
+    if (sha256(bytes) !== offer.sha256) throw new UpdateRejected('corrupt download: sha256 differs from the offer');
+    return bytes;
   }
 
   private async dropTransfer(): Promise<void> {
@@ -447,10 +515,32 @@ export class ModelUpdater {
   }
 
   private async reject(version: string | null, err: unknown): Promise<void> {
-    const reason = err instanceof UpdateRejected ? err.reason : `internal error: ${(err as Error).message}`;
-    this.log.warn({ version, reason }, 'update rejected');
-    this.lastState = await this.s.recordRejected(version, reason);
+    const raw = err instanceof UpdateRejected ? err.reason : `internal error: ${(err as Error).message}`;
+    const reason = cap(raw, MAX_REASON_CHARS);
+    const v = version === null ? null : cap(version, 64);
+    if (!this.takeRejectionToken()) {
+      this.unrecordedRejections++;
+      this.log.debug({ version: v, reason }, 'update rejected (not recorded: too many rejections)');
+      return;
+    }
+    this.log.warn({ version: v, reason, unrecorded: this.unrecordedRejections }, 'update rejected');
+    this.rejectionWrites++;
+    this.lastState = await this.s.recordRejected(v, reason);
     await this.publishState();
+  }
+
+  /** Token bucket: REJECTION_BURST at once, refilled one per REJECTION_REFILL_MS. */
+  private takeRejectionToken(): boolean {
+    const now = (this.o.now ?? Date.now)();
+    const last = this.rejectionRefilledAt ?? now;
+    const refill = Math.floor((now - last) / REJECTION_REFILL_MS);
+    if (refill > 0 || this.rejectionRefilledAt === undefined) {
+      this.rejectionTokens = Math.min(REJECTION_BURST, this.rejectionTokens + refill);
+      this.rejectionRefilledAt = last + refill * REJECTION_REFILL_MS;
+    }
+    if (this.rejectionTokens <= 0) return false;
+    this.rejectionTokens--;
+    return true;
   }
 
   /** The payload of the retained `<base>/<kiosk>/model` topic. */
@@ -481,4 +571,8 @@ export class ModelUpdater {
       this.log.warn({ err: (err as Error).message }, 'cannot publish model state');
     }
   }
+}
+
+function cap(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }

@@ -157,6 +157,7 @@ test('model updates over a real mosquitto broker with real ONNX models', async (
       probationMinutes: 10,
       transferTimeoutMs: 1500,
       maxBundleBytes: 64 * 1024 * 1024,
+      allowedUrlPrefixes: ['https://models.example/'],
     });
     const bundleBytes = new Map<string, Buffer>();
     const fetchFake: typeof fetch = (input) => {
