@@ -136,3 +136,11 @@ test('Home Assistant discovery configs (snapshot)', () => {
   );
   assertSnapshot('ha-discovery', messages);
 });
+
+test('Home Assistant discovery with door access: the door as a lock, access decisions as events (snapshot)', () => {
+  const messages = discoveryMessages(new Topics('facegate', 'front-door'), MODEL_VERSION, { door: 'main' });
+  const topics = messages.map((m) => m.topic);
+  assert.ok(topics.includes('homeassistant/lock/facegate_front-door/door/config'), topics.join(', '));
+  assert.equal(topics.length, 6, topics.join(', '));
+  assertSnapshot('ha-discovery-door', messages);
+});
