@@ -153,7 +153,7 @@ async function startKiosk(doorExtra: Record<string, unknown> = {}): Promise<Kios
     keys,
     commands,
     accessMsgs,
-    pulses: () => lineState(chip, 'gpiochip0', 17).pulses,
+    pulses: () => lineState(chip, 'gpiochip0', 5).pulses,
     decide(d) {
       const id = ++frameId;
       const faces = d.faces ?? 1;

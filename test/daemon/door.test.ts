@@ -174,7 +174,7 @@ test('door access end to end: one pulse for the allowed person, none for the oth
       lastScene.every((e) => e.reason === 'several faces' && !e.opened),
       `two faces at once are "several faces": ${[...reasons].join(', ')}`,
     );
-    assert.equal(lineState(chip, 'gpiochip0', 17).pulses, 1, 'exactly one relay pulse');
+    assert.equal(lineState(chip, 'gpiochip0', 5).pulses, 1, 'exactly one relay pulse');
     for (let n = 0; n < 100 && access.length < log.length; n++) await new Promise((r) => setTimeout(r, 50));
     assert.deepEqual(
       access.map((a) => [a.seq, a.result, a.reason]),
@@ -207,7 +207,7 @@ test('door access end to end: below the bar to open (access.open.minScore) the a
       [['s1', 'denied', 'low confidence', false]],
     );
     assert.match(log[0]?.detail ?? '', /below access.open.minScore 0.99/);
-    assert.equal(lineState(r.chip, 'gpiochip0', 17).pulses, 0);
+    assert.equal(lineState(r.chip, 'gpiochip0', 5).pulses, 0);
     assert.deepEqual(r.commands, []);
   } finally {
     await r.close();
