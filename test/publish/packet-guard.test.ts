@@ -103,8 +103,11 @@ for (const proto of ['4', '5']) {
       const sizes = events.filter((e) => 'message' in e).map((e) => e.message);
       assert.ok(sizes.includes(1000), `the 1000-byte message arrived (${JSON.stringify(sizes)})`);
       assert.ok(!sizes.includes(100 * MB), 'the 100 MB payload never reached a handler');
+      // Without the guard the 100 MB payload is assembled in memory (≥ 100 MB). With it, only
+      // the socket's read chunks pass through; they are garbage that V8 frees when external
+      // memory grows by a few tens of MB, so the peak moves with GC timing (14–34 MB seen).
       const grown = peak.peak - (ready.ready as number);
-      assert.ok(grown < 32 * MB, `peak RSS grew by ${(grown / MB).toFixed(1)} MB for a 100 MB message`);
+      assert.ok(grown < 50 * MB, `peak RSS grew by ${(grown / MB).toFixed(1)} MB for a 100 MB message`);
       // MQTT 3.1.1: the guard skipped it; MQTT 5: mosquitto honoured maximumPacketSize and never sent it.
       if (proto === '4') assert.equal(peak.oversized, 1);
     } finally {
