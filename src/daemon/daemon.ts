@@ -591,6 +591,7 @@ export class Daemon {
             gallery: gallery.gallery,
             store: gallery.store,
             db: this.db,
+            keepCrops: cfg.gallery.keepCrops,
           });
           await people.start();
         },
