@@ -84,7 +84,7 @@ export function registerEnrol(program: Command): void {
   const enrol = program
     .command('enrol')
     .description(
-      'people recognised at this kiosk without retraining: add, from-camera, list, show, remove, export, export-bundle, install-bundle',
+      'people recognised at this kiosk without retraining: add, from-camera, list, show, remove, export, export-bundle, install-bundle, publish-bundle',
     );
   const cfgOpt = (c: Command): Command =>
     c.option('-c, --config <file>', 'config file merged over config/default.json (state.dir, gallery.*)');
