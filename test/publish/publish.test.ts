@@ -3,29 +3,15 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Topics, assertTopicName, encodePayload, type EventPayload } from '../../src/publish/topics.js';
+import { Topics, assertTopicName, encodePayload } from '../../src/publish/topics.js';
 import { discoveryMessages } from '../../src/publish/homeassistant.js';
 import { buildClientOptions, safeUrl } from '../../src/publish/mqtt.js';
 import { validateConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/shared/errors.js';
+import { testEvent } from '../support/outbox.js';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'facegate-publish-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
-
-const event = (seq: number): EventPayload => ({
-  id: `id-${seq}`,
-  seq,
-  kind: 'recognized',
-  name: 'alice',
-  score: 0.9,
-  time: new Date(0).toISOString(),
-  modelVersion: 'v1',
-  kiosk: 'k',
-  camera: 'c',
-  trackId: 1,
-  frameId: seq,
-  delayed: false,
-});
 
 test('topics: relative to <base>/<kiosk>; wildcards and empty levels refused', () => {
   const t = new Topics('facegate', 'front-door');
@@ -40,7 +26,7 @@ test('topics: relative to <base>/<kiosk>; wildcards and empty levels refused', (
   assert.equal(t.haConfig('sensor', 'fps'), 'homeassistant/sensor/facegate_front-door/fps/config');
   assert.doesNotThrow(() => assertTopicName('homeassistant/status'));
   assert.equal(encodePayload('status', 'online'), 'online');
-  assert.deepEqual(JSON.parse(encodePayload('events', event(1))), event(1));
+  assert.deepEqual(JSON.parse(encodePayload('events', testEvent(1))), testEvent(1));
 });
 
 test('Home Assistant discovery: event entity and three sensors with availability', () => {
