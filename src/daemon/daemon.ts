@@ -433,7 +433,10 @@ export class Daemon {
     });
 
     if (cfg.mqtt.homeAssistant.enabled) {
-      const ha = new HomeAssistantDiscovery(mqtt, version, { door: cfg.access.enabled ? cfg.access.door : null });
+      const ha = new HomeAssistantDiscovery(mqtt, version, {
+        door: cfg.access.enabled ? cfg.access.door : null,
+        contact: cfg.door.contact.type !== 'none',
+      });
       await this.startPart({
         name: 'home assistant discovery',
         optional: true,

@@ -77,7 +77,7 @@ export interface AccessPayload {
   readonly opened: boolean;
 }
 
-/** `<base>/<kiosk>/door`, retained: the door's state (Home Assistant's lock entity reads it). */
+/** `<base>/<kiosk>/door`, retained: the door's state (Home Assistant's door binary sensors read it). */
 export interface DoorStatePayload {
   readonly door: string;
   /** unlocked while the door is released (relay on / pulse running). */
@@ -165,9 +165,6 @@ export class Topics {
   get door(): string {
     return this.full('door');
   }
-  get doorUnlock(): string {
-    return this.full(DOOR_UNLOCK_TOPIC);
-  }
 
   /** Home Assistant's birth topic: "online" when HA (re)starts. */
   get haStatus(): string {
@@ -179,7 +176,7 @@ export class Topics {
     return `facegate_${this.kioskId.replace(/[^A-Za-z0-9_-]/g, '_')}`;
   }
 
-  /** `<prefix>/<component>/<node>/<object>/config` (HA MQTT discovery). */
+  /** `<prefix>/<component>/<node>/<object>/config` (HA MQTT discovery; `lock` only to clear the old door entity). */
   haConfig(component: 'event' | 'sensor' | 'binary_sensor' | 'lock', objectId: string): string {
     const t = `${this.haPrefix}/${component}/${this.haNodeId}/${objectId}/config`;
     assertTopicName(t);
