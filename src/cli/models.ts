@@ -1,12 +1,12 @@
 import type { Command } from 'commander';
 
 /**
- * `facegate models prepare`: converts the built-in models (BlazeFace, faceres) to ONNX in
+ * `facegate models prepare`: converts the built-in models (BlazeFace, faceres, dlib) to ONNX in
  * the cache folder once, so the kiosk only loads ONNX files. Idempotent: a model whose
  * prepared file verifies (sha256) is left alone. `npm install` runs it.
  */
 export function registerModels(program: Command): void {
-  const models = program.command('models').description('the built-in models (face detector, face descriptor)');
+  const models = program.command('models').description('the built-in models (face detector, face descriptors)');
   models
     .command('prepare')
     .description('convert the built-in models to ONNX once (npm install runs this); the kiosk only loads ONNX files')

@@ -232,11 +232,30 @@ export const CANONICAL_FACE: readonly Point[] = [
 ];
 
 /**
- * The canonical template for a crop that shows `zoom` times more around the face than the
- * ArcFace crop (zoom 1: the ArcFace template itself), zoomed about the crop centre.
+ * The same four points where dlib's face chip puts them (dlib `get_face_chip_details` with
+ * padding 0.25, the alignment its ResNet face descriptor was trained on): the eye centres
+ * (means of the six points of each eye), the nose tip (point 30) and the mouth centre (mean
+ * of inner-lip points 62 and 66) of dlib's mean 68-point face shape, each mapped by
+ * (0.25 + p) / 1.5. The face sits higher and larger than in the ArcFace crop.
+ * Source: dlib/image_transforms/interpolation.h (mean_face_shape_x / _y).
  */
-export function canonicalTemplate(zoom: number): Point[] {
-  return CANONICAL_FACE.map((p) => ({ x: 0.5 + (p.x - 0.5) / zoom, y: 0.5 + (p.y - 0.5) / zoom }));
+export const DLIB_FACE: readonly Point[] = [
+  { x: (0.25 + 0.225497) / 1.5, y: (0.25 + 0.215998) / 1.5 },
+  { x: (0.25 + 0.754757) / 1.5, y: (0.25 + 0.215998) / 1.5 },
+  { x: (0.25 + 0.490127) / 1.5, y: (0.25 + 0.515625) / 1.5 },
+  { x: (0.25 + 0.490127) / 1.5, y: (0.25 + 0.808769) / 1.5 },
+];
+
+/** The landmark templates: where a crop puts the eyes, nose and mouth. */
+export const faceTemplates = { arcface: CANONICAL_FACE, dlib: DLIB_FACE } as const;
+export type FaceTemplate = keyof typeof faceTemplates;
+
+/**
+ * The canonical template for a crop that shows `zoom` times more around the face than the
+ * template's own crop (zoom 1: the template itself), zoomed about the crop centre.
+ */
+export function canonicalTemplate(zoom: number, template: FaceTemplate = 'arcface'): Point[] {
+  return faceTemplates[template].map((p) => ({ x: 0.5 + (p.x - 0.5) / zoom, y: 0.5 + (p.y - 0.5) / zoom }));
 }
 
 /**
@@ -303,10 +322,11 @@ export function landmarkTransform(
   size: number,
   zoom: number,
   maxAngle = Math.PI / 4,
+  templateName: FaceTemplate = 'arcface',
 ): Affine | null {
   const pts = alignmentPoints(keypoints);
   if (!pts) return null;
-  const template = canonicalTemplate(zoom).map((p) => ({ x: p.x * size - 0.5, y: p.y * size - 0.5 }));
+  const template = canonicalTemplate(zoom, templateName).map((p) => ({ x: p.x * size - 0.5, y: p.y * size - 0.5 }));
   const m = similarityTransform(
     template,
     pts.map((p) => ({ x: p.x - 0.5, y: p.y - 0.5 })),
@@ -324,8 +344,10 @@ export type AlignMethod = 'box' | 'landmarks';
 
 export interface FaceAlignment extends AlignOptions {
   readonly method: AlignMethod;
-  /** landmarks: how much more than the ArcFace crop the crop shows (1 = the ArcFace template). */
+  /** landmarks: how much more than the template's crop the crop shows (1 = the template itself). */
   readonly zoom: number;
+  /** landmarks: where the crop puts the eyes, nose and mouth (default `arcface`). */
+  readonly template?: FaceTemplate;
 }
 
 /**
@@ -335,7 +357,7 @@ export interface FaceAlignment extends AlignOptions {
  */
 export function faceTransform(box: Box, keypoints: readonly Point[], size: number, o: FaceAlignment): Affine {
   if (o.method === 'landmarks') {
-    const m = landmarkTransform(box, keypoints, size, o.zoom, o.maxAngle);
+    const m = landmarkTransform(box, keypoints, size, o.zoom, o.maxAngle, o.template);
     if (m) return m;
   }
   return alignmentTransform(cropSquare(box, keypoints, o), size);

@@ -3,12 +3,11 @@
  * big enough, facing the camera, lit, sharp. Pure functions over a decoded image and the
  * detector's faces; each refusal says what to do.
  */
-import { alignFace } from '../detect/align.js';
+import { faceTransform, warpAffine, type FaceAlignment } from '../detect/align.js';
 import { luma, sharpness } from '../detect/quality.js';
 import { FacegateError } from '../shared/errors.js';
 import type { RgbImage } from '../shared/image.js';
 import type { Box, Face, Point } from '../shared/messages.js';
-import type { CropSettings } from '../model/manifest.js';
 import type { EnrolChecks } from './config.js';
 
 export type RefusalCode =
@@ -73,7 +72,7 @@ export function assessFace(
   img: RgbImage,
   faces: readonly Face[],
   checks: EnrolChecks,
-  crop: { readonly settings: CropSettings; readonly size: number },
+  crop: { readonly settings: FaceAlignment; readonly size: number },
 ): AcceptedFace | EnrolmentRefused {
   if (faces.length === 0)
     return new EnrolmentRefused(
@@ -105,10 +104,13 @@ export function assessFace(
       'turned',
       `the face is turned to the side (${yaw.toFixed(2)}, at most ${checks.maxYaw} allowed): look straight at the camera`,
     );
-  const aligned = alignFace(img, largest.box, largest.keypoints, crop.size, {
-    margin: crop.settings.margin,
-    rotate: crop.settings.rotate,
-  });
+  // The descriptor's own crop: the one it will describe.
+  const aligned = warpAffine(
+    img,
+    faceTransform(largest.box, largest.keypoints, crop.size, crop.settings),
+    crop.size,
+    crop.size,
+  );
   const brightness = meanBrightness(aligned);
   if (brightness < checks.minBrightness)
     return new EnrolmentRefused(

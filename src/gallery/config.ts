@@ -32,8 +32,19 @@ export const enrolChecksSchema = z
   .describe('checks every enrolment photo must pass')
   .prefault({});
 
+/** The built-in face descriptors (src/gallery/descriptor.ts). */
+export const builtinDescriptorNames = ['dlib', 'faceres'] as const;
+export type BuiltinDescriptorName = (typeof builtinDescriptorNames)[number];
+export const DEFAULT_DESCRIPTOR: BuiltinDescriptorName = 'dlib';
+
 export const galleryConfigSchema = z
   .object({
+    descriptor: z
+      .enum(builtinDescriptorNames)
+      .describe(
+        'built-in face descriptor the gallery recognises with: dlib (dlib ResNet, 128-d, landmark-aligned 150×150 crops) or faceres (1024-d, 224×224 box crops); switching computes new templates from the kept enrolment crops (a model directory with its own descriptor.onnx overrides this)',
+      )
+      .default(DEFAULT_DESCRIPTOR),
     keepCrops: z
       .boolean()
       .describe(

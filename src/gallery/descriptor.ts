@@ -4,27 +4,50 @@
  * descriptor that made them, so a different descriptor (another model, another alignment)
  * is noticed instead of compared across.
  *
- * The built-in descriptor is `faceres` from the installed `@vladmandic/human` (MIT, shipped
- * in the npm package, nothing downloads), converted to ONNX at install time by
- * `facegate models prepare`, as the detector is.
+ * Two descriptors are built in, chosen by `gallery.descriptor`: `dlib` (dlib's ResNet, 128-d,
+ * weights from `@vladmandic/face-api`) and `faceres` (from `@vladmandic/human`, 1024-d). Both
+ * ship in npm packages (nothing downloads) and are converted to ONNX at install time by
+ * `facegate models prepare`, as the detector is. Each brings its own crop (the alignment it
+ * was trained on) and the impostor tail its threshold is read from.
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { builtinModelPath, humanSourceDigest } from '../model/builtin.js';
-import { cropSchema, type CropSettings } from '../model/manifest.js';
+import { faceTransform, warpAffine, type FaceAlignment } from '../detect/align.js';
+import { builtinModelPath, builtinSourceDigest } from '../model/builtin.js';
+import { cropSchema } from '../model/manifest.js';
 import { OnnxModel } from '../runtime/ort.js';
 import { ModelError } from '../shared/errors.js';
 import { rgbBatch, type RgbImage } from '../shared/image.js';
+import type { Face } from '../shared/messages.js';
+import { DEFAULT_DESCRIPTOR, type BuiltinDescriptorName } from './config.js';
+import { DLIB_IMPOSTOR_TAIL, FACERES_IMPOSTOR_TAIL, type ImpostorTail } from './match.js';
 
 /** Bump when the way enrolment and recognition cut faces for the descriptor changes. */
 export const ALIGNMENT_VERSION = 1;
 
-/** How the built-in descriptor's crops are cut: the manifest defaults (margin 1.3, eyes levelled). */
-export const DESCRIPTOR_CROP: CropSettings = cropSchema.parse({});
+/** How faceres's crops are cut (and a model directory's descriptor's): the manifest defaults (box, margin 1.3, eyes levelled). */
+export const DESCRIPTOR_CROP: FaceAlignment = cropSchema.parse({});
 
 export const DESCRIPTOR_INPUT = 224;
+
+/** What each built-in descriptor needs: its model, input side, crop and impostor tail. */
+export interface BuiltinDescriptorSpec {
+  readonly inputSize: number;
+  readonly crop: FaceAlignment;
+  readonly impostorTail: ImpostorTail;
+}
+
+export const BUILTIN_DESCRIPTORS: Readonly<Record<BuiltinDescriptorName, BuiltinDescriptorSpec>> = {
+  // dlib's face chip: the four keypoints put where dlib's own alignment puts them (150×150).
+  dlib: {
+    inputSize: 150,
+    crop: { method: 'landmarks', template: 'dlib', zoom: 1, margin: 1.3, rotate: true },
+    impostorTail: DLIB_IMPOSTOR_TAIL,
+  },
+  faceres: { inputSize: DESCRIPTOR_INPUT, crop: DESCRIPTOR_CROP, impostorTail: FACERES_IMPOSTOR_TAIL },
+};
 
 /** The built-in descriptor's input and output names (its signature in src/model/builtin.ts). */
 const PIXELS_INPUT = 'pixels';
@@ -35,26 +58,41 @@ export interface FaceDescriptor {
   /** Names the descriptor and the alignment: templates are comparable only under the same id. */
   readonly id: string;
   readonly size: number;
-  readonly crop: CropSettings;
+  readonly crop: FaceAlignment;
   readonly inputSize: number;
+  /** The upper tail of its impostor scores: the gallery threshold is read from it. */
+  readonly impostorTail: ImpostorTail;
   /** One L2-normalised vector per crop (crops are inputSize × inputSize). */
   describe(crops: readonly RgbImage[]): Promise<Float32Array[]>;
   close(): Promise<void>;
 }
 
 /** The id of a descriptor: its source hash and the alignment it expects. */
-export function descriptorId(name: string, sourceHash: string, crop: CropSettings): string {
-  return `${name}:${sourceHash}/align${ALIGNMENT_VERSION}:m${crop.margin}${crop.rotate ? 'r' : ''}`;
+export function descriptorId(name: string, sourceHash: string, crop: FaceAlignment): string {
+  const how =
+    crop.method === 'landmarks'
+      ? `l${crop.zoom}${crop.template && crop.template !== 'arcface' ? `-${crop.template}` : ''}`
+      : `m${crop.margin}${crop.rotate ? 'r' : ''}`;
+  return `${name}:${sourceHash}/align${ALIGNMENT_VERSION}:${how}`;
+}
+
+/** The face crop a descriptor takes (its own alignment and input size). */
+export function cropFor(d: Pick<FaceDescriptor, 'crop' | 'inputSize'>, img: RgbImage, face: Face): RgbImage {
+  const S = d.inputSize;
+  return warpAffine(img, faceTransform(face.box, face.keypoints, S, d.crop), S, S);
 }
 
 /**
- * The built-in descriptor's ONNX bytes and id: faceres from `@vladmandic/human`, backbone only
- * (uint8 `pixels` 224×224 NHWC → 1024-d `features`), as `facegate models prepare` converted it.
- * The ONE place the built-in descriptor comes from.
+ * A built-in descriptor's ONNX bytes and id, as `facegate models prepare` converted it: uint8
+ * `pixels` [N, S, S, 3] → `features` (dlib: 150 → 128-d; faceres: 224 → 1024-d, backbone only).
+ * The ONE place the built-in descriptors come from.
  */
-export async function builtinDescriptorOnnx(cacheDir?: string): Promise<{ bytes: Uint8Array; id: string }> {
-  const file = await builtinModelPath('faceres', cacheDir ? { cacheDir } : {});
-  const id = descriptorId('faceres', humanSourceDigest('faceres').slice(0, 16), DESCRIPTOR_CROP);
+export async function builtinDescriptorOnnx(
+  name: BuiltinDescriptorName,
+  cacheDir?: string,
+): Promise<{ bytes: Uint8Array; id: string }> {
+  const file = await builtinModelPath(name, cacheDir ? { cacheDir } : {});
+  const id = descriptorId(name, builtinSourceDigest(name).slice(0, 16), BUILTIN_DESCRIPTORS[name].crop);
   return { bytes: new Uint8Array(await readFile(file)), id };
 }
 
@@ -69,24 +107,41 @@ export function l2normalise(v: Float32Array): Float32Array {
 
 /** A descriptor run by onnxruntime from a backbone-only graph (`pixels` → `features`). */
 export class OnnxDescriptor implements FaceDescriptor {
-  readonly crop = DESCRIPTOR_CROP;
-  readonly inputSize = DESCRIPTOR_INPUT;
+  readonly crop: FaceAlignment;
+  readonly inputSize: number;
+  readonly impostorTail: ImpostorTail;
 
   private constructor(
     private readonly model: OnnxModel,
     readonly id: string,
     readonly size: number,
-  ) {}
+    spec: BuiltinDescriptorSpec,
+  ) {
+    this.crop = spec.crop;
+    this.inputSize = spec.inputSize;
+    this.impostorTail = spec.impostorTail;
+  }
 
-  static async load(onnx: Uint8Array | string, id: string, threads?: number): Promise<OnnxDescriptor> {
+  /** `spec`: crop, input side and impostor tail (default faceres's, which a model directory's descriptor shares). */
+  static async load(
+    onnx: Uint8Array | string,
+    id: string,
+    threads?: number,
+    spec: BuiltinDescriptorSpec = BUILTIN_DESCRIPTORS.faceres,
+  ): Promise<OnnxDescriptor> {
     const model = await OnnxModel.load(onnx, { threads });
+    const input = model.signature().inputs.find((i) => i.name === PIXELS_INPUT);
     const out = model.signature().outputs.find((o) => o.name === FEATURES_OUTPUT);
     const size = out?.shape[1];
-    if (typeof size !== 'number') {
+    const S = spec.inputSize;
+    const side = (d: number | string | null | undefined): boolean => typeof d !== 'number' || d === S;
+    if (typeof size !== 'number' || !input || !side(input.shape[1]) || !side(input.shape[2])) {
       await model.release();
-      throw new ModelError(`descriptor ${model.source} has no [N, D] "${FEATURES_OUTPUT}" output`);
+      throw new ModelError(
+        `descriptor ${model.source} needs a uint8 "${PIXELS_INPUT}" [N, ${S}, ${S}, 3] input and an [N, D] "${FEATURES_OUTPUT}" output`,
+      );
     }
-    return new OnnxDescriptor(model, id, size);
+    return new OnnxDescriptor(model, id, size, spec);
   }
 
   async describe(crops: readonly RgbImage[]): Promise<Float32Array[]> {
@@ -122,8 +177,11 @@ export async function loadModelDirDescriptor(modelDir: string, threads?: number)
   return OnnxDescriptor.load(bytes, id, threads);
 }
 
-/** The built-in descriptor, ready to run. */
-export async function loadBuiltinDescriptor(o: { cacheDir?: string; threads?: number } = {}): Promise<FaceDescriptor> {
-  const { bytes, id } = await builtinDescriptorOnnx(o.cacheDir || undefined);
-  return OnnxDescriptor.load(bytes, id, o.threads);
+/** A built-in descriptor (`gallery.descriptor`, default dlib), ready to run. */
+export async function loadBuiltinDescriptor(
+  o: { name?: BuiltinDescriptorName; cacheDir?: string; threads?: number } = {},
+): Promise<FaceDescriptor> {
+  const name = o.name ?? DEFAULT_DESCRIPTOR;
+  const { bytes, id } = await builtinDescriptorOnnx(name, o.cacheDir || undefined);
+  return OnnxDescriptor.load(bytes, id, o.threads, BUILTIN_DESCRIPTORS[name]);
 }

@@ -8,6 +8,7 @@
  * src/recognise/descriptors.ts (cached on disk).
  */
 import { kOfN, type Vote } from '../decide/voting.js';
+import { BUILTIN_DESCRIPTORS } from './descriptor.js';
 import type { FaceAlignment } from '../detect/align.js';
 import {
   buildIndex,
@@ -271,7 +272,9 @@ export async function evaluateGallery(o: GalleryEvalOptions): Promise<GalleryEva
     if (!v) notFoundStrangers++;
     else frames.push({ truth: -1, scores: personScores(index, v) });
   }
-  const threshold = o.threshold ?? thresholdForGallery(index.people, { targetFar: o.targetFar });
+  // The built-in descriptor's fitted tail (faceres's for the development-only backbones).
+  const tail = BUILTIN_DESCRIPTORS[o.backbone === 'dlib' ? 'dlib' : 'faceres'].impostorTail;
+  const threshold = o.threshold ?? thresholdForGallery(index.people, { targetFar: o.targetFar, tail });
   const probes = scoredProbes(frames);
   const impostors = impostorScores(frames);
   const frame = errorRates(probes, threshold);

@@ -43,7 +43,12 @@ export async function openGallery(o: OpenGalleryOptions): Promise<OpenGallery> {
     const store = new GalleryStore(db, galleryFilesDir(o.stateDir));
     store.open();
     const descriptor =
-      o.descriptor ?? (await loadBuiltinDescriptor({ cacheDir: o.config.descriptorCacheDir, threads: o.threads }));
+      o.descriptor ??
+      (await loadBuiltinDescriptor({
+        name: o.config.descriptor,
+        cacheDir: o.config.descriptorCacheDir,
+        threads: o.threads,
+      }));
     const detector = await loadDetector({
       threads: o.threads,
       ...(o.detectorCacheDir ? { cacheDir: o.detectorCacheDir } : {}),

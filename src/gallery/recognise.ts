@@ -9,14 +9,13 @@
  * person, from this process or the CLI, takes effect on the next frame.
  */
 import type { Logger } from 'pino';
-import { alignFace } from '../detect/align.js';
 import type { BlazeFaceDetector } from '../detect/blazeface.js';
 import { qualityVerdict, sharpness, type QualityThresholds } from '../detect/quality.js';
 import type { RecognitionPipeline } from '../recognise/pipeline.js';
 import { decodeRgb, type RgbImage } from '../shared/image.js';
 import { moduleLogger } from '../shared/logger.js';
 import type { Face, Frame, Match } from '../shared/messages.js';
-import type { FaceDescriptor } from './descriptor.js';
+import { cropFor, type FaceDescriptor } from './descriptor.js';
 import { search } from './match.js';
 import type { FaceGallery, GallerySnapshot } from './service.js';
 import { reportFrameSkip } from '../shared/frame-skips.js';
@@ -85,7 +84,7 @@ export class GalleryRecogniser {
       : await this.deps.detector.detect(img, frame.id);
     const good: { face: Face; crop: RgbImage }[] = [];
     for (const face of faces) {
-      const crop = alignFace(img, face.box, face.keypoints, descriptor.inputSize, descriptor.crop);
+      const crop = cropFor(descriptor, img, face);
       const v = qualityVerdict(Math.max(face.box.width, face.box.height), sharpness(crop), quality);
       if (v.ok) good.push({ face, crop });
       else reportFrameSkip(v.reason);
@@ -93,7 +92,7 @@ export class GalleryRecogniser {
     if (good.length === 0) return [];
     // Someone enrolled by a process that runs another descriptor (the CLI) gets templates of this one first.
     await this.deps.gallery.refresh(descriptor);
-    const snap = this.deps.gallery.snapshot(descriptor.id);
+    const snap = this.deps.gallery.snapshot(descriptor.id, descriptor.impostorTail);
     if (snap.threshold !== this.lastThreshold) {
       this.lastThreshold = snap.threshold;
       this.log.info({ people: snap.people, threshold: Number(snap.threshold.toFixed(4)) }, 'gallery threshold in use');

@@ -15,8 +15,8 @@ import { moduleLogger } from '../shared/logger.js';
 import { alignFace } from '../detect/align.js';
 import { assessFace, EnrolmentRefused, type RefusalCode } from './checks.js';
 import type { GalleryConfig } from './config.js';
-import type { FaceDescriptor } from './descriptor.js';
-import { buildIndex, search, thresholdForGallery, type GalleryIndex } from './match.js';
+import { cropFor, type FaceDescriptor } from './descriptor.js';
+import { buildIndex, search, thresholdForGallery, type GalleryIndex, type ImpostorTail } from './match.js';
 import { GalleryError, type GalleryStore, type NewTemplate, type StoredPerson, type StoredTemplate } from './store.js';
 
 export { EnrolmentRefused, type RefusalCode } from './checks.js';
@@ -145,13 +145,16 @@ export class FaceGallery implements GalleryService {
       : undefined;
   }
 
-  /** The threshold for a gallery of `people` with the configured target. */
-  thresholdFor(people: number): number {
-    return thresholdForGallery(people, { targetFar: this.deps.config.targetFar });
+  /** The threshold for a gallery of `people` with the configured target, read from the descriptor's impostor tail (default: enrolment's). */
+  thresholdFor(people: number, tail: ImpostorTail = this.descriptor.impostorTail): number {
+    return thresholdForGallery(people, { targetFar: this.deps.config.targetFar, tail });
   }
 
-  /** The search index of the current gallery for a descriptor (default: enrolment's); one cheap query when nothing changed. */
-  snapshot(descriptorId: string = this.descriptor.id): GallerySnapshot {
+  /**
+   * The search index of the current gallery for a descriptor (default: enrolment's); one cheap
+   * query when nothing changed. `tail`: that descriptor's impostor tail (default: enrolment's).
+   */
+  snapshot(descriptorId: string = this.descriptor.id, tail?: ImpostorTail): GallerySnapshot {
     const version = this.deps.store.version();
     const hit = this.cached.get(descriptorId);
     if (hit?.version === version) return hit;
@@ -170,7 +173,7 @@ export class FaceGallery implements GalleryService {
       version,
       index: buildIndex(entries),
       people: entries.length,
-      threshold: this.thresholdFor(entries.length),
+      threshold: this.thresholdFor(entries.length, tail),
       names: new Map(people.map((p) => [p.id, p.name])),
     };
     this.cached.set(descriptorId, snap);
@@ -462,7 +465,7 @@ export class FaceGallery implements GalleryService {
     const faces = await this.deps.detector.detect(img);
     const face = faces.reduce<Face | undefined>((a, b) => (!a || b.box.width > a.box.width ? b : a), undefined);
     if (!face) return undefined;
-    const [v] = await d.describe([alignFace(img, face.box, face.keypoints, d.inputSize, d.crop)]);
+    const [v] = await d.describe([cropFor(d, img, face)]);
     return v;
   }
 

@@ -1,14 +1,15 @@
 /**
  * The built-in models, as the device finds them: `@vladmandic/human`'s BlazeFace detector
- * and its `faceres` face descriptor (MIT, shipped in the npm package, so nothing
- * downloads). They are converted to ONNX once, at install time, by `facegate models
+ * and its `faceres` face descriptor (MIT), and the dlib ResNet face descriptor whose weights
+ * `@vladmandic/face-api` ships (dlib's weights are public domain; face-api's conversion MIT).
+ * Both packages are npm dependencies, so nothing downloads. They are converted to ONNX once, at install time, by `facegate models
  * prepare` (src/model/export/builtin.ts); the device only loads and verifies the ONNX
  * files and never loads the exporter.
  *
  * Each prepared model is `<cache>/builtin/<name>-<source hash>.onnx` with a record
  * `<cache>/builtin/<name>.json`: the recipe version, the digest of the TF.js files it was
  * converted from, and the ONNX file's sha256 and size. A file whose record does not match
- * (another version of `@vladmandic/human`, a changed recipe, a damaged file) is refused
+ * (another version of the source package, a changed recipe, a damaged file) is refused
  * with the command that prepares it again.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -21,7 +22,7 @@ import { cacheDir } from '../shared/cache.js';
 import { ModelError } from '../shared/errors.js';
 import { digestFile } from './dir/hash.js';
 
-export const builtinModelNames = ['blazeface', 'faceres'] as const;
+export const builtinModelNames = ['blazeface', 'faceres', 'dlib'] as const;
 export type BuiltinModelName = (typeof builtinModelNames)[number];
 
 /** The command that prepares the built-in models (also run by `npm install` through the `prepare` script). */
@@ -40,6 +41,11 @@ export const BUILTIN_MODELS: Readonly<
     recipe: 1,
     purpose: 'facegate face descriptor',
     signature: 'input `pixels` uint8 [N, 224, 224, 3] (RGB 0..255), output `features` float32 [N, 1024]',
+  },
+  dlib: {
+    recipe: 1,
+    purpose: 'facegate face descriptor (dlib ResNet)',
+    signature: 'input `pixels` uint8 [N, 150, 150, 3] (RGB 0..255), output `features` float32 [N, 128]',
   },
 };
 
@@ -67,12 +73,47 @@ export function humanModelJson(name: string): string {
 }
 
 /** sha256 over a human model's model.json and the weight files it lists, in order. */
-export function humanSourceDigest(name: BuiltinModelName): string {
+export function humanSourceDigest(name: 'blazeface' | 'faceres'): string {
   const json = humanModelJson(name);
   const hash = createHash('sha256').update(readFileSync(json));
   const manifest = JSON.parse(readFileSync(json, 'utf8')) as { weightsManifest?: { paths?: string[] }[] };
   for (const group of manifest.weightsManifest ?? [])
     for (const p of group.paths ?? []) hash.update(readFileSync(path.join(path.dirname(json), p)));
+  return hash.digest('hex');
+}
+
+const FACE_API_MANIFEST = 'face_recognition_model-weights_manifest.json';
+
+/**
+ * The dlib descriptor's files in the installed `@vladmandic/face-api`: the weights manifest
+ * (TF.js format, weights only) and the weight files it lists.
+ */
+export function faceApiRecognitionFiles(): { manifest: string; weights: string[] } {
+  let dir: string;
+  try {
+    dir = path.dirname(createRequire(import.meta.url).resolve('@vladmandic/face-api/package.json'));
+  } catch (err) {
+    throw new ModelError(
+      'the dlib face descriptor comes from the npm package @vladmandic/face-api, which is not installed: run npm install',
+      { cause: err },
+    );
+  }
+  const manifest = path.join(dir, 'model', FACE_API_MANIFEST);
+  if (!existsSync(manifest))
+    throw new ModelError(`@vladmandic/face-api has no ${manifest}: reinstall it (npm install)`);
+  const groups = JSON.parse(readFileSync(manifest, 'utf8')) as { paths?: string[] }[];
+  const weights = (Array.isArray(groups) ? groups : []).flatMap((g) =>
+    (g.paths ?? []).map((p) => path.join(dir, 'model', p)),
+  );
+  return { manifest, weights };
+}
+
+/** sha256 of what a built-in model is converted from (its TF.js files, in manifest order). */
+export function builtinSourceDigest(name: BuiltinModelName): string {
+  if (name !== 'dlib') return humanSourceDigest(name);
+  const { manifest, weights } = faceApiRecognitionFiles();
+  const hash = createHash('sha256').update(readFileSync(manifest));
+  for (const w of weights) hash.update(readFileSync(w));
   return hash.digest('hex');
 }
 
@@ -108,8 +149,11 @@ export async function checkBuiltin(
   }
   if (record.recipe !== BUILTIN_MODELS[name].recipe)
     return { ok: false, reason: `it was prepared by another version of facegate (recipe ${record.recipe})` };
-  if (record.source !== humanSourceDigest(name))
-    return { ok: false, reason: 'it was converted from another version of @vladmandic/human' };
+  if (record.source !== builtinSourceDigest(name))
+    return {
+      ok: false,
+      reason: `it was converted from another version of ${name === 'dlib' ? '@vladmandic/face-api' : '@vladmandic/human'}`,
+    };
   const file = path.join(dir, record.onnx.file);
   let have;
   try {

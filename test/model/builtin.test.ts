@@ -8,7 +8,7 @@ import { builtinModelPath, builtinDir, builtinRecordPath } from '../../src/model
 import { prepareBuiltinModels } from '../../src/model/export/builtin.js';
 import { OnnxModel } from '../../src/runtime/ort.js';
 
-test('prepare converts once, then keeps verified files; the device path loads faceres `features` [N, 1024]', async () => {
+test('prepare converts once, then keeps verified files; the device path loads faceres [N, 1024] and dlib [N, 128] `features`', async () => {
   const cacheDir = await mkdtemp(path.join(tmpdir(), 'facegate-builtin-'));
   try {
     await assert.rejects(builtinModelPath('faceres', { cacheDir }), /facegate models prepare --cache-dir/);
@@ -18,6 +18,7 @@ test('prepare converts once, then keeps verified files; the device path loads fa
       [
         ['blazeface', 'prepared'],
         ['faceres', 'prepared'],
+        ['dlib', 'prepared'],
       ],
     );
     const file = await builtinModelPath('faceres', { cacheDir });
@@ -25,7 +26,7 @@ test('prepare converts once, then keeps verified files; the device path loads fa
     const second = await prepareBuiltinModels({ cacheDir });
     assert.deepEqual(
       second.map((m) => m.status),
-      ['ready', 'ready'],
+      ['ready', 'ready', 'ready'],
     );
     assert.equal((await stat(file)).mtimeMs, before, 'a verified file is not written again');
 
@@ -37,6 +38,15 @@ test('prepare converts once, then keeps verified files; the device path loads fa
       });
     } finally {
       await model.release();
+    }
+    const dlib = await OnnxModel.load(await builtinModelPath('dlib', { cacheDir }));
+    try {
+      dlib.assertSignature({
+        inputs: [{ name: 'pixels', dtype: 'uint8', shape: [null, 150, 150, 3] }],
+        outputs: [{ name: 'features', dtype: 'float32', shape: [null, 128] }],
+      });
+    } finally {
+      await dlib.release();
     }
 
     // A damaged file is refused with the command, and prepare mends it.

@@ -262,7 +262,7 @@ test('the admin page refuses without login and after logout', async (t) => {
   assert.equal(await status(), 200);
   await page.locator('#health tr[data-key="Camera"] td.ok').waitFor();
   // The model running (the built-in descriptor: no trained model here) and the update history (updates are off).
-  await page.locator('#models td', { hasText: /^faceres:/ }).waitFor();
+  await page.locator('#models td', { hasText: /^dlib:/ }).waitFor();
   await page.locator('#updates', { hasText: 'updates.enabled' }).waitFor();
   for (const [size, w, h] of [
     ['1920x1080', 1920, 1080],

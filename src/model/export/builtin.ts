@@ -1,6 +1,7 @@
 /**
  * Prepares the built-in models (src/model/builtin.ts) at install time: converts
- * `@vladmandic/human`'s BlazeFace and faceres to ONNX with our exporter, writes each file
+ * `@vladmandic/human`'s BlazeFace and faceres, and the dlib descriptor from
+ * `@vladmandic/face-api`'s weights, to ONNX with our exporter, writes each file
  * atomically with its record, and does nothing for a model whose prepared file still
  * verifies. Run by `facegate models prepare` (and so by `npm install`); never on the device path.
  */
@@ -15,28 +16,31 @@ import {
   builtinOnnxName,
   builtinRecordPath,
   checkBuiltin,
+  builtinSourceDigest,
   humanModelJson,
-  humanSourceDigest,
   type BuiltinModelName,
   type BuiltinRecord,
 } from '../builtin.js';
 import { digestBytes } from '../dir/hash.js';
+import { exportDlibDescriptor } from './dlib.js';
 import { convertGraphModel, exportModel, readTfjsModel } from './index.js';
 
 /** How each built-in model is converted. */
 function convert(name: BuiltinModelName): Uint8Array {
-  const artifacts = readTfjsModel(humanModelJson(name));
   const metadata = { purpose: BUILTIN_MODELS[name].purpose };
   switch (name) {
     case 'blazeface':
-      return convertGraphModel(artifacts, { metadata });
+      return convertGraphModel(readTfjsModel(humanModelJson(name)), { metadata });
     case 'faceres':
       // The backbone-only recognition graph: uint8 `pixels` in, pooled 1024-d `features` out.
       return exportModel({
-        backbone: { name: 'faceres', artifacts },
+        backbone: { name: 'faceres', artifacts: readTfjsModel(humanModelJson(name)) },
         preprocessing: { scale: 1, offset: 0 },
         metadata,
       });
+    case 'dlib':
+      // Weights only in the package: the graph is written out in src/model/export/dlib.ts.
+      return exportDlibDescriptor(undefined, metadata);
   }
 }
 
@@ -62,7 +66,7 @@ export async function prepareBuiltinModels(
       out.push({ name, path: check.path, status: 'ready' });
       continue;
     }
-    const source = humanSourceDigest(name);
+    const source = builtinSourceDigest(name);
     const file = builtinOnnxName(name, source);
     const bytes = convert(name);
     await writeFileAtomic(path.join(dir, file), bytes);
