@@ -25,6 +25,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { monitorEventLoopDelay, performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { connectAsync } from 'mqtt';
 import { startMosquitto } from '../test/support/mosquitto.js';
 import { trainedModelDir } from '../test/support/fixtures.js';
@@ -182,6 +183,15 @@ class Phase {
   private last: number | undefined;
   private readonly t0 = performance.now();
   private t1: number | undefined;
+  private readonly cpu0 = process.cpuUsage();
+  private cpu: NodeJS.CpuUsage | undefined;
+  private readonly elu0 = performance.eventLoopUtilization();
+  private elu: EventLoopUtilization | undefined;
+  /** How late timers fire: the longest time the event loop was held by one piece of work. */
+  private readonly delay = monitorEventLoopDelay({ resolution: 10 });
+  constructor() {
+    this.delay.enable();
+  }
   frame(): void {
     const now = performance.now();
     if (this.last !== undefined) this.longestGapMs = Math.max(this.longestGapMs, now - this.last);
@@ -190,18 +200,26 @@ class Phase {
   }
   end(): void {
     this.t1 = performance.now();
+    this.cpu = process.cpuUsage(this.cpu0);
+    this.elu = performance.eventLoopUtilization(this.elu0);
+    this.delay.disable();
     // The time since the last frame counts as a gap too (a loop that stopped at the end).
     if (this.last !== undefined) this.longestGapMs = Math.max(this.longestGapMs, this.t1 - this.last);
   }
   get seconds(): number {
     return ((this.t1 ?? performance.now()) - this.t0) / 1000;
   }
-  summary(): { seconds: number; framesPerSecond: number; decisionsPerSecond: number; longestGapMs: number } {
+  summary(): Record<string, number> {
+    const cpu = this.cpu ?? process.cpuUsage(this.cpu0);
     return {
       seconds: +this.seconds.toFixed(1),
       framesPerSecond: +(this.frames / this.seconds).toFixed(2),
       decisionsPerSecond: +(this.decisions / this.seconds).toFixed(3),
       longestGapMs: Math.round(this.longestGapMs),
+      // The kiosk process's own CPU (all its threads) and its event loop's busy share.
+      cpuSecondsPerSecond: +((cpu.user + cpu.system) / 1e6 / this.seconds).toFixed(3),
+      eventLoopBusy: +(this.elu ?? performance.eventLoopUtilization(this.elu0)).utilization.toFixed(3),
+      longestEventLoopDelayMs: Math.round(this.delay.max / 1e6),
     };
   }
 }
@@ -328,8 +346,8 @@ async function kiosk(): Promise<void> {
       recognition: {
         quiet: q,
         attack: a,
-        framesRatio: ratio(a.framesPerSecond, q.framesPerSecond),
-        decisionsRatio: ratio(a.decisionsPerSecond, q.decisionsPerSecond),
+        framesRatio: ratio(a.framesPerSecond ?? 0, q.framesPerSecond ?? 0),
+        decisionsRatio: ratio(a.decisionsPerSecond ?? 0, q.decisionsPerSecond ?? 0),
       },
     };
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
