@@ -277,9 +277,10 @@ async function kiosk(): Promise<void> {
     await operator(dir, 'install', broker.url);
     await u.idle();
     const runningBefore = u.runningVersion;
-    let installs = 0;
+    // Any other version that recognises a frame, or runs at the end, was installed by the attack.
+    const installed = new Set<string>();
     const stopWatching = daemon.bus.on('frame', (f) => {
-      if (f.modelVersion !== runningBefore) installs++;
+      if (f.modelVersion !== runningBefore) installed.add(f.modelVersion);
     });
     const rejectionWritesBefore = u.rejectionWrites;
 
@@ -328,6 +329,7 @@ async function kiosk(): Promise<void> {
     const rssAttack = take();
     clearInterval(sampler);
     stopWatching();
+    if (u.runningVersion !== undefined && u.runningVersion !== runningBefore) installed.add(u.runningVersion);
     const q = quiet.summary();
     const a = attacked.summary();
     const ratio = (x: number, y: number): number | null => (y > 0 ? +(x / y).toFixed(3) : null);
@@ -337,7 +339,8 @@ async function kiosk(): Promise<void> {
       cameraFps: fps,
       attackerExit: code,
       sent: JSON.parse(out.trim() || '{}') as Record<string, number>,
-      unwantedInstalls: installs + (u.runningVersion === runningBefore ? 0 : 1),
+      unwantedInstalls: installed.size,
+      unwantedVersions: [...installed],
       running: u.runningVersion,
       peakRssMB: { quiet: +(rssQuiet / MB).toFixed(1), attack: +(rssAttack / MB).toFixed(1) },
       stateWritesForRejections: u.rejectionWrites - rejectionWritesBefore,
