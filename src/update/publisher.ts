@@ -62,11 +62,16 @@ export async function publishModel(o: PublishOptions): Promise<PublishResult> {
     if (resending.has(kiosk)) return;
     const topic = kioskTopic(o.baseTopic, kiosk, UPDATE_TOPICS.chunk);
     const p = (async () => {
-      for (const i of missing) {
+      // The list comes from the broker: only indexes of this offer's chunks, at most once each.
+      const wanted = new Set(missing.slice(0, chunks.length));
+      let sent = 0;
+      for (const i of wanted) {
         const c = chunks[i];
-        if (c && client.connected) await client.publishAsync(topic, c, { qos: 1 });
+        if (!c || !client.connected) continue;
+        await client.publishAsync(topic, c, { qos: 1 });
+        sent++;
       }
-      o.onResend?.(kiosk, missing.length);
+      if (sent > 0) o.onResend?.(kiosk, sent);
     })()
       .catch(() => undefined)
       .finally(() => resending.delete(kiosk));
