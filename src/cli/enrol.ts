@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { addBrokerOptions, brokerFromFlags } from './broker.js';
 
 /**
  * `facegate enrol`: people of the kiosk's gallery, recognised without retraining. Works beside
@@ -83,7 +84,7 @@ export function registerEnrol(program: Command): void {
   const enrol = program
     .command('enrol')
     .description(
-      'people recognised at this kiosk without retraining: add, from-camera, list, show, remove, export, export-bundle, install-bundle',
+      'people recognised at this kiosk without retraining: add, from-camera, list, show, remove, export, export-bundle, install-bundle, publish-bundle',
     );
   const cfgOpt = (c: Command): Command =>
     c.option('-c, --config <file>', 'config file merged over config/default.json (state.dir, gallery.*)');
@@ -204,27 +205,48 @@ export function registerEnrol(program: Command): void {
       .requiredOption('-o, --out <file>', 'bundle file to write (0600)')
       .option('-p, --person <name>', 'a person to include (repeatable; default: everyone)', collect, [])
       .option('--remove <id>', 'id of a person to erase on every kiosk, final (repeatable)', collect, [])
-      .option('--kiosk <id>', 'only these kiosks may install it (repeatable; default: every kiosk)', collect, []),
-  ).action(async (opts: Common & { key: string; out: string; person: string[]; remove: string[]; kiosk: string[] }) => {
-    const { loadPrivateKey } = await import('../update/keys.js');
-    const { createPeopleBundle } = await import('../gallery/bundle.js');
-    const key = await loadPrivateKey(opts.key);
-    await withGallery(opts, async ({ gallery, store }) => {
-      const { bytes, manifest } = createPeopleBundle({
-        store,
-        descriptor: gallery.descriptorId,
-        names: opts.person,
-        removed: opts.remove,
-        kiosks: opts.kiosk,
-        key,
+      .option('--kiosk <id>', 'only these kiosks may install it (repeatable; default: every kiosk)', collect, [])
+      .option(
+        '--with-crops',
+        'also carry the kept enrolment crops (face images) so kiosks running another descriptor compute their own templates',
+      ),
+  ).action(
+    async (
+      opts: Common & {
+        key: string;
+        out: string;
+        person: string[];
+        remove: string[];
+        kiosk: string[];
+        withCrops?: boolean;
+      },
+    ) => {
+      const { loadPrivateKey } = await import('../update/keys.js');
+      const { createPeopleBundle } = await import('../gallery/bundle.js');
+      const key = await loadPrivateKey(opts.key);
+      await withGallery(opts, async ({ gallery, store }) => {
+        const { bytes, manifest } = createPeopleBundle({
+          store,
+          descriptor: gallery.descriptorId,
+          names: opts.person,
+          removed: opts.remove,
+          kiosks: opts.kiosk,
+          withCrops: opts.withCrops ?? false,
+          key,
+        });
+        const { writeFile } = await import('node:fs/promises');
+        await writeFile(opts.out, bytes, { mode: 0o600 });
+        process.stdout.write(
+          `wrote ${opts.out}: ${manifest.people.length} people${opts.withCrops ? ' with their face crops' : ''}, ${manifest.removed.length} removals, ${bytes.length} bytes, signed ${manifest.createdAt} by key ${key.id}\n`,
+        );
+        const { DEFAULT_MAX_PACKET_BYTES } = await import('../publish/mqtt.js');
+        if (bytes.length > DEFAULT_MAX_PACKET_BYTES)
+          process.stderr.write(
+            `warning: ${bytes.length} bytes is more than kiosks read from MQTT by default (mqtt.maxPacketBytes ${DEFAULT_MAX_PACKET_BYTES}): export fewer people per bundle (--person), or install it by hand (enrol install-bundle)\n`,
+          );
       });
-      const { writeFile } = await import('node:fs/promises');
-      await writeFile(opts.out, bytes, { mode: 0o600 });
-      process.stdout.write(
-        `wrote ${opts.out}: ${manifest.people.length} people, ${manifest.removed.length} removals, signed ${manifest.createdAt} by key ${key.id}\n`,
-      );
-    });
-  });
+    },
+  );
 
   cfgOpt(
     enrol
@@ -244,39 +266,66 @@ export function registerEnrol(program: Command): void {
         const { DataError } = await import('../shared/errors.js');
         throw new DataError('no trusted keys: list the public update key(s) in updates.publicKeys');
       }
-      const r = installPeopleBundle(bytes, {
+      const r = await installPeopleBundle(bytes, {
         store,
         db,
         keys,
         kioskId: cfg.mqtt.kioskId,
         descriptor: gallery.descriptorId,
+        keepCrops: cfg.gallery.keepCrops,
+        describeCrops: (crops) => gallery.describeCrops(crops),
       });
       process.stdout.write(
-        `installed ${file}: ${r.put} people enrolled or updated, ${r.removed} erased${r.skipped.length ? `, not brought back (removed before): ${r.skipped.join(', ')}` : ''}\n`,
+        `installed ${file}: ${r.put} people enrolled or updated${r.fromCrops ? ` (${r.fromCrops} with templates computed here from their face crops)` : ''}, ${r.removed} erased${r.skipped.length ? `, not brought back (removed before): ${r.skipped.join(', ')}` : ''}\n`,
       );
     });
   });
 
-  enrol
-    .command('publish-bundle')
-    .description('send a signed people bundle to kiosks over MQTT (QoS 1); each installs it and logs the outcome')
-    .argument('<file>', 'people bundle (facegate enrol export-bundle)')
-    .requiredOption('--broker <url>', 'broker URL (mqtt://, mqtts://, ws://, wss://)')
-    .option('--kiosk <id>', 'target kiosk id (repeatable)', collect, [])
-    .option('--fleet', 'every kiosk (<base>/fleet/update/people)')
-    .option('--base-topic <topic>', 'first topic level, as mqtt.baseTopic on the kiosks', 'facegate')
-    .action(async (file: string, opts: { broker: string; kiosk: string[]; fleet?: boolean; baseTopic: string }) => {
+  addBrokerOptions(
+    enrol
+      .command('publish-bundle')
+      .description(
+        "send a signed people bundle to kiosks over MQTT (QoS 1) and wait for each kiosk's answer on <base>/<kiosk>/people",
+      )
+      .argument('<file>', 'people bundle (facegate enrol export-bundle)')
+      .option('--kiosk <id>', 'target kiosk id (repeatable)', collect, [])
+      .option('--fleet', 'every kiosk (<base>/fleet/update/people)')
+      .option('--wait <seconds>', "wait this long for the kiosks' answers (0: do not wait)", (v) => Number(v), 60),
+  ).action(
+    async (
+      file: string,
+      opts: import('../publish/operator.js').OperatorBrokerFlags & { kiosk: string[]; fleet?: boolean; wait: number },
+    ) => {
       const { readFile } = await import('node:fs/promises');
       const { publishPeopleBundle } = await import('../gallery/receiver.js');
-      const topics = await publishPeopleBundle({
-        brokerUrl: opts.broker,
-        baseTopic: opts.baseTopic,
+      const { FacegateError } = await import('../shared/errors.js');
+      if (!Number.isFinite(opts.wait) || opts.wait < 0)
+        throw new FacegateError('--wait must be a number of seconds ≥ 0');
+      const broker = await brokerFromFlags(opts);
+      const { topics, verdicts } = await publishPeopleBundle({
+        brokerUrl: broker.url,
+        baseTopic: broker.baseTopic,
         kiosks: opts.kiosk,
         fleet: opts.fleet ?? false,
         bundle: await readFile(file),
+        clientOptions: broker.clientOptions,
+        waitMs: opts.wait * 1000,
+        onVerdict: (kiosk, s) =>
+          process.stdout.write(
+            `${kiosk}: ${s.state}${s.state === 'installed' ? ` (${s.put} enrolled or updated, ${s.removed} erased${s.fromCrops ? `, ${s.fromCrops} from crops` : ''})` : ''}\n`,
+          ),
       });
       process.stdout.write(`sent ${file} to ${topics.join(', ')}\n`);
-    });
+      if (opts.wait === 0) return;
+      const failed = [...verdicts.values()].filter((s) => s.state !== 'installed').length;
+      const missing = opts.fleet ? 0 : opts.kiosk.filter((k) => !verdicts.has(k)).length;
+      if (missing)
+        process.stdout.write(
+          `${missing} kiosk(s) did not answer within ${opts.wait} s (is updates.enabled on, and the kiosk online? A kiosk offline now never gets this bundle: send it again)\n`,
+        );
+      if (failed || missing) process.exitCode = 1;
+    },
+  );
 
   cfgOpt(
     enrol

@@ -4,6 +4,8 @@
  */
 import type { Command } from 'commander';
 import { FacegateError } from '../shared/errors.js';
+import type { OperatorBrokerFlags } from '../publish/operator.js';
+import { addBrokerOptions, brokerFromFlags } from './broker.js';
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -152,74 +154,59 @@ export function registerUpdate(program: Command): void {
       }
     });
 
-  program
-    .command('publish-model')
-    .description('offer a signed bundle to kiosks over MQTT (offer, then chunks at QoS 1) and wait for their verdicts')
-    .requiredOption('--bundle <file>', 'signed bundle file')
-    .requiredOption('--broker <url>', 'broker URL (mqtt://, mqtts://, ws://, wss://)')
-    .option('--kiosk <id>', 'target kiosk id (repeatable)', collect, [])
-    .option('--fleet', 'offer to every kiosk (<base>/fleet/update/...)')
-    .option('--base-topic <topic>', 'first topic level, as mqtt.baseTopic on the kiosks', 'facegate')
-    .option('--chunk-size <bytes>', 'chunk size in bytes', positiveInt('--chunk-size'), 256 * 1024)
-    .option('--url <https-url>', 'offer the bundle by HTTPS URL instead of sending chunks')
-    .option('--wait <seconds>', "wait this long for the kiosks' verdicts (0: do not wait)", (v) => Number(v), 120)
-    .option('--username <name>', 'broker user name')
-    .option('--password-file <file>', 'file whose first line is the broker password')
-    .option('--ca <file>', 'CA certificate for TLS')
-    .option('--cert <file>', 'client certificate for TLS')
-    .option('--cert-key <file>', 'client certificate key for TLS')
-    .action(
-      async (opts: {
+  addBrokerOptions(
+    program
+      .command('publish-model')
+      .description(
+        'offer a signed bundle to kiosks over MQTT (offer, then chunks at QoS 1) and wait for their verdicts',
+      )
+      .requiredOption('--bundle <file>', 'signed bundle file')
+      .option('--kiosk <id>', 'target kiosk id (repeatable)', collect, [])
+      .option('--fleet', 'offer to every kiosk (<base>/fleet/update/...)')
+      .option('--chunk-size <bytes>', 'chunk size in bytes', positiveInt('--chunk-size'), 256 * 1024)
+      .option('--url <https-url>', 'offer the bundle by HTTPS URL instead of sending chunks')
+      .option('--wait <seconds>', "wait this long for the kiosks' verdicts (0: do not wait)", (v) => Number(v), 120),
+  ).action(
+    async (
+      opts: OperatorBrokerFlags & {
         bundle: string;
-        broker: string;
         kiosk: string[];
         fleet?: boolean;
-        baseTopic: string;
         chunkSize: number;
         url?: string;
         wait: number;
-        username?: string;
-        passwordFile?: string;
-        ca?: string;
-        cert?: string;
-        certKey?: string;
-      }) => {
-        const { readFile } = await import('node:fs/promises');
-        const { publishModel } = await import('../update/publisher.js');
-        if (opts.fleet && opts.kiosk.length) throw new FacegateError('give either --kiosk or --fleet, not both');
-        if (!Number.isFinite(opts.wait) || opts.wait < 0)
-          throw new FacegateError('--wait must be a number of seconds ≥ 0');
-        const clientOptions: Record<string, unknown> = {};
-        if (opts.username) clientOptions.username = opts.username;
-        if (opts.passwordFile)
-          clientOptions.password = (await readFile(opts.passwordFile, 'utf8')).split(/\r?\n/)[0] ?? '';
-        if (opts.ca) clientOptions.ca = await readFile(opts.ca);
-        if (opts.cert) clientOptions.cert = await readFile(opts.cert);
-        if (opts.certKey) clientOptions.key = await readFile(opts.certKey);
-        const r = await publishModel({
-          brokerUrl: opts.broker,
-          baseTopic: opts.baseTopic,
-          kiosks: opts.kiosk,
-          fleet: opts.fleet ?? false,
-          bundle: await readFile(opts.bundle),
-          chunkSize: opts.chunkSize,
-          url: opts.url ?? null,
-          waitMs: opts.wait * 1000,
-          clientOptions,
-          onVerdict: (kiosk, s) => process.stdout.write(`${kiosk}: ${s.state ?? '?'} (running ${s.version})\n`),
-          onResend: (kiosk, n) => process.stdout.write(`${kiosk}: asked for ${n} chunks again; resent\n`),
-        });
-        process.stdout.write(
-          `offered ${r.offer.version} (${r.offer.size} bytes${r.offer.url ? `, by URL ${r.offer.url}` : `, ${r.chunks} chunks`}) to ${opts.fleet ? 'the fleet' : opts.kiosk.join(', ')}\n`,
-        );
-        if (opts.wait === 0) return;
-        const failed = [...r.verdicts.values()].filter((s) => s.state !== 'installed').length;
-        const missing = opts.fleet ? 0 : opts.kiosk.filter((k) => !r.verdicts.has(k)).length;
-        if (missing)
-          process.stdout.write(
-            `${missing} kiosk(s) did not answer within ${opts.wait} s (offline kiosks get nothing: offer again when they are back)\n`,
-          );
-        if (failed || missing) process.exitCode = 1;
       },
-    );
+    ) => {
+      const { readFile } = await import('node:fs/promises');
+      const { publishModel } = await import('../update/publisher.js');
+      if (opts.fleet && opts.kiosk.length) throw new FacegateError('give either --kiosk or --fleet, not both');
+      if (!Number.isFinite(opts.wait) || opts.wait < 0)
+        throw new FacegateError('--wait must be a number of seconds ≥ 0');
+      const broker = await brokerFromFlags(opts);
+      const r = await publishModel({
+        brokerUrl: broker.url,
+        baseTopic: broker.baseTopic,
+        kiosks: opts.kiosk,
+        fleet: opts.fleet ?? false,
+        bundle: await readFile(opts.bundle),
+        chunkSize: opts.chunkSize,
+        url: opts.url ?? null,
+        waitMs: opts.wait * 1000,
+        clientOptions: broker.clientOptions,
+        onVerdict: (kiosk, s) => process.stdout.write(`${kiosk}: ${s.state ?? '?'} (running ${s.version})\n`),
+        onResend: (kiosk, n) => process.stdout.write(`${kiosk}: asked for ${n} chunks again; resent\n`),
+      });
+      process.stdout.write(
+        `offered ${r.offer.version} (${r.offer.size} bytes${r.offer.url ? `, by URL ${r.offer.url}` : `, ${r.chunks} chunks`}) to ${opts.fleet ? 'the fleet' : opts.kiosk.join(', ')}\n`,
+      );
+      if (opts.wait === 0) return;
+      const failed = [...r.verdicts.values()].filter((s) => s.state !== 'installed').length;
+      const missing = opts.fleet ? 0 : opts.kiosk.filter((k) => !r.verdicts.has(k)).length;
+      if (missing)
+        process.stdout.write(
+          `${missing} kiosk(s) did not answer within ${opts.wait} s (offline kiosks get nothing: offer again when they are back)\n`,
+        );
+      if (failed || missing) process.exitCode = 1;
+    },
+  );
 }

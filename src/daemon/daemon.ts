@@ -436,7 +436,10 @@ export class Daemon {
     });
 
     if (cfg.mqtt.homeAssistant.enabled) {
-      const ha = new HomeAssistantDiscovery(mqtt, version, { door: cfg.access.enabled ? cfg.access.door : null });
+      const ha = new HomeAssistantDiscovery(mqtt, version, {
+        door: cfg.access.enabled ? cfg.access.door : null,
+        contact: cfg.door.contact.type !== 'none',
+      });
       await this.startPart({
         name: 'home assistant discovery',
         optional: true,
@@ -594,12 +597,22 @@ export class Daemon {
             gallery: gallery.gallery,
             store: gallery.store,
             db: this.db,
+            keepCrops: cfg.gallery.keepCrops,
           });
           await people.start();
         },
         stop: async () => {
           await people?.stop();
         },
+      });
+      // A person removed at this kiosk: an unsigned notice for the operator, who signs the fleet removal.
+      const { RemovalNotices } = await import('../gallery/removals.js');
+      const notices = new RemovalNotices({ mqtt, kioskId: cfg.mqtt.kioskId, store: gallery.store, db: this.db });
+      await this.startPart({
+        name: 'removal notices',
+        optional: true,
+        start: () => notices.start(),
+        stop: () => notices.stop(),
       });
     }
 

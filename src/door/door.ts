@@ -3,7 +3,7 @@
  * controller and the signed HTTP webhook, plus the optional door contact. `open()` fires
  * every enabled output once for pulseMs; while the door is released a second open() does
  * nothing (one opening at a time). The lock state (locked / unlocked, contact open / closed,
- * alarm) is what Home Assistant's lock entity shows.
+ * alarm) is what Home Assistant's door binary sensors show.
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';

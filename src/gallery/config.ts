@@ -37,7 +37,7 @@ export const galleryConfigSchema = z
     keepCrops: z
       .boolean()
       .describe(
-        'keep the enrolment face crops (files 0600 in state.dir) so templates can be recomputed when a model update changes the descriptor; false keeps only the templates (such an update is then refused until those people are enrolled again)',
+        'keep the enrolment face crops (files 0600 in state.dir) so templates can be recomputed when a model update changes the descriptor; false keeps only the templates (such an update is then refused until those people are enrolled again) and writes no face image a people bundle brings (--with-crops)',
       )
       .default(true),
     minPhotos: z

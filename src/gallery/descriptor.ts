@@ -16,7 +16,7 @@ import { builtinModelPath, humanSourceDigest } from '../model/builtin.js';
 import { cropSchema, type CropSettings } from '../model/manifest.js';
 import { OnnxModel } from '../runtime/ort.js';
 import { ModelError } from '../shared/errors.js';
-import type { RgbImage } from '../shared/image.js';
+import { rgbBatch, type RgbImage } from '../shared/image.js';
 
 /** Bump when the way enrolment and recognition cut faces for the descriptor changes. */
 export const ALIGNMENT_VERSION = 1;
@@ -92,16 +92,7 @@ export class OnnxDescriptor implements FaceDescriptor {
   async describe(crops: readonly RgbImage[]): Promise<Float32Array[]> {
     if (crops.length === 0) return [];
     const S = this.inputSize;
-    const px = S * S * 3;
-    const batch = new Uint8Array(px * crops.length);
-    crops.forEach((c, i) => {
-      if (c.width !== S || c.height !== S)
-        throw new RangeError(`crop is ${c.width}×${c.height}, descriptor wants ${S}×${S}`);
-      batch.set(c.data, i * px);
-    });
-    const r = await this.model.run({ [PIXELS_INPUT]: { data: batch, dims: [crops.length, S, S, 3] } }, [
-      FEATURES_OUTPUT,
-    ]);
+    const r = await this.model.run({ [PIXELS_INPUT]: rgbBatch(crops, S, S, 'descriptor') }, [FEATURES_OUTPUT]);
     const f = r[FEATURES_OUTPUT];
     if (!f || !(f.data instanceof Float32Array) || f.data.length !== crops.length * this.size)
       throw new ModelError(`descriptor ${this.model.source} returned no [${crops.length}, ${this.size}] features`);

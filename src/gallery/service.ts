@@ -413,7 +413,7 @@ export class FaceGallery implements GalleryService {
    * people enrolled by another process): computes what it can and logs who is left out.
    */
   async prepareDescriptor(d: FaceDescriptor, o: { strict?: boolean } = {}): Promise<{ recomputed: number }> {
-    const { store, detector } = this.deps;
+    const { store } = this.deps;
     const all = store.templates();
     const covered = new Set<string>(); // person ids with a template of d
     const done = new Set<string>(); // person/crop pairs with a template of d
@@ -440,24 +440,51 @@ export class FaceGallery implements GalleryService {
     const derived: { from: StoredTemplate; vector: Float32Array }[] = [];
     for (const t of todo.values()) {
       const file = t.cropFile as string;
-      const img = await decodeRgb(store.readCrop(t.personId, file));
-      const faces = await detector.detect(img);
-      const face = faces.reduce<Face | undefined>((a, b) => (!a || b.box.width > a.box.width ? b : a), undefined);
-      if (!face) {
+      const v = await this.describeKeptCrop(store.readCrop(t.personId, file), d);
+      if (!v) {
         const msg = `the kept enrolment crop ${file} (template ${t.id}) shows no face to the detector: remove and enrol that person again`;
         if (o.strict) throw new GalleryError(msg);
         this.log.error({ person: t.personId }, msg);
         continue;
       }
-      const crop = alignFace(img, face.box, face.keypoints, d.inputSize, d.crop);
-      const [v] = await d.describe([crop]);
-      derived.push({ from: t, vector: v as Float32Array });
+      derived.push({ from: t, vector: v });
     }
     store.addDerived(d.id, derived);
     this.completedAt.set(d.id, store.version());
     if (derived.length)
       this.log.info({ recomputed: derived.length, descriptor: d.id }, 'face templates computed for the descriptor');
     return { recomputed: derived.length };
+  }
+
+  /** The template of descriptor `d` for a kept enrolment crop (encoded): its largest face, aligned for `d`; undefined when it shows none. */
+  private async describeKeptCrop(encoded: Buffer, d: FaceDescriptor): Promise<Float32Array | undefined> {
+    const img = await decodeRgb(encoded);
+    const faces = await this.deps.detector.detect(img);
+    const face = faces.reduce<Face | undefined>((a, b) => (!a || b.box.width > a.box.width ? b : a), undefined);
+    if (!face) return undefined;
+    const [v] = await d.describe([alignFace(img, face.box, face.keypoints, d.inputSize, d.crop)]);
+    return v;
+  }
+
+  /**
+   * Templates of the enrolment descriptor for kept enrolment crops another kiosk sent (a people
+   * bundle of another descriptor), by the same path as a model change; GalleryError naming the
+   * crop when one shows no face.
+   */
+  async describeCrops(crops: readonly Buffer[]): Promise<Float32Array[]> {
+    const d = this.descriptor;
+    const out: Float32Array[] = [];
+    for (const [i, c] of crops.entries()) {
+      let v: Float32Array | undefined;
+      try {
+        v = await this.describeKeptCrop(c, d);
+      } catch (err) {
+        throw new GalleryError(`crop ${i + 1} cannot be read: ${(err as Error).message}`);
+      }
+      if (!v) throw new GalleryError(`crop ${i + 1} shows no face to this kiosk's detector`);
+      out.push(v);
+    }
+    return out;
   }
 
   /**

@@ -341,50 +341,86 @@ export class GalleryStore {
   /**
    * Applies a people bundle in one transaction (with `alsoInTransaction`, the history record):
    * people removed (rows; their folders and the write-ahead log after the commit), people put
-   * with the id the bundle gives them and their templates of `descriptor` replaced.
-   * A name held by someone else of this kiosk is refused (GalleryError), nothing applied.
+   * with the id the bundle gives them and their bundle templates replaced by `vectors` of
+   * `descriptor` (with `crops`, one kept crop file per vector, written first and removed again
+   * when the transaction fails). A name held by someone else of this kiosk is refused
+   * (GalleryError), nothing applied.
    */
   applyBundle(
     descriptor: string,
-    people: readonly (Omit<StoredPerson, 'createdAt' | 'updatedAt'> & { vectors: readonly Float32Array[] })[],
+    people: readonly (Omit<StoredPerson, 'createdAt' | 'updatedAt'> & {
+      vectors: readonly Float32Array[];
+      crops?: readonly Buffer[];
+    })[],
     removeIds: readonly string[],
     alsoInTransaction: () => void,
   ): { put: number; removed: string[] } {
     for (const p of people) this.personDir(p.id); // ids are uuids (paths are built from them)
     for (const id of removeIds) this.personDir(id);
+    const written: string[] = [];
+    const cropNames = people.map((p) =>
+      p.vectors.map((_, i) => {
+        const crop = p.crops?.[i];
+        if (!crop) return null;
+        const file = `crop-${randomUUID()}.png`;
+        this.writePrivate(path.join(this.personDir(p.id), file), crop);
+        written.push(path.join(this.personDir(p.id), file));
+        return file;
+      }),
+    );
     const removed: string[] = [];
-    this.kdb.transaction(() => {
-      const now = new Date().toISOString();
-      for (const id of removeIds) {
-        if (!this.person(id) || this.person(id)?.id !== id) continue;
-        this.db.prepare('DELETE FROM gallery_templates WHERE person_id = ?').run(id);
-        this.db.prepare('DELETE FROM gallery_people WHERE id = ?').run(id);
-        removed.push(id);
-      }
-      const ins = this.db.prepare(
-        "INSERT INTO gallery_templates (person_id, descriptor, vector, crop_file, source, quality, created_at) VALUES (?, ?, ?, NULL, 'bundle', '{}', ?)",
-      );
-      for (const p of people) {
-        const clash = this.person(p.name);
-        if (clash && clash.id !== p.id)
-          throw new GalleryError(
-            `the bundle enrols ${p.name} (id ${p.id}) but this kiosk has another ${clash.name} (id ${clash.id}): rename or remove one of them (facegate enrol remove)`,
-          );
-        this.db
-          .prepare(
-            `INSERT INTO gallery_people (id, name, groups, valid_from, valid_until, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+    /** Crop files of replaced bundle templates: deleted after the commit. */
+    const stale: string[] = [];
+    try {
+      this.kdb.transaction(() => {
+        const now = new Date().toISOString();
+        for (const id of removeIds) {
+          if (!this.person(id) || this.person(id)?.id !== id) continue;
+          this.db.prepare('DELETE FROM gallery_templates WHERE person_id = ?').run(id);
+          this.db.prepare('DELETE FROM gallery_people WHERE id = ?').run(id);
+          removed.push(id);
+        }
+        const ins = this.db.prepare(
+          "INSERT INTO gallery_templates (person_id, descriptor, vector, crop_file, source, quality, created_at) VALUES (?, ?, ?, ?, 'bundle', '{}', ?)",
+        );
+        people.forEach((p, pi) => {
+          const clash = this.person(p.name);
+          if (clash && clash.id !== p.id)
+            throw new GalleryError(
+              `the bundle enrols ${p.name} (id ${p.id}) but this kiosk has another ${clash.name} (id ${clash.id}): rename or remove one of them (facegate enrol remove)`,
+            );
+          this.db
+            .prepare(
+              `INSERT INTO gallery_people (id, name, groups, valid_from, valid_until, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT(id) DO UPDATE SET name = excluded.name, groups = excluded.groups, valid_from = excluded.valid_from,
              valid_until = excluded.valid_until, updated_at = excluded.updated_at`,
-          )
-          .run(p.id, p.name, JSON.stringify(p.groups), p.validFrom, p.validUntil, now, now);
-        this.db
-          .prepare("DELETE FROM gallery_templates WHERE person_id = ? AND descriptor = ? AND source = 'bundle'")
-          .run(p.id, descriptor);
-        for (const v of p.vectors) ins.run(p.id, descriptor, Buffer.from(v.buffer, v.byteOffset, v.byteLength), now);
-      }
-      alsoInTransaction();
-      this.bump();
-    });
+            )
+            .run(p.id, p.name, JSON.stringify(p.groups), p.validFrom, p.validUntil, now, now);
+          // The bundle replaces what an earlier bundle gave this person: its templates of every
+          // descriptor (those derived from its crops too) and its crop files.
+          const old = this.db
+            .prepare("SELECT DISTINCT crop_file FROM gallery_templates WHERE person_id = ? AND source = 'bundle'")
+            .all(p.id) as { crop_file: string | null }[];
+          this.db.prepare("DELETE FROM gallery_templates WHERE person_id = ? AND source = 'bundle'").run(p.id);
+          for (const o of old) if (o.crop_file) stale.push(this.cropPath(p.id, o.crop_file));
+          p.vectors.forEach((v, i) =>
+            ins.run(
+              p.id,
+              descriptor,
+              Buffer.from(v.buffer, v.byteOffset, v.byteLength),
+              cropNames[pi]?.[i] ?? null,
+              now,
+            ),
+          );
+        });
+        alsoInTransaction();
+        this.bump();
+      });
+    } catch (err) {
+      for (const f of written) rmSync(f, { force: true });
+      throw err;
+    }
+    for (const f of stale) rmSync(f, { force: true });
     for (const id of removed) rmSync(this.personDir(id), { recursive: true, force: true });
     if (removed.length) this.checkpoint();
     return { put: people.length, removed };

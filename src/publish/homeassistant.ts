@@ -1,7 +1,9 @@
 /**
  * Home Assistant MQTT discovery: an `event` entity for recognitions and sensors for the
- * last person, frames per second and model version. Configs are retained and re-sent
- * whenever Home Assistant announces itself (`<prefix>/status` = "online").
+ * last person, frames per second and model version; with door access, binary sensors for
+ * the door's lock (and its contact) and an `event` entity for access decisions. Configs
+ * are retained and re-sent whenever Home Assistant announces itself (`<prefix>/status` =
+ * "online").
  * https://www.home-assistant.io/integrations/mqtt/#mqtt-discovery
  */
 import type { Logger } from 'pino';
@@ -16,8 +18,20 @@ export interface DiscoveryMessage {
 
 /** What else the kiosk runs that Home Assistant should see. */
 export interface DiscoveryOptions {
-  /** Door access (access.enabled): a `lock` entity for the door and an `event` entity for access decisions. */
+  /** Door access (access.enabled): the door's name; adds its lock state and access decisions. */
   readonly door?: string | null;
+  /** The door has a contact (door.contact.type is not "none"): adds whether the door stands open. */
+  readonly contact?: boolean;
+}
+
+/**
+ * Discovery topics of entities the kiosk no longer offers, cleared with an empty retained
+ * config so Home Assistant removes them. The door was a `lock` entity until its UNLOCK
+ * button was dropped: the kiosk refuses a bare UNLOCK (only signed, time-limited commands
+ * open the door), so the button could only ever fail.
+ */
+export function staleDiscoveryTopics(topics: Topics): string[] {
+  return [topics.haConfig('lock', 'door')];
 }
 
 /** The discovery configs for one kiosk (pure: tested on its own). */
@@ -36,28 +50,42 @@ export function discoveryMessages(topics: Topics, version: string, o: DiscoveryO
     payload_not_available: 'offline',
     device,
   };
+  // The door's state only, as binary sensors: nothing Home Assistant can send opens the door
+  // (a remote unlock must be signed by an operator key), so it gets no button that would fail.
   const door: DiscoveryMessage[] = o.door
     ? [
         {
-          topic: topics.haConfig('lock', 'door'),
+          topic: topics.haConfig('binary_sensor', 'door_lock'),
           config: {
             ...common,
-            name: `Door ${o.door}`,
-            unique_id: `${node}_door`,
-            object_id: `${node}_door`,
+            name: `Door ${o.door} lock`,
+            unique_id: `${node}_door_lock`,
+            object_id: `${node}_door_lock`,
             state_topic: topics.door,
-            value_template:
-              "{{ 'OPEN' if value_json.contact == 'open' else ('UNLOCKED' if value_json.lock == 'unlocked' else 'LOCKED') }}",
+            // device_class lock: on = unlocked, off = locked.
+            device_class: 'lock',
+            value_template: "{{ 'ON' if value_json.lock == 'unlocked' else 'OFF' }}",
             json_attributes_topic: topics.door,
-            // HA requires a command topic. The kiosk opens only for a signed, time-limited,
-            // single-use command (facegate door unlock-command); a bare UNLOCK is refused and logged.
-            command_topic: topics.doorUnlock,
-            payload_unlock: 'UNLOCK',
-            payload_lock: 'LOCK',
-            optimistic: false,
-            icon: 'mdi:door',
           },
         },
+        ...(o.contact
+          ? [
+              {
+                topic: topics.haConfig('binary_sensor', 'door_contact'),
+                config: {
+                  ...common,
+                  name: `Door ${o.door}`,
+                  unique_id: `${node}_door_contact`,
+                  object_id: `${node}_door_contact`,
+                  state_topic: topics.door,
+                  // device_class door: on = open, off = closed; "None" (contact not read yet) = unknown.
+                  device_class: 'door',
+                  value_template:
+                    "{{ 'ON' if value_json.contact == 'open' else ('OFF' if value_json.contact == 'closed' else 'None') }}",
+                },
+              },
+            ]
+          : []),
         {
           topic: topics.haConfig('event', 'access'),
           config: {
@@ -138,6 +166,9 @@ export function discoveryMessages(topics: Topics, version: string, o: DiscoveryO
 export class HomeAssistantDiscovery {
   private readonly log: Logger = moduleLogger('homeassistant');
 
+  /** Whether this start already cleared the stale configs (once is enough: the retained config is gone). */
+  private staleCleared = false;
+
   constructor(
     private readonly mqtt: MqttPort,
     private readonly version: string,
@@ -159,11 +190,14 @@ export class HomeAssistantDiscovery {
 
   async announce(): Promise<void> {
     try {
-      await Promise.all(
-        discoveryMessages(this.mqtt.topics, this.version, this.options).map((m) =>
+      const clear = this.staleCleared ? [] : staleDiscoveryTopics(this.mqtt.topics);
+      await Promise.all([
+        ...clear.map((t) => this.mqtt.publishAbsolute(t, '', { qos: 1, retain: true })),
+        ...discoveryMessages(this.mqtt.topics, this.version, this.options).map((m) =>
           this.mqtt.publishAbsolute(m.topic, JSON.stringify(m.config), { qos: 1, retain: true }),
         ),
-      );
+      ]);
+      this.staleCleared = true;
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'discovery not published');
     }

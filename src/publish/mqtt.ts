@@ -43,7 +43,15 @@ export interface MqttPort {
   onConnect(listener: () => void): void;
 }
 
-export function buildClientOptions(cfg: MqttConfig, topics: Topics): IClientOptions {
+/**
+ * The broker credentials and TLS of an mqtt config section (user, password or password file,
+ * CA, client certificate): shared by the kiosk's connection and by operator commands that
+ * reach the same broker (facegate publish-model, enrol publish-bundle). Files are read here;
+ * a missing one is a ConfigError naming its key.
+ */
+export function brokerAuthOptions(
+  cfg: Pick<MqttConfig, 'username' | 'password' | 'passwordFile' | 'tls'>,
+): Pick<IClientOptions, 'username' | 'password' | 'ca' | 'cert' | 'key' | 'rejectUnauthorized'> {
   const readFile = (file: string, key: string): Buffer => {
     try {
       return readFileSync(file);
@@ -51,8 +59,21 @@ export function buildClientOptions(cfg: MqttConfig, topics: Topics): IClientOpti
       throw new ConfigError(`mqtt.${key}: cannot read ${file}: ${(err as Error).message}`);
     }
   };
+  if ((cfg.tls.cert === '') !== (cfg.tls.key === ''))
+    throw new ConfigError('mqtt.tls: give both cert and key for a client certificate, or neither');
   let password: string | undefined = cfg.password || undefined;
   if (cfg.passwordFile) password = readFile(cfg.passwordFile, 'passwordFile').toString('utf8').split(/\r?\n/)[0] ?? '';
+  return {
+    rejectUnauthorized: cfg.tls.rejectUnauthorized,
+    ...(cfg.username ? { username: cfg.username } : {}),
+    ...(password !== undefined ? { password } : {}),
+    ...(cfg.tls.ca ? { ca: readFile(cfg.tls.ca, 'tls.ca') } : {}),
+    ...(cfg.tls.cert ? { cert: readFile(cfg.tls.cert, 'tls.cert') } : {}),
+    ...(cfg.tls.key ? { key: readFile(cfg.tls.key, 'tls.key') } : {}),
+  };
+}
+
+export function buildClientOptions(cfg: MqttConfig, topics: Topics): IClientOptions {
   const opts: IClientOptions = {
     protocolVersion: cfg.protocolVersion,
     clientId: cfg.clientId || `facegate-${cfg.kioskId}`,
@@ -61,18 +82,11 @@ export function buildClientOptions(cfg: MqttConfig, topics: Topics): IClientOpti
     connectTimeout: cfg.connectTimeoutMs,
     clean: true,
     will: { topic: topics.status, payload: Buffer.from('offline'), qos: 1, retain: true },
-    rejectUnauthorized: cfg.tls.rejectUnauthorized,
+    ...brokerAuthOptions(cfg),
   };
   // MQTT 5 lets the broker know: it then drops larger messages instead of sending them.
   // MqttConnection enforces the same bound on the bytes for brokers that do not (and for 3.1.1).
   if (cfg.protocolVersion === 5) opts.properties = { maximumPacketSize: cfg.maxPacketBytes };
-  if (cfg.username) opts.username = cfg.username;
-  if (password !== undefined) opts.password = password;
-  if (cfg.tls.ca) opts.ca = readFile(cfg.tls.ca, 'tls.ca');
-  if (cfg.tls.cert) opts.cert = readFile(cfg.tls.cert, 'tls.cert');
-  if (cfg.tls.key) opts.key = readFile(cfg.tls.key, 'tls.key');
-  if ((cfg.tls.cert === '') !== (cfg.tls.key === ''))
-    throw new ConfigError('mqtt.tls: give both cert and key for a client certificate, or neither');
   return opts;
 }
 

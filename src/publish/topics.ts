@@ -77,7 +77,7 @@ export interface AccessPayload {
   readonly opened: boolean;
 }
 
-/** `<base>/<kiosk>/door`, retained: the door's state (Home Assistant's lock entity reads it). */
+/** `<base>/<kiosk>/door`, retained: the door's state (Home Assistant's door binary sensors read it). */
 export interface DoorStatePayload {
   readonly door: string;
   /** unlocked while the door is released (relay on / pulse running). */
@@ -165,9 +165,6 @@ export class Topics {
   get door(): string {
     return this.full('door');
   }
-  get doorUnlock(): string {
-    return this.full(DOOR_UNLOCK_TOPIC);
-  }
 
   /** Home Assistant's birth topic: "online" when HA (re)starts. */
   get haStatus(): string {
@@ -179,7 +176,7 @@ export class Topics {
     return `facegate_${this.kioskId.replace(/[^A-Za-z0-9_-]/g, '_')}`;
   }
 
-  /** `<prefix>/<component>/<node>/<object>/config` (HA MQTT discovery). */
+  /** `<prefix>/<component>/<node>/<object>/config` (HA MQTT discovery; `lock` only to clear the old door entity). */
   haConfig(component: 'event' | 'sensor' | 'binary_sensor' | 'lock', objectId: string): string {
     const t = `${this.haPrefix}/${component}/${this.haNodeId}/${objectId}/config`;
     assertTopicName(t);
@@ -203,6 +200,10 @@ export const UPDATE_TOPICS = {
   offer: 'update/offer',
   chunk: 'update/chunk',
   people: 'update/people',
+  /** Retained JSON result of the last people bundle (PeopleStatePayload). */
+  peopleState: 'people',
+  /** Unsigned, advisory: a person removed at this kiosk (PeopleRemovedPayload). */
+  peopleRemoved: 'people/removed',
 } as const;
 export const FLEET_LEVEL = 'fleet';
 
@@ -250,6 +251,45 @@ export interface ModelStatePayload {
   } | null;
   /** Which model file runs (null before a model is loaded). */
   readonly precision: ModelPrecisionPayload | null;
+}
+
+/**
+ * Retained on `<base>/<kiosk>/people`, QoS 1: what became of the last signed people bundle
+ * the kiosk received (as `model` says for model bundles).
+ */
+export interface PeopleStatePayload {
+  readonly kiosk: string;
+  /** `installed` or `rejected: <reason>`. */
+  readonly state: string;
+  /** SHA-256 of the bundle as received (hex): `sha256sum` of the file the operator sent. */
+  readonly sha256: string;
+  /** When the bundle was signed (its version); null when it could not be read or verified. */
+  readonly createdAt: string | null;
+  /** When the kiosk decided (ISO 8601). */
+  readonly at: string;
+  /** People enrolled or updated; null when rejected. */
+  readonly put: number | null;
+  /** People erased; null when rejected. */
+  readonly removed: number | null;
+  /** People of the bundle not brought back (removed by an earlier bundle); null when rejected. */
+  readonly skipped: number | null;
+  /** People whose templates this kiosk computed from the bundle's face crops (another descriptor); null when rejected. */
+  readonly fromCrops: number | null;
+}
+
+/**
+ * `<base>/<kiosk>/people/removed`, QoS 1, never retained, unsigned and advisory: someone was
+ * removed at this kiosk (`facegate enrol remove`, the admin page). Only the id: the kiosk has
+ * erased the rest. Operators' tooling turns it into a signed fleet removal.
+ */
+export interface PeopleRemovedPayload {
+  readonly kiosk: string;
+  /** The person's id (the same on every kiosk a people bundle enrolled them on). */
+  readonly id: string;
+  /** When the daemon saw the removal (ISO 8601). */
+  readonly at: string;
+  /** Always false: a kiosk holds no signing key; this is a notice, not a command. */
+  readonly signed: false;
 }
 
 /** Which file of the model directory runs, why, and what each cost when `auto` timed them at load. */

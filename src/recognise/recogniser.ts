@@ -6,7 +6,7 @@ import { access } from 'node:fs/promises';
 import path from 'node:path';
 import { OnnxModel, type TensorSpec } from '../runtime/ort.js';
 import { ModelError } from '../shared/errors.js';
-import type { RgbImage } from '../shared/image.js';
+import { rgbBatch, type RgbImage } from '../shared/image.js';
 import type { Face, Match } from '../shared/messages.js';
 import {
   INT8_MIN_AGREEMENT,
@@ -248,14 +248,7 @@ export class Recogniser {
   async describe(crops: readonly RgbImage[]): Promise<Description[]> {
     if (crops.length === 0) return [];
     const { width: W, height: H } = this.inputSize;
-    const px = W * H * 3;
-    const batch = new Uint8Array(px * crops.length);
-    crops.forEach((c, i) => {
-      if (c.width !== W || c.height !== H)
-        throw new RangeError(`crop is ${c.width}×${c.height}, model wants ${W}×${H}`);
-      batch.set(c.data, i * px);
-    });
-    const out = await this.model.run({ [this.manifest.input.name]: { data: batch, dims: [crops.length, H, W, 3] } }, [
+    const out = await this.model.run({ [this.manifest.input.name]: rgbBatch(crops, W, H, 'model') }, [
       this.outputNames.probabilities,
       this.outputNames.vector,
     ]);

@@ -137,29 +137,56 @@ export function perPersonSpec(r: EvalResult): vega.Spec {
   };
 }
 
-export function curveSpec(r: EvalResult): vega.Spec {
-  const values = r.curve.map((c) => ({
-    far: c.far,
-    frr: c.frr,
-    threshold: Number.isFinite(c.threshold) ? c.threshold : null,
-  }));
+/** A point of a FAR/FRR curve as drawn; extra fields (e.g. the threshold) ride along in the spec's data. */
+export interface CurvePoint {
+  readonly far: number;
+  readonly frr: number;
+}
+
+export interface RocSpecOptions<P extends CurvePoint> {
+  readonly title: string;
+  readonly curve: readonly P[];
+  /** The operating point, marked and labelled. */
+  readonly point: CurvePoint;
+  readonly label: string;
+  readonly farTitle: string;
+  readonly frrTitle: string;
+  /**
+   * Log FAR axis from this floor to 1 (linear from 0 when unset): curve points at FAR 0 are
+   * dropped (a log axis has no 0), the rest and the operating point are held at the floor or above.
+   */
+  readonly logFarFloor?: number;
+  /** Top of the FRR axis (default 1); below 1 the line is clamped to it. */
+  readonly frrMax?: number;
+  /** Draw the curve as steps (each threshold holds its rates until the next one). */
+  readonly steps?: boolean;
+}
+
+/** A ROC chart: FRR against FAR with the operating point and its label. */
+export function rocSpec<P extends CurvePoint>(o: RocSpecOptions<P>): vega.Spec {
+  const floor = o.logFarFloor;
+  const atFloor = <Q extends CurvePoint>(c: Q): Q => (floor === undefined ? c : { ...c, far: Math.max(c.far, floor) });
+  const values = floor === undefined ? o.curve : o.curve.filter((c) => c.far > 0).map(atFloor);
+  const frrMax = o.frrMax ?? 1;
   return {
     $schema: 'https://vega.github.io/schema/vega/v5.json',
     width: 420,
     height: 320,
     padding: 8,
-    title: { text: 'false accepts against false rejects', fontSize: 13 },
+    title: { text: o.title, fontSize: 13 },
     data: [
       { name: 'curve', values },
-      { name: 'point', values: [{ far: r.rates.far, frr: r.rates.frr }] },
+      { name: 'point', values: [atFloor({ far: o.point.far, frr: o.point.frr })] },
     ],
     scales: [
-      { name: 'x', type: 'linear', domain: [0, 1], range: 'width' },
-      { name: 'y', type: 'linear', domain: [0, 1], range: 'height' },
+      floor === undefined
+        ? { name: 'x', type: 'linear', domain: [0, 1], range: 'width' }
+        : { name: 'x', type: 'log', domain: [floor, 1], range: 'width' },
+      { name: 'y', type: 'linear', domain: [0, frrMax], range: 'height', ...(frrMax < 1 ? { clamp: true } : {}) },
     ],
     axes: [
-      { orient: 'bottom', scale: 'x', title: 'false-accept rate (strangers named)', grid: true },
-      { orient: 'left', scale: 'y', title: 'false-reject rate (known refused or misnamed)', grid: true },
+      { orient: 'bottom', scale: 'x', title: o.farTitle, grid: true },
+      { orient: 'left', scale: 'y', title: o.frrTitle, grid: true },
     ],
     marks: [
       {
@@ -171,7 +198,7 @@ export function curveSpec(r: EvalResult): vega.Spec {
             y: { scale: 'y', field: 'frr' },
             stroke: { value: '#1f77b4' },
             strokeWidth: { value: 2 },
-            interpolate: { value: 'step-after' },
+            ...(o.steps ? { interpolate: { value: 'step-after' } } : {}),
           },
         },
       },
@@ -194,13 +221,30 @@ export function curveSpec(r: EvalResult): vega.Spec {
           enter: {
             x: { scale: 'x', field: 'far', offset: 8 },
             y: { scale: 'y', field: 'frr', offset: -8 },
-            text: { value: `model threshold ${r.threshold.toFixed(3)}` },
+            text: { value: o.label },
             fontSize: { value: 11 },
           },
         },
       },
     ],
   };
+}
+
+/** The model's FAR/FRR curve over thresholds, with the model's threshold marked. */
+export function curveSpec(r: EvalResult): vega.Spec {
+  return rocSpec({
+    title: 'false accepts against false rejects',
+    curve: r.curve.map((c) => ({
+      far: c.far,
+      frr: c.frr,
+      threshold: Number.isFinite(c.threshold) ? c.threshold : null,
+    })),
+    point: r.rates,
+    label: `model threshold ${r.threshold.toFixed(3)}`,
+    farTitle: 'false-accept rate (strangers named)',
+    frrTitle: 'false-reject rate (known refused or misnamed)',
+    steps: true,
+  });
 }
 
 /** Writes report.json, confusion.png, per_person.png and far_frr.png into `dir`; returns the paths. */

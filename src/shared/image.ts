@@ -14,6 +14,26 @@ export interface RgbImage {
 }
 
 /**
+ * Crops of exactly width×height packed into one NHWC uint8 batch, the input every model here
+ * takes; a crop of another size is a RangeError naming `what` wants it.
+ */
+export function rgbBatch(
+  crops: readonly RgbImage[],
+  width: number,
+  height: number,
+  what: string,
+): { data: Uint8Array; dims: number[] } {
+  const px = width * height * 3;
+  const data = new Uint8Array(px * crops.length);
+  crops.forEach((c, i) => {
+    if (c.width !== width || c.height !== height)
+      throw new RangeError(`crop is ${c.width}×${c.height}, ${what} wants ${width}×${height}`);
+    data.set(c.data, i * px);
+  });
+  return { data, dims: [crops.length, height, width, 3] };
+}
+
+/**
  * The most pixels an image may have before it is decoded: 24 MP takes a 6000×4000 photo
  * for enrolment, far above any camera frame. A 16000×16000 PNG of 750 KB would otherwise
  * decode to 768 MB of pixels (sharp's own limit is 268 MP). Set from camera.maxImagePixels.

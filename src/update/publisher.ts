@@ -5,10 +5,9 @@
  * retained `<base>/<kiosk>/model` topic. While it waits, it resends the chunks a kiosk
  * lists as missing there (to that kiosk's own chunk topic).
  */
-import type { Socket } from 'node:net';
-import { connectAsync, type IClientOptions, type MqttClient } from 'mqtt';
+import type { IClientOptions } from 'mqtt';
 import { FacegateError } from '../shared/errors.js';
-import { redactUrl } from '../shared/url.js';
+import { connectOperator } from '../publish/operator.js';
 import { UPDATE_TOPICS, FLEET_LEVEL, fleetTopic, kioskTopic, type ModelStatePayload } from '../publish/topics.js';
 import { makeOffer, type Offer } from './transfer.js';
 
@@ -45,16 +44,7 @@ export async function publishModel(o: PublishOptions): Promise<PublishResult> {
   for (const k of o.kiosks)
     if (/[/+#]/.test(k) || k === '') throw new FacegateError(`kiosk id "${k}" must be one topic level without + or #`);
   const { offer, chunks } = makeOffer(o.bundle, { chunkSize: o.chunkSize, url: o.url ?? null });
-  let client: MqttClient;
-  try {
-    client = await connectAsync(o.brokerUrl, { reconnectPeriod: 0, connectTimeout: 10_000, ...o.clientOptions });
-  } catch (err) {
-    // The URL may carry a password (mqtt://user:pass@host): never repeat it.
-    throw new FacegateError(`cannot connect to ${redactUrl(o.brokerUrl)}: ${(err as Error).message}`, {
-      cause: err,
-    });
-  }
-  (client.stream as Partial<Socket> | undefined)?.setNoDelay?.(true);
+  const client = await connectOperator(o.brokerUrl, o.clientOptions);
   const verdicts = new Map<string, ModelStatePayload>();
   // Resends the kiosks asked for (one at a time per kiosk; a kiosk asks again if it still misses some).
   const resending = new Map<string, Promise<void>>();

@@ -2,7 +2,8 @@
  * MQTT over TLS with a client certificate and a password, against a real mosquitto whose
  * certificates are made here with openssl: the daemon's connection options (files read
  * from config paths) connect and deliver; without the client certificate or with a wrong
- * password it does not connect.
+ * password it does not connect. An operator command (`enrol publish-bundle --config`) reaches
+ * the same broker with the kiosk config's TLS files and password file.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -144,5 +145,54 @@ test('without the client certificate, or with a wrong password, it does not conn
     await conn.start(1500);
     assert.equal(conn.connected, false, JSON.stringify(over));
     await conn.stop();
+  }
+});
+
+test('an operator command reaches the same broker from the kiosk config: enrol publish-bundle --config (TLS, client certificate, password file)', async (t) => {
+  if (!tools || !broker) {
+    t.skip('needs openssl and mosquitto_passwd');
+    return;
+  }
+  const mqtt = {
+    url: broker.url,
+    kioskId: 'tls-op',
+    username: 'kiosk',
+    passwordFile: f('password.txt'),
+    tls: { ca: f('ca.pem'), cert: f('client.pem'), key: f('client.key') },
+  };
+  writeFileSync(f('kiosk.json'), JSON.stringify({ mqtt }));
+  writeFileSync(f('people.json'), '{"manifest":{},"signatures":[]}');
+  const cfg = validateConfig({ mqtt });
+  const sub = await connectAsync(broker.url, {
+    ...buildClientOptions(cfg.mqtt, new Topics('facegate', 'tls-op')),
+    clientId: 'tls-op-sub',
+    will: undefined,
+  });
+  try {
+    const got: string[] = [];
+    sub.on('message', (topic, payload) => got.push(`${topic} ${payload.toString()}`));
+    await sub.subscribeAsync('facegate/fleet/update/people', { qos: 1 });
+    const cli = path.resolve('dist/src/cli.js');
+    const args = ['enrol', 'publish-bundle', f('people.json'), '--fleet', '--wait', '0'];
+    const r = spawnSync(process.execPath, [cli, ...args, '--config', f('kiosk.json')], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+    for (const until = Date.now() + 10_000; got.length < 1;) {
+      assert.ok(Date.now() < until, 'the bundle reaches a subscriber within 10 s');
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    assert.deepEqual(got, ['facegate/fleet/update/people {"manifest":{},"signatures":[]}']);
+    // Without the config's TLS files the broker cannot be reached.
+    const bare = spawnSync(
+      process.execPath,
+      [cli, ...args, '--broker', broker.url, '--username', 'kiosk', '--password-file', f('password.txt')],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
+    assert.notEqual(bare.status, 0);
+    assert.match(bare.stderr, /cannot connect to mqtts:\/\/127\.0\.0\.1/);
+  } finally {
+    await sub.endAsync();
   }
 });

@@ -12,32 +12,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { KioskDb, kioskDbPath } from '../../src/state/db.js';
 import { Outbox } from '../../src/publish/outbox.js';
-import type { EventPayload } from '../../src/publish/topics.js';
+import { openOutbox, testEvent } from '../support/outbox.js';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'facegate-outbox-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
-
-const event = (seq: number): EventPayload => ({
-  id: `id-${seq}`,
-  seq,
-  kind: 'recognized',
-  name: 'alice',
-  score: 0.9,
-  time: new Date(0).toISOString(),
-  modelVersion: 'v1',
-  kiosk: 'k',
-  camera: 'c',
-  trackId: 1,
-  frameId: seq,
-  delayed: false,
-});
-
-function open(dir: string, max = 100): { db: KioskDb; o: Outbox } {
-  const db = KioskDb.open(kioskDbPath(dir));
-  const o = new Outbox(db, dir, max);
-  o.load();
-  return { db, o };
-}
 
 function pendingSeqs(o: Outbox): number[] {
   const out: number[] = [];
@@ -54,13 +32,13 @@ function legacyFiles(dir: string): void {
   writeFileSync(
     path.join(dir, 'outbox.jsonl'),
     [
-      JSON.stringify({ add: event(1) }),
-      JSON.stringify({ add: event(2) }),
+      JSON.stringify({ add: testEvent(1) }),
+      JSON.stringify({ add: testEvent(2) }),
       JSON.stringify({ ack: 1 }),
       'null',
       '42',
       '{"add":null}',
-      JSON.stringify({ add: event(3) }),
+      JSON.stringify({ add: testEvent(3) }),
       '{"add":{"seq":9', // torn by a power cut
     ].join('\n'),
   );
@@ -69,14 +47,14 @@ function legacyFiles(dir: string): void {
 
 test('bounded, oldest dropped and counted, order kept, sequence monotonic across restarts and an empty outbox', () => {
   const dir = path.join(tmp, 'basic');
-  const a = open(dir, 3);
-  for (let i = 0; i < 5; i++) a.o.add(event(a.o.nextSeq()), false);
+  const a = openOutbox(dir, 3);
+  for (let i = 0; i < 5; i++) a.o.add(testEvent(a.o.nextSeq()), false);
   assert.equal(a.o.size, 3);
   assert.equal(a.o.dropped, 2);
   assert.equal(a.o.peek()?.payload.seq, 3);
   a.o.ack(3);
   a.db.close();
-  const b = open(dir, 3);
+  const b = openOutbox(dir, 3);
   assert.deepEqual(
     [b.o.size, b.o.peek()?.payload.seq, b.o.peek()?.delayed],
     [2, 4, true],
@@ -84,7 +62,7 @@ test('bounded, oldest dropped and counted, order kept, sequence monotonic across
   );
   assert.deepEqual(pendingSeqs(b.o), [4, 5]);
   b.db.close();
-  const c = open(dir, 3);
+  const c = openOutbox(dir, 3);
   assert.equal(c.o.size, 0);
   assert.equal(c.o.nextSeq(), 6, 'the sequence survives an empty outbox');
   c.db.close();
@@ -93,14 +71,14 @@ test('bounded, oldest dropped and counted, order kept, sequence monotonic across
 test("an older install's outbox.jsonl and sequence are imported once; null, 42, {add:null} and a torn line are skipped and counted", () => {
   const dir = path.join(tmp, 'legacy');
   legacyFiles(dir);
-  const a = open(dir);
+  const a = openOutbox(dir);
   assert.equal(a.o.badRecords, 4);
   assert.equal(a.o.imported, 2);
   assert.equal(existsSync(path.join(dir, 'outbox.jsonl')), false);
   assert.equal(existsSync(path.join(dir, 'sequence')), false);
   assert.equal(a.o.nextSeq(), 6, 'the sequence file counts (5), not only the events left');
   a.db.close();
-  const b = open(dir);
+  const b = openOutbox(dir);
   assert.equal(b.o.badRecords, 0);
   assert.deepEqual(pendingSeqs(b.o), [2, 3]);
   b.db.close();
@@ -108,30 +86,30 @@ test("an older install's outbox.jsonl and sequence are imported once; null, 42, 
 
 test('records in the database that are not events are skipped, counted and removed', () => {
   const dir = path.join(tmp, 'bad-rows');
-  const a = open(dir);
-  a.o.add(event(a.o.nextSeq()), false);
+  const a = openOutbox(dir);
+  a.o.add(testEvent(a.o.nextSeq()), false);
   a.db.db.prepare('INSERT INTO event_outbox (seq, payload) VALUES (?, ?)').run(7, 'null');
   a.db.db.prepare('INSERT INTO event_outbox (seq, payload) VALUES (?, ?)').run(8, '{"seq":8}');
   a.db.db.prepare('INSERT INTO event_outbox (seq, payload) VALUES (?, ?)').run(9, 'not json');
   a.db.close();
-  const b = open(dir);
+  const b = openOutbox(dir);
   assert.equal(b.o.badRecords, 3);
   assert.deepEqual(pendingSeqs(b.o), [1]);
   b.db.close();
-  assert.equal(open(dir).o.badRecords, 0);
+  assert.equal(openOutbox(dir).o.badRecords, 0);
 });
 
 test('a long outage keeps at most maxEvents stored: 20,000 events, maxEvents 10', () => {
   const dir = path.join(tmp, 'outage');
-  const a = open(dir, 10);
-  for (let i = 0; i < 20_000; i++) a.o.add(event(a.o.nextSeq()), true);
+  const a = openOutbox(dir, 10);
+  for (let i = 0; i < 20_000; i++) a.o.add(testEvent(a.o.nextSeq()), true);
   assert.equal(a.o.size, 10);
   assert.equal(a.o.dropped, 19_990);
   assert.equal((a.db.db.prepare('SELECT COUNT(*) AS n FROM event_outbox').get() as { n: number }).n, 10);
   a.db.db.pragma('wal_checkpoint(TRUNCATE)');
   assert.ok(statSync(kioskDbPath(dir)).size < 256 * 1024, `database of ${statSync(kioskDbPath(dir)).size} bytes`);
   a.db.close();
-  const b = open(dir, 10);
+  const b = openOutbox(dir, 10);
   assert.deepEqual(
     pendingSeqs(b.o),
     Array.from({ length: 10 }, (_, i) => 19_991 + i),
@@ -150,16 +128,16 @@ test('a database that refuses writes (full) degrades to memory at start and whil
   assert.match(a.degraded ?? '', /full/);
   assert.equal(a.size, 2);
   assert.ok(existsSync(path.join(dir, 'outbox.jsonl')), 'the older files stay until imported');
-  for (let i = 0; i < 200; i++) assert.doesNotThrow(() => a.add(event(a.nextSeq()), false));
+  for (let i = 0; i < 200; i++) assert.doesNotThrow(() => a.add(testEvent(a.nextSeq()), false));
   assert.equal(a.size, 202);
   assert.ok(a.writeFailures >= 200);
   assert.ok(a.degraded !== null);
   // Space again: the next write stores everything held in memory.
   full.db.pragma('max_page_count = 1000000');
-  a.add(event(a.nextSeq()), false);
+  a.add(testEvent(a.nextSeq()), false);
   assert.equal(a.degraded, null);
   full.close();
-  const b = open(dir, 1000);
+  const b = openOutbox(dir, 1000);
   assert.equal(b.o.size, 203);
   assert.equal(b.o.nextSeq(), 207);
   b.db.close();
@@ -192,7 +170,7 @@ test('kill -9 at each write: the outbox holds the state before that write, and t
     });
     if (at) assert.equal(r.signal, 'SIGKILL', `${at}: ${r.stderr}`);
     else assert.equal(r.stdout, 'done\n', r.stderr);
-    const { db, o } = open(dir);
+    const { db, o } = openOutbox(dir);
     const next = o.nextSeq();
     assert.deepEqual({ pending: pendingSeqs(o), next }, states[want], at);
     db.close();

@@ -137,10 +137,26 @@ test('Home Assistant discovery configs (snapshot)', () => {
   assertSnapshot('ha-discovery', messages);
 });
 
-test('Home Assistant discovery with door access: the door as a lock, access decisions as events (snapshot)', () => {
-  const messages = discoveryMessages(new Topics('facegate', 'front-door'), MODEL_VERSION, { door: 'main' });
+test('Home Assistant discovery with door access: the door as binary sensors without a command, access decisions as events (snapshot)', () => {
+  const messages = discoveryMessages(new Topics('facegate', 'front-door'), MODEL_VERSION, {
+    door: 'main',
+    contact: true,
+  });
   const topics = messages.map((m) => m.topic);
-  assert.ok(topics.includes('homeassistant/lock/facegate_front-door/door/config'), topics.join(', '));
-  assert.equal(topics.length, 6, topics.join(', '));
+  assert.deepEqual(
+    topics.filter((t) => t.includes('/door_')),
+    [
+      'homeassistant/binary_sensor/facegate_front-door/door_lock/config',
+      'homeassistant/binary_sensor/facegate_front-door/door_contact/config',
+    ],
+  );
+  assert.equal(topics.length, 7, topics.join(', '));
+  // The kiosk refuses anything but a signed unlock command: Home Assistant gets nothing to press.
+  for (const m of messages) assert.equal(m.config.command_topic, undefined, m.topic);
   assertSnapshot('ha-discovery-door', messages);
+  const noContact = discoveryMessages(new Topics('facegate', 'front-door'), MODEL_VERSION, { door: 'main' });
+  assert.deepEqual(
+    noContact.map((m) => m.topic).filter((t) => t.includes('/door_')),
+    ['homeassistant/binary_sensor/facegate_front-door/door_lock/config'],
+  );
 });

@@ -3,29 +3,16 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Topics, assertTopicName, encodePayload, type EventPayload } from '../../src/publish/topics.js';
-import { discoveryMessages } from '../../src/publish/homeassistant.js';
+import { Topics, assertTopicName, encodePayload } from '../../src/publish/topics.js';
+import { HomeAssistantDiscovery, discoveryMessages } from '../../src/publish/homeassistant.js';
+import type { MqttPort } from '../../src/publish/mqtt.js';
 import { buildClientOptions, safeUrl } from '../../src/publish/mqtt.js';
 import { validateConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/shared/errors.js';
+import { testEvent } from '../support/outbox.js';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'facegate-publish-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
-
-const event = (seq: number): EventPayload => ({
-  id: `id-${seq}`,
-  seq,
-  kind: 'recognized',
-  name: 'alice',
-  score: 0.9,
-  time: new Date(0).toISOString(),
-  modelVersion: 'v1',
-  kiosk: 'k',
-  camera: 'c',
-  trackId: 1,
-  frameId: seq,
-  delayed: false,
-});
 
 test('topics: relative to <base>/<kiosk>; wildcards and empty levels refused', () => {
   const t = new Topics('facegate', 'front-door');
@@ -40,7 +27,7 @@ test('topics: relative to <base>/<kiosk>; wildcards and empty levels refused', (
   assert.equal(t.haConfig('sensor', 'fps'), 'homeassistant/sensor/facegate_front-door/fps/config');
   assert.doesNotThrow(() => assertTopicName('homeassistant/status'));
   assert.equal(encodePayload('status', 'online'), 'online');
-  assert.deepEqual(JSON.parse(encodePayload('events', event(1))), event(1));
+  assert.deepEqual(JSON.parse(encodePayload('events', testEvent(1))), testEvent(1));
 });
 
 test('Home Assistant discovery: event entity and three sensors with availability', () => {
@@ -58,6 +45,29 @@ test('Home Assistant discovery: event entity and three sensors with availability
   const ev = msgs.find((m) => m.topic.includes('/event/'))?.config;
   assert.deepEqual(ev?.event_types, ['recognized', 'unknown']);
   assert.equal(ev?.state_topic, 'facegate/k1/events');
+});
+
+test('Home Assistant discovery clears the old door lock config once per start, then announces', async () => {
+  const wire: { topic: string; payload: string; retain: boolean }[] = [];
+  const mqtt = {
+    topics: new Topics('facegate', 'k1'),
+    connected: true,
+    publishAbsolute(topic: string, payload: string | Buffer, opts: { qos: 0 | 1; retain: boolean }) {
+      wire.push({ topic, payload: payload.toString(), retain: opts.retain });
+      return Promise.resolve();
+    },
+  } as unknown as MqttPort;
+  const ha = new HomeAssistantDiscovery(mqtt, '1.2.3', { door: 'main' });
+  await ha.announce();
+  await ha.announce(); // Home Assistant came online again
+  const lock = 'homeassistant/lock/facegate_k1/door/config';
+  assert.deepEqual(
+    wire.filter((w) => w.topic === lock),
+    [{ topic: lock, payload: '', retain: true }],
+  );
+  const configs = wire.filter((w) => w.topic !== lock);
+  assert.equal(configs.length, 2 * discoveryMessages(mqtt.topics, '1.2.3', { door: 'main' }).length);
+  assert.ok(configs.every((w) => w.retain && w.payload.startsWith('{')));
 });
 
 test('mqtt options: will, protocol, credentials and TLS files; unreadable files are config errors', () => {
