@@ -194,6 +194,7 @@ export function registerUpdate(program: Command): void {
         waitMs: opts.wait * 1000,
         clientOptions: broker.clientOptions,
         onVerdict: (kiosk, s) => process.stdout.write(`${kiosk}: ${s.state ?? '?'} (running ${s.version})\n`),
+        onResend: (kiosk, n) => process.stdout.write(`${kiosk}: asked for ${n} chunks again; resent\n`),
       });
       process.stdout.write(
         `offered ${r.offer.version} (${r.offer.size} bytes${r.offer.url ? `, by URL ${r.offer.url}` : `, ${r.chunks} chunks`}) to ${opts.fleet ? 'the fleet' : opts.kiosk.join(', ')}\n`,

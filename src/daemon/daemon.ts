@@ -134,6 +134,8 @@ export class Daemon {
   private kioskDb: KioskDb | undefined;
   /** Door access (access.enabled): state, access log and rules for the web app. */
   door: DoorService | undefined;
+  /** The model updater, when updates are on (its counters are read by the attack bench). */
+  updater: ModelUpdater | undefined;
   private stopping: Promise<void> | undefined;
   // Parts, created in start() (they need the loaded model / resolved broker URL).
   private camera: Camera | undefined;
@@ -360,6 +362,7 @@ export class Daemon {
     }
     if (u) {
       this.updatesStatus = 'on';
+      this.updater = u;
       const running = u;
       const guard = new ProbationGuard(running);
       probation = guard;

@@ -237,8 +237,18 @@ export interface ModelStatePayload {
   readonly at: string | null;
   /** While a new model is on probation: when it ends (ISO 8601). */
   readonly probationUntil: string | null;
-  /** A transfer in progress: version, chunks received of chunks expected. */
-  readonly transfer: { readonly version: string; readonly received: number; readonly chunks: number } | null;
+  /**
+   * A transfer in progress: version, chunks received of chunks expected. `missing` is null
+   * while chunks arrive; when none has come for a while, it lists (up to MAX_MISSING_LISTED)
+   * the indexes still missing, and the publisher resends them.
+   */
+  readonly transfer: {
+    readonly version: string;
+    readonly transferId: string;
+    readonly received: number;
+    readonly chunks: number;
+    readonly missing: readonly number[] | null;
+  } | null;
   /** Which model file runs (null before a model is loaded). */
   readonly precision: ModelPrecisionPayload | null;
 }

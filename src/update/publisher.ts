@@ -2,7 +2,8 @@
  * The operator side of a delivery: `facegate publish-model`. Publishes the offer, then
  * the chunks (QoS 1 each, so the broker acknowledged every one), to one topic per kiosk
  * or once to the fleet topic, and optionally waits for each kiosk's verdict on its
- * retained `<base>/<kiosk>/model` topic.
+ * retained `<base>/<kiosk>/model` topic. While it waits, it resends the chunks a kiosk
+ * lists as missing there (to that kiosk's own chunk topic).
  */
 import type { IClientOptions } from 'mqtt';
 import { FacegateError } from '../shared/errors.js';
@@ -25,6 +26,8 @@ export interface PublishOptions {
   readonly waitMs?: number;
   /** Called once per verdict as it arrives. */
   readonly onVerdict?: (kiosk: string, state: ModelStatePayload) => void;
+  /** Called after chunks a kiosk asked for again were resent (while waiting for verdicts). */
+  readonly onResend?: (kiosk: string, chunks: number) => void;
 }
 
 export interface PublishResult {
@@ -43,6 +46,27 @@ export async function publishModel(o: PublishOptions): Promise<PublishResult> {
   const { offer, chunks } = makeOffer(o.bundle, { chunkSize: o.chunkSize, url: o.url ?? null });
   const client = await connectOperator(o.brokerUrl, o.clientOptions);
   const verdicts = new Map<string, ModelStatePayload>();
+  // Resends the kiosks asked for (one at a time per kiosk; a kiosk asks again if it still misses some).
+  const resending = new Map<string, Promise<void>>();
+  const resend = (kiosk: string, missing: readonly number[]): void => {
+    if (resending.has(kiosk)) return;
+    const topic = kioskTopic(o.baseTopic, kiosk, UPDATE_TOPICS.chunk);
+    const p = (async () => {
+      // The list comes from the broker: only indexes of this offer's chunks, at most once each.
+      const wanted = new Set(missing.slice(0, chunks.length));
+      let sent = 0;
+      for (const i of wanted) {
+        const c = chunks[i];
+        if (!c || !client.connected) continue;
+        await client.publishAsync(topic, c, { qos: 1 });
+        sent++;
+      }
+      if (sent > 0) o.onResend?.(kiosk, sent);
+    })()
+      .catch(() => undefined)
+      .finally(() => resending.delete(kiosk));
+    resending.set(kiosk, p);
+  };
   try {
     const waitMs = o.waitMs ?? 0;
     let allIn: () => void = () => undefined;
@@ -58,9 +82,12 @@ export async function publishModel(o: PublishOptions): Promise<PublishResult> {
         } catch {
           return;
         }
-        if (s.offered !== offer.version || s.transfer !== null || s.state === null) return;
         const kiosk = topic.slice(o.baseTopic.length + 1, -(UPDATE_TOPICS.model.length + 1));
         if (!o.fleet && !o.kiosks.includes(kiosk)) return;
+        const t = s.transfer;
+        if (t && t.transferId === offer.transferId && t.missing && t.missing.length > 0)
+          return resend(kiosk, t.missing);
+        if (s.offered !== offer.version || s.transfer !== null || s.state === null) return;
         verdicts.set(kiosk, s);
         o.onVerdict?.(kiosk, s);
         if (!o.fleet && o.kiosks.every((k) => verdicts.has(k))) allIn();
@@ -92,6 +119,7 @@ export async function publishModel(o: PublishOptions): Promise<PublishResult> {
       if (timer) clearTimeout(timer);
     }
   } finally {
+    await Promise.all(resending.values());
     await client.endAsync();
   }
   return { offer, chunks: chunks.length, verdicts };

@@ -28,7 +28,7 @@ export const DEFAULT_CHUNK_BYTES = 256 * 1024;
 export const MAX_CHUNKS = 100_000;
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
 
-export const offerSchema = z
+const offerShape = z
   .object({
     type: z.literal('facegate-model-offer'),
     transferId: z
@@ -54,27 +54,28 @@ export const offerSchema = z
       .nullable()
       .describe('HTTPS URL of the bundle instead of chunks'),
   })
-  .strict()
-  .superRefine((o, ctx) => {
-    if (o.version !== o.manifest.version)
-      ctx.addIssue({ code: 'custom', path: ['version'], message: 'differs from the signed manifest' });
-    if (o.forced !== o.manifest.forced)
-      ctx.addIssue({ code: 'custom', path: ['forced'], message: 'differs from the signed manifest' });
-    if (o.url === null) {
-      if (o.chunkSize === null || o.chunks === null || o.chunkSha256 === null) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['chunks'],
-          message: 'an offer without url needs chunkSize, chunks and chunkSha256',
-        });
-      } else {
-        if (o.chunks !== Math.ceil(o.size / o.chunkSize))
-          ctx.addIssue({ code: 'custom', path: ['chunks'], message: 'does not match size / chunkSize' });
-        if (o.chunkSha256.length !== o.chunks)
-          ctx.addIssue({ code: 'custom', path: ['chunkSha256'], message: 'needs one hash per chunk' });
-      }
+  .strict();
+const OFFER_KEYS: ReadonlySet<string> = new Set(Object.keys(offerShape.shape));
+export const offerSchema = offerShape.superRefine((o, ctx) => {
+  if (o.version !== o.manifest.version)
+    ctx.addIssue({ code: 'custom', path: ['version'], message: 'differs from the signed manifest' });
+  if (o.forced !== o.manifest.forced)
+    ctx.addIssue({ code: 'custom', path: ['forced'], message: 'differs from the signed manifest' });
+  if (o.url === null) {
+    if (o.chunkSize === null || o.chunks === null || o.chunkSha256 === null) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['chunks'],
+        message: 'an offer without url needs chunkSize, chunks and chunkSha256',
+      });
+    } else {
+      if (o.chunks !== Math.ceil(o.size / o.chunkSize))
+        ctx.addIssue({ code: 'custom', path: ['chunks'], message: 'does not match size / chunkSize' });
+      if (o.chunkSha256.length !== o.chunks)
+        ctx.addIssue({ code: 'custom', path: ['chunkSha256'], message: 'needs one hash per chunk' });
     }
-  });
+  }
+});
 export type Offer = z.infer<typeof offerSchema>;
 
 export function parseOffer(payload: Buffer): Offer {
@@ -84,6 +85,23 @@ export function parseOffer(payload: Buffer): Offer {
   } catch {
     throw new UpdateRejected('malformed offer: not JSON');
   }
+  // Cheap checks first: a flood of garbage must not cost a full schema validation (and an
+  // issue per missing key) each, and an offer with thousands of unknown keys must not
+  // make a message listing all of them.
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw new UpdateRejected('malformed offer: not a JSON object');
+  if ((raw as { type?: unknown }).type !== 'facegate-model-offer')
+    throw new UpdateRejected('malformed offer: type is not "facegate-model-offer"');
+  let unknown = 0;
+  let firstUnknown = '';
+  for (const k in raw) {
+    if (OFFER_KEYS.has(k)) continue;
+    if (unknown++ === 0) firstUnknown = k;
+  }
+  if (unknown > 0)
+    throw new UpdateRejected(
+      `malformed offer: unknown key ${JSON.stringify(firstUnknown.slice(0, 40))}${unknown > 1 ? ` and ${unknown - 1} more` : ''}`,
+    );
   const r = offerSchema.safeParse(raw);
   if (!r.success) throw new UpdateRejected(`malformed offer: ${formatIssues(r.error.issues).replace(/\n/g, '; ')}`);
   return r.data;

@@ -17,7 +17,7 @@ import { checkPolicy, verifySignature } from './bundle.js';
 import type { UpdatesConfig } from './config.js';
 import { UpdateRejected } from './errors.js';
 import { loadPublicKeys, type PublicKey } from './keys.js';
-import { sha256 } from '../model/dir/hash.js';
+import { sha256Async } from '../model/dir/hash.js';
 import { DeviceModelRunner, type ModelRunner } from './selftest.js';
 import { ModelStore, type ActiveModel, type UpdateState } from './store.js';
 import { UPDATE_TOPICS, fleetTopic, type ModelPrecisionPayload, type ModelStatePayload } from '../publish/topics.js';
@@ -66,6 +66,22 @@ interface Transfer {
   readonly fh: FileHandle;
   readonly received: Set<number>;
   timer: NodeJS.Timeout | undefined;
+  /** Asks for the missing chunks when none has come for a while (see requestIntervalMs). */
+  requestTimer: NodeJS.Timeout | undefined;
+  /** The missing chunks listed in the state being published (null: not asking). */
+  missing: readonly number[] | null;
+}
+
+/** Most chunk indexes one resend request lists; the next request lists the rest. */
+export const MAX_MISSING_LISTED = 1000;
+
+/**
+ * How long a transfer waits without a new good chunk before it asks for the missing ones
+ * (again at this interval until updates.transferTimeoutMs ends it): a quarter of the
+ * timeout, at most 5 s.
+ */
+export function requestIntervalMs(transferTimeoutMs: number): number {
+  return Math.min(5_000, Math.max(1, Math.floor(transferTimeoutMs / 4)));
 }
 
 /** An offer is a signed manifest and up to MAX_CHUNKS hashes: far below this. */
@@ -231,10 +247,18 @@ export class ModelUpdater {
     });
   }
 
+  /**
+   * Each step first yields to the event loop: otherwise a burst of messages whose handling
+   * needs no I/O (garbage offers, chunks of refused offers) runs back to back as one long
+   * microtask chain, and recognition, on the same thread, waits for all of it.
+   */
   private enqueue(fn: () => Promise<void>): void {
-    this.work = this.work.then(fn).catch((err: unknown) => {
-      this.log.error({ err: (err as Error).message }, 'update step failed');
-    });
+    this.work = this.work
+      .then(yieldToLoop)
+      .then(fn)
+      .catch((err: unknown) => {
+        this.log.error({ err: (err as Error).message }, 'update step failed');
+      });
   }
 
   private async enqueueAndWait(fn: () => Promise<void>): Promise<void> {
@@ -300,7 +324,7 @@ export class ModelUpdater {
     await mkdir(dir, { recursive: true });
     const file = path.join(dir, `${offer.transferId}-${randomBytes(4).toString('hex')}.part`);
     const fh = await open(file, 'wx', 0o600);
-    this.transfer = { offer, file, fh, received: new Set(), timer: undefined };
+    this.transfer = { offer, file, fh, received: new Set(), timer: undefined, requestTimer: undefined, missing: null };
     this.armTimeout();
     await this.publishState();
   }
@@ -318,6 +342,31 @@ export class ModelUpdater {
       });
     }, this.o.config.transferTimeoutMs);
     t.timer.unref();
+    this.armRequest(t);
+  }
+
+  /**
+   * A chunk the kiosk dropped (its queue was full during a flood, the broker dropped it, or
+   * it failed its hash) is asked for again: when no good chunk has come for a while, the
+   * retained model state lists the missing indexes and the publisher resends them.
+   */
+  private armRequest(t: Transfer): void {
+    if (t.requestTimer) clearTimeout(t.requestTimer);
+    t.requestTimer = setTimeout(() => {
+      this.enqueue(async () => {
+        if (this.transfer !== t) return;
+        const missing: number[] = [];
+        for (let i = 0; i < (t.offer.chunks ?? 0) && missing.length < MAX_MISSING_LISTED; i++)
+          if (!t.received.has(i)) missing.push(i);
+        if (missing.length === 0) return;
+        this.log.info({ version: t.offer.version, missing: missing.length }, 'asking for missing chunks');
+        t.missing = missing;
+        await this.publishState();
+        t.missing = null;
+        this.armRequest(t);
+      });
+    }, requestIntervalMs(this.o.config.transferTimeoutMs));
+    t.requestTimer.unref();
   }
 
   private async handleChunk(payload: Buffer): Promise<void> {
@@ -328,7 +377,7 @@ export class ModelUpdater {
     if (chunks === null || chunkSize === null || chunkSha256 === null) return;
     if (c.index >= chunks || t.received.has(c.index)) return;
     const expectedLen = c.index === chunks - 1 ? t.offer.size - chunkSize * (chunks - 1) : chunkSize;
-    if (c.data.length !== expectedLen || sha256(c.data) !== chunkSha256[c.index]) {
+    if (c.data.length !== expectedLen || (await sha256Async(c.data)) !== chunkSha256[c.index]) {
       // Anyone on the broker can send a chunk with the visible transfer id: a bad one is
       // dropped (the good one may still come), never allowed to abort the transfer.
       this.ignored();
@@ -343,7 +392,7 @@ export class ModelUpdater {
     const bytes = await readFile(t.file);
     await this.dropTransfer();
     this.completed.add(t.offer.transferId);
-    if (bytes.length !== t.offer.size || sha256(bytes) !== t.offer.sha256) {
+    if (bytes.length !== t.offer.size || (await sha256Async(bytes)) !== t.offer.sha256) {
       await this.reject(
         t.offer.version,
         new UpdateRejected('corrupt transfer: the reassembled bundle does not match the offered sha256'),
@@ -419,7 +468,8 @@ export class ModelUpdater {
     // The length the server sent is not published: only that it differs from the offer.
     if (bytes.length !== offer.size)
       throw new UpdateRejected(`truncated download: fewer bytes than the offered ${offer.size}`);
-    if (sha256(bytes) !== offer.sha256) throw new UpdateRejected('corrupt download: sha256 differs from the offer');
+    if ((await sha256Async(bytes)) !== offer.sha256)
+      throw new UpdateRejected('corrupt download: sha256 differs from the offer');
     return bytes;
   }
 
@@ -428,6 +478,7 @@ export class ModelUpdater {
     if (!t) return;
     this.transfer = undefined;
     if (t.timer) clearTimeout(t.timer);
+    if (t.requestTimer) clearTimeout(t.requestTimer);
     await t.fh.close().catch(() => undefined);
     await rm(t.file, { force: true });
   }
@@ -555,7 +606,15 @@ export class ModelUpdater {
       offered: s?.offered ?? null,
       at: s?.at ?? null,
       probationUntil: s?.probationUntil ?? null,
-      transfer: t ? { version: t.offer.version, received: t.received.size, chunks: t.offer.chunks ?? 0 } : null,
+      transfer: t
+        ? {
+            version: t.offer.version,
+            transferId: t.offer.transferId,
+            received: t.received.size,
+            chunks: t.offer.chunks ?? 0,
+            missing: t.missing,
+          }
+        : null,
       precision: this.o.host.precision ?? null,
     };
   }
@@ -571,6 +630,10 @@ export class ModelUpdater {
       this.log.warn({ err: (err as Error).message }, 'cannot publish model state');
     }
   }
+}
+
+function yieldToLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 function cap(text: string, max: number): string {

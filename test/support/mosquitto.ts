@@ -29,6 +29,8 @@ export interface Mosquitto {
   restart(): Promise<void>;
   /** mosquitto's own log, for failing tests. */
   log(): string;
+  /** The running broker's process id (the attack bench lowers its priority). */
+  readonly pid: number | undefined;
 }
 
 export function freePort(): Promise<number> {
@@ -131,6 +133,9 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
     url: `${opts.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`,
     port,
     log: () => output,
+    get pid() {
+      return child?.pid;
+    },
     kill: (signal: NodeJS.Signals = 'SIGKILL') => halt(signal),
     restart: async () => {
       await halt('SIGKILL');

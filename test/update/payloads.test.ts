@@ -144,7 +144,11 @@ test('bundle header, offer and the retained model state through an install (snap
     const installed = states.find((s) => s.state === 'installed');
     assertSnapshot('mqtt-model-state', {
       atStart: states[0],
-      duringTransfer: normalise(during, { 'transfer.received': 'byte-count', 'transfer.chunks': 'byte-count' }),
+      duringTransfer: normalise(during, {
+        'transfer.transferId': 'hex16',
+        'transfer.received': 'byte-count',
+        'transfer.chunks': 'byte-count',
+      }),
       installed: normalise(installed, { at: 'iso-time', probationUntil: 'iso-time' }),
     });
   } finally {

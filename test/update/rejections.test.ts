@@ -93,3 +93,65 @@ test('a flood of garbage offers costs a bounded number of state writes; long rea
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('a flood of garbage offers is handled one message a turn of the event loop, not as one long chain', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'facegate-rejections-turns-'));
+  try {
+    const keys = await generateKeyPair(path.join(dir, 'keys'));
+    const fallback = await writeTinyModelDir(path.join(dir, 'm1'), { version: '1.0', seed: 1 });
+    const handlers = new Map<string, MessageHandler>();
+    const port: UpdateMqttPort = {
+      publishRelative: () => Promise.resolve(),
+      subscribe: (topic, h) => {
+        handlers.set(topic, h);
+        return Promise.resolve();
+      },
+      subscribeAbsolute: () => Promise.resolve(),
+    };
+    const u = new ModelUpdater({
+      config: updatesConfigSchema.parse({
+        enabled: true,
+        publicKeys: [keys.publicKeyFile],
+        modelsDir: path.join(dir, 'store'),
+      }),
+      kioskId: 'door-1',
+      baseTopic: 'facegate',
+      fallbackDir: fallback,
+      mqtt: port,
+      host: { activate: () => Promise.resolve() },
+      db: KioskDb.open(':memory:'),
+      log: pino({ level: 'silent' }),
+      now: () => 0, // the rate limit never refills: after the burst, rejections need no I/O
+    });
+    await u.recover();
+    await u.start();
+    const offer = handlers.get('update/offer');
+    assert.ok(offer);
+    for (let i = 0; i < REJECTION_BURST; i++) offer('update/offer', Buffer.from(`{"g":${i}}`), { retained: false });
+    await u.idle();
+    assert.equal(u.rejectionWrites, REJECTION_BURST);
+
+    // 1000 more: none needs I/O. Count how many the updater handled before each turn of the loop.
+    const flood = 1000;
+    for (let i = 0; i < flood; i++) offer('update/offer', Buffer.from(`{"g":${i}}`), { retained: false });
+    const perTurn: number[] = [];
+    let last = 0;
+    const turns = new Promise<void>((resolve) => {
+      const turn = (): void => {
+        perTurn.push(u.unrecordedRejections - last);
+        last = u.unrecordedRejections;
+        if (u.unrecordedRejections < flood && perTurn.length < 10 * flood) setImmediate(turn);
+        else resolve();
+      };
+      setImmediate(turn);
+    });
+    await turns;
+    await u.idle();
+    assert.equal(u.unrecordedRejections, flood);
+    // Back to back, all 1000 would run before the first turn; here a turn never waits for more than a few.
+    assert.ok(Math.max(...perTurn) <= 2, `up to ${Math.max(...perTurn)} messages handled between two turns`);
+    await u.stop();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -48,7 +48,15 @@ test('offers carry the signed manifest and a consistent chunk layout; anything e
     bad({ chunkSha256: offer.chunkSha256?.slice(1) }, /chunkSha256: needs one hash per chunk/);
     bad({ url: 'http://example.com/x.fgb', chunkSize: null, chunks: null, chunkSha256: null }, /url/);
     bad({ signatures: [] }, /signatures/);
-    bad({ extra: 1 }, /Unrecognized key/);
+    bad({ extra: 1 }, /^malformed offer: unknown key "extra"$/);
+    // Cheap rejections before the schema: not an object, not an offer, thousands of unknown keys.
+    assert.throws(() => parseOffer(Buffer.from('[1]')), /malformed offer: not a JSON object/);
+    assert.throws(() => parseOffer(Buffer.from('{"garbage":1}')), /type is not "facegate-model-offer"/);
+    const wide = Object.fromEntries(Array.from({ length: 20_000 }, (_, i) => [`k${i}`, i]));
+    assert.throws(
+      () => parseOffer(Buffer.from(JSON.stringify({ ...offer, ...wide }))),
+      (e: unknown) => e instanceof UpdateRejected && e.reason === 'malformed offer: unknown key "k0" and 19999 more',
+    );
     assert.throws(() => parseOffer(Buffer.from('{')), /not JSON/);
     const byUrl = makeOffer(bytes, { url: 'https://models.example/2.0.fgb' });
     assert.equal(byUrl.chunks.length, 0);
