@@ -11,10 +11,15 @@
  * (detect, align); descriptors are cached on disk (src/recognise/descriptors.ts), so the first
  * run takes minutes and later ones seconds.
  *
- *   npm run bench:gallery [-- --data ../shared/data/faces/lfw-dev --sizes 10,100,1000 --flip]
+ * The descriptor is the kiosk's (`--descriptor`, default the config's default), with the crop
+ * the kiosk cuts for it and its fitted impostor tail.
+ *
+ *   npm run bench:gallery [-- --data ../shared/data/faces/lfw-dev --sizes 10,100,1000 --flip --descriptor dlib]
  */
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
+import { builtinDescriptorNames, DEFAULT_DESCRIPTOR, type BuiltinDescriptorName } from '../src/gallery/config.js';
+import { BUILTIN_DESCRIPTORS } from '../src/gallery/descriptor.js';
 import { buildIndex, search, thresholdForGallery, type GalleryEntry } from '../src/gallery/match.js';
 import { descriptorOf, describeFiles, loadDescriptorModel } from '../src/recognise/descriptors.js';
 import { listImages } from '../src/shared/image.js';
@@ -28,6 +33,10 @@ function arg(name: string, dflt: string): string {
 const data = path.resolve(arg('data', path.join('..', 'shared', 'data', 'faces', 'lfw-dev')));
 const sizes = arg('sizes', '10,100,1000').split(',').map(Number);
 const flip = process.argv.includes('--flip');
+const descriptor = arg('descriptor', DEFAULT_DESCRIPTOR) as BuiltinDescriptorName;
+if (!builtinDescriptorNames.includes(descriptor))
+  throw new Error(`--descriptor must be one of ${builtinDescriptorNames.join(', ')}, got ${descriptor}`);
+const spec = BUILTIN_DESCRIPTORS[descriptor];
 const enrol = 3;
 const targetFar = 0.01;
 
@@ -53,11 +62,11 @@ async function main(): Promise<void> {
   const largest = Math.max(...sizes);
   const chosen = order.slice(0, largest);
   const files = [...chosen.flatMap((p) => p.files), ...strangers];
-  const model = await loadDescriptorModel('faceres', { threads: 1 });
+  const model = await loadDescriptorModel(descriptor, { threads: 1 });
   process.stderr.write(`describing ${files.length} photos (cached after the first run)…\n`);
   const described = await describeFiles(files, {
     model,
-    alignment: { method: 'box', margin: 1.3, rotate: true, zoom: 1 },
+    alignment: spec.crop,
     threads: 1,
     onProgress: (d, t) => {
       if (process.stderr.isTTY) process.stderr.write(`\r${d}/${t}`);
@@ -67,7 +76,7 @@ async function main(): Promise<void> {
   const vec = new Map(files.map((f, i) => [f, described[i] ? descriptorOf(described[i], flip) : null]));
   const strangerVecs = strangers.map((f) => vec.get(f)).filter((v): v is Float32Array => !!v);
   console.log(
-    `lfw-dev: ${strangerVecs.length} stranger probes (singletons with a face found); faceres, box alignment${flip ? ', flip' : ''}, best of the templates`,
+    `lfw-dev: ${strangerVecs.length} stranger probes (singletons with a face found); ${descriptor}, ${spec.crop.method} alignment${flip ? ', flip' : ''}, best of the templates`,
   );
   console.log('| people | of them with 2 templates | genuine probes | threshold | FAR | FRR | search per probe |');
   console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
@@ -87,7 +96,7 @@ async function main(): Promise<void> {
         .map((f) => ({ person: p.person, v: vec.get(f) }))
         .filter((x): x is { person: string; v: Float32Array } => !!x.v),
     );
-    const threshold = thresholdForGallery(index.people, { targetFar });
+    const threshold = thresholdForGallery(index.people, { targetFar, tail: spec.impostorTail });
     // Time the searches (all probes, twice; the second pass is timed so the JIT is warm).
     const probes = [...genuine.map((g) => g.v), ...strangerVecs];
     for (const p of probes) search(index, p);
