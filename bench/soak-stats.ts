@@ -3,6 +3,7 @@
  * test/bench/soak-stats.test.ts): percentiles, the order of alternating phases, and how sure a
  * ratio between two settings is (a bootstrap within phases and the spread across blocks).
  */
+import { mulberry32 } from '../src/train/rng.js';
 
 /** The value at rank ⌊q·n⌋ of an ascending array (q = 0.99 of 100 values is the largest); NaN when empty. */
 export function quantile(sorted: readonly number[], q: number): number {
@@ -43,18 +44,6 @@ export function abbaOrder(blocks: number): Setting[] {
   return out;
 }
 
-/** A deterministic pseudo-random source in [0, 1) (mulberry32), so a bootstrap is repeatable. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Draws each phase's values again with replacement, as many as it had (the phases stay as measured). */
 function resample(phases: readonly (readonly number[])[], random: () => number): number[] {
   const out: number[] = [];
@@ -85,7 +74,7 @@ export function bootstrapRatio(
 ): RatioEstimate {
   const of = (v: number[]): number => stat(v.sort((x, y) => x - y));
   const ratio = of(b.flat()) / of(a.flat());
-  const random = rng(seed);
+  const random = mulberry32(seed);
   const ratios: number[] = [];
   for (let i = 0; i < reps; i++) ratios.push(of(resample(b, random)) / of(resample(a, random)));
   ratios.sort((x, y) => x - y);

@@ -31,6 +31,7 @@ import { connectAsync } from 'mqtt';
 import type { Browser } from 'playwright-core';
 import type { EventPayload } from '../src/publish/topics.js';
 import { hashPassword } from '../src/web/auth.js';
+import { launchChromium } from '../test/support/chromium.js';
 import { startMosquitto, freePort, type Mosquitto } from '../test/support/mosquitto.js';
 import { trainedModelDir } from '../test/support/fixtures.js';
 import { writeScenes } from '../test/support/frames.js';
@@ -74,17 +75,6 @@ if (!(phaseMinutes > 0) || !(warmupMinutes >= 0) || !(settleSeconds >= 0) || set
     '--phase-minutes must be positive, --warmup-minutes and --settle-seconds 0 or more and shorter than a phase',
   );
 if (values.alternate && browsers > 0) throw new Error('--alternate opens its own browsers; leave out --browsers');
-
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
 
 /** Least-squares slope of y over x. */
 function slope(xs: number[], ys: number[]): number {
@@ -217,8 +207,7 @@ async function main(): Promise<void> {
 async function plain(k: Kiosk): Promise<void> {
   let closeBrowsers = (): Promise<void> => Promise.resolve();
   if (browsers > 0) {
-    const { chromium } = await import('playwright-core');
-    const b = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    const b = await launchChromium();
     for (let i = 0; i < browsers; i++) await (await b.newPage()).goto(`${k.base}/`);
     closeBrowsers = () => b.close();
   }
@@ -269,8 +258,7 @@ async function plain(k: Kiosk): Promise<void> {
 
 /** Two headless Chromium pages, both live: the kiosk screen, and the admin page logged in. */
 async function openPages(k: Kiosk): Promise<Browser> {
-  const { chromium } = await import('playwright-core');
-  const b = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  const b = await launchChromium();
   try {
     const screen = await (await b.newContext({ viewport: { width: 1920, height: 1080 } })).newPage();
     await screen.goto(`${k.base}/`);

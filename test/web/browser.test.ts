@@ -21,12 +21,12 @@ import type { EventPayload } from '../../src/publish/topics.js';
 import { validateConfig } from '../../src/config/load.js';
 import { Daemon } from '../../src/daemon/daemon.js';
 import { hashPassword } from '../../src/web/auth.js';
+import { CHROMIUM, launchChromium } from '../support/chromium.js';
 import { startMosquitto, type Mosquitto } from '../support/mosquitto.js';
 import { requireShared } from '../support/shared.js';
 import { writeFrameFiles } from '../support/frames.js';
 import { ENROL_CONDITIONS, PROBE_CONDITIONS, yale, yaleFrame } from '../support/gallery.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const PASSWORD = 'open-sesame-2026';
 const ANA = 1;
 const STRANGER = 2;
@@ -99,19 +99,7 @@ before(async () => {
   sub = await connectAsync(broker.url);
   sub.on('message', (_t, p) => events.push({ at: Date.now(), e: JSON.parse(p.toString()) as EventPayload }));
   await sub.subscribeAsync('facegate/web/events', { qos: 1 });
-  const { chromium } = await import('playwright-core');
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
