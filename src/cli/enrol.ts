@@ -190,7 +190,11 @@ export function registerEnrol(program: Command): void {
     await withGallery(opts, ({ gallery }) => {
       const p = gallery.get(who);
       gallery.remove(who);
-      process.stdout.write(`removed ${p?.name ?? who} (id ${p?.id ?? '?'}): templates, crops and thumbnail erased\n`);
+      process.stdout.write(
+        `removed ${p?.name ?? who} (id ${p?.id ?? '?'}): templates, crops and thumbnail erased\n` +
+          // The id is not kept anywhere: say now what the fleet needs (a running daemon also announces it).
+          `other kiosks keep this person until a signed removal reaches them: facegate enrol export-bundle --remove ${p?.id ?? who} on the operator's workstation\n`,
+      );
       return Promise.resolve();
     });
   });

@@ -155,6 +155,7 @@ test('enrol add (CLI) → recognized on a real broker; enrol remove while runnin
   // 3. Removed with the CLI while the kiosk runs: her next appearances are unknown.
   const removed = await command(['enrol', 'remove', NAME, '--config', configFile]);
   assert.match(removed, new RegExp(`removed ${NAME} \\(id ${id}\\)`));
+  assert.match(removed, new RegExp(`export-bundle --remove ${id}`), 'says how to remove the person from the fleet');
   const removedAt = Date.now();
   // Two unknowns after the removal: the second is a whole loop of the camera after it.
   await until(
