@@ -3,8 +3,10 @@
  * anchors and output decoding, as pure functions.
  *
  * Layout, read from `@vladmandic/human` src/face/blazeface.ts and facemeshutil.ts:
- * - anchors: stride inputSize/16 with 2 anchors a cell, then stride inputSize/8 with 6 a cell
- *   (256 → 16×16×2 + 8×8×6 = 896), centred at stride·(cell + 0.5), in input pixels;
+ * - anchors: stride 16 with 2 anchors a cell, then stride 32 with 6 a cell (256×256 →
+ *   16×16×2 + 8×8×6 = 896), centred at stride·(cell + 0.5), in input pixels, row-major
+ *   (rows of the input, then columns). An input that is not square has as many cells per
+ *   axis as its side holds (256 wide × 192 high → 16×12×2 + 8×6×6 = 672);
  * - each anchor's 17 values: [logit, dx, dy, w, h, kx0, ky0, …, kx5, ky5], offsets and sizes in
  *   input pixels, box centre = anchor + (dx, dy), keypoint k = anchor + (kxk, kyk);
  * - score = sigmoid(logit).
@@ -23,19 +25,31 @@ export interface AnchorSpec {
   readonly anchorsPerCell: readonly number[];
 }
 
-/** BlazeFace's anchor spec for a square input of `inputSize` pixels. */
-export function blazefaceAnchorSpec(inputSize: number): AnchorSpec {
-  return { strides: [inputSize / 16, inputSize / 8], anchorsPerCell: [2, 6] };
+/**
+ * BlazeFace's anchor spec for a network whose square input is `size` pixels (256 for the
+ * built-in detector: strides 16 and 32, whatever the input's actual sides).
+ */
+export function blazefaceAnchorSpec(size: number): AnchorSpec {
+  return { strides: [size / 16, size / 8], anchorsPerCell: [2, 6] };
 }
 
-/** Anchor centres, row-major per stride, repeated `anchorsPerCell` times a cell. */
-export function generateAnchors(inputSize: number, spec: AnchorSpec = blazefaceAnchorSpec(inputSize)): Anchor[] {
+/**
+ * Anchor centres for a `width`×`height` input (square when `height` is left out), row-major
+ * per stride, repeated `anchorsPerCell` times a cell. The spec defaults to BlazeFace's for
+ * the longer side.
+ */
+export function generateAnchors(
+  width: number,
+  height: number = width,
+  spec: AnchorSpec = blazefaceAnchorSpec(Math.max(width, height)),
+): Anchor[] {
   const anchors: Anchor[] = [];
   spec.strides.forEach((stride, i) => {
-    const cells = Math.ceil(inputSize / stride);
+    const cols = Math.ceil(width / stride);
+    const rows = Math.ceil(height / stride);
     const perCell = spec.anchorsPerCell[i] ?? 1;
-    for (let gy = 0; gy < cells; gy++) {
-      for (let gx = 0; gx < cells; gx++) {
+    for (let gy = 0; gy < rows; gy++) {
+      for (let gx = 0; gx < cols; gx++) {
         for (let n = 0; n < perCell; n++) anchors.push({ x: stride * (gx + 0.5), y: stride * (gy + 0.5) });
       }
     }
