@@ -74,6 +74,12 @@ export interface Candidate {
 export const BLAZEFACE_VALUES_PER_ANCHOR = 17;
 export const BLAZEFACE_KEYPOINTS = 6;
 
+/** One block of BlazeFace's outputs, anchors in order: a logit each, and 16 regressor values each. */
+export interface BlazefaceBlock {
+  readonly logits: Float32Array;
+  readonly regressors: Float32Array;
+}
+
 /**
  * Decodes the raw regressors (`anchors.length × 17`, row-major; column 0 the logit) into
  * candidates with score ≥ `minScore`. Pure; the caller runs NMS.
@@ -84,22 +90,72 @@ export function decodeBlazeface(raw: Float32Array, anchors: readonly Anchor[], m
     throw new RangeError(`expected ${anchors.length}×${stride} detector values, got ${raw.length}`);
   }
   const out: Candidate[] = [];
-  // Compare logits, not sigmoids, so that most anchors cost one comparison.
-  const minLogit = minScore <= 0 ? -Infinity : minScore >= 1 ? Infinity : Math.log(minScore / (1 - minScore));
-  for (let i = 0; i < anchors.length; i++) {
-    const o = i * stride;
-    const logit = raw[o] ?? -Infinity;
+  decodeRange(raw, stride, raw, stride, 1, anchors, 0, anchors.length, minLogitOf(minScore), out);
+  return out;
+}
+
+/**
+ * The same from the model's blocks as they come (no copy into one array): blocks in anchor
+ * order, their anchor counts adding up to `anchors.length`. Only anchors whose logit passes
+ * read their regressors.
+ */
+export function decodeBlazefaceBlocks(
+  blocks: readonly BlazefaceBlock[],
+  anchors: readonly Anchor[],
+  minScore: number,
+): Candidate[] {
+  const R = BLAZEFACE_VALUES_PER_ANCHOR - 1;
+  const total = blocks.reduce((a, b) => a + b.logits.length, 0);
+  if (total !== anchors.length || blocks.some((b) => b.regressors.length !== b.logits.length * R))
+    throw new RangeError(
+      `expected blocks of ${anchors.length} anchors in all (a logit and ${R} values each), got ${blocks
+        .map((b) => `${b.logits.length}+${b.regressors.length}`)
+        .join(', ')}`,
+    );
+  const out: Candidate[] = [];
+  const minLogit = minLogitOf(minScore);
+  let first = 0;
+  for (const b of blocks) {
+    decodeRange(b.logits, 1, b.regressors, R, 0, anchors, first, b.logits.length, minLogit, out);
+    first += b.logits.length;
+  }
+  return out;
+}
+
+/** Compare logits, not sigmoids, so that most anchors cost one comparison. */
+function minLogitOf(minScore: number): number {
+  return minScore <= 0 ? -Infinity : minScore >= 1 ? Infinity : Math.log(minScore / (1 - minScore));
+}
+
+/**
+ * Anchors `first` … `first + count − 1`: the i-th one's logit at `logits[i·logitStride]`, its
+ * 16 values from `regs[i·regStride + regOffset]`.
+ */
+function decodeRange(
+  logits: Float32Array,
+  logitStride: number,
+  regs: Float32Array,
+  regStride: number,
+  regOffset: number,
+  anchors: readonly Anchor[],
+  first: number,
+  count: number,
+  minLogit: number,
+  out: Candidate[],
+): void {
+  for (let i = 0; i < count; i++) {
+    const logit = logits[i * logitStride] ?? -Infinity;
     if (logit < minLogit) continue;
-    const a = anchors[i] as Anchor;
-    const cx = a.x + (raw[o + 1] ?? 0);
-    const cy = a.y + (raw[o + 2] ?? 0);
-    const w = raw[o + 3] ?? 0;
-    const h = raw[o + 4] ?? 0;
+    const a = anchors[first + i] as Anchor;
+    const o = i * regStride + regOffset;
+    const cx = a.x + (regs[o] ?? 0);
+    const cy = a.y + (regs[o + 1] ?? 0);
+    const w = regs[o + 2] ?? 0;
+    const h = regs[o + 3] ?? 0;
     const keypoints: Point[] = [];
     for (let k = 0; k < BLAZEFACE_KEYPOINTS; k++) {
-      keypoints.push({ x: a.x + (raw[o + 5 + 2 * k] ?? 0), y: a.y + (raw[o + 6 + 2 * k] ?? 0) });
+      keypoints.push({ x: a.x + (regs[o + 4 + 2 * k] ?? 0), y: a.y + (regs[o + 5 + 2 * k] ?? 0) });
     }
     out.push({ x1: cx - w / 2, y1: cy - h / 2, x2: cx + w / 2, y2: cy + h / 2, score: sigmoid(logit), keypoints });
   }
-  return out;
 }

@@ -15,7 +15,8 @@ import type { Face } from '../shared/messages.js';
 import {
   BLAZEFACE_VALUES_PER_ANCHOR,
   blazefaceAnchorSpec,
-  decodeBlazeface,
+  decodeBlazefaceBlocks,
+  type BlazefaceBlock,
   generateAnchors,
   type Anchor,
   type Candidate,
@@ -40,37 +41,45 @@ export const DETECTOR_LONG_SIDE = 256;
 export const DETECTOR_DEFAULTS = { minScore: 0.5, iouThreshold: 0.3, maxFaces: 10 } as const;
 
 /**
- * Puts BlazeFace's outputs into one `[anchors × 17]` array, anchor order as `generateAnchors`.
- * Accepts the single `[1, 896, 17]` output of the original TF Hub model, or the four outputs
- * of `@vladmandic/human`'s model (scores and regressors per stride; ordered by size as
- * human does: 384×1, 512×1, 384×16, 512×16 at 256×256 → stride 16's 512 anchors first).
- * At any input size stride 16 has more anchors than stride 32 (2 a 16×16 cell against 6 a
- * 32×32 cell), so the order by size holds.
+ * BlazeFace's outputs as blocks in anchor order (as `generateAnchors` lays the anchors out).
+ * Accepts the single `[1, 896, 17]` output of the original TF Hub model (one block, its
+ * columns split), or the four outputs of `@vladmandic/human`'s model (scores and regressors
+ * per stride; ordered by size as human does: 384×1, 512×1, 384×16, 512×16 at 256×256 →
+ * stride 16's 512 anchors first). At any input size stride 16 has more anchors than stride
+ * 32 (2 a 16×16 cell against 6 a 32×32 cell), so the order by size holds.
  */
-export function assembleBlazefaceOutputs(outputs: readonly TensorData[], anchorCount: number): Float32Array {
+export function blazefaceBlocks(outputs: readonly TensorData[], anchorCount: number): BlazefaceBlock[] {
   const V = BLAZEFACE_VALUES_PER_ANCHOR;
-  const single = outputs.find((o) => o.data.length === anchorCount * V);
-  if (outputs.length === 1 && single) return single.data as Float32Array; // a fresh buffer per run: no copy needed
-  if (outputs.length !== 4) throw new ModelError(`BlazeFace: expected 1 or 4 outputs, got ${outputs.length}`);
-  const sorted = [...outputs].sort((a, b) => a.data.length - b.data.length);
-  const [s384, s512, r384, r512] = sorted as [TensorData, TensorData, TensorData, TensorData];
-  const n512 = s512.data.length;
-  const n384 = s384.data.length;
-  if (n512 + n384 !== anchorCount || r512.data.length !== n512 * (V - 1) || r384.data.length !== n384 * (V - 1)) {
+  const floats = outputs.map((o) => {
+    if (!(o.data instanceof Float32Array)) throw new ModelError('BlazeFace: expected float32 outputs');
+    return o.data;
+  });
+  const single = floats[0];
+  if (floats.length === 1 && single && single.length === anchorCount * V) {
+    const logits = new Float32Array(anchorCount);
+    const regressors = new Float32Array(anchorCount * (V - 1));
+    for (let i = 0; i < anchorCount; i++) {
+      logits[i] = single[i * V]!;
+      regressors.set(single.subarray(i * V + 1, (i + 1) * V), i * (V - 1));
+    }
+    return [{ logits, regressors }];
+  }
+  if (floats.length !== 4) throw new ModelError(`BlazeFace: expected 1 or 4 outputs, got ${floats.length}`);
+  const sorted = [...floats].sort((a, b) => a.length - b.length);
+  const [s384, s512, r384, r512] = sorted as [Float32Array, Float32Array, Float32Array, Float32Array];
+  if (
+    s512.length + s384.length !== anchorCount ||
+    r512.length !== s512.length * (V - 1) ||
+    r384.length !== s384.length * (V - 1)
+  ) {
     throw new ModelError(
-      `BlazeFace: output sizes ${sorted.map((o) => o.data.length).join(', ')} do not fit ${anchorCount} anchors`,
+      `BlazeFace: output sizes ${sorted.map((o) => o.length).join(', ')} do not fit ${anchorCount} anchors`,
     );
   }
-  const out = new Float32Array(anchorCount * V);
-  const put = (scores: TensorData, regs: TensorData, n: number, offset: number): void => {
-    for (let i = 0; i < n; i++) {
-      out[(offset + i) * V] = scores.data[i] as number;
-      for (let j = 0; j < V - 1; j++) out[(offset + i) * V + 1 + j] = regs.data[i * (V - 1) + j] as number;
-    }
-  };
-  put(s512, r512, n512, 0);
-  put(s384, r384, n384, n512);
-  return out;
+  return [
+    { logits: s512, regressors: r512 },
+    { logits: s384, regressors: r384 },
+  ];
 }
 
 /**
@@ -208,8 +217,9 @@ export class BlazeFaceDetector {
     } finally {
       this.idle = resampler;
     }
-    const raw = assembleBlazefaceOutputs(Object.values(out), anchors.length);
-    const candidates = decodeBlazeface(raw, anchors, this.opts.minScore);
+    // Decoded from the output tensors as they come: only the anchors above the score are read.
+    const blocks = blazefaceBlocks(Object.values(out), anchors.length);
+    const candidates = decodeBlazefaceBlocks(blocks, anchors, this.opts.minScore);
     return nonMaxSuppression(candidates, this.opts.iouThreshold, this.opts.maxFaces)
       .map((c) => toFrameFace(c, lb, img, frameId))
       .filter((f) => f.box.width > 0 && f.box.height > 0);

@@ -4,6 +4,7 @@ import {
   generateAnchors,
   blazefaceAnchorSpec,
   decodeBlazeface,
+  decodeBlazefaceBlocks,
   sigmoid,
   BLAZEFACE_VALUES_PER_ANCHOR,
 } from '../../src/detect/anchors.js';
@@ -101,6 +102,27 @@ test('decoding: centre = anchor + offset, size as given, keypoints = anchor + of
   assert.deepEqual(f.keypoints[3], { x: 100, y: 65 });
   assert.equal(f.keypoints.length, 6);
   assert.throws(() => decodeBlazeface(new Float32Array(5), anchors, 0.5), RangeError);
+});
+
+test('decoding from blocks (logits and regressors apart) gives what decoding the interleaved array gives', () => {
+  const anchors = generateAnchors(64, 32, { strides: [16, 32], anchorsPerCell: [2, 6] }); // 16 + 12 anchors
+  assert.equal(anchors.length, 28);
+  const V = BLAZEFACE_VALUES_PER_ANCHOR;
+  const raw = Float32Array.from({ length: anchors.length * V }, (_, i) => Math.sin(i * 1.7) * (i % V === 0 ? 3 : 20));
+  const block = (from: number, n: number): { logits: Float32Array; regressors: Float32Array } => ({
+    logits: Float32Array.from({ length: n }, (_, i) => raw[(from + i) * V]!),
+    regressors: Float32Array.from(
+      { length: n * (V - 1) },
+      (_, j) => raw[(from + Math.floor(j / (V - 1))) * V + 1 + (j % (V - 1))]!,
+    ),
+  });
+  const blocks = [block(0, 16), block(16, 12)];
+  for (const minScore of [0, 0.3, 0.5, 0.9]) {
+    const a = decodeBlazeface(raw, anchors, minScore);
+    assert.deepEqual(decodeBlazefaceBlocks(blocks, anchors, minScore), a);
+    if (minScore === 0.5) assert.ok(a.length > 0 && a.length < anchors.length, 'some anchors pass, some do not');
+  }
+  assert.throws(() => decodeBlazefaceBlocks([block(0, 16)], anchors, 0.5), RangeError);
 });
 
 test('IoU of known boxes', () => {

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import os from 'node:os';
-import { assembleBlazefaceOutputs, letterbox, toFrameFace } from '../../src/detect/blazeface.js';
+import { blazefaceBlocks, letterbox, toFrameFace } from '../../src/detect/blazeface.js';
 import { loadDetector } from '../../src/detect/model.js';
 import { builtinModelPath } from '../../src/model/builtin.js';
 import { prepareBuiltinModels } from '../../src/model/export/builtin.js';
@@ -17,10 +17,20 @@ test("BlazeFace outputs: human's four tensors are put in anchor order (stride 16
   const s512 = { data: new Float32Array([10, 20]), dims: [1, 2, 1] };
   const r384 = { data: new Float32Array(16).fill(3), dims: [1, 1, 16] };
   const r512 = { data: new Float32Array(32).map((_, i) => (i < 16 ? 1 : 2)), dims: [1, 2, 16] };
-  const out = assembleBlazefaceOutputs([r512, s384, r384, s512], 3);
-  assert.equal(out.length, 3 * 17);
-  assert.deepEqual([out[0], out[1], out[16], out[17], out[18], out[34], out[35]], [10, 1, 1, 20, 2, 30, 3]);
-  assert.throws(() => assembleBlazefaceOutputs([s384, s512], 3));
+  const blocks = blazefaceBlocks([r512, s384, r384, s512], 3);
+  assert.deepEqual(
+    blocks.map((b) => [...b.logits]),
+    [[10, 20], [30]],
+  );
+  assert.equal(blocks[0]!.regressors, r512.data, 'no copy');
+  assert.equal(blocks[1]!.regressors, r384.data);
+  assert.throws(() => blazefaceBlocks([s384, s512], 3));
+  assert.throws(() => blazefaceBlocks([r512, s384, r384, s512], 4), /do not fit 4 anchors/);
+  // the TF Hub model's single [1, N, 17] output: its columns split
+  const single = { data: Float32Array.from({ length: 2 * 17 }, (_, i) => i), dims: [1, 2, 17] };
+  const [one] = blazefaceBlocks([single], 2);
+  assert.deepEqual([...one!.logits], [0, 17]);
+  assert.deepEqual([...one!.regressors.subarray(14, 18)], [15, 16, 18, 19]);
 });
 
 test('letterbox maps detector pixels back to the frame', () => {
@@ -134,7 +144,10 @@ test('the built-in detector takes 256×192 and, at 256×256, gives exactly what 
     const sizes = short.map((t) => t.data.length).sort((x, y) => x - y);
     // stride 32: 8×6×6 = 288 anchors; stride 16: 16×12×2 = 384 (scores, then 16 regressors each)
     assert.deepEqual(sizes, [288, 384, 288 * 16, 384 * 16]);
-    assert.equal(assembleBlazefaceOutputs(short, 672).length, 672 * 17);
+    assert.deepEqual(
+      blazefaceBlocks(short, 672).map((b) => b.logits.length),
+      [384, 288],
+    );
   } finally {
     await free.release();
     await fixed.release();
