@@ -52,39 +52,55 @@ export function resampleTaps(n: number, m: number): Taps {
   return { start, weights, taps };
 }
 
+/** Where the resized frame goes in the detector input (`letterbox` in ./blazeface.ts computes it). */
+export interface LetterboxBox {
+  /** The resized frame's size and its top-left corner in the input. */
+  readonly width: number;
+  readonly height: number;
+  readonly left: number;
+  readonly top: number;
+  /** The detector input's size; what the frame does not cover is padding. */
+  readonly inputWidth: number;
+  readonly inputHeight: number;
+}
+
 /** Buffers and taps for one frame size → one letterbox; reused while the frame size stays. */
 export class LetterboxResampler {
   private key = '';
   private tx: Taps = resampleTaps(1, 1);
   private ty: Taps = resampleTaps(1, 1);
   private row = new Float32Array(0);
-  /** The detector input, NHWC `size`×`size`×3, padding at −1 (black). */
-  readonly input: Float32Array;
+  private buffer = new Float32Array(0);
 
-  constructor(readonly size: number) {
-    this.input = new Float32Array(size * size * 3).fill(-1);
+  /** The detector input of the last `fill`, NHWC `inputHeight`×`inputWidth`×3, padding at −1 (black). */
+  get input(): Float32Array {
+    return this.buffer;
   }
 
   /**
-   * Writes `img` resized to `width`×`height` at (`left`, `top`) into `input`, as x / 127.5 − 1.
+   * Writes `img` resized to `width`×`height` at (`left`, `top`) into the input, as x / 127.5 − 1.
    * The padding keeps −1 as long as the geometry does not change (it is refilled when it does).
    */
-  fill(img: RgbImage, box: { width: number; height: number; left: number; top: number }): Float32Array {
-    const { width: w, height: h, left, top } = box;
+  fill(img: RgbImage, box: LetterboxBox): Float32Array {
+    const { width: w, height: h, left, top, inputWidth, inputHeight } = box;
+    if (left < 0 || top < 0 || left + w > inputWidth || top + h > inputHeight)
+      throw new RangeError(`a ${w}×${h} frame at (${left}, ${top}) does not fit a ${inputWidth}×${inputHeight} input`);
     const W = img.width;
-    const key = `${W}x${img.height}>${w}x${h}@${left},${top}`;
+    const key = `${W}x${img.height}>${w}x${h}@${left},${top}in${inputWidth}x${inputHeight}`;
     if (key !== this.key) {
       this.tx = resampleTaps(W, w);
       this.ty = resampleTaps(img.height, h);
       this.row = new Float32Array(W * 3);
-      this.input.fill(-1);
+      const n = inputWidth * inputHeight * 3;
+      if (this.buffer.length !== n) this.buffer = new Float32Array(n);
+      this.buffer.fill(-1);
       this.key = key;
     }
     const src = img.data;
     const row = this.row;
-    const out = this.input;
+    const out = this.buffer;
     const rowLen = W * 3;
-    const S3 = this.size * 3;
+    const S3 = inputWidth * 3;
     const { start: ys, weights: yw, taps: yt } = this.ty;
     const { start: xs, weights: xw, taps: xt } = this.tx;
     // Per output row: blend its source rows into one full-width row (contiguous reads), then

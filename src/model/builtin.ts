@@ -33,9 +33,11 @@ export const BUILTIN_MODELS: Readonly<
   Record<BuiltinModelName, { readonly recipe: number; readonly purpose: string; readonly signature: string }>
 > = {
   blazeface: {
-    recipe: 1,
+    // 2: free input height and width (the detector pads the frame's shorter side only to a multiple of 32)
+    recipe: 2,
     purpose: 'facegate face detector',
-    signature: 'BlazeFace with its native input and outputs (float32 NHWC 256×256, anchors decoded by src/detect)',
+    signature:
+      'BlazeFace with its native outputs and a free-size input (float32 NHWC [1,H,W,3], longer side 256, sides multiples of 32; anchors decoded by src/detect)',
   },
   faceres: {
     recipe: 1,

@@ -1,6 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateAnchors, decodeBlazeface, sigmoid, BLAZEFACE_VALUES_PER_ANCHOR } from '../../src/detect/anchors.js';
+import {
+  generateAnchors,
+  blazefaceAnchorSpec,
+  decodeBlazeface,
+  decodeBlazefaceBlocks,
+  sigmoid,
+  BLAZEFACE_VALUES_PER_ANCHOR,
+} from '../../src/detect/anchors.js';
 import { iou } from '../../src/shared/geometry.js';
 import { nonMaxSuppression } from '../../src/detect/nms.js';
 
@@ -15,6 +22,62 @@ test('BlazeFace 256 has 896 anchors: 16×16×2 at stride 16, then 8×8×6 at str
   assert.deepEqual(a[517], { x: 16, y: 16 });
   assert.deepEqual(a[518], { x: 48, y: 16 });
   assert.deepEqual(a[895], { x: 240, y: 240 });
+});
+
+/** The anchors as the square-only generator computed them before inputs could be 256×192 (the reference). */
+function squareAnchors(inputSize: number): { x: number; y: number }[] {
+  const out: { x: number; y: number }[] = [];
+  [
+    [inputSize / 16, 2],
+    [inputSize / 8, 6],
+  ].forEach(([stride, perCell]) => {
+    const cells = Math.ceil(inputSize / stride!);
+    for (let gy = 0; gy < cells; gy++)
+      for (let gx = 0; gx < cells; gx++)
+        for (let n = 0; n < perCell!; n++) out.push({ x: stride! * (gx + 0.5), y: stride! * (gy + 0.5) });
+  });
+  return out;
+}
+
+test('per-axis anchors for 256×256 (and 128×128) equal the square generator exactly', () => {
+  assert.deepEqual(generateAnchors(256, 256), squareAnchors(256));
+  assert.deepEqual(generateAnchors(256), squareAnchors(256));
+  assert.deepEqual(generateAnchors(128, 128), squareAnchors(128));
+});
+
+test('per-axis anchors for 256 wide × 192 high: 16×12×2 at stride 16, then 8×6×6 at stride 32', () => {
+  const spec = blazefaceAnchorSpec(256);
+  const a = generateAnchors(256, 192, spec);
+  assert.equal(a.length, 16 * 12 * 2 + 8 * 6 * 6);
+  assert.equal(a.length, 672);
+  assert.deepEqual(a[0], { x: 8, y: 8 });
+  assert.deepEqual(a[31], { x: 248, y: 8 }, 'a row is 16 cells wide');
+  assert.deepEqual(a[32], { x: 8, y: 24 });
+  assert.deepEqual(a[383], { x: 248, y: 184 });
+  assert.deepEqual(a[384], { x: 16, y: 16 });
+  assert.deepEqual(a[384 + 48], { x: 16, y: 48 }, 'stride 32: 8 cells × 6 anchors a row');
+  assert.deepEqual(a[671], { x: 240, y: 176 });
+  // portrait: 192 wide × 256 high
+  const p = generateAnchors(192, 256, spec);
+  assert.equal(p.length, 672);
+  assert.deepEqual(p[23], { x: 184, y: 8 });
+  assert.deepEqual(p[24], { x: 8, y: 24 });
+  assert.deepEqual(p[671], { x: 176, y: 240 });
+  // the default spec follows the longer side
+  assert.deepEqual(generateAnchors(256, 192), a);
+  // a tiny fixture written out: 32×64 at strides 16 and 32, one anchor a cell
+  assert.deepEqual(generateAnchors(32, 64, { strides: [16, 32], anchorsPerCell: [1, 1] }), [
+    { x: 8, y: 8 },
+    { x: 24, y: 8 },
+    { x: 8, y: 24 },
+    { x: 24, y: 24 },
+    { x: 8, y: 40 },
+    { x: 24, y: 40 },
+    { x: 8, y: 56 },
+    { x: 24, y: 56 },
+    { x: 16, y: 16 },
+    { x: 16, y: 48 },
+  ]);
 });
 
 test('decoding: centre = anchor + offset, size as given, keypoints = anchor + offset, score = sigmoid', () => {
@@ -39,6 +102,27 @@ test('decoding: centre = anchor + offset, size as given, keypoints = anchor + of
   assert.deepEqual(f.keypoints[3], { x: 100, y: 65 });
   assert.equal(f.keypoints.length, 6);
   assert.throws(() => decodeBlazeface(new Float32Array(5), anchors, 0.5), RangeError);
+});
+
+test('decoding from blocks (logits and regressors apart) gives what decoding the interleaved array gives', () => {
+  const anchors = generateAnchors(64, 32, { strides: [16, 32], anchorsPerCell: [2, 6] }); // 16 + 12 anchors
+  assert.equal(anchors.length, 28);
+  const V = BLAZEFACE_VALUES_PER_ANCHOR;
+  const raw = Float32Array.from({ length: anchors.length * V }, (_, i) => Math.sin(i * 1.7) * (i % V === 0 ? 3 : 20));
+  const block = (from: number, n: number): { logits: Float32Array; regressors: Float32Array } => ({
+    logits: Float32Array.from({ length: n }, (_, i) => raw[(from + i) * V]!),
+    regressors: Float32Array.from(
+      { length: n * (V - 1) },
+      (_, j) => raw[(from + Math.floor(j / (V - 1))) * V + 1 + (j % (V - 1))]!,
+    ),
+  });
+  const blocks = [block(0, 16), block(16, 12)];
+  for (const minScore of [0, 0.3, 0.5, 0.9]) {
+    const a = decodeBlazeface(raw, anchors, minScore);
+    assert.deepEqual(decodeBlazefaceBlocks(blocks, anchors, minScore), a);
+    if (minScore === 0.5) assert.ok(a.length > 0 && a.length < anchors.length, 'some anchors pass, some do not');
+  }
+  assert.throws(() => decodeBlazefaceBlocks([block(0, 16)], anchors, 0.5), RangeError);
 });
 
 test('IoU of known boxes', () => {

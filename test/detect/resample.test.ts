@@ -58,8 +58,8 @@ test('every output weight row sums to 1 and stays inside the source', () => {
 
 test('the letterbox input: the frame scaled to −1..1 in its box, padding at −1, refilled when the geometry changes', () => {
   const img: RgbImage = { data: new Uint8Array(4 * 2 * 3).fill(255), width: 4, height: 2 };
-  const r = new LetterboxResampler(4);
-  const input = r.fill(img, { width: 4, height: 2, left: 0, top: 1 });
+  const r = new LetterboxResampler();
+  const input = r.fill(img, { width: 4, height: 2, left: 0, top: 1, inputWidth: 4, inputHeight: 4 });
   const px = (x: number, y: number): number[] => [...input.subarray((y * 4 + x) * 3, (y * 4 + x) * 3 + 3)];
   assert.deepEqual(px(0, 0), [-1, -1, -1]);
   assert.deepEqual(px(3, 1), [1, 1, 1]);
@@ -67,12 +67,38 @@ test('the letterbox input: the frame scaled to −1..1 in its box, padding at �
   assert.deepEqual(px(0, 3), [-1, -1, -1]);
   // a taller frame: the old content outside the new box must not remain
   const tall: RgbImage = { data: new Uint8Array(2 * 4 * 3).fill(0), width: 2, height: 4 };
-  r.fill(tall, { width: 2, height: 4, left: 1, top: 0 });
+  r.fill(tall, { width: 2, height: 4, left: 1, top: 0, inputWidth: 4, inputHeight: 4 });
   assert.deepEqual(px(0, 1), [-1, -1, -1]);
   assert.deepEqual(px(1, 1), [-1, -1, -1], 'black (0) is −1 too');
   assert.deepEqual(px(3, 2), [-1, -1, -1]);
   const grey: RgbImage = { data: new Uint8Array(2 * 4 * 3).fill(51), width: 2, height: 4 };
-  r.fill(grey, { width: 2, height: 4, left: 1, top: 0 });
+  r.fill(grey, { width: 2, height: 4, left: 1, top: 0, inputWidth: 4, inputHeight: 4 });
   assert.ok(Math.abs(px(1, 1)[0]! - (51 / 127.5 - 1)) < 1e-6);
   assert.deepEqual(px(0, 1), [-1, -1, -1]);
+});
+
+test('an input that is not square: rows of inputWidth, padding only where the frame does not reach', () => {
+  // a 4×2 frame shrunk to 2×1 in a 2-wide, 2-high input (one padding row below)
+  const img: RgbImage = {
+    data: new Uint8Array([0, 0, 0, 255, 255, 255, 51, 51, 51, 102, 102, 102]),
+    width: 2,
+    height: 2,
+  };
+  const r = new LetterboxResampler();
+  const input = r.fill(img, { width: 2, height: 1, left: 0, top: 0, inputWidth: 2, inputHeight: 2 });
+  assert.equal(input.length, 2 * 2 * 3);
+  // column 0: mean of 0 and 51; column 1: mean of 255 and 102
+  assert.ok(Math.abs(input[0]! - (25.5 / 127.5 - 1)) < 1e-6);
+  assert.ok(Math.abs(input[3]! - (178.5 / 127.5 - 1)) < 1e-6);
+  assert.deepEqual([...input.subarray(6)], [-1, -1, -1, -1, -1, -1]);
+  // the same frame at full size fills a 2×2 input: the buffer is reused, the padding overwritten
+  const full = r.fill(img, { width: 2, height: 2, left: 0, top: 0, inputWidth: 2, inputHeight: 2 });
+  assert.equal(full, input);
+  assert.ok(Math.abs(full[6]! - (51 / 127.5 - 1)) < 1e-6);
+  // a wider input gets its own buffer
+  const wide = r.fill(img, { width: 2, height: 2, left: 1, top: 0, inputWidth: 4, inputHeight: 2 });
+  assert.equal(wide.length, 4 * 2 * 3);
+  assert.deepEqual([...wide.subarray(0, 3)], [-1, -1, -1]);
+  assert.equal(wide[3], -1, 'black is −1');
+  assert.throws(() => r.fill(img, { width: 2, height: 2, left: 1, top: 0, inputWidth: 2, inputHeight: 2 }), RangeError);
 });

@@ -30,7 +30,11 @@ function convert(name: BuiltinModelName): Uint8Array {
   const metadata = { purpose: BUILTIN_MODELS[name].purpose };
   switch (name) {
     case 'blazeface':
-      return convertGraphModel(readTfjsModel(humanModelJson(name)), { metadata });
+      // Height and width left free: the detector feeds the frame's aspect (256×192 for 4:3), not a padded square.
+      return convertGraphModel(readTfjsModel(humanModelJson(name)), {
+        metadata,
+        inputShapes: new Map([['input', [1, null, null, 3]]]),
+      });
     case 'faceres':
       // The backbone-only recognition graph: uint8 `pixels` in, pooled 1024-d `features` out.
       return exportModel({

@@ -118,6 +118,26 @@ export function signatureOf(artifacts: TfjsArtifacts): { inputs: string[]; outpu
   return { inputs: names(sig.inputs), outputs: names(sig.outputs) };
 }
 
+/**
+ * A Reshape's target for an input whose size differs from the one the graph was frozen
+ * with: a target of fixed sizes only (as converters write them for a fixed input) gets −1
+ * for its largest dimension, the one that grows with the input, when the input has a free
+ * size (the batch dimension aside) or a known element count the target does not fit. A
+ * target that has a −1 already, or fits the input, is kept.
+ */
+export function freeReshapeTarget(input: readonly (number | null)[], target: readonly number[]): number[] {
+  if (target.includes(-1) || target.length === 0) return [...target];
+  const free = input.some((d, i) => i > 0 && d === null);
+  const count = input.every((d) => d !== null) ? input.reduce<number>((a, d) => a * (d ?? 1), 1) : null;
+  const fits = !free && (count === null || count === target.reduce((a, d) => a * d, 1));
+  if (fits) return [...target];
+  let largest = 0;
+  target.forEach((d, i) => {
+    if (d > (target[largest] ?? 0)) largest = i;
+  });
+  return target.map((d, i) => (i === largest ? -1 : d));
+}
+
 /** The graph's Placeholder nodes with their shapes (TF order, null = free). */
 export function graphPlaceholders(artifacts: TfjsArtifacts): { name: string; shape: (number | null)[] }[] {
   const parsed = graphSchema.safeParse(artifacts.topology);
@@ -144,6 +164,13 @@ export interface ConvertGraphOptions {
   readonly inputs?: ReadonlyMap<string, Value>;
   /** Node names (optionally with `:0`) to compute; the signature outputs by default. */
   readonly outputs?: readonly string[];
+  /**
+   * Shapes (TF order, `null` = free) that replace the shapes stored on Placeholder nodes, by
+   * node name: e.g. a detector's height and width left free so that one graph takes any
+   * input size. A fixed-size Reshape downstream of a freed size then takes −1 for its
+   * largest dimension (the one that grew with the input; BlazeFace's anchor count).
+   */
+  readonly inputShapes?: ReadonlyMap<string, readonly (number | null)[]>;
 }
 
 /** Converts the nodes needed for `outputs`; returns their values in order. */
@@ -382,10 +409,14 @@ export function convertGraph(
         const dims = parsedDims.data ?? [];
         const dtype = n.attr?.dtype?.type ?? 'DT_FLOAT';
         if (dtype !== 'DT_FLOAT') fail(n, `input dtype ${dtype}; only DT_FLOAT inputs are supported`);
-        const shape = dims.map((d) => {
+        const stored = dims.map((d) => {
           const v = Number(d.size ?? -1);
           return v < 0 ? null : v;
         });
+        const override = options.inputShapes?.get(n.name);
+        if (override && override.length !== stored.length)
+          fail(n, `input shape override has rank ${override.length}, the input has rank ${stored.length}`);
+        const shape = override ? [...override] : stored;
         const name = e.g.input(
           n.name,
           'float32',
@@ -574,7 +605,7 @@ export function convertGraph(
       }
       case 'Reshape': {
         const x = e.as(value(n, 0), 'native');
-        const target = intConst(n, 1);
+        const target = freeReshapeTarget(x.shape, intConst(n, 1));
         const known = x.shape.every((d) => d !== null) ? x.shape.reduce<number>((a, d) => a * (d ?? 1), 1) : null;
         const rest = target.reduce((a, d) => (d === -1 ? a : a * d), 1);
         const shape = target.map((d) => (d === -1 ? (known === null ? null : known / rest) : d));

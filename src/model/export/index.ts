@@ -224,6 +224,8 @@ export interface ConvertOptions {
   /** Node (GraphModel) or layer (LayersModel) names to output; the model's own outputs by default. */
   readonly outputs?: readonly string[];
   readonly metadata?: Readonly<Record<string, string>>;
+  /** GraphModel only: Placeholder shapes to use instead of the stored ones (see ConvertGraphOptions). */
+  readonly inputShapes?: ReadonlyMap<string, readonly (number | null)[]>;
 }
 
 function finish(
@@ -253,7 +255,10 @@ export function convertGraphModel(artifacts: TfjsArtifacts, options: ConvertOpti
   return guarded(artifacts.source, () => {
     const g = new GraphBuilder(path.basename(artifacts.source, '.json'));
     const e = new Emitter(g);
-    const { names, values } = convertGraph(e, artifacts, options.outputs ? { outputs: options.outputs } : {});
+    const { names, values } = convertGraph(e, artifacts, {
+      ...(options.outputs ? { outputs: options.outputs } : {}),
+      ...(options.inputShapes ? { inputShapes: options.inputShapes } : {}),
+    });
     return finish(g, e, names, values, artifacts, options);
   });
 }

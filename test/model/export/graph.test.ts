@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { artifactsFromMemory, convertGraphModel } from '../../../src/model/export/index.js';
+import { freeReshapeTarget } from '../../../src/model/export/graph.js';
 import { decodeModel } from '../../../src/model/onnx/builder.js';
 import { OnnxModel } from '../../../src/runtime/ort.js';
 import { ModelError, UnsupportedError } from '../../../src/shared/errors.js';
@@ -309,4 +310,16 @@ describe('GraphModel converter, op by op against TF.js', () => {
       (err: unknown) => err instanceof ModelError && /nope/.test(err.message) && /Outputs: s/.test(err.message),
     );
   });
+});
+
+test('freeReshapeTarget: a fixed target gets −1 at its largest size when the input size is free or does not fit', () => {
+  // BlazeFace's [1, 512, 16] after a freed height and width
+  assert.deepEqual(freeReshapeTarget([1, null, null, 32], [1, 512, 16]), [1, -1, 16]);
+  // a fixed input that still fits keeps its target
+  assert.deepEqual(freeReshapeTarget([1, 16, 16, 32], [1, 512, 16]), [1, 512, 16]);
+  // a fixed input of another size (256×192 → 12×16 cells) does not fit 512 anchors
+  assert.deepEqual(freeReshapeTarget([1, 12, 16, 32], [1, 512, 16]), [1, -1, 16]);
+  // a free batch alone, or a target with a −1 already, is left as it is
+  assert.deepEqual(freeReshapeTarget([null, 16, 16, 32], [1, 512, 16]), [1, 512, 16]);
+  assert.deepEqual(freeReshapeTarget([1, null, null, 32], [1, -1, 16]), [1, -1, 16]);
 });
