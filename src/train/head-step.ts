@@ -82,13 +82,15 @@ function denseOp(activation: Activation, hasBias: boolean, inputGradient: boolea
     const kernel = args[1] as tf.Tensor2D;
     const bias = hasBias ? (args[2] as tf.Tensor1D) : null;
     const save = args[args.length - 1] as (tensors: tf.Tensor[]) => void;
-    const bias2d = bias ? tf.reshape(bias, [1, bias.shape[0]]) : null;
+    // As tfjs-layers' Dense: a rank-1 bias, fused into the product for relu layers and
+    // added after it otherwise. (While gradients are recorded TF.js runs the relu variant
+    // unfused — matMul, add, relu — in both paths alike.)
     let value: tf.Tensor2D;
     if (fuse === 'relu')
-      value = tf.fused.matMul({ a: x, b: kernel, bias: bias2d ?? undefined, activation: 'relu' }) as tf.Tensor2D;
+      value = tf.fused.matMul({ a: x, b: kernel, bias: bias ?? undefined, activation: 'relu' }) as tf.Tensor2D;
     else {
       value = tf.fused.matMul({ a: x, b: kernel }) as tf.Tensor2D;
-      if (bias2d) value = tf.add(value, bias2d);
+      if (bias) value = tf.add(value, bias);
     }
     save([x, kernel, value]);
     return {
