@@ -49,8 +49,12 @@ test("the fast head's forward pass and gradients equal TF.js's own", async () =>
       vars,
     );
     const fast = tf.variableGrads(() => tf.mean<tf.Scalar>(tf.metrics.categoricalCrossentropy(y, forward(x))), vars);
-    // The forward pass runs the same kernels: the loss is bit for bit the same.
+    // The forward pass runs the same kernels: the loss is bit for bit the same, in
+    // training (recorded) and in inference.
     assert.equal(fast.value.dataSync()[0], standard.value.dataSync()[0]);
+    const [p, q] = tf.tidy(() => [forward(x), head.predict(x) as tf.Tensor2D]);
+    assert.equal(maxAbsDiff(p, q), 0);
+    tf.dispose([p, q]);
     assert.equal(Object.keys(fast.grads).length, vars.length);
     for (const v of vars) {
       const g = fast.grads[v.name];
