@@ -33,13 +33,22 @@ function arg(name: string, fallback: string): string {
   return i >= 0 ? (process.argv[i + 1] ?? fallback) : fallback;
 }
 
+function loadAverage(): string {
+  return os
+    .loadavg()
+    .map((v) => v.toFixed(1))
+    .join(' / ');
+}
+
 async function main(): Promise<void> {
   const backbone = arg('backbone', 'mobilenet_v1') as 'mobilenet_v1' | 'faceres';
   const steps = Number(arg('steps', '6'));
   const seed = Number(arg('seed', '1'));
   const backend = await initBackend();
   const weights = backbone === 'mobilenet_v1' ? MOBILENET : undefined;
-  console.log(`bench:train on ORL (${ORL}), backbone ${backbone}, TF.js backend ${backend}, ${os.cpus().length} CPUs`);
+  console.log(
+    `bench:train on ORL (${ORL}), backbone ${backbone}, TF.js backend ${backend}, ${os.cpus().length} CPUs, load average ${loadAverage()}`,
+  );
 
   // Design: the real command, end to end (data loading included), without export/quantise;
   // ORL images are face crops (--crops), as in every ORL figure we report.
@@ -120,6 +129,8 @@ async function main(): Promise<void> {
   console.log(
     `design result: val_accuracy ${design.valAccuracy.toFixed(4)}, best epoch ${design.bestEpoch} of ${design.epochsRun}, seed ${seed}`,
   );
+  // The ratio of one run moves with the machine's load (the two paths react to it differently).
+  console.log(`load average at the end: ${loadAverage()}`);
   console.log(
     'note: the naive figure is extrapolated from a fixed number of timed steps (after one warm-up step); both were measured in this run.',
   );

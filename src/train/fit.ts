@@ -20,6 +20,7 @@ import { moduleLogger } from '../shared/logger.js';
 import { augment, type AugmentConfig } from './augment.js';
 import type { FeatureExtractor } from './features.js';
 import { cloneWeights } from './head.js';
+import { headStep } from './head-step.js';
 import { deriveSeed, mulberry32, permutation } from './rng.js';
 import { saveLayersModel } from './tfjs-io.js';
 
@@ -153,6 +154,8 @@ export async function fitHead(o: FitOptions): Promise<FitResult> {
   let stoppedEarly = false;
   const n = o.train.length;
   const batches = Math.ceil(n / o.batchSize);
+  // trainOnBatch's computation with faster gradients (see head-step.ts).
+  const trainStep = headStep(o.head);
   try {
     for (let epoch = 1; epoch <= o.epochs; epoch++) {
       const t0 = performance.now();
@@ -177,11 +180,10 @@ export async function fitHead(o: FitOptions): Promise<FitResult> {
           idx.map((j) => trainLabels[j] ?? 0),
           o.numClasses,
         );
-        const r = await o.head.trainOnBatch(x, y);
+        const { loss, accuracy: acc } = await trainStep.step(x, y);
         tf.dispose([x, y]);
-        const [loss, acc] = Array.isArray(r) ? r : [r, Number.NaN];
-        lossSum += (loss ?? 0) * idx.length;
-        accSum += (acc ?? 0) * idx.length;
+        lossSum += loss * idx.length;
+        accSum += acc * idx.length;
         o.onBatch?.(
           epoch,
           b + 1,
