@@ -29,13 +29,18 @@ import { applyQdq, planQuantization, type FloatNode, type QuantPlan } from './gr
 import type { ChannelQuantized } from './params.js';
 import type { ActivationCalibration } from './calibration.js';
 import { restoreBiases, type CorrectedModel } from './bias.js';
+import { nodeMultiplyAdds, shares, worth } from './cost.js';
 import {
   DEFAULT_TARGET,
   decisionTensor,
   decisionValues,
   deviation,
+  featuresTensor,
   meets,
+  shortfall,
+  type DecisionSample,
   type Deviation,
+  type KioskDecision,
   type MixedPrecisionTarget,
   type NodeSensitivity,
 } from './mixed.js';
@@ -49,12 +54,18 @@ export interface MixedPrecisionReport {
   readonly heldOut: boolean;
   /** The tensor compared (logits, embedding or the first output). */
   readonly tensor: string;
+  /** The features tensor compared too (cosine per image), when the model has one. */
+  readonly features?: string;
+  /** Whether the kiosk's decision (nearest reference at the threshold, and the margin) was compared. */
+  readonly decision: boolean;
   readonly target: Required<MixedPrecisionTarget>;
   /** All nodes int8 (after bias correction). */
   readonly before: Deviation;
   /** With `keptFloat` in float (after bias correction again). */
   readonly after: Deviation;
   readonly meetsTarget: boolean;
+  /** Share of the int8 nodes' multiply-adds the search turned back to float. */
+  readonly floatShare: number;
   /** Units the search kept float, in the order it chose them. */
   readonly keptFloat: readonly NodeSensitivity[];
   /** The units with the lowest error when float alone (up to 8), for the record. */
@@ -67,6 +78,9 @@ function resolveTarget(t: MixedPrecisionTarget | undefined): Required<MixedPreci
     maxRelativeError: t?.maxRelativeError ?? DEFAULT_TARGET.maxRelativeError,
     maxFloatNodes: t?.maxFloatNodes ?? DEFAULT_TARGET.maxFloatNodes,
     images: t?.images ?? DEFAULT_TARGET.images,
+    minFeatureCosine: t?.minFeatureCosine ?? DEFAULT_TARGET.minFeatureCosine,
+    minDecisionAgreement: t?.minDecisionAgreement ?? DEFAULT_TARGET.minDecisionAgreement,
+    maxFloatShare: t?.maxFloatShare ?? DEFAULT_TARGET.maxFloatShare,
   };
 }
 
@@ -113,16 +127,26 @@ async function searchFloatNodes(
   held: readonly RgbImage[],
   target: Required<MixedPrecisionTarget>,
   rounded: ReadonlyMap<string, ChannelQuantized>,
+  decide: KioskDecision | undefined,
+  share: ReadonlyMap<string, number>,
 ): Promise<{
   tensor: string;
+  features: string | undefined;
   logits: boolean;
-  reference: Float32Array[];
+  reference: DecisionSample[];
   before: Deviation;
   keptFloat: NodeSensitivity[];
   sensitivities: NodeSensitivity[];
+  values: (model: OnnxTypes.IModelProto) => Promise<Deviation>;
 }> {
   const { name: tensor, logits } = decisionTensor(fp32);
-  const reference = await decisionValues(fp32, tensor, held);
+  const features = featuresTensor(fp32, tensor);
+  const probabilities = logits && decide !== undefined && features !== undefined;
+  const outputs = { ...(features ? { features } : {}), probabilities };
+  const reference = await decisionValues(fp32, tensor, held, outputs);
+  const values = async (model: OnnxTypes.IModelProto): Promise<Deviation> =>
+    deviation(reference, await decisionValues(model, tensor, held, outputs), decide);
+  const score = (d: Deviation): number => shortfall(d, target);
   const measure = async (extra: readonly string[]): Promise<Deviation> => {
     const p = extra.length ? planQuantization(fp32, new Set([...keep, ...extra])) : plan;
     await calibration.ensure(p);
@@ -133,51 +157,78 @@ async function searchFloatNodes(
       undefined,
       rounded,
     );
-    return deviation(reference, await decisionValues(model, tensor, held));
+    return values(model);
   };
   const before = await measure([]);
   if (meets(before, target, logits) || target.maxFloatNodes < 1)
-    return { tensor, logits, reference, before, keptFloat: [], sensitivities: [] };
+    return { tensor, features, logits, reference, before, keptFloat: [], sensitivities: [], values };
   const sensitivities: NodeSensitivity[] = [];
+  const scores = new Map<string, number>();
   for (const unit of floatUnits(fp32, plan, target.maxFloatNodes)) {
-    sensitivities.push({
-      name: unit.join('+'),
-      nodes: unit,
-      relativeErrorWhenFloat: (await measure(unit)).relativeError,
-    });
+    const d = await measure(unit);
+    const s = sensitivity(unit, d);
+    scores.set(s.name, score(d));
+    sensitivities.push(s);
   }
-  sensitivities.sort((a, b) => a.relativeErrorWhenFloat - b.relativeErrorWhenFloat);
-  // Greedy forward selection: each step adds the unit that lowers the error most with
-  // the units already chosen (errors do not add up: bias correction of later layers
-  // absorbs part of earlier layers' error), trying the RESCORE best-ranked candidates.
-  const kept: NodeSensitivity[] = [];
+  const cost = (nodes: readonly string[]): number => nodes.reduce((a, n) => a + (share.get(n) ?? 0), 0);
   const nodesOf = (units: readonly NodeSensitivity[]): string[] => [...new Set(units.flatMap((u) => u.nodes))];
+  // Ranked by what a unit gains per share of multiply-adds it turns back to float: the
+  // point of int8 is speed, and a depthwise conv or the dense head costs a fraction of a
+  // first pointwise conv (cost.ts).
+  const first = score(before);
+  const worthOf = (s: NodeSensitivity): number => worth(first, scores.get(s.name) ?? first, cost(s.nodes));
+  sensitivities.sort((a, b) => worthOf(b) - worthOf(a));
+  // Greedy forward selection: each step adds the unit worth most with the units already
+  // chosen (errors do not add up: bias correction of later layers absorbs part of earlier
+  // layers' error), trying the RESCORE best-ranked candidates; when none of them lowers
+  // the shortfall, the one that raises it least.
+  const kept: NodeSensitivity[] = [];
   let ranking = sensitivities;
   let current = before;
   let best: { kept: NodeSensitivity[]; d: Deviation } = { kept: [], d: before };
   while (!meets(current, target, logits)) {
     const chosen = new Set(nodesOf(kept));
-    const open = ranking.filter(
-      (u) => u.nodes.some((n) => !chosen.has(n)) && nodesOf([...kept, u]).length <= target.maxFloatNodes,
-    );
+    const open = ranking.filter((u) => {
+      const all = nodesOf([...kept, u]);
+      return (
+        u.nodes.some((n) => !chosen.has(n)) &&
+        all.length <= target.maxFloatNodes &&
+        cost(all) <= target.maxFloatShare + 1e-9
+      );
+    });
     if (open.length === 0) break;
-    const scored: { unit: NodeSensitivity; d: Deviation }[] = [];
-    for (const unit of open.slice(0, RESCORE))
-      scored.push({ unit, d: kept.length === 0 ? await measure(unit.nodes) : await measure(nodesOf([...kept, unit])) });
-    scored.sort((x, y) => x.d.relativeError - y.d.relativeError);
+    const scored: { unit: NodeSensitivity; d: Deviation; worth: number }[] = [];
+    const now = score(current);
+    for (const unit of open.slice(0, RESCORE)) {
+      const d = kept.length === 0 ? await measure(unit.nodes) : await measure(nodesOf([...kept, unit]));
+      const added = unit.nodes.filter((n) => !chosen.has(n));
+      scored.push({ unit, d, worth: worth(now, score(d), cost(added)) });
+    }
+    scored.sort((x, y) => (x.worth > 0 || y.worth > 0 ? y.worth - x.worth : score(x.d) - score(y.d)));
     const step = scored[0];
     if (!step) break;
-    kept.push({ ...step.unit, relativeErrorWhenFloat: step.d.relativeError });
+    kept.push(sensitivity(step.unit.nodes, step.d));
     current = step.d;
     log.debug({ kept: kept.map((k) => k.name), ...current }, 'mixed precision: step');
-    if (current.relativeError < best.d.relativeError) best = { kept: [...kept], d: current };
+    if (score(current) < score(best.d)) best = { kept: [...kept], d: current };
     const order = new Map(scored.map((x, i) => [x.unit.name, i]));
     ranking = [...open].sort(
       (x, y) => (order.get(x.name) ?? RESCORE + open.indexOf(x)) - (order.get(y.name) ?? RESCORE + open.indexOf(y)),
     );
   }
   if (meets(current, target, logits)) best = { kept, d: current };
-  return { tensor, logits, reference, before, keptFloat: best.kept, sensitivities };
+  return { tensor, features, logits, reference, before, keptFloat: best.kept, sensitivities, values };
+}
+
+/** A unit with what was measured when it was float (with the units chosen before it). */
+function sensitivity(nodes: readonly string[], d: Deviation): NodeSensitivity {
+  return {
+    name: nodes.join('+'),
+    nodes,
+    relativeErrorWhenFloat: d.relativeError,
+    ...(d.features ? { minFeatureCosineWhenFloat: d.features.minCosine } : {}),
+    ...(d.decisionAgreement !== undefined ? { decisionAgreementWhenFloat: d.decisionAgreement } : {}),
+  };
 }
 
 /** What the mixed-precision stage starts from. */
@@ -197,6 +248,8 @@ export interface MixedPrecisionInput {
   readonly picked: readonly RgbImage[];
   readonly heldOut?: readonly RgbImage[];
   readonly target?: MixedPrecisionTarget;
+  /** The kiosk's decision on features and probabilities; its agreement with fp32 is part of the target. */
+  readonly decide?: KioskDecision;
 }
 
 /** What the mixed-precision stage chose: the final plan, its corrected model and the report. */
@@ -224,7 +277,20 @@ export async function mixedPrecision(m: MixedPrecisionInput): Promise<MixedPreci
   const target = { ...asked, maxFloatNodes: Math.min(asked.maxFloatNodes, Math.floor(m.plan.intNodes.length / 2)) };
   const held = spread(unused.length > 0 ? unused : m.picked, target.images);
   pixelBatch(held, input.height, input.width);
-  const search = await searchFloatNodes(fp32, keep, m.plan, m.corrected.model, calibration, held, target, rounded);
+  // Each int8 node's share of the multiply-adds, measured on one image.
+  const share = shares(await nodeMultiplyAdds(fp32, m.plan.intNodes, held[0] as RgbImage));
+  const search = await searchFloatNodes(
+    fp32,
+    keep,
+    m.plan,
+    m.corrected.model,
+    calibration,
+    held,
+    target,
+    rounded,
+    m.decide,
+    share,
+  );
   const autoFloat = search.keptFloat;
   let { plan, corrected } = m;
   let after = search.before;
@@ -232,24 +298,20 @@ export async function mixedPrecision(m: MixedPrecisionInput): Promise<MixedPreci
     plan = planQuantization(fp32, new Set([...keep, ...autoFloat.flatMap((k) => k.nodes)]));
     await calibration.ensure(plan);
     corrected = await m.correct(plan);
-    after = deviation(
-      search.reference,
-      await decisionValues(
-        applyQdq(corrected.model, plan, calibration.params, undefined, rounded),
-        search.tensor,
-        held,
-      ),
-    );
+    after = await search.values(applyQdq(corrected.model, plan, calibration.params, undefined, rounded));
   }
   const report: MixedPrecisionReport = {
     images: held.length,
     heldOut: unused.length > 0,
     tensor: search.tensor,
+    ...(search.features ? { features: search.features } : {}),
+    decision: search.before.decisionAgreement !== undefined,
     target,
     before: search.before,
     after,
     meetsTarget: meets(after, target, search.logits),
     keptFloat: autoFloat,
+    floatShare: [...new Set(autoFloat.flatMap((k) => k.nodes))].reduce((a, n) => a + (share.get(n) ?? 0), 0),
     mostSensitive: search.sensitivities.slice(0, 8),
   };
   log.info({ keptFloat: autoFloat.map((k) => k.name), before: search.before, after }, 'mixed precision');
