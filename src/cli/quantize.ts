@@ -142,7 +142,7 @@ async function runQuantize(o: QuantizeCliOptions): Promise<void> {
         ? `  mixed precision: relative error ${report.mixedPrecision.before.relativeError.toFixed(4)} → ${report.mixedPrecision.after.relativeError.toFixed(4)} on ${report.mixedPrecision.images} ${report.mixedPrecision.heldOut ? 'held-out' : 'calibration'} images` +
           `${report.mixedPrecision.after.features ? `, features cosine ≥ ${report.mixedPrecision.after.features.minCosine.toFixed(4)}` : ''}` +
           `${report.mixedPrecision.after.decisionAgreement !== undefined ? `, kiosk decisions alike ${(report.mixedPrecision.after.decisionAgreement * 100).toFixed(1)} %` : ''}` +
-          `, ${report.mixedPrecision.keptFloat.length} unit(s) kept float (${(report.mixedPrecision.floatShare * 100).toFixed(1)} % of the multiply-adds)\n`
+          `, ${report.mixedPrecision.keptFloat.length} unit(s) kept float\n`
         : '') +
       (c
         ? `  int8 vs fp32 on ${c.images} ${c.on} images: top-1 agreement ${((c.top1Agreement ?? 0) * 100).toFixed(1)} %, max |Δp| ${(c.maxAbsDiffProbability ?? 0).toFixed(4)}` +

@@ -29,7 +29,6 @@ import { applyQdq, planQuantization, type FloatNode, type QuantPlan } from './gr
 import type { ChannelQuantized } from './params.js';
 import type { ActivationCalibration } from './calibration.js';
 import { restoreBiases, type CorrectedModel } from './bias.js';
-import { nodeMultiplyAdds, shares, worth } from './cost.js';
 import {
   DEFAULT_TARGET,
   decisionTensor,
@@ -64,8 +63,6 @@ export interface MixedPrecisionReport {
   /** With `keptFloat` in float (after bias correction again). */
   readonly after: Deviation;
   readonly meetsTarget: boolean;
-  /** Share of the int8 nodes' multiply-adds the search turned back to float. */
-  readonly floatShare: number;
   /** Units the search kept float, in the order it chose them. */
   readonly keptFloat: readonly NodeSensitivity[];
   /** The units with the lowest error when float alone (up to 8), for the record. */
@@ -80,7 +77,6 @@ function resolveTarget(t: MixedPrecisionTarget | undefined): Required<MixedPreci
     images: t?.images ?? DEFAULT_TARGET.images,
     minFeatureCosine: t?.minFeatureCosine ?? DEFAULT_TARGET.minFeatureCosine,
     minDecisionAgreement: t?.minDecisionAgreement ?? DEFAULT_TARGET.minDecisionAgreement,
-    maxFloatShare: t?.maxFloatShare ?? DEFAULT_TARGET.maxFloatShare,
   };
 }
 
@@ -128,7 +124,6 @@ async function searchFloatNodes(
   target: Required<MixedPrecisionTarget>,
   rounded: ReadonlyMap<string, ChannelQuantized>,
   decide: KioskDecision | undefined,
-  share: ReadonlyMap<string, number>,
 ): Promise<{
   tensor: string;
   features: string | undefined;
@@ -170,41 +165,25 @@ async function searchFloatNodes(
     scores.set(s.name, score(d));
     sensitivities.push(s);
   }
-  const cost = (nodes: readonly string[]): number => nodes.reduce((a, n) => a + (share.get(n) ?? 0), 0);
-  const nodesOf = (units: readonly NodeSensitivity[]): string[] => [...new Set(units.flatMap((u) => u.nodes))];
-  // Ranked by what a unit gains per share of multiply-adds it turns back to float: the
-  // point of int8 is speed, and a depthwise conv or the dense head costs a fraction of a
-  // first pointwise conv (cost.ts).
-  const first = score(before);
-  const worthOf = (s: NodeSensitivity): number => worth(first, scores.get(s.name) ?? first, cost(s.nodes));
-  sensitivities.sort((a, b) => worthOf(b) - worthOf(a));
-  // Greedy forward selection: each step adds the unit worth most with the units already
-  // chosen (errors do not add up: bias correction of later layers absorbs part of earlier
-  // layers' error), trying the RESCORE best-ranked candidates; when none of them lowers
-  // the shortfall, the one that raises it least.
+  sensitivities.sort((a, b) => (scores.get(a.name) ?? 0) - (scores.get(b.name) ?? 0));
+  // Greedy forward selection: each step adds the unit that lowers the shortfall most with
+  // the units already chosen (errors do not add up: bias correction of later layers
+  // absorbs part of earlier layers' error), trying the RESCORE best-ranked candidates.
   const kept: NodeSensitivity[] = [];
+  const nodesOf = (units: readonly NodeSensitivity[]): string[] => [...new Set(units.flatMap((u) => u.nodes))];
   let ranking = sensitivities;
   let current = before;
   let best: { kept: NodeSensitivity[]; d: Deviation } = { kept: [], d: before };
   while (!meets(current, target, logits)) {
     const chosen = new Set(nodesOf(kept));
-    const open = ranking.filter((u) => {
-      const all = nodesOf([...kept, u]);
-      return (
-        u.nodes.some((n) => !chosen.has(n)) &&
-        all.length <= target.maxFloatNodes &&
-        cost(all) <= target.maxFloatShare + 1e-9
-      );
-    });
+    const open = ranking.filter(
+      (u) => u.nodes.some((n) => !chosen.has(n)) && nodesOf([...kept, u]).length <= target.maxFloatNodes,
+    );
     if (open.length === 0) break;
-    const scored: { unit: NodeSensitivity; d: Deviation; worth: number }[] = [];
-    const now = score(current);
-    for (const unit of open.slice(0, RESCORE)) {
-      const d = kept.length === 0 ? await measure(unit.nodes) : await measure(nodesOf([...kept, unit]));
-      const added = unit.nodes.filter((n) => !chosen.has(n));
-      scored.push({ unit, d, worth: worth(now, score(d), cost(added)) });
-    }
-    scored.sort((x, y) => (x.worth > 0 || y.worth > 0 ? y.worth - x.worth : score(x.d) - score(y.d)));
+    const scored: { unit: NodeSensitivity; d: Deviation }[] = [];
+    for (const unit of open.slice(0, RESCORE))
+      scored.push({ unit, d: kept.length === 0 ? await measure(unit.nodes) : await measure(nodesOf([...kept, unit])) });
+    scored.sort((x, y) => score(x.d) - score(y.d));
     const step = scored[0];
     if (!step) break;
     kept.push(sensitivity(step.unit.nodes, step.d));
@@ -277,8 +256,6 @@ export async function mixedPrecision(m: MixedPrecisionInput): Promise<MixedPreci
   const target = { ...asked, maxFloatNodes: Math.min(asked.maxFloatNodes, Math.floor(m.plan.intNodes.length / 2)) };
   const held = spread(unused.length > 0 ? unused : m.picked, target.images);
   pixelBatch(held, input.height, input.width);
-  // Each int8 node's share of the multiply-adds, measured on one image.
-  const share = shares(await nodeMultiplyAdds(fp32, m.plan.intNodes, held[0] as RgbImage));
   const search = await searchFloatNodes(
     fp32,
     keep,
@@ -289,7 +266,6 @@ export async function mixedPrecision(m: MixedPrecisionInput): Promise<MixedPreci
     target,
     rounded,
     m.decide,
-    share,
   );
   const autoFloat = search.keptFloat;
   let { plan, corrected } = m;
@@ -311,7 +287,6 @@ export async function mixedPrecision(m: MixedPrecisionInput): Promise<MixedPreci
     after,
     meetsTarget: meets(after, target, search.logits),
     keptFloat: autoFloat,
-    floatShare: [...new Set(autoFloat.flatMap((k) => k.nodes))].reduce((a, n) => a + (share.get(n) ?? 0), 0),
     mostSensitive: search.sensitivities.slice(0, 8),
   };
   log.info({ keptFloat: autoFloat.map((k) => k.name), before: search.before, after }, 'mixed precision');

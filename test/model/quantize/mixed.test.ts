@@ -12,7 +12,6 @@ import {
   shortfall,
   type DecisionSample,
 } from '../../../src/model/quantize/mixed.js';
-import { COST_FLOOR, multiplyAdds, shares, worth } from '../../../src/model/quantize/cost.js';
 import { kioskDecision, matchDescription } from '../../../src/recognise/recogniser.js';
 import type { Face } from '../../../src/shared/messages.js';
 
@@ -24,7 +23,6 @@ const target = {
   images: 64,
   minFeatureCosine: DEFAULT_TARGET.minFeatureCosine,
   minDecisionAgreement: DEFAULT_TARGET.minDecisionAgreement,
-  maxFloatShare: DEFAULT_TARGET.maxFloatShare,
 };
 
 test('cosine: parallel 1, opposite −1, orthogonal 0, two zero vectors 1', () => {
@@ -89,12 +87,23 @@ test('meets: every measured part must meet its bound; unmeasured parts do not co
   assert.equal(meets({ ...ok, decisionAgreement: 1 }, target, true), true);
   assert.equal(meets({ ...ok, top1Agreement: 0.5 }, target, false), true, 'top-1 only counts for a classifier');
   assert.equal(meets({ ...ok, relativeError: 0.03 }, target, true), false);
+  assert.equal(
+    meets({ ...ok, relativeError: 0.05, decisionAgreement: 1 }, target, true),
+    true,
+    'with the kiosk decision measured, the logits error is recorded, not bounded',
+  );
 });
 
 test('shortfall: the worst part as a share of its bound', () => {
   assert.ok(Math.abs(shortfall({ top1Agreement: 1, relativeError: 0.05 }, target) - 2) < 1e-12);
   const d = { top1Agreement: 1, relativeError: 0.0125, features: { minCosine: 0.97, meanCosine: 0.99 } };
-  assert.ok(Math.abs(shortfall(d, target) - 3) < 1e-9, '(1 − 0.97) / (1 − 0.99) = 3 beats 0.5');
+  assert.ok(Math.abs(shortfall(d, target) - 6) < 1e-9, '(1 − 0.97) / (1 − 0.995) = 6 beats 0.5');
+  const decided = { top1Agreement: 1, relativeError: 0.05, features: { minCosine: 0.998, meanCosine: 0.999 } };
+  assert.ok(Math.abs(shortfall({ ...decided, decisionAgreement: 1 }, target) - 0.4) < 1e-9, 'features only');
+  assert.ok(
+    Math.abs(shortfall({ ...decided, decisionAgreement: 0.9 }, target) - 2) < 1e-9,
+    'decisions flip: logits count',
+  );
 });
 
 test('kioskDecision decides as matchDescription does (threshold and margin)', () => {
@@ -123,28 +132,4 @@ test('kioskDecision decides as matchDescription does (threshold and margin)', ()
     assert.equal(decide(vector, probabilities), m.label, `case ${i}`);
     assert.equal(m.label, want[i], `case ${i}`);
   });
-});
-
-test('multiplyAdds: Conv weights × output positions; Gemm weights once', () => {
-  // MobileNet v1 1.0, conv_pw_1: [64, 32, 1, 1] weights on a [1, 64, 112, 112] output.
-  assert.equal(multiplyAdds(64 * 32, [1, 64, 112, 112]), 64 * 32 * 112 * 112);
-  // conv_dw_1: depthwise [32, 1, 3, 3] on [1, 32, 112, 112].
-  assert.equal(multiplyAdds(32 * 9, [1, 32, 112, 112]), 32 * 9 * 112 * 112);
-  // A Gemm [1024, 512] on [1, 512]; batch does not count.
-  assert.equal(multiplyAdds(1024 * 512, [1, 512]), 1024 * 512);
-  assert.equal(multiplyAdds(1024 * 512, [4, 512]), 1024 * 512);
-});
-
-test('shares and worth: a cheap unit that gains a little outranks a dear one that gains more', () => {
-  const s = shares(
-    new Map([
-      ['pw', 90],
-      ['dw', 9],
-      ['fc', 1],
-    ]),
-  );
-  assert.deepEqual([...s.values()], [0.9, 0.09, 0.01]);
-  assert.ok(worth(2, 1.5, s.get('dw') as number) > worth(2, 1, s.get('pw') as number));
-  assert.equal(worth(2, 1, 0), 1 / COST_FLOOR, 'a free node still costs the floor');
-  assert.ok(worth(1, 2, 0.1) < 0, 'a unit that makes things worse is worth less than nothing');
 });
