@@ -106,7 +106,7 @@ async function runQuantize(o: QuantizeCliOptions): Promise<void> {
   const check = classifies ? await checkImages(cal.all, cal.files, input) : undefined;
   const recognition = manifest?.recognition;
   const { quantizeModelDir } = await import('../model/dir/quantize.js');
-  const { strangerDecision } = await import('../recognise/similarity.js');
+  const { kioskDecision } = await import('../recognise/recogniser.js');
   const { model, report, section } = await quantizeModelDir({
     fp32,
     quantize: {
@@ -120,7 +120,7 @@ async function runQuantize(o: QuantizeCliOptions): Promise<void> {
       ...(percentile !== undefined ? { percentile } : {}),
     },
     ...(check && check.images.length > 0 ? { check } : {}),
-    ...(recognition?.source === 'features' ? { decide: strangerDecision(recognition) } : {}),
+    ...(recognition?.source === 'features' && manifest ? { decide: kioskDecision(recognition, manifest.classes) } : {}),
     skippedImages: cal.skipped.length,
     write: { dir, file: out, ...(inModelDir ? { manifest } : {}) },
   });
@@ -128,7 +128,7 @@ async function runQuantize(o: QuantizeCliOptions): Promise<void> {
   if (c && section.check?.meetsTarget === false) {
     process.stderr.write(
       `warning: the int8 model agrees with fp32 on only ${((c.top1Agreement ?? 0) * 100).toFixed(1)} % of ${c.images} images` +
-        `${c.features?.decisionAgreement !== undefined ? ` (stranger decisions alike on ${(c.features.decisionAgreement * 100).toFixed(1)} %)` : ''} (target ≥ ${INT8_MIN_AGREEMENT * 100} %): ` +
+        `${c.features?.decisionAgreement !== undefined ? ` (kiosk decisions alike on ${(c.features.decisionAgreement * 100).toFixed(1)} %)` : ''} (target ≥ ${INT8_MIN_AGREEMENT * 100} %): ` +
         'deploy the fp32 model.onnx (precision auto, the default of the kiosk and of eval/predict, does so when this check is in the manifest), or try --keep-float (see docs, quantisation)\n',
     );
   }
@@ -139,13 +139,16 @@ async function runQuantize(o: QuantizeCliOptions): Promise<void> {
       `${report.rounding.method === 'gptq' ? ` (${report.rounding.optimised} nodes${report.rounding.nearest.length ? `; to nearest: ${report.rounding.nearest.map((n) => `${n.name} (${n.reason})`).join(', ')}` : ''})` : ''}\n` +
       report.floatNodes.map((f) => `  float: ${f.name} (${f.opType}): ${f.reason}\n`).join('') +
       (report.mixedPrecision
-        ? `  mixed precision: relative error ${report.mixedPrecision.before.relativeError.toFixed(4)} → ${report.mixedPrecision.after.relativeError.toFixed(4)} on ${report.mixedPrecision.images} ${report.mixedPrecision.heldOut ? 'held-out' : 'calibration'} images, ${report.mixedPrecision.keptFloat.length} unit(s) kept float\n`
+        ? `  mixed precision: relative error ${report.mixedPrecision.before.relativeError.toFixed(4)} → ${report.mixedPrecision.after.relativeError.toFixed(4)} on ${report.mixedPrecision.images} ${report.mixedPrecision.heldOut ? 'held-out' : 'calibration'} images` +
+          `${report.mixedPrecision.after.features ? `, features cosine ≥ ${report.mixedPrecision.after.features.minCosine.toFixed(4)}` : ''}` +
+          `${report.mixedPrecision.after.decisionAgreement !== undefined ? `, kiosk decisions alike ${(report.mixedPrecision.after.decisionAgreement * 100).toFixed(1)} %` : ''}` +
+          `, ${report.mixedPrecision.keptFloat.length} unit(s) kept float\n`
         : '') +
       (c
         ? `  int8 vs fp32 on ${c.images} ${c.on} images: top-1 agreement ${((c.top1Agreement ?? 0) * 100).toFixed(1)} %, max |Δp| ${(c.maxAbsDiffProbability ?? 0).toFixed(4)}` +
           `${c.minEmbeddingCosine !== undefined ? `, min embedding cosine ${c.minEmbeddingCosine.toFixed(4)}` : ''}` +
           `${c.features ? `, features cosine ≥ ${c.features.minCosine.toFixed(4)}` : ''}` +
-          `${c.features?.decisionAgreement !== undefined ? `, stranger decisions alike ${(c.features.decisionAgreement * 100).toFixed(1)} %` : ''}\n`
+          `${c.features?.decisionAgreement !== undefined ? `, kiosk decisions alike ${(c.features.decisionAgreement * 100).toFixed(1)} %` : ''}\n`
         : '') +
       (inModelDir ? `  updated ${path.join(dir, 'manifest.json')}\n` : ''),
   );

@@ -291,6 +291,17 @@ export function matchDescription(
   mean: Float32Array | null,
   settings: { readonly threshold: number; readonly minMargin: number },
 ): Match {
+  return { face, ...scoreDescription(d, classes, references, mean, settings) };
+}
+
+/** matchDescription without the face: the decision and the figures it was taken on. */
+export function scoreDescription(
+  d: Description,
+  classes: readonly string[],
+  references: ReadonlyMap<string, Float32Array>,
+  mean: Float32Array | null,
+  settings: { readonly threshold: number; readonly minMargin: number },
+): Omit<Match, 'face'> {
   const n = nearestReference(centre(d.vector, mean), references);
   const idx = classes.indexOf(n.label);
   const probability = idx >= 0 ? (d.probabilities[idx] ?? 0) : 0;
@@ -300,5 +311,20 @@ export function matchDescription(
   });
   const margin = probability - other;
   const accepted = n.similarity >= settings.threshold && margin >= settings.minMargin;
-  return { face, label: accepted ? n.label : null, candidate: n.label, similarity: n.similarity, probability, margin };
+  return { label: accepted ? n.label : null, candidate: n.label, similarity: n.similarity, probability, margin };
+}
+
+/**
+ * The kiosk's decision on one image of a model directory whose references are built from
+ * `features` (the same rule as `matchDescription`): the person named, or null when the
+ * similarity is below the threshold or the softmax margin below `minMargin`. The
+ * quantiser compares it between fp32 and int8.
+ */
+export function kioskDecision(
+  recognition: Pick<RecognitionSection, 'mean' | 'references' | 'threshold' | 'minMargin'>,
+  classes: readonly string[],
+): (features: Float32Array, probabilities: Float32Array) => string | null {
+  const mean = recognition.mean ? Float32Array.from(recognition.mean) : null;
+  const refs = new Map(Object.entries(recognition.references).map(([k, v]) => [k, Float32Array.from(v)]));
+  return (vector, probabilities) => scoreDescription({ vector, probabilities }, classes, refs, mean, recognition).label;
 }

@@ -87,24 +87,6 @@ export function nearestReference(centred: Vector, references: ReadonlyMap<string
   return { ...best, secondSimilarity: second };
 }
 
-/**
- * The stranger refusal on one descriptor, as a function: the nearest reference's label
- * when its cosine (after centring) reaches the threshold, else null. The int8 check
- * compares these decisions between fp32 and int8.
- */
-export function strangerDecision(r: {
-  readonly mean: readonly number[] | null;
-  readonly references: Readonly<Record<string, readonly number[]>>;
-  readonly threshold: number;
-}): (vector: Float32Array) => string | null {
-  const mean = r.mean ? Float32Array.from(r.mean) : null;
-  const refs = new Map(Object.entries(r.references).map(([k, v]) => [k, Float32Array.from(v)]));
-  return (vector) => {
-    const n = nearestReference(centre(vector, mean), refs);
-    return n.similarity >= r.threshold ? n.label : null;
-  };
-}
-
 /** Numerically stable softmax (for models whose output is logits). */
 export function softmax(logits: Vector): Float32Array {
   let max = -Infinity;

@@ -11,7 +11,7 @@ import { artifactsFromMemory, exportModel } from '../model/export/index.js';
 import { readTfjsModel } from '../model/export/tfjs.js';
 import { CALIBRATION_SAMPLES, quantizeModelDir } from '../model/dir/quantize.js';
 import type { CalibrationMethod } from '../model/quantize/index.js';
-import { strangerDecision } from '../recognise/similarity.js';
+import { kioskDecision } from '../recognise/recogniser.js';
 import { moduleLogger } from '../shared/logger.js';
 import type { ExportStep } from './output.js';
 import { joinWeightData } from './tfjs-io.js';
@@ -51,7 +51,7 @@ export const defaultExportStep: ExportStep = async (input) => {
     fp32,
     quantize: { calibration, method: CALIBRATION_METHOD, samples: Math.min(CALIBRATION_SAMPLES, calibration.length) },
     check: { images: input.validation.images, labels: input.validation.labels, on: 'validation' },
-    ...(recognition?.source === 'features' ? { decide: strangerDecision(recognition) } : {}),
+    ...(recognition?.source === 'features' ? { decide: kioskDecision(recognition, input.classes) } : {}),
   });
   files[MODEL_INT8_FILE] = q.model;
   const cmp = q.section.check;
@@ -69,7 +69,7 @@ export const defaultExportStep: ExportStep = async (input) => {
           ? `, accuracy fp32 ${cmp.accuracyFp32?.toFixed(4)} / int8 ${cmp.accuracyInt8.toFixed(4)}`
           : '') +
         (cmp?.features?.decisionAgreement !== undefined
-          ? `, stranger decisions alike ${cmp.features.decisionAgreement.toFixed(4)}`
+          ? `, kiosk decisions alike ${cmp.features.decisionAgreement.toFixed(4)}`
           : '') +
         (mixed?.keptFloat.length
           ? `; kept float by mixed precision: ${mixed.keptFloat.map((k) => k.name).join(', ')}`

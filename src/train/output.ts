@@ -50,6 +50,8 @@ export type ExportStep = (input: {
   readonly metadata: Readonly<Record<string, string>>;
   /** The stranger refusal's references and threshold, for the int8 check's `features` decisions. */
   readonly recognition?: RecognitionSection;
+  /** Class names; index i is output i (the kiosk's decision reads the margin of the named person). */
+  readonly classes: readonly string[];
 }) => Promise<{ files: Record<string, Uint8Array>; quantization?: QuantizationSection; notes?: string[] }>;
 
 export interface WriteInput {
@@ -157,6 +159,7 @@ export async function writeModelDir(w: WriteInput): Promise<string[]> {
       metadata,
       validation: { images: dataset.validation.map((v) => v.image), labels: dataset.validation.map((v) => v.label) },
       ...(w.recognition ? { recognition: w.recognition } : {}),
+      classes: dataset.classes,
     });
     for (const [name, bytes] of Object.entries(r.files)) await writeFileAtomic(path.join(out, name), bytes);
     quantization = r.quantization;

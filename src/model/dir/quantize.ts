@@ -32,7 +32,7 @@ export interface QuantizeModelDirInput {
     readonly labels?: readonly number[];
     readonly on: NonNullable<Int8Check['on']>;
   };
-  /** The stranger refusal on `features`, so the check records how often int8 decides alike. */
+  /** The kiosk's decision on `features` (and the margin): the search and the check record how often int8 decides alike. */
   readonly decide?: FeatureDecision;
   /** Extra facts for the section (e.g. unreadable calibration images skipped). */
   readonly skippedImages?: number;
@@ -50,6 +50,7 @@ export async function quantizeModelDir(i: QuantizeModelDirInput): Promise<Quanti
   const { model, report } = await quantizeModel({
     ...i.quantize,
     samples: i.quantize.samples ?? CALIBRATION_SAMPLES,
+    ...(i.decide ? { decide: i.decide } : {}),
     model: i.fp32,
   });
   let check: Int8Check | undefined;

@@ -3,8 +3,8 @@
  * `training` (what `facegate train` did) and `quantization` (how model.int8.onnx was made
  * and its ONE check against fp32). The check records agreement on every output a decision
  * is taken from: `probabilities` (top-1), `embedding` (cosine) and `features` (cosine, and
- * the share of images on which the stranger refusal, nearest reference at or above the
- * threshold, decides as with fp32).
+ * the share of images on which the kiosk's decision, nearest reference at or above the
+ * threshold with the softmax margin at or above `minMargin`, is the same as with fp32).
  *
  * Model directories written before this shape still load: `migrateQuantization` folds the
  * two older shapes (the figures at the top of the section from `facegate train`, a `check`
@@ -36,7 +36,9 @@ export const int8CheckSchema = z
           .min(0)
           .max(1)
           .optional()
-          .describe('share of images the stranger refusal decides alike (same person named, or refused by both)'),
+          .describe(
+            "share of images the kiosk's decision (nearest reference at the threshold, and the margin) takes alike: same person named, or refused by both",
+          ),
       })
       .strict()
       .optional()

@@ -3,7 +3,8 @@
  * agreement, accuracy of each against labels, the largest probability difference, and
  * (when the graphs have an `embedding` output) the lowest cosine similarity between the
  * two embeddings of an image; with a `features` output, the same for the features and
- * the share of images a decision on them (the stranger refusal) takes alike.
+ * the share of images the kiosk's decision (on the features and the probabilities) takes
+ * alike.
  */
 import { OnnxModel, type TensorData } from '../../runtime/ort.js';
 import { DataError, ModelError } from '../../shared/errors.js';
@@ -25,8 +26,11 @@ export interface Comparison {
   readonly features?: { readonly minCosine: number; readonly meanCosine: number; readonly decisionAgreement?: number };
 }
 
-/** A decision taken on one image's `features` (the stranger refusal: a name, or null for refused). */
-export type FeatureDecision = (features: Float32Array) => string | null;
+/**
+ * A decision taken on one image's `features` and softmax probabilities (the kiosk's: a name,
+ * or null for refused).
+ */
+export type FeatureDecision = (features: Float32Array, probabilities: Float32Array) => string | null;
 
 function argmax(v: Float32Array, start: number, n: number): number {
   let best = 0;
@@ -131,7 +135,8 @@ export async function compareModels(
           sumFeat += c;
           if (
             options.decide &&
-            options.decide(fa.subarray(j * d, (j + 1) * d)) === options.decide(fb.subarray(j * d, (j + 1) * d))
+            options.decide(fa.subarray(j * d, (j + 1) * d), pa.subarray(j * n, (j + 1) * n)) ===
+              options.decide(fb.subarray(j * d, (j + 1) * d), pb.subarray(j * n, (j + 1) * n))
           )
             sameDecision++;
         }

@@ -24,7 +24,7 @@ import { calibrationMethods, type CalibrationMethod } from './ranges.js';
 import { decodeOnnx, pixelBatch, pixelInput, spread } from './io.js';
 import { applyQdq, planQuantization, type FloatNode } from './graph.js';
 import { weightRoundings, type WeightRounding } from './rounding.js';
-import type { MixedPrecisionTarget } from './mixed.js';
+import type { KioskDecision, MixedPrecisionTarget } from './mixed.js';
 import { ActivationCalibration, DEFAULT_PERCENTILE, calibratedTensors } from './calibration.js';
 import { roundWeightsBy, type RoundingReport } from './gptq.js';
 import { BIAS_CORRECTION_IMAGES, correctBiases, type CorrectedModel } from './bias.js';
@@ -35,7 +35,7 @@ export { compareModels, type Comparison, type FeatureDecision } from './compare.
 export { calibrationMethods, type CalibrationMethod } from './ranges.js';
 export { weightRoundings, type WeightRounding } from './rounding.js';
 export type { FloatNode } from './graph.js';
-export type { Deviation, MixedPrecisionTarget, NodeSensitivity } from './mixed.js';
+export type { Deviation, KioskDecision, MixedPrecisionTarget, NodeSensitivity } from './mixed.js';
 export { calibrate } from './calibration.js';
 export type { RoundingReport } from './gptq.js';
 export type { MixedPrecisionReport } from './search.js';
@@ -83,6 +83,12 @@ export interface QuantizeOptions {
    * each weight on its own.
    */
   readonly rounding?: WeightRounding;
+  /**
+   * The kiosk's decision on `features` and probabilities (nearest reference at the
+   * threshold, and the margin): the mixed-precision search also requires int8 to decide
+   * as fp32 does on its held-out images.
+   */
+  readonly decide?: KioskDecision;
 }
 
 export interface QuantizeReport {
@@ -179,6 +185,7 @@ export async function quantizeModel(options: QuantizeOptions): Promise<QuantizeR
       given: options.calibration,
       picked: images,
       ...(options.heldOut ? { heldOut: options.heldOut } : {}),
+      ...(options.decide ? { decide: options.decide } : {}),
       ...(options.mixedPrecision === true || options.mixedPrecision === undefined
         ? {}
         : { target: options.mixedPrecision }),

@@ -34,8 +34,12 @@ import {
   decisionTensor,
   decisionValues,
   deviation,
+  featuresTensor,
   meets,
+  shortfall,
+  type DecisionSample,
   type Deviation,
+  type KioskDecision,
   type MixedPrecisionTarget,
   type NodeSensitivity,
 } from './mixed.js';
@@ -49,6 +53,10 @@ export interface MixedPrecisionReport {
   readonly heldOut: boolean;
   /** The tensor compared (logits, embedding or the first output). */
   readonly tensor: string;
+  /** The features tensor compared too (cosine per image), when the model has one. */
+  readonly features?: string;
+  /** Whether the kiosk's decision (nearest reference at the threshold, and the margin) was compared. */
+  readonly decision: boolean;
   readonly target: Required<MixedPrecisionTarget>;
   /** All nodes int8 (after bias correction). */
   readonly before: Deviation;
@@ -67,6 +75,8 @@ function resolveTarget(t: MixedPrecisionTarget | undefined): Required<MixedPreci
     maxRelativeError: t?.maxRelativeError ?? DEFAULT_TARGET.maxRelativeError,
     maxFloatNodes: t?.maxFloatNodes ?? DEFAULT_TARGET.maxFloatNodes,
     images: t?.images ?? DEFAULT_TARGET.images,
+    minFeatureCosine: t?.minFeatureCosine ?? DEFAULT_TARGET.minFeatureCosine,
+    minDecisionAgreement: t?.minDecisionAgreement ?? DEFAULT_TARGET.minDecisionAgreement,
   };
 }
 
@@ -113,16 +123,25 @@ async function searchFloatNodes(
   held: readonly RgbImage[],
   target: Required<MixedPrecisionTarget>,
   rounded: ReadonlyMap<string, ChannelQuantized>,
+  decide: KioskDecision | undefined,
 ): Promise<{
   tensor: string;
+  features: string | undefined;
   logits: boolean;
-  reference: Float32Array[];
+  reference: DecisionSample[];
   before: Deviation;
   keptFloat: NodeSensitivity[];
   sensitivities: NodeSensitivity[];
+  values: (model: OnnxTypes.IModelProto) => Promise<Deviation>;
 }> {
   const { name: tensor, logits } = decisionTensor(fp32);
-  const reference = await decisionValues(fp32, tensor, held);
+  const features = featuresTensor(fp32, tensor);
+  const probabilities = logits && decide !== undefined && features !== undefined;
+  const outputs = { ...(features ? { features } : {}), probabilities };
+  const reference = await decisionValues(fp32, tensor, held, outputs);
+  const values = async (model: OnnxTypes.IModelProto): Promise<Deviation> =>
+    deviation(reference, await decisionValues(model, tensor, held, outputs), decide);
+  const score = (d: Deviation): number => shortfall(d, target);
   const measure = async (extra: readonly string[]): Promise<Deviation> => {
     const p = extra.length ? planQuantization(fp32, new Set([...keep, ...extra])) : plan;
     await calibration.ensure(p);
@@ -133,21 +152,21 @@ async function searchFloatNodes(
       undefined,
       rounded,
     );
-    return deviation(reference, await decisionValues(model, tensor, held));
+    return values(model);
   };
   const before = await measure([]);
   if (meets(before, target, logits) || target.maxFloatNodes < 1)
-    return { tensor, logits, reference, before, keptFloat: [], sensitivities: [] };
+    return { tensor, features, logits, reference, before, keptFloat: [], sensitivities: [], values };
   const sensitivities: NodeSensitivity[] = [];
+  const scores = new Map<string, number>();
   for (const unit of floatUnits(fp32, plan, target.maxFloatNodes)) {
-    sensitivities.push({
-      name: unit.join('+'),
-      nodes: unit,
-      relativeErrorWhenFloat: (await measure(unit)).relativeError,
-    });
+    const d = await measure(unit);
+    const s = sensitivity(unit, d);
+    scores.set(s.name, score(d));
+    sensitivities.push(s);
   }
-  sensitivities.sort((a, b) => a.relativeErrorWhenFloat - b.relativeErrorWhenFloat);
-  // Greedy forward selection: each step adds the unit that lowers the error most with
+  sensitivities.sort((a, b) => (scores.get(a.name) ?? 0) - (scores.get(b.name) ?? 0));
+  // Greedy forward selection: each step adds the unit that lowers the shortfall most with
   // the units already chosen (errors do not add up: bias correction of later layers
   // absorbs part of earlier layers' error), trying the RESCORE best-ranked candidates.
   const kept: NodeSensitivity[] = [];
@@ -164,20 +183,31 @@ async function searchFloatNodes(
     const scored: { unit: NodeSensitivity; d: Deviation }[] = [];
     for (const unit of open.slice(0, RESCORE))
       scored.push({ unit, d: kept.length === 0 ? await measure(unit.nodes) : await measure(nodesOf([...kept, unit])) });
-    scored.sort((x, y) => x.d.relativeError - y.d.relativeError);
+    scored.sort((x, y) => score(x.d) - score(y.d));
     const step = scored[0];
     if (!step) break;
-    kept.push({ ...step.unit, relativeErrorWhenFloat: step.d.relativeError });
+    kept.push(sensitivity(step.unit.nodes, step.d));
     current = step.d;
     log.debug({ kept: kept.map((k) => k.name), ...current }, 'mixed precision: step');
-    if (current.relativeError < best.d.relativeError) best = { kept: [...kept], d: current };
+    if (score(current) < score(best.d)) best = { kept: [...kept], d: current };
     const order = new Map(scored.map((x, i) => [x.unit.name, i]));
     ranking = [...open].sort(
       (x, y) => (order.get(x.name) ?? RESCORE + open.indexOf(x)) - (order.get(y.name) ?? RESCORE + open.indexOf(y)),
     );
   }
   if (meets(current, target, logits)) best = { kept, d: current };
-  return { tensor, logits, reference, before, keptFloat: best.kept, sensitivities };
+  return { tensor, features, logits, reference, before, keptFloat: best.kept, sensitivities, values };
+}
+
+/** A unit with what was measured when it was float (with the units chosen before it). */
+function sensitivity(nodes: readonly string[], d: Deviation): NodeSensitivity {
+  return {
+    name: nodes.join('+'),
+    nodes,
+    relativeErrorWhenFloat: d.relativeError,
+    ...(d.features ? { minFeatureCosineWhenFloat: d.features.minCosine } : {}),
+    ...(d.decisionAgreement !== undefined ? { decisionAgreementWhenFloat: d.decisionAgreement } : {}),
+  };
 }
 
 /** What the mixed-precision stage starts from. */
@@ -197,6 +227,8 @@ export interface MixedPrecisionInput {
   readonly picked: readonly RgbImage[];
   readonly heldOut?: readonly RgbImage[];
   readonly target?: MixedPrecisionTarget;
+  /** The kiosk's decision on features and probabilities; its agreement with fp32 is part of the target. */
+  readonly decide?: KioskDecision;
 }
 
 /** What the mixed-precision stage chose: the final plan, its corrected model and the report. */
@@ -224,7 +256,17 @@ export async function mixedPrecision(m: MixedPrecisionInput): Promise<MixedPreci
   const target = { ...asked, maxFloatNodes: Math.min(asked.maxFloatNodes, Math.floor(m.plan.intNodes.length / 2)) };
   const held = spread(unused.length > 0 ? unused : m.picked, target.images);
   pixelBatch(held, input.height, input.width);
-  const search = await searchFloatNodes(fp32, keep, m.plan, m.corrected.model, calibration, held, target, rounded);
+  const search = await searchFloatNodes(
+    fp32,
+    keep,
+    m.plan,
+    m.corrected.model,
+    calibration,
+    held,
+    target,
+    rounded,
+    m.decide,
+  );
   const autoFloat = search.keptFloat;
   let { plan, corrected } = m;
   let after = search.before;
@@ -232,19 +274,14 @@ export async function mixedPrecision(m: MixedPrecisionInput): Promise<MixedPreci
     plan = planQuantization(fp32, new Set([...keep, ...autoFloat.flatMap((k) => k.nodes)]));
     await calibration.ensure(plan);
     corrected = await m.correct(plan);
-    after = deviation(
-      search.reference,
-      await decisionValues(
-        applyQdq(corrected.model, plan, calibration.params, undefined, rounded),
-        search.tensor,
-        held,
-      ),
-    );
+    after = await search.values(applyQdq(corrected.model, plan, calibration.params, undefined, rounded));
   }
   const report: MixedPrecisionReport = {
     images: held.length,
     heldOut: unused.length > 0,
     tensor: search.tensor,
+    ...(search.features ? { features: search.features } : {}),
+    decision: search.before.decisionAgreement !== undefined,
     target,
     before: search.before,
     after,
