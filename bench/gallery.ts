@@ -11,16 +11,32 @@
  * (detect, align); descriptors are cached on disk (src/recognise/descriptors.ts), so the first
  * run takes minutes and later ones seconds.
  *
- * The descriptor is the kiosk's (`--descriptor`, default the config's default), with the crop
- * the kiosk cuts for it and its fitted impostor tail.
+ * The descriptor and scoring are the kiosk's (`--descriptor`, `--flip` / `--no-flip`, `--rule`;
+ * default the config's defaults), with the crop the kiosk cuts for it and the impostor tail
+ * fitted for that descriptor, flip and rule.
  *
- *   npm run bench:gallery [-- --data ../shared/data/faces/lfw-dev --sizes 10,100,1000 --flip --descriptor dlib]
+ *   npm run bench:gallery [-- --data ../shared/data/faces/lfw-dev --sizes 10,100,1000 --descriptor dlib --no-flip --rule best]
  */
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { builtinDescriptorNames, DEFAULT_DESCRIPTOR, type BuiltinDescriptorName } from '../src/gallery/config.js';
+import {
+  builtinDescriptorNames,
+  DEFAULT_DESCRIPTOR,
+  DEFAULT_FLIP,
+  DEFAULT_RULE,
+  type BuiltinDescriptorName,
+} from '../src/gallery/config.js';
 import { BUILTIN_DESCRIPTORS } from '../src/gallery/descriptor.js';
-import { buildIndex, search, thresholdForGallery, type GalleryEntry } from '../src/gallery/match.js';
+import {
+  buildIndex,
+  scoringRules,
+  search,
+  tailFor,
+  thresholdForGallery,
+  variantName,
+  type GalleryEntry,
+  type ScoringRule,
+} from '../src/gallery/match.js';
 import { descriptorOf, describeFiles, loadDescriptorModel } from '../src/recognise/descriptors.js';
 import { listImages } from '../src/shared/image.js';
 import { mulberry32, permutation } from '../src/train/rng.js';
@@ -32,11 +48,14 @@ function arg(name: string, dflt: string): string {
 
 const data = path.resolve(arg('data', path.join('..', 'shared', 'data', 'faces', 'lfw-dev')));
 const sizes = arg('sizes', '10,100,1000').split(',').map(Number);
-const flip = process.argv.includes('--flip');
+const flip = process.argv.includes('--flip') || (DEFAULT_FLIP && !process.argv.includes('--no-flip'));
+const rule = arg('rule', DEFAULT_RULE) as ScoringRule;
+if (!scoringRules.includes(rule)) throw new Error(`--rule must be one of ${scoringRules.join(', ')}, got ${rule}`);
 const descriptor = arg('descriptor', DEFAULT_DESCRIPTOR) as BuiltinDescriptorName;
 if (!builtinDescriptorNames.includes(descriptor))
   throw new Error(`--descriptor must be one of ${builtinDescriptorNames.join(', ')}, got ${descriptor}`);
 const spec = BUILTIN_DESCRIPTORS[descriptor];
+const tail = tailFor(spec.impostorTails, { flip, rule }, descriptor);
 const enrol = 3;
 const targetFar = 0.01;
 
@@ -76,7 +95,7 @@ async function main(): Promise<void> {
   const vec = new Map(files.map((f, i) => [f, described[i] ? descriptorOf(described[i], flip) : null]));
   const strangerVecs = strangers.map((f) => vec.get(f)).filter((v): v is Float32Array => !!v);
   console.log(
-    `lfw-dev: ${strangerVecs.length} stranger probes (singletons with a face found); ${descriptor}, ${spec.crop.method} alignment${flip ? ', flip' : ''}, best of the templates`,
+    `lfw-dev: ${strangerVecs.length} stranger probes (singletons with a face found); ${descriptor}, ${spec.crop.method} alignment, scoring ${variantName({ flip, rule })}`,
   );
   console.log('| people | of them with 2 templates | genuine probes | threshold | FAR | FRR | search per probe |');
   console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
@@ -89,14 +108,14 @@ async function main(): Promise<void> {
         .map((f) => vec.get(f))
         .filter((v): v is Float32Array => !!v),
     }));
-    const index = buildIndex(entries);
+    const index = buildIndex(entries, { rule });
     const genuine = gallery.flatMap((p) =>
       p.files
         .slice(enrol)
         .map((f) => ({ person: p.person, v: vec.get(f) }))
         .filter((x): x is { person: string; v: Float32Array } => !!x.v),
     );
-    const threshold = thresholdForGallery(index.people, { targetFar, tail: spec.impostorTail });
+    const threshold = thresholdForGallery(index.people, { targetFar, tail });
     // Time the searches (all probes, twice; the second pass is timed so the JIT is warm).
     const probes = [...genuine.map((g) => g.v), ...strangerVecs];
     for (const p of probes) search(index, p);

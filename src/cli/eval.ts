@@ -4,6 +4,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { FaceAlignment, FaceTemplate } from '../detect/align.js';
+import { DEFAULT_FLIP, DEFAULT_RULE, scoringRules, type ScoringRule } from '../gallery/config.js';
 import { precisionChoices, type PrecisionChoice } from '../model/manifest.js';
 import { alignmentKey, descriptorBackbones, type DescriptorBackbone } from '../recognise/descriptors.js';
 
@@ -17,7 +18,7 @@ interface EvalCliOptions {
   zoom?: number;
   template: FaceTemplate;
   flip: boolean;
-  rule: 'best' | 'top-k' | 'centroid';
+  rule: ScoringRule;
   topK: number;
   minPhotos: number;
   enrol: number;
@@ -94,11 +95,16 @@ export function registerEval(program: Command): void {
         .choices(['arcface', 'dlib'])
         .default('arcface'),
     )
-    .option('--flip', 'gallery: describe each crop and its mirror and average (test-time flip)', false)
+    .option(
+      '--flip',
+      `gallery: describe each crop and its mirror and average (test-time flip; the kiosk's default: ${DEFAULT_FLIP ? 'on' : 'off'})`,
+      DEFAULT_FLIP,
+    )
+    .option('--no-flip', 'gallery: no test-time flip')
     .addOption(
-      new Option('--rule <rule>', "gallery: a person's score over their templates")
-        .choices(['best', 'top-k', 'centroid'])
-        .default('best'),
+      new Option('--rule <rule>', "gallery: a person's score over their templates (default: the kiosk's)")
+        .choices(scoringRules)
+        .default(DEFAULT_RULE),
     )
     .option('--top-k <k>', 'gallery: templates averaged by --rule top-k', positiveInt, 2)
     .option('--min-photos <n>', 'gallery: people with at least this many photos are enrolled', positiveInt, 6)
@@ -231,7 +237,7 @@ async function galleryAction(o: EvalCliOptions): Promise<void> {
     `gallery: ${s.backbone}, ${s.alignment.method} alignment (${alignmentKey(s.alignment)})${s.flip ? ', flip' : ''}, rule ${s.scoring.rule}${s.scoring.rule === 'top-k' ? ` (k ${s.scoring.k})` : ''}`,
     `${r.enrolled} people enrolled (${s.enrolPerPerson} photos each, people with ≥ ${s.minPhotos}), ${r.genuineProbes} genuine probes, ${r.strangerProbes} strangers`,
     `faces not found: ${nf.genuine} genuine, ${nf.strangers} strangers, ${nf.enrolment} enrolment photos`,
-    `threshold ${r.threshold.toFixed(4)} (${o.threshold === undefined ? `calibrated for ${r.enrolled} people at FAR ${pct(s.targetFar)}` : 'given'})`,
+    `threshold ${r.threshold.toFixed(4)} (${o.threshold === undefined ? `calibrated for ${r.enrolled} people at FAR ${pct(s.targetFar)} from ${r.thresholdTail}` : 'given'})`,
     `per frame: far ${r.strangerProbes ? pct(r.frame.far) : 'n/a (no --unknown)'} (${pct(r.leaveOneOutFar)} with each enrolled person in turn left out), frr ${pct(r.frame.frr)} (${pct(r.frrIncludingNotFound)} counting faces not found), misidentified ${pct(r.frame.misidentified)}`,
     `per visit (${s.visit.k} of ${s.visit.n} frames): far ${pct(r.visit.far)} of ${r.visit.strangerVisits} stranger visits, frr ${pct(r.visit.frr)} of ${r.visit.genuineVisits}`,
     `curve: frr ${pct(r.atFar.far01.frr)} at far 1 %, ${pct(r.atFar.far001.frr)} at far 0.1 %` +

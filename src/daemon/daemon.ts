@@ -75,7 +75,11 @@ export async function defaultLoader(cfg: Config['model'], g: OpenGallery, log: L
   const { loadModelDirDescriptor } = await import('../gallery/descriptor.js');
   return async (modelDir, intent) => {
     // A model directory may bring its own face descriptor; without one the built-in one runs.
-    const own = await loadModelDirDescriptor(modelDir, cfg.threads);
+    // It is scored as the built-in one is (gallery.flip, gallery.rule), or refused where no tail is fitted for that.
+    const own = await loadModelDirDescriptor(modelDir, cfg.threads, {
+      flip: g.descriptor.flip,
+      rule: g.descriptor.rule,
+    });
     const descriptor = own ?? g.descriptor;
     let trained: Awaited<ReturnType<typeof RecognitionPipeline.load>> | undefined;
     try {

@@ -37,6 +37,48 @@ export const builtinDescriptorNames = ['dlib', 'faceres'] as const;
 export type BuiltinDescriptorName = (typeof builtinDescriptorNames)[number];
 export const DEFAULT_DESCRIPTOR: BuiltinDescriptorName = 'dlib';
 
+/** How a person's templates make one score (src/gallery/match.ts). */
+export const scoringRules = ['best', 'top-k', 'centroid'] as const;
+export type ScoringRule = (typeof scoringRules)[number];
+
+/**
+ * How the kiosk scores a face: test-time flip (the descriptor of the crop and of its mirror,
+ * averaged, at enrolment and recognition alike) and the rule over a person's templates
+ * (`top-k` with k 2). The impostor tail, and so the threshold, depends on both.
+ */
+export interface ScoringVariant {
+  readonly flip: boolean;
+  readonly rule: ScoringRule;
+}
+
+/** A variant's name in the tail tables and in messages: `best`, `flip+centroid`, … */
+export function variantName(v: ScoringVariant): string {
+  return `${v.flip ? 'flip+' : ''}${v.rule}`;
+}
+
+/**
+ * The variants each built-in descriptor has a fitted impostor tail for: the keys of
+ * BUILTIN_IMPOSTOR_TAILS (src/gallery/match.ts), whose type makes the two agree. Only these
+ * can run: the threshold is read from that tail.
+ */
+export const FITTED_VARIANTS = {
+  dlib: ['best', 'centroid', 'flip+best', 'flip+top-k', 'flip+centroid'],
+  faceres: ['best', 'flip+centroid'],
+} as const satisfies Record<BuiltinDescriptorName, readonly string[]>;
+
+/** Why a variant cannot run with a descriptor, naming the variants that can; null when it can. */
+export function unfittedVariant(fitted: readonly string[], v: ScoringVariant, descriptor: string): string | null {
+  if (fitted.includes(variantName(v))) return null;
+  const can = fitted
+    .map((k) => (k.startsWith('flip+') ? `flip true, rule ${k.slice(5)}` : `flip false, rule ${k}`))
+    .join('; ');
+  return `no impostor tail is fitted for the ${descriptor} descriptor with flip ${v.flip} and rule ${v.rule}, so no threshold can be calibrated for it: set gallery.flip and gallery.rule to one of (${can})`;
+}
+
+/** The default scoring variant (gallery.flip, gallery.rule): chosen by measurement (docs/measurements/lfw-dev.md). */
+export const DEFAULT_FLIP = true;
+export const DEFAULT_RULE: ScoringRule = 'centroid';
+
 export const galleryConfigSchema = z
   .object({
     descriptor: z
@@ -45,6 +87,18 @@ export const galleryConfigSchema = z
         'built-in face descriptor the gallery recognises with: dlib (dlib ResNet, 128-d, landmark-aligned 150×150 crops) or faceres (1024-d, 224×224 box crops); switching computes new templates from the kept enrolment crops (a model directory with its own descriptor.onnx overrides this)',
       )
       .default(DEFAULT_DESCRIPTOR),
+    flip: z
+      .boolean()
+      .describe(
+        'test-time flip: describe each face crop and its mirror and average the two, at enrolment and at recognition (one more descriptor run per face); switching computes new templates from the kept enrolment crops',
+      )
+      .default(DEFAULT_FLIP),
+    rule: z
+      .enum(scoringRules)
+      .describe(
+        "how a person's templates make one score: best (the best cosine), top-k (the mean of the best 2) or centroid (the cosine to their mean); the threshold comes from the impostor tail fitted for this rule with this flip and descriptor",
+      )
+      .default(DEFAULT_RULE),
     keepCrops: z
       .boolean()
       .describe(
@@ -79,6 +133,11 @@ export const galleryConfigSchema = z
     checks: enrolChecksSchema,
   })
   .strict()
+  .superRefine((g, ctx) => {
+    // The threshold needs an impostor tail fitted for this very descriptor, flip and rule.
+    const why = unfittedVariant(FITTED_VARIANTS[g.descriptor], g, g.descriptor);
+    if (why) ctx.addIssue({ code: 'custom', path: ['rule'], message: why });
+  })
   .describe('the face gallery: people enrolled at the kiosk, recognised without retraining')
   .prefault({});
 

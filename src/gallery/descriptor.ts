@@ -21,8 +21,15 @@ import { OnnxModel } from '../runtime/ort.js';
 import { ModelError } from '../shared/errors.js';
 import { rgbBatch, type RgbImage } from '../shared/image.js';
 import type { Face } from '../shared/messages.js';
-import { DEFAULT_DESCRIPTOR, type BuiltinDescriptorName } from './config.js';
-import { DLIB_IMPOSTOR_TAIL, FACERES_IMPOSTOR_TAIL, type ImpostorTail } from './match.js';
+import { DEFAULT_DESCRIPTOR, DEFAULT_FLIP, DEFAULT_RULE, type BuiltinDescriptorName } from './config.js';
+import {
+  BUILTIN_IMPOSTOR_TAILS,
+  tailFor,
+  type ImpostorTail,
+  type ImpostorTails,
+  type ScoringRule,
+  type ScoringVariant,
+} from './match.js';
 
 /** Bump when the way enrolment and recognition cut faces for the descriptor changes. */
 export const ALIGNMENT_VERSION = 1;
@@ -32,11 +39,11 @@ export const DESCRIPTOR_CROP: FaceAlignment = cropSchema.parse({});
 
 export const DESCRIPTOR_INPUT = 224;
 
-/** What each built-in descriptor needs: its model, input side, crop and impostor tail. */
+/** What each built-in descriptor needs: its model, input side, crop and impostor tails (one per scoring variant fitted). */
 export interface BuiltinDescriptorSpec {
   readonly inputSize: number;
   readonly crop: FaceAlignment;
-  readonly impostorTail: ImpostorTail;
+  readonly impostorTails: ImpostorTails;
 }
 
 export const BUILTIN_DESCRIPTORS: Readonly<Record<BuiltinDescriptorName, BuiltinDescriptorSpec>> = {
@@ -44,9 +51,9 @@ export const BUILTIN_DESCRIPTORS: Readonly<Record<BuiltinDescriptorName, Builtin
   dlib: {
     inputSize: 150,
     crop: { method: 'landmarks', template: 'dlib', zoom: 1, margin: 1.3, rotate: true },
-    impostorTail: DLIB_IMPOSTOR_TAIL,
+    impostorTails: BUILTIN_IMPOSTOR_TAILS.dlib,
   },
-  faceres: { inputSize: DESCRIPTOR_INPUT, crop: DESCRIPTOR_CROP, impostorTail: FACERES_IMPOSTOR_TAIL },
+  faceres: { inputSize: DESCRIPTOR_INPUT, crop: DESCRIPTOR_CROP, impostorTails: BUILTIN_IMPOSTOR_TAILS.faceres },
 };
 
 /** The built-in descriptor's input and output names (its signature in src/model/builtin.ts). */
@@ -60,20 +67,41 @@ export interface FaceDescriptor {
   readonly size: number;
   readonly crop: FaceAlignment;
   readonly inputSize: number;
-  /** The upper tail of its impostor scores: the gallery threshold is read from it. */
+  /** Test-time flip: each vector is the mean of the crop's and its mirror's (part of the id). */
+  readonly flip: boolean;
+  /** How the gallery scores a person's templates for this descriptor. */
+  readonly rule: ScoringRule;
+  /** The upper tail of its impostor scores under this flip and rule: the gallery threshold is read from it. */
   readonly impostorTail: ImpostorTail;
   /** One L2-normalised vector per crop (crops are inputSize × inputSize). */
   describe(crops: readonly RgbImage[]): Promise<Float32Array[]>;
   close(): Promise<void>;
 }
 
-/** The id of a descriptor: its source hash and the alignment it expects. */
-export function descriptorId(name: string, sourceHash: string, crop: FaceAlignment): string {
+/** The id of a descriptor: its source hash, the alignment it expects, and `+flip` when it averages crop and mirror. */
+export function descriptorId(name: string, sourceHash: string, crop: FaceAlignment, flip = false): string {
   const how =
     crop.method === 'landmarks'
       ? `l${crop.zoom}${crop.template && crop.template !== 'arcface' ? `-${crop.template}` : ''}`
       : `m${crop.margin}${crop.rotate ? 'r' : ''}`;
-  return `${name}:${sourceHash}/align${ALIGNMENT_VERSION}:${how}`;
+  return `${name}:${sourceHash}/align${ALIGNMENT_VERSION}:${how}${flip ? '+flip' : ''}`;
+}
+
+/** The left–right mirror of an RGB image. */
+export function mirror(img: RgbImage): RgbImage {
+  const { width: W, height: H, data } = img;
+  const out = new Uint8Array(data.length);
+  for (let y = 0; y < H; y++) {
+    const row = y * W * 3;
+    for (let x = 0; x < W; x++) {
+      const s = row + x * 3;
+      const d = row + (W - 1 - x) * 3;
+      out[d] = data[s]!;
+      out[d + 1] = data[s + 1]!;
+      out[d + 2] = data[s + 2]!;
+    }
+  }
+  return { data: out, width: W, height: H };
 }
 
 /** The face crop a descriptor takes (its own alignment and input size). */
@@ -90,9 +118,10 @@ export function cropFor(d: Pick<FaceDescriptor, 'crop' | 'inputSize'>, img: RgbI
 export async function builtinDescriptorOnnx(
   name: BuiltinDescriptorName,
   cacheDir?: string,
+  flip = false,
 ): Promise<{ bytes: Uint8Array; id: string }> {
   const file = await builtinModelPath(name, cacheDir ? { cacheDir } : {});
-  const id = descriptorId(name, builtinSourceDigest(name).slice(0, 16), BUILTIN_DESCRIPTORS[name].crop);
+  const id = descriptorId(name, builtinSourceDigest(name).slice(0, 16), BUILTIN_DESCRIPTORS[name].crop, flip);
   return { bytes: new Uint8Array(await readFile(file)), id };
 }
 
@@ -105,10 +134,15 @@ export function l2normalise(v: Float32Array): Float32Array {
   return out;
 }
 
+/** The kiosk's default scoring variant (gallery.flip, gallery.rule). */
+export const DEFAULT_VARIANT: ScoringVariant = { flip: DEFAULT_FLIP, rule: DEFAULT_RULE };
+
 /** A descriptor run by onnxruntime from a backbone-only graph (`pixels` → `features`). */
 export class OnnxDescriptor implements FaceDescriptor {
   readonly crop: FaceAlignment;
   readonly inputSize: number;
+  readonly flip: boolean;
+  readonly rule: ScoringRule;
   readonly impostorTail: ImpostorTail;
 
   private constructor(
@@ -116,19 +150,29 @@ export class OnnxDescriptor implements FaceDescriptor {
     readonly id: string,
     readonly size: number,
     spec: BuiltinDescriptorSpec,
+    variant: ScoringVariant,
+    impostorTail: ImpostorTail,
   ) {
     this.crop = spec.crop;
     this.inputSize = spec.inputSize;
-    this.impostorTail = spec.impostorTail;
+    this.flip = variant.flip;
+    this.rule = variant.rule;
+    this.impostorTail = impostorTail;
   }
 
-  /** `spec`: crop, input side and impostor tail (default faceres's, which a model directory's descriptor shares). */
+  /**
+   * `spec`: crop, input side and impostor tails (default faceres's, which a model directory's
+   * descriptor shares); `variant`: flip and rule, refused (ConfigError naming the fitted ones)
+   * where the spec has no tail for it. `id` must say `+flip` when variant.flip does.
+   */
   static async load(
     onnx: Uint8Array | string,
     id: string,
     threads?: number,
     spec: BuiltinDescriptorSpec = BUILTIN_DESCRIPTORS.faceres,
+    variant: ScoringVariant = DEFAULT_VARIANT,
   ): Promise<OnnxDescriptor> {
+    const tail = tailFor(spec.impostorTails, variant, id.split(':')[0] ?? id);
     const model = await OnnxModel.load(onnx, { threads });
     const input = model.signature().inputs.find((i) => i.name === PIXELS_INPUT);
     const out = model.signature().outputs.find((o) => o.name === FEATURES_OUTPUT);
@@ -141,18 +185,28 @@ export class OnnxDescriptor implements FaceDescriptor {
         `descriptor ${model.source} needs a uint8 "${PIXELS_INPUT}" [N, ${S}, ${S}, 3] input and an [N, D] "${FEATURES_OUTPUT}" output`,
       );
     }
-    return new OnnxDescriptor(model, id, size, spec);
+    return new OnnxDescriptor(model, id, size, spec, variant, tail);
   }
 
+  /** With flip, the crops and their mirrors in one batch, each pair's unit vectors averaged: the one place flip happens, for enrolment and recognition alike. */
   async describe(crops: readonly RgbImage[]): Promise<Float32Array[]> {
     if (crops.length === 0) return [];
     const S = this.inputSize;
-    const r = await this.model.run({ [PIXELS_INPUT]: rgbBatch(crops, S, S, 'descriptor') }, [FEATURES_OUTPUT]);
+    const batch = this.flip ? [...crops, ...crops.map(mirror)] : crops;
+    const r = await this.model.run({ [PIXELS_INPUT]: rgbBatch(batch, S, S, 'descriptor') }, [FEATURES_OUTPUT]);
     const f = r[FEATURES_OUTPUT];
-    if (!f || !(f.data instanceof Float32Array) || f.data.length !== crops.length * this.size)
-      throw new ModelError(`descriptor ${this.model.source} returned no [${crops.length}, ${this.size}] features`);
+    if (!f || !(f.data instanceof Float32Array) || f.data.length !== batch.length * this.size)
+      throw new ModelError(`descriptor ${this.model.source} returned no [${batch.length}, ${this.size}] features`);
     const data = f.data;
-    return crops.map((_, i) => l2normalise(data.subarray(i * this.size, (i + 1) * this.size)));
+    const D = this.size;
+    const unit = (i: number): Float32Array => l2normalise(data.subarray(i * D, (i + 1) * D));
+    if (!this.flip) return crops.map((_, i) => unit(i));
+    return crops.map((_, i) => {
+      const a = unit(i);
+      const b = unit(i + crops.length);
+      for (let j = 0; j < D; j++) a[j] = a[j]! + b[j]!;
+      return l2normalise(a);
+    });
   }
 
   close(): Promise<void> {
@@ -168,20 +222,29 @@ export class OnnxDescriptor implements FaceDescriptor {
  */
 export const MODEL_DESCRIPTOR_FILE = 'descriptor.onnx';
 
-/** The descriptor of a model directory, or undefined when it brings none (the built-in one is used). */
-export async function loadModelDirDescriptor(modelDir: string, threads?: number): Promise<FaceDescriptor | undefined> {
+/**
+ * The descriptor of a model directory, or undefined when it brings none (the built-in one is
+ * used). It shares faceres's impostor tails, so `variant` must be one fitted for faceres.
+ */
+export async function loadModelDirDescriptor(
+  modelDir: string,
+  threads?: number,
+  variant: ScoringVariant = DEFAULT_VARIANT,
+): Promise<FaceDescriptor | undefined> {
   const file = path.join(modelDir, MODEL_DESCRIPTOR_FILE);
   if (!existsSync(file)) return undefined;
   const bytes = new Uint8Array(await readFile(file));
-  const id = descriptorId('model', createHash('sha256').update(bytes).digest('hex').slice(0, 16), DESCRIPTOR_CROP);
-  return OnnxDescriptor.load(bytes, id, threads);
+  const hash = createHash('sha256').update(bytes).digest('hex').slice(0, 16);
+  const id = descriptorId('model', hash, DESCRIPTOR_CROP, variant.flip);
+  return OnnxDescriptor.load(bytes, id, threads, BUILTIN_DESCRIPTORS.faceres, variant);
 }
 
-/** A built-in descriptor (`gallery.descriptor`, default dlib), ready to run. */
+/** A built-in descriptor (`gallery.descriptor`, default dlib) with its scoring variant (`gallery.flip`, `gallery.rule`), ready to run. */
 export async function loadBuiltinDescriptor(
-  o: { name?: BuiltinDescriptorName; cacheDir?: string; threads?: number } = {},
+  o: { name?: BuiltinDescriptorName; cacheDir?: string; threads?: number; flip?: boolean; rule?: ScoringRule } = {},
 ): Promise<FaceDescriptor> {
   const name = o.name ?? DEFAULT_DESCRIPTOR;
-  const { bytes, id } = await builtinDescriptorOnnx(name, o.cacheDir || undefined);
-  return OnnxDescriptor.load(bytes, id, o.threads, BUILTIN_DESCRIPTORS[name]);
+  const variant: ScoringVariant = { flip: o.flip ?? DEFAULT_FLIP, rule: o.rule ?? DEFAULT_RULE };
+  const { bytes, id } = await builtinDescriptorOnnx(name, o.cacheDir || undefined, variant.flip);
+  return OnnxDescriptor.load(bytes, id, o.threads, BUILTIN_DESCRIPTORS[name], variant);
 }

@@ -15,6 +15,8 @@ import {
   fitImpostorTail,
   personScores,
   thresholdForGallery,
+  TOP_K,
+  variantName,
   type ImpostorTail,
   type ScoringOptions,
 } from './match.js';
@@ -203,6 +205,8 @@ export interface GalleryEvalResult {
   /** Photos in which no face was found (not scored; a genuine one counts as a reject in frrIncludingNotFound). */
   readonly facesNotFound: { readonly genuine: number; readonly strangers: number; readonly enrolment: number };
   readonly threshold: number;
+  /** Where the calibrated threshold's impostor tail came from (`given` with a fixed threshold). */
+  readonly thresholdTail: string;
   readonly frame: ErrorRates;
   /** Per-frame FAR of enrolled people's probes against everyone else (leave-one-out). */
   readonly leaveOneOutFar: number;
@@ -272,8 +276,12 @@ export async function evaluateGallery(o: GalleryEvalOptions): Promise<GalleryEva
     if (!v) notFoundStrangers++;
     else frames.push({ truth: -1, scores: personScores(index, v) });
   }
-  // The built-in descriptor's fitted tail (faceres's for the development-only backbones).
-  const tail = BUILTIN_DESCRIPTORS[o.backbone === 'dlib' ? 'dlib' : 'faceres'].impostorTail;
+  let impostorTail: GalleryEvalResult['impostorTail'] = null;
+  if (o.fitImpostors) {
+    const scores = poolImpostorScores(p, vec, o.scoring, o.protocol.enrolPerPerson);
+    impostorTail = { ...fitImpostorTail(scores.scores), scores: scores.scores.length, people: scores.people };
+  }
+  const { tail, tailSource } = calibrationTail(o, impostorTail);
   const threshold = o.threshold ?? thresholdForGallery(index.people, { targetFar: o.targetFar, tail });
   const probes = scoredProbes(frames);
   const impostors = impostorScores(frames);
@@ -281,11 +289,6 @@ export async function evaluateGallery(o: GalleryEvalOptions): Promise<GalleryEva
   const genuineFound = frames.filter((f) => f.truth >= 0).length;
   const correct = Math.round(frame.accuracy * genuineFound);
   const curve = errorCurve(probes, 400);
-  let impostorTail: GalleryEvalResult['impostorTail'] = null;
-  if (o.fitImpostors) {
-    const scores = poolImpostorScores(p, vec, o.scoring, o.protocol.enrolPerPerson);
-    impostorTail = { ...fitImpostorTail(scores.scores), scores: scores.scores.length, people: scores.people };
-  }
   return {
     settings: {
       backbone: o.backbone,
@@ -302,6 +305,7 @@ export async function evaluateGallery(o: GalleryEvalOptions): Promise<GalleryEva
     strangerProbes: p.strangers.length,
     facesNotFound: { genuine: notFoundGenuine, strangers: notFoundStrangers, enrolment: notFoundEnrol },
     threshold,
+    thresholdTail: o.threshold === undefined ? tailSource : 'given',
     frame,
     leaveOneOutFar: leaveOneOutFar(frames, threshold),
     frrIncludingNotFound: genuineTotal ? (genuineTotal - correct) / genuineTotal : 0,
@@ -311,6 +315,27 @@ export async function evaluateGallery(o: GalleryEvalOptions): Promise<GalleryEva
     curve,
     impostorTail,
   };
+}
+
+/**
+ * The tail the calibrated threshold is read from: the kiosk's, fitted for this descriptor, flip
+ * and rule (faceres's for the development-only backbones); for a variant the kiosk has none
+ * for, this run's fit (--fit-impostors), else the no-flip `best` tail, which the source says.
+ */
+export function calibrationTail(
+  o: Pick<GalleryEvalOptions, 'backbone' | 'flip' | 'scoring'>,
+  fitted: ImpostorTail | null,
+): { tail: ImpostorTail; tailSource: string } {
+  const name = o.backbone === 'dlib' ? 'dlib' : 'faceres';
+  const tails = BUILTIN_DESCRIPTORS[name].impostorTails;
+  const rule = o.scoring.rule ?? 'best';
+  const variant = { flip: o.flip, rule };
+  const kiosk = rule === 'top-k' && (o.scoring.k ?? TOP_K) !== TOP_K ? undefined : tails[variantName(variant)];
+  if (kiosk) return { tail: kiosk, tailSource: `${name}'s ${variantName(variant)} tail` };
+  if (fitted) return { tail: fitted, tailSource: "this run's fit (no kiosk tail for this variant)" };
+  const best = tails.best;
+  if (!best) throw new RangeError(`no impostor tail for ${name}`);
+  return { tail: best, tailSource: `${name}'s best tail (none fitted for this variant)` };
 }
 
 /**
@@ -362,6 +387,7 @@ export function galleryResultJson(r: GalleryEvalResult): Record<string, unknown>
     stranger_probes: r.strangerProbes,
     faces_not_found: r.facesNotFound,
     threshold: r4(r.threshold),
+    threshold_tail: r.thresholdTail,
     frame: rates(r.frame),
     leave_one_out_far: r4(r.leaveOneOutFar),
     frr_including_not_found: r4(r.frrIncludingNotFound),

@@ -8,6 +8,16 @@
  * glasses) that one centroid averages away. The index is one contiguous Float32Array of unit
  * rows, normalised once when the gallery changes, so a search is one pass over it.
  */
+import {
+  scoringRules,
+  unfittedVariant,
+  variantName,
+  type BuiltinDescriptorName,
+  type FITTED_VARIANTS,
+  type ScoringRule,
+  type ScoringVariant,
+} from './config.js';
+import { ConfigError } from '../shared/errors.js';
 import { dotKernel, paddedStride, type DotKernel } from './kernel.js';
 
 export interface GalleryEntry {
@@ -15,8 +25,10 @@ export interface GalleryEntry {
   readonly templates: readonly Float32Array[];
 }
 
-export const scoringRules = ['best', 'top-k', 'centroid'] as const;
-export type ScoringRule = (typeof scoringRules)[number];
+export { scoringRules, variantName, type ScoringRule, type ScoringVariant };
+
+/** top-k's k where a gallery does not say (the kiosk's impostor tails for top-k are fitted with it). */
+export const TOP_K = 2;
 
 export interface ScoringOptions {
   /** How a person's templates make one score (default `best`). */
@@ -61,7 +73,7 @@ function writeUnit(v: Float32Array, out: Float32Array, offset: number): void {
 
 export function buildIndex(entries: readonly GalleryEntry[], o: ScoringOptions = {}): GalleryIndex {
   const rule = o.rule ?? 'best';
-  const k = o.k ?? 2;
+  const k = o.k ?? TOP_K;
   if (!(Number.isInteger(k) && k >= 1)) throw new RangeError(`top-k needs a whole k ≥ 1, got ${k}`);
   const dims = entries.find((e) => e.templates.length)?.templates[0]?.length ?? 0;
   for (const e of entries)
@@ -236,6 +248,59 @@ export const FACERES_IMPOSTOR_TAIL: ImpostorTail = { t0: 0.5958, q0: 0.01, beta:
  * one in 10,000).
  */
 export const DLIB_IMPOSTOR_TAIL: ImpostorTail = { t0: 0.9327, q0: 0.001, beta: 0.0059 };
+
+/*
+ * dlib's tails for the other scoring variants: the same descriptor, alignment and impostor
+ * pool as DLIB_IMPOSTOR_TAIL (590 people enrolled alone with 3 templates, 2,203,829 impostor
+ * scores, q0 0.001), measured on 2 December 2026 with `facegate eval --gallery --flip
+ * --rule … --fit-impostors`. "flip": each template and probe is the unit mean of the crop's
+ * and its mirror's descriptors. Each fit against the pool's own quantiles, at one in 10,000
+ * and one in 100,000 (100 and 1,000 people at FAR 1 %): the tail is within 0.0004 at the
+ * first and 0.0019–0.0025 above at the second (strict), as for DLIB_IMPOSTOR_TAIL.
+ */
+
+/** dlib, flip, `best`: 0.9485 vs the pool's 0.9485 at 1e-4; 0.9614 vs 0.9595 at 1e-5. */
+export const DLIB_FLIP_IMPOSTOR_TAIL: ImpostorTail = { t0: 0.9355, q0: 0.001, beta: 0.0056 };
+
+/** dlib, flip, `centroid` (of the unit templates): 0.9516 vs 0.9514 at 1e-4; 0.9643 vs 0.9624 at 1e-5. */
+export const DLIB_FLIP_CENTROID_IMPOSTOR_TAIL: ImpostorTail = { t0: 0.939, q0: 0.001, beta: 0.0055 };
+
+/** dlib, flip, `top-k` with k 2 (TOP_K): 0.9442 vs 0.9438 at 1e-4; 0.9583 vs 0.9558 at 1e-5. */
+export const DLIB_FLIP_TOP2_IMPOSTOR_TAIL: ImpostorTail = { t0: 0.93, q0: 0.001, beta: 0.0061 };
+
+/** dlib, no flip, `centroid`: 0.9495 vs 0.9494 at 1e-4; 0.9622 vs 0.9603 at 1e-5. */
+export const DLIB_CENTROID_IMPOSTOR_TAIL: ImpostorTail = { t0: 0.9369, q0: 0.001, beta: 0.0055 };
+
+/** A descriptor's fitted impostor tails, by variantName: only these variants can be run. */
+export type ImpostorTails = Readonly<Partial<Record<string, ImpostorTail>>>;
+
+/**
+ * faceres, flip, `centroid`: the same pool and protocol as FACERES_IMPOSTOR_TAIL, fitted at
+ * q0 0.001 on 2 December 2026 (`--descriptor faceres --flip --rule centroid --fit-impostors`):
+ * 0.7300 vs the pool's 0.7297 at 1e-4; 0.7747 vs 0.7570 at 1e-5 (strict).
+ */
+export const FACERES_FLIP_CENTROID_IMPOSTOR_TAIL: ImpostorTail = { t0: 0.6853, q0: 0.001, beta: 0.0194 };
+
+/** The built-in descriptors' fitted tails (each fit measured as its constant's comment says). */
+export const BUILTIN_IMPOSTOR_TAILS: {
+  readonly [D in BuiltinDescriptorName]: Readonly<Record<(typeof FITTED_VARIANTS)[D][number], ImpostorTail>>;
+} = {
+  dlib: {
+    best: DLIB_IMPOSTOR_TAIL,
+    centroid: DLIB_CENTROID_IMPOSTOR_TAIL,
+    'flip+best': DLIB_FLIP_IMPOSTOR_TAIL,
+    'flip+top-k': DLIB_FLIP_TOP2_IMPOSTOR_TAIL,
+    'flip+centroid': DLIB_FLIP_CENTROID_IMPOSTOR_TAIL,
+  },
+  faceres: { best: FACERES_IMPOSTOR_TAIL, 'flip+centroid': FACERES_FLIP_CENTROID_IMPOSTOR_TAIL },
+};
+
+/** The tail a variant's threshold is read from; ConfigError naming the fitted variants when there is none. */
+export function tailFor(tails: ImpostorTails, v: ScoringVariant, descriptor: string): ImpostorTail {
+  const tail = tails[variantName(v)];
+  if (!tail) throw new ConfigError(unfittedVariant(Object.keys(tails), v, descriptor) ?? '');
+  return tail;
+}
 
 /**
  * Fits an ImpostorTail to impostor scores: t0 the (1 − q0) quantile, beta the mean excess above

@@ -46,6 +46,8 @@ export async function openGallery(o: OpenGalleryOptions): Promise<OpenGallery> {
       o.descriptor ??
       (await loadBuiltinDescriptor({
         name: o.config.descriptor,
+        flip: o.config.flip,
+        rule: o.config.rule,
         cacheDir: o.config.descriptorCacheDir,
         threads: o.threads,
       }));

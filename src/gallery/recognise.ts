@@ -92,7 +92,7 @@ export class GalleryRecogniser {
     if (good.length === 0) return [];
     // Someone enrolled by a process that runs another descriptor (the CLI) gets templates of this one first.
     await this.deps.gallery.refresh(descriptor);
-    const snap = this.deps.gallery.snapshot(descriptor.id, descriptor.impostorTail);
+    const snap = this.deps.gallery.snapshot(descriptor);
     if (snap.threshold !== this.lastThreshold) {
       this.lastThreshold = snap.threshold;
       this.log.info({ people: snap.people, threshold: Number(snap.threshold.toFixed(4)) }, 'gallery threshold in use');

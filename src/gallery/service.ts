@@ -151,10 +151,11 @@ export class FaceGallery implements GalleryService {
   }
 
   /**
-   * The search index of the current gallery for a descriptor (default: enrolment's); one cheap
-   * query when nothing changed. `tail`: that descriptor's impostor tail (default: enrolment's).
+   * The search index of the current gallery for a descriptor (default: enrolment's), scored by
+   * its rule, with the threshold from its impostor tail; one cheap query when nothing changed.
    */
-  snapshot(descriptorId: string = this.descriptor.id, tail?: ImpostorTail): GallerySnapshot {
+  snapshot(d: Pick<FaceDescriptor, 'id' | 'impostorTail' | 'rule'> = this.descriptor): GallerySnapshot {
+    const { id: descriptorId, impostorTail: tail } = d;
     const version = this.deps.store.version();
     const hit = this.cached.get(descriptorId);
     if (hit?.version === version) return hit;
@@ -171,7 +172,7 @@ export class FaceGallery implements GalleryService {
       .map((p) => ({ personId: p.id, templates: byPerson.get(p.id) ?? [] }));
     const snap: GallerySnapshot = {
       version,
-      index: buildIndex(entries),
+      index: buildIndex(entries, { rule: d.rule }),
       people: entries.length,
       threshold: this.thresholdFor(entries.length, tail),
       names: new Map(people.map((p) => [p.id, p.name])),
@@ -302,7 +303,12 @@ export class FaceGallery implements GalleryService {
       if (t.descriptor === this.descriptor.id && t.personId !== personId)
         byPerson.set(t.personId, [...(byPerson.get(t.personId) ?? []), t.vector]);
     for (const [id, templates] of byPerson) entries.push({ personId: id, templates });
-    return { ...all, index: buildIndex(entries), people: entries.length, threshold: this.thresholdFor(entries.length) };
+    return {
+      ...all,
+      index: buildIndex(entries, { rule: this.descriptor.rule }),
+      people: entries.length,
+      threshold: this.thresholdFor(entries.length),
+    };
   }
 
   async enrolFromCamera(

@@ -3,8 +3,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { galleryConfigSchema } from '../../src/gallery/config.js';
-import { BUILTIN_DESCRIPTORS, cropFor, loadBuiltinDescriptor } from '../../src/gallery/descriptor.js';
-import { thresholdForGallery } from '../../src/gallery/match.js';
+import {
+  BUILTIN_DESCRIPTORS,
+  cropFor,
+  DEFAULT_VARIANT,
+  loadBuiltinDescriptor,
+  mirror,
+} from '../../src/gallery/descriptor.js';
+import { BUILTIN_IMPOSTOR_TAILS, tailFor, thresholdForGallery } from '../../src/gallery/match.js';
+import { ConfigError } from '../../src/shared/errors.js';
 import { loadDetector } from '../../src/detect/model.js';
 import { decodeRgb } from '../../src/shared/image.js';
 import { requireShared, sharedPaths } from '../support/shared.js';
@@ -23,13 +30,13 @@ test('each built-in descriptor has its own size, crop, id and threshold', async 
   try {
     assert.deepEqual([dlib.size, dlib.inputSize, dlib.crop.method], [128, 150, 'landmarks']);
     assert.deepEqual([faceres.size, faceres.inputSize, faceres.crop.method], [1024, 224, 'box']);
-    assert.match(dlib.id, /^dlib:[0-9a-f]{16}\/align1:l1-dlib$/);
-    assert.match(faceres.id, /^faceres:[0-9a-f]{16}\/align1:m1\.3r$/);
+    assert.match(dlib.id, /^dlib:[0-9a-f]{16}\/align1:l1-dlib\+flip$/);
+    assert.match(faceres.id, /^faceres:[0-9a-f]{16}\/align1:m1\.3r\+flip$/);
     const byDefault = await loadBuiltinDescriptor({ threads: 1 });
     assert.equal(byDefault.id, dlib.id, 'the default is dlib');
     await byDefault.close();
     // The threshold comes from each descriptor's own impostor tail.
-    assert.deepEqual(dlib.impostorTail, BUILTIN_DESCRIPTORS.dlib.impostorTail);
+    assert.deepEqual(dlib.impostorTail, tailFor(BUILTIN_DESCRIPTORS.dlib.impostorTails, DEFAULT_VARIANT, 'dlib'));
     const tDlib = thresholdForGallery(100, { tail: dlib.impostorTail });
     const tFaceres = thresholdForGallery(100, { tail: faceres.impostorTail });
     assert.ok(tDlib > tFaceres, `dlib ${tDlib} vs faceres ${tFaceres}`);
@@ -59,5 +66,69 @@ test('each built-in descriptor has its own size, crop, id and threshold', async 
   } finally {
     await dlib.close();
     await faceres.close();
+  }
+});
+
+test('gallery.flip and gallery.rule: only variants with a fitted impostor tail pass, and the refusal names those that exist', () => {
+  const ok = galleryConfigSchema.parse({ descriptor: 'dlib', flip: true, rule: 'top-k' });
+  assert.deepEqual([ok.flip, ok.rule], [true, 'top-k']);
+  const bad = galleryConfigSchema.safeParse({ descriptor: 'faceres', flip: true, rule: 'best' });
+  assert.ok(!bad.success);
+  const issue = bad.error.issues[0];
+  assert.deepEqual(issue?.path, ['rule']);
+  assert.match(issue?.message ?? '', /faceres descriptor with flip true and rule best/);
+  assert.match(issue?.message ?? '', /\(flip false, rule best; flip true, rule centroid\)/);
+  const dlibBad = galleryConfigSchema.safeParse({ descriptor: 'dlib', flip: false, rule: 'top-k' });
+  assert.ok(!dlibBad.success);
+  assert.match(dlibBad.error.issues[0]?.message ?? '', /flip true, rule top-k/, 'lists the fitted dlib variants');
+  // The same refusal where a descriptor is loaded with a variant its spec has no tail for.
+  assert.throws(
+    () => tailFor(BUILTIN_IMPOSTOR_TAILS.faceres, { flip: true, rule: 'best' }, 'faceres'),
+    (e: unknown) => e instanceof ConfigError && /set gallery.flip and gallery.rule/.test(e.message),
+  );
+});
+
+test('each fitted dlib variant has its own tail, and the threshold follows it', () => {
+  const t = BUILTIN_IMPOSTOR_TAILS.dlib;
+  const at1000 = (v: keyof typeof t): number => thresholdForGallery(1000, { tail: t[v] });
+  // Flip and centroid raise impostor scores (t0), so their thresholds are higher than best's.
+  assert.ok(at1000('flip+centroid') > at1000('flip+best'));
+  assert.ok(at1000('flip+best') > at1000('best'));
+  assert.ok(at1000('centroid') > at1000('best'));
+  for (const tail of Object.values(t)) assert.equal(tail.q0, 0.001);
+});
+
+test("flip: the descriptor of a crop is the unit mean of the crop's and its mirror's, and the id says so", async (t) => {
+  const plain = await loadBuiltinDescriptor({ name: 'dlib', threads: 1, flip: false, rule: 'best' });
+  const flipped = await loadBuiltinDescriptor({ name: 'dlib', threads: 1, flip: true, rule: 'centroid' });
+  try {
+    assert.equal(flipped.id, `${plain.id}+flip`, 'templates of one cannot be compared with the other');
+    assert.deepEqual([flipped.flip, flipped.rule], [true, 'centroid']);
+    assert.deepEqual(flipped.impostorTail, BUILTIN_IMPOSTOR_TAILS.dlib['flip+centroid']);
+    await assert.rejects(
+      loadBuiltinDescriptor({ name: 'faceres', threads: 1, flip: false, rule: 'top-k' }),
+      (e: unknown) => e instanceof ConfigError,
+    );
+    if (!requireShared(t)) return;
+    const detector = await loadDetector({ threads: 1 });
+    try {
+      const img = await decodeRgb(path.join(sharedPaths.yale, 'subject03', 'glasses.gif'));
+      const [face] = await detector.detect(img);
+      assert.ok(face);
+      const crop = cropFor(plain, img, face);
+      const [a, b] = await plain.describe([crop, mirror(crop)]);
+      const [f, again] = await flipped.describe([crop, crop]);
+      const mean = a!.map((x, i) => x + b![i]!);
+      const norm = Math.hypot(...mean);
+      for (let i = 0; i < mean.length; i++) assert.ok(Math.abs(f![i]! - mean[i]! / norm) < 1e-5, `component ${i}`);
+      for (let i = 0; i < f!.length; i++)
+        assert.ok(Math.abs(again![i]! - f![i]!) < 1e-5, 'each crop of a batch its own pair');
+      assert.ok(Math.abs(Math.hypot(...f!) - 1) < 1e-5);
+    } finally {
+      await detector.close();
+    }
+  } finally {
+    await plain.close();
+    await flipped.close();
   }
 });

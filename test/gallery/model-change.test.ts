@@ -94,6 +94,8 @@ test('a model update that changes the descriptor: templates recomputed from kept
     const newDescriptor = await loadModelDirDescriptor(m2, 1);
     assert.ok(newDescriptor);
     const newId = newDescriptor.id;
+    // What the gallery's snapshot needs of the new descriptor (its model is closed here).
+    const next = { id: newId, impostorTail: newDescriptor.impostorTail, rule: newDescriptor.rule };
     await newDescriptor.close();
 
     const modelCfg = configSchema.parse({ model: { threads: 1 } }).model;
@@ -165,7 +167,7 @@ test('a model update that changes the descriptor: templates recomputed from kept
         'Bo',
         ENROL_CONDITIONS.map((c) => yale(2, c)),
       );
-      assert.equal(k.g.gallery.snapshot(newId).people, 0, 'no template of the new descriptor before the update');
+      assert.equal(k.g.gallery.snapshot(next).people, 0, 'no template of the new descriptor before the update');
 
       const v = await offer(k);
       assert.equal(v.state, 'installed', JSON.stringify(v));
@@ -185,7 +187,7 @@ test('a model update that changes the descriptor: templates recomputed from kept
         );
         assert.equal(k.g.gallery.get(p.person.id)?.templates, 3);
       }
-      assert.equal(k.g.gallery.snapshot(newId).people, 2, 'both searchable under the new descriptor');
+      assert.equal(k.g.gallery.snapshot(next).people, 2, 'both searchable under the new descriptor');
 
       // The recogniser of the new model searches the new templates (a frame of Ada runs without error).
       const r = await k.host.process({ id: 1, timestamp: Date.now(), source: 'test', image: yale(1, 'sad') });
