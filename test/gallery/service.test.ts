@@ -154,6 +154,9 @@ test('remove erases everything of the person: rows, crops, thumbnail, bytes in t
   svc.remove(r.person.id);
   assert.equal(svc.get(r.person.id), undefined);
   assert.deepEqual(filesContaining(stateDir, [Buffer.from('Zebulon Quixote'), ...vectors, Buffer.from(crop)]), []);
+  // Only the id stays, queued for the operator's removal notice, until the broker took it.
+  assert.ok(store.pendingNotices().some((n) => n.personId === r.person.id));
+  store.noticeSent(r.person.id);
   assert.deepEqual(filesContaining(stateDir, [Buffer.from(r.person.id)]), []);
   assert.equal(svc.list().length, 1, 'the other person is untouched');
   svc.remove(keep.person.id);
