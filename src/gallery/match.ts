@@ -356,10 +356,17 @@ export function thresholdForGallery(people: number, o: { targetFar?: number; tai
  */
 export const DLIB_FLIP_CENTROID_AGGREGATE_TAIL: ImpostorTail = { t0: 0.9497, q0: 0.001, beta: 0.0046 };
 
+/**
+ * faceres, flip, `centroid`, for the mean of 4 photos: fitted as DLIB_FLIP_CENTROID_AGGREGATE_TAIL
+ * (439,983 scores, q0 0.001, 3 December 2026, `eval --gallery --descriptor faceres
+ * --fit-impostors`); other numbers of photos were not fitted for faceres.
+ */
+export const FACERES_FLIP_CENTROID_AGGREGATE_TAIL: ImpostorTail = { t0: 0.7403, q0: 0.001, beta: 0.0207 };
+
 /** The built-in descriptors' tails for aggregated probes, by variantName (only these variants aggregate). */
 export const BUILTIN_AGGREGATE_TAILS: { readonly [D in BuiltinDescriptorName]: ImpostorTails } = {
   dlib: { 'flip+centroid': DLIB_FLIP_CENTROID_AGGREGATE_TAIL },
-  faceres: {},
+  faceres: { 'flip+centroid': FACERES_FLIP_CENTROID_AGGREGATE_TAIL },
 };
 
 /**
