@@ -16,7 +16,16 @@ import { alignFace } from '../detect/align.js';
 import { assessFace, EnrolmentRefused, type RefusalCode } from './checks.js';
 import type { GalleryConfig } from './config.js';
 import { cropFor, type FaceDescriptor } from './descriptor.js';
-import { buildIndex, search, thresholdForGallery, type GalleryIndex, type ImpostorTail } from './match.js';
+import {
+  buildIndex,
+  decisionScore,
+  galleryDecision,
+  search,
+  type GalleryDecision,
+  type GalleryIndex,
+  type ImpostorTail,
+  type MarginCalibration,
+} from './match.js';
 import { GalleryError, type GalleryStore, type NewTemplate, type StoredPerson, type StoredTemplate } from './store.js';
 
 export { EnrolmentRefused, type RefusalCode } from './checks.js';
@@ -79,8 +88,10 @@ export interface GallerySnapshot {
   readonly version: number;
   readonly index: GalleryIndex;
   readonly people: number;
-  /** Score a face needs to be named, for this gallery size. */
+  /** Score a face needs to be named, for this gallery size (decisionScore of its search result). */
   readonly threshold: number;
+  /** gallery.norm margin in force at this size: the weight of the lead over the runner-up; null: the best cosine is compared. */
+  readonly weight: number | null;
   readonly names: ReadonlyMap<string, string>;
 }
 
@@ -145,16 +156,24 @@ export class FaceGallery implements GalleryService {
       : undefined;
   }
 
-  /** The threshold for a gallery of `people` with the configured target, read from the descriptor's impostor tail (default: enrolment's). */
-  thresholdFor(people: number, tail: ImpostorTail = this.descriptor.impostorTail): number {
-    return thresholdForGallery(people, { targetFar: this.deps.config.targetFar, tail });
+  /**
+   * The decision for a gallery of `people` with the configured target: the threshold from the
+   * descriptor's impostor tail, or from its margin calibration (gallery.norm margin) where that
+   * covers the size (default: enrolment's descriptor).
+   */
+  decisionFor(
+    people: number,
+    tail: ImpostorTail = this.descriptor.impostorTail,
+    margin: MarginCalibration | null = this.descriptor.margin ?? null,
+  ): GalleryDecision {
+    return galleryDecision(people, { targetFar: this.deps.config.targetFar, tail, margin });
   }
 
   /**
    * The search index of the current gallery for a descriptor (default: enrolment's), scored by
    * its rule, with the threshold from its impostor tail; one cheap query when nothing changed.
    */
-  snapshot(d: Pick<FaceDescriptor, 'id' | 'impostorTail' | 'rule'> = this.descriptor): GallerySnapshot {
+  snapshot(d: Pick<FaceDescriptor, 'id' | 'impostorTail' | 'rule' | 'margin'> = this.descriptor): GallerySnapshot {
     const { id: descriptorId, impostorTail: tail } = d;
     const version = this.deps.store.version();
     const hit = this.cached.get(descriptorId);
@@ -174,11 +193,19 @@ export class FaceGallery implements GalleryService {
       version,
       index: buildIndex(entries, { rule: d.rule }),
       people: entries.length,
-      threshold: this.thresholdFor(entries.length, tail),
+      ...this.decisionFor(entries.length, tail, d.margin ?? null),
       names: new Map(people.map((p) => [p.id, p.name])),
     };
     this.cached.set(descriptorId, snap);
-    this.log.info({ people: snap.people, threshold: Number(snap.threshold.toFixed(4)), version }, 'gallery loaded');
+    this.log.info(
+      {
+        people: snap.people,
+        threshold: Number(snap.threshold.toFixed(4)),
+        norm: snap.weight === null ? 'none' : 'margin',
+        version,
+      },
+      'gallery loaded',
+    );
     return snap;
   }
 
@@ -261,12 +288,14 @@ export class FaceGallery implements GalleryService {
       const others = this.snapshotExcluding(existing?.id);
       if (others.people > 0) {
         for (const v of vectors) {
-          const { best } = search(others.index, v);
-          if (best && best.score >= others.threshold) {
+          const hit = search(others.index, v);
+          const { best } = hit;
+          const score = decisionScore(hit, others.weight);
+          if (best && score >= others.threshold) {
             const who = others.names.get(best.personId) ?? best.personId;
             throw new EnrolmentRefused(
               'duplicate',
-              `this face already matches ${who} (score ${best.score.toFixed(3)} ≥ threshold ${others.threshold.toFixed(3)}): if ${trimmed} is ${who}, add the photos to ${who}; if they are different people, enrol again with --force (force: true)`,
+              `this face already matches ${who} (score ${score.toFixed(3)} ≥ threshold ${others.threshold.toFixed(3)}): if ${trimmed} is ${who}, add the photos to ${who}; if they are different people, enrol again with --force (force: true)`,
             );
           }
         }
@@ -307,7 +336,7 @@ export class FaceGallery implements GalleryService {
       ...all,
       index: buildIndex(entries, { rule: this.descriptor.rule }),
       people: entries.length,
-      threshold: this.thresholdFor(entries.length),
+      ...this.decisionFor(entries.length),
     };
   }
 
