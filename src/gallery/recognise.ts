@@ -96,7 +96,14 @@ export class GalleryRecogniser {
     const snap = this.deps.gallery.snapshot(descriptor);
     if (snap.threshold !== this.lastThreshold) {
       this.lastThreshold = snap.threshold;
-      this.log.info({ people: snap.people, threshold: Number(snap.threshold.toFixed(4)) }, 'gallery threshold in use');
+      this.log.info(
+        {
+          people: snap.people,
+          threshold: Number(snap.threshold.toFixed(4)),
+          score: snap.weight === null ? 'cosine' : 'margin',
+        },
+        'gallery threshold in use',
+      );
     }
     const vectors = await descriptor.describe(good.map((g) => g.crop));
     let opinions: (Match | undefined)[] = [];
