@@ -26,3 +26,42 @@ test('leave-one-out FAR and impostor scores use the same decision score as the k
   assert.equal(leaveOneOutFar(frames, m + 1e-6, 0.5), 0, 'margin: a lead of 0.01 adds too little');
   assert.deepEqual(impostorScores(frames, 0.5), [m, marginScore(s(0.7)[0]!, s(0.6)[0]!, 0.5)]);
 });
+
+test('fitMarginThresholds: seeded, monotone, every photo of the pool people left out a stranger; with weight 0 the raw threshold’s share', async () => {
+  const { fitMarginThresholds } = await import('../../src/gallery/eval.js');
+  const { thresholdForGallery } = await import('../../src/gallery/match.js');
+  const { mulberry32 } = await import('../../src/train/rng.js');
+  const rng = mulberry32(3);
+  // 40 pool people, 3 photos each (the last 10: 2), 8-d vectors around a person's own direction
+  const vectors = new Map<string, Float32Array>();
+  const pool = Array.from({ length: 40 }, (_, p) => {
+    const centre = Array.from({ length: 8 }, () => rng() - 0.5);
+    const files = Array.from({ length: p < 30 ? 3 : 2 }, (_, k) => {
+      const f = `p${p}/${k}.jpg`;
+      vectors.set(
+        f,
+        Float32Array.from(centre, (c) => c + 0.3 * (rng() - 0.5)),
+      );
+      return f;
+    });
+    return { person: `p${p}`, files };
+  });
+  const protocol = { minPhotos: 6, enrolPerPerson: 3, enrolled: [], probes: [], pool, strangers: [] };
+  const tail = { t0: 0.6, q0: 0.1, beta: 0.05 };
+  const o = { scoring: { rule: 'centroid' as const }, enrol: 3, sizes: [5, 20], draws: () => 4, tail, targetFar: 0.01 };
+  const fit = fitMarginThresholds(protocol, (f) => vectors.get(f) ?? null, { ...o, weight: 0.5, seed: 7 });
+  assert.deepEqual(
+    fit,
+    fitMarginThresholds(protocol, (f) => vectors.get(f) ?? null, { ...o, weight: 0.5, seed: 7 }),
+  );
+  assert.deepEqual(fit.people, [5, 20]);
+  assert.equal(fit.weight, 0.5);
+  assert.ok(fit.thresholds[1]! >= fit.thresholds[0]!, 'a larger gallery never gets a lower threshold');
+  // 5 people enrolled of 40 (those with 3 photos first): 35 left out, 25 × 3 + 10 × 2 photos, 4 draws
+  assert.equal(fit.strangers[0], 4 * (25 * 3 + 10 * 2));
+  assert.equal(fit.strangers[1], 4 * (10 * 3 + 10 * 2));
+  // weight 0: the margin score is the cosine, so the threshold lets in what the raw one does and is no higher
+  const raw = fitMarginThresholds(protocol, (f) => vectors.get(f) ?? null, { ...o, weight: 0, seed: 7 });
+  assert.ok(raw.thresholds[0]! <= thresholdForGallery(5, { tail }));
+  assert.ok(raw.rawFar[0]! > 0 && raw.rawFar[0]! < 1, 'the fixture lets some strangers in');
+});
