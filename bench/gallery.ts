@@ -15,7 +15,10 @@
  * default the config's defaults), with the crop the kiosk cuts for it and the impostor tail
  * fitted for that descriptor, flip and rule.
  *
- *   npm run bench:gallery [-- --data ../shared/data/faces/lfw-dev --sizes 10,100,1000 --descriptor dlib --no-flip --rule best]
+ * `--norm margin`: gallery.norm margin (the best cosine plus its weighted lead over the runner-up,
+ * with its calibrated threshold where the calibration covers the gallery size).
+ *
+ *   npm run bench:gallery [-- --data ../shared/data/faces/lfw-dev --sizes 10,100,1000 --descriptor dlib --no-flip --rule best --norm margin]
  */
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -24,15 +27,18 @@ import {
   DEFAULT_DESCRIPTOR,
   DEFAULT_FLIP,
   DEFAULT_RULE,
+  galleryNorms,
   type BuiltinDescriptorName,
+  type GalleryNorm,
 } from '../src/gallery/config.js';
 import { BUILTIN_DESCRIPTORS } from '../src/gallery/descriptor.js';
 import {
   buildIndex,
+  decisionScore,
+  galleryDecision,
   scoringRules,
   search,
   tailFor,
-  thresholdForGallery,
   variantName,
   type GalleryEntry,
   type ScoringRule,
@@ -54,8 +60,13 @@ if (!scoringRules.includes(rule)) throw new Error(`--rule must be one of ${scori
 const descriptor = arg('descriptor', DEFAULT_DESCRIPTOR) as BuiltinDescriptorName;
 if (!builtinDescriptorNames.includes(descriptor))
   throw new Error(`--descriptor must be one of ${builtinDescriptorNames.join(', ')}, got ${descriptor}`);
+const norm = arg('norm', 'none') as GalleryNorm;
+if (!galleryNorms.includes(norm)) throw new Error(`--norm must be one of ${galleryNorms.join(', ')}, got ${norm}`);
 const spec = BUILTIN_DESCRIPTORS[descriptor];
 const tail = tailFor(spec.impostorTails, { flip, rule }, descriptor);
+const margin = norm === 'margin' ? spec.marginCalibrations[variantName({ flip, rule })] : null;
+if (margin === undefined)
+  throw new Error(`--norm margin has no calibration for ${descriptor} ${variantName({ flip, rule })}`);
 const enrol = 3;
 const targetFar = 0.01;
 
@@ -95,10 +106,12 @@ async function main(): Promise<void> {
   const vec = new Map(files.map((f, i) => [f, described[i] ? descriptorOf(described[i], flip) : null]));
   const strangerVecs = strangers.map((f) => vec.get(f)).filter((v): v is Float32Array => !!v);
   console.log(
-    `lfw-dev: ${strangerVecs.length} stranger probes (singletons with a face found); ${descriptor}, ${spec.crop.method} alignment, scoring ${variantName({ flip, rule })}`,
+    `lfw-dev: ${strangerVecs.length} stranger probes (singletons with a face found); ${descriptor}, ${spec.crop.method} alignment, scoring ${variantName({ flip, rule })}, norm ${norm}`,
   );
-  console.log('| people | of them with 2 templates | genuine probes | threshold | FAR | FRR | search per probe |');
-  console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  console.log(
+    '| people | of them with 2 templates | genuine probes | score | threshold | FAR | FRR | search per probe |',
+  );
+  console.log('| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |');
   for (const n of sizes) {
     const gallery = chosen.slice(0, n);
     const entries: GalleryEntry[] = gallery.map((p) => ({
@@ -115,7 +128,7 @@ async function main(): Promise<void> {
         .map((f) => ({ person: p.person, v: vec.get(f) }))
         .filter((x): x is { person: string; v: Float32Array } => !!x.v),
     );
-    const threshold = thresholdForGallery(index.people, { targetFar, tail });
+    const { threshold, weight } = galleryDecision(index.people, { targetFar, tail, margin });
     // Time the searches (all probes, twice; the second pass is timed so the JIT is warm).
     const probes = [...genuine.map((g) => g.v), ...strangerVecs];
     for (const p of probes) search(index, p);
@@ -125,13 +138,13 @@ async function main(): Promise<void> {
     let correct = 0;
     genuine.forEach((g, i) => {
       const b = results[i]!.best;
-      if (b && b.score >= threshold && b.personId === g.person) correct++;
+      if (b && decisionScore(results[i]!, weight) >= threshold && b.personId === g.person) correct++;
     });
     let fa = 0;
-    for (let i = genuine.length; i < results.length; i++) if ((results[i]!.best?.score ?? -Infinity) >= threshold) fa++;
+    for (let i = genuine.length; i < results.length; i++) if (decisionScore(results[i]!, weight) >= threshold) fa++;
     const twoTemplates = gallery.filter((p) => p.files.length < enrol).length;
     console.log(
-      `| ${index.people} | ${twoTemplates} | ${genuine.length} | ${threshold.toFixed(4)} | ${pct(fa / strangerVecs.length)} | ${pct(1 - correct / Math.max(1, genuine.length))} | ${perProbeMs.toFixed(3)} ms |`,
+      `| ${index.people} | ${twoTemplates} | ${genuine.length} | ${weight === null ? 'cosine' : `margin (w ${weight})`} | ${threshold.toFixed(4)} | ${pct(fa / strangerVecs.length)} | ${pct(1 - correct / Math.max(1, genuine.length))} | ${perProbeMs.toFixed(3)} ms |`,
     );
   }
 }

@@ -4,7 +4,14 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { FaceAlignment, FaceTemplate } from '../detect/align.js';
-import { DEFAULT_FLIP, DEFAULT_RULE, scoringRules, type ScoringRule } from '../gallery/config.js';
+import {
+  DEFAULT_FLIP,
+  DEFAULT_RULE,
+  galleryNorms,
+  scoringRules,
+  type GalleryNorm,
+  type ScoringRule,
+} from '../gallery/config.js';
 import { precisionChoices, type PrecisionChoice } from '../model/manifest.js';
 import { alignmentKey, descriptorBackbones, type DescriptorBackbone } from '../recognise/descriptors.js';
 
@@ -19,6 +26,7 @@ interface EvalCliOptions {
   template: FaceTemplate;
   flip: boolean;
   rule: ScoringRule;
+  norm: GalleryNorm;
   topK: number;
   minPhotos: number;
   enrol: number;
@@ -27,6 +35,7 @@ interface EvalCliOptions {
   voteK: number;
   voteN: number;
   fitImpostors: boolean;
+  fitMargin: boolean;
   data?: string;
   unknown?: string;
   crops: boolean;
@@ -106,6 +115,14 @@ export function registerEval(program: Command): void {
         .choices(scoringRules)
         .default(DEFAULT_RULE),
     )
+    .addOption(
+      new Option(
+        '--norm <norm>',
+        'gallery: none (the best cosine is compared) or margin (gallery.norm margin: the best cosine plus half its lead over the runner-up, with its calibrated threshold where the calibration covers the gallery size)',
+      )
+        .choices(galleryNorms)
+        .default('none'),
+    )
     .option('--top-k <k>', 'gallery: templates averaged by --rule top-k', positiveInt, 2)
     .option('--min-photos <n>', 'gallery: people with at least this many photos are enrolled', positiveInt, 6)
     .option('--enrol <n>', 'gallery: photos enrolled per person (the first by file name)', positiveInt, 3)
@@ -114,6 +131,11 @@ export function registerEval(program: Command): void {
     .option('--vote-k <k>', 'gallery: frames of a visit that must agree', positiveInt, 3)
     .option('--vote-n <n>', 'gallery: frames of a visit (the vote window)', positiveInt, 5)
     .option('--fit-impostors', 'gallery: also fit the impostor tail on the people with too few photos', false)
+    .option(
+      '--fit-margin',
+      'gallery: also fit the --norm margin thresholds (gallery sizes 200 to 1,000) on the people with too few photos',
+      false,
+    )
     .option('--data <dir>', 'DIR/<person>/images; folders that are not classes of the model count as strangers')
     .option('--unknown <dir>', 'images of people the model must refuse (searched recursively)')
     .option('--crops', 'the images are face crops already: skip detection', false)
@@ -210,10 +232,12 @@ async function galleryAction(o: EvalCliOptions): Promise<void> {
     alignment,
     flip: o.flip,
     scoring: { rule: o.rule, k: o.topK },
+    norm: o.norm,
     targetFar: o.targetFar,
     threshold: o.threshold,
     visit: { k: o.voteK, n: o.voteN },
     fitImpostors: o.fitImpostors,
+    fitMargin: o.fitMargin,
     threads: o.threads,
     onProgress:
       o.json || !process.stderr.isTTY
@@ -235,7 +259,7 @@ async function galleryAction(o: EvalCliOptions): Promise<void> {
   const s = r.settings;
   const nf = r.facesNotFound;
   const lines = [
-    `gallery: ${s.backbone}, ${s.alignment.method} alignment (${alignmentKey(s.alignment)})${s.flip ? ', flip' : ''}, rule ${s.scoring.rule}${s.scoring.rule === 'top-k' ? ` (k ${s.scoring.k})` : ''}`,
+    `gallery: ${s.backbone}, ${s.alignment.method} alignment (${alignmentKey(s.alignment)})${s.flip ? ', flip' : ''}, rule ${s.scoring.rule}${s.scoring.rule === 'top-k' ? ` (k ${s.scoring.k})` : ''}${s.norm === 'margin' ? ', margin score' : o.norm === 'margin' ? ', cosine (the margin calibration does not cover this gallery size)' : ''}`,
     `${r.enrolled} people enrolled (${s.enrolPerPerson} photos each, people with ≥ ${s.minPhotos}), ${r.genuineProbes} genuine probes, ${r.strangerProbes} strangers`,
     `faces not found: ${nf.genuine} genuine, ${nf.strangers} strangers, ${nf.enrolment} enrolment photos`,
     `threshold ${r.threshold.toFixed(4)} (${o.threshold === undefined ? `calibrated for ${r.enrolled} people at FAR ${pct(s.targetFar)} from ${r.thresholdTail}` : 'given'})`,
@@ -256,6 +280,17 @@ async function galleryAction(o: EvalCliOptions): Promise<void> {
     ...(r.aggregateTail
       ? [
           `aggregate tail (means of ${AGGREGATE_FIT_FRAMES} photos, ${r.aggregateTail.scores} scores, ${r.aggregateTail.people} pool people): t0 ${r.aggregateTail.t0.toFixed(4)} q0 ${r.aggregateTail.q0.toFixed(4)} beta ${r.aggregateTail.beta.toFixed(4)}`,
+        ]
+      : []),
+    ...(r.marginFit
+      ? [
+          `margin thresholds (w ${r.marginFit.weight}) fitted on the pool: ` +
+            r.marginFit.people
+              .map(
+                (n, i) =>
+                  `${n} people ${r.marginFit!.thresholds[i]!.toFixed(5)} (${r.marginFit!.strangers[i]} strangers, raw lets in ${pct(r.marginFit!.rawFar[i]!)})`,
+              )
+              .join('; '),
         ]
       : []),
     ...(written.length ? [`report: ${written.join(', ')}`] : []),

@@ -17,7 +17,7 @@ import { moduleLogger } from '../shared/logger.js';
 import { Camera, createSource } from '../capture/camera.js';
 import type { CameraSource } from '../capture/source.js';
 import { FrameQueue } from '../capture/queue.js';
-import { Topics } from '../publish/topics.js';
+import { Topics, type StatePayload } from '../publish/topics.js';
 import { MqttConnection, buildClientOptions, safeUrl } from '../publish/mqtt.js';
 import { EmbeddedBroker } from '../publish/broker.js';
 import { EventPublisher } from '../publish/events.js';
@@ -75,11 +75,14 @@ export async function defaultLoader(cfg: Config['model'], g: OpenGallery, log: L
   const { loadModelDirDescriptor } = await import('../gallery/descriptor.js');
   return async (modelDir, intent) => {
     // A model directory may bring its own face descriptor; without one the built-in one runs.
-    // It is scored as the built-in one is (gallery.flip, gallery.rule), or refused where no tail is fitted for that.
-    const own = await loadModelDirDescriptor(modelDir, cfg.threads, {
-      flip: g.descriptor.flip,
-      rule: g.descriptor.rule,
-    });
+    // It is scored as the built-in one is (gallery.flip, gallery.rule, gallery.norm), or refused where no tail
+    // (or margin calibration) is fitted for that.
+    const own = await loadModelDirDescriptor(
+      modelDir,
+      cfg.threads,
+      { flip: g.descriptor.flip, rule: g.descriptor.rule },
+      g.descriptor.margin ? 'margin' : 'none',
+    );
     const descriptor = own ?? g.descriptor;
     let trained: Awaited<ReturnType<typeof RecognitionPipeline.load>> | undefined;
     try {
@@ -216,13 +219,17 @@ export class Daemon {
     };
   }
 
-  /** People searched and the threshold in use for that many (null before the gallery starts). */
-  private gallerySummary(): { people: number; threshold: number } | null {
+  /** People searched, the threshold in use for that many and the score it is for (null before the gallery starts). */
+  private gallerySummary(): StatePayload['gallery'] {
     const g = this.openGallery?.gallery;
     if (!g) return null;
     try {
       const s = g.snapshot();
-      return { people: s.people, threshold: Math.round(s.threshold * 10000) / 10000 };
+      return {
+        people: s.people,
+        threshold: Math.round(s.threshold * 10000) / 10000,
+        score: s.weight === null ? 'cosine' : 'margin',
+      };
     } catch {
       return null;
     }

@@ -75,6 +75,33 @@ export function unfittedVariant(fitted: readonly string[], v: ScoringVariant, de
   return `no impostor tail is fitted for the ${descriptor} descriptor with flip ${v.flip} and rule ${v.rule}, so no threshold can be calibrated for it: set gallery.flip and gallery.rule to one of (${can})`;
 }
 
+/** gallery.norm: none (the best cosine) or margin (the best cosine plus half its lead over the runner-up; src/gallery/match.ts). */
+export const galleryNorms = ['none', 'margin'] as const;
+export type GalleryNorm = (typeof galleryNorms)[number];
+
+/**
+ * The variants each built-in descriptor has a fitted margin calibration for (the keys of
+ * BUILTIN_MARGIN_CALIBRATIONS in src/gallery/match.ts, whose type makes the two agree), all at
+ * gallery.targetFar MARGIN_TARGET_FAR: only these can run with gallery.norm margin.
+ */
+export const MARGIN_VARIANTS = {
+  dlib: ['flip+centroid'],
+  faceres: [],
+} as const satisfies Record<BuiltinDescriptorName, readonly string[]>;
+export const MARGIN_TARGET_FAR = 0.01;
+
+/** Why gallery.norm margin cannot run with these settings; null when it can. */
+export function uncalibratedMargin(
+  fitted: readonly string[],
+  g: ScoringVariant & { readonly descriptor: string; readonly targetFar: number },
+): string | null {
+  if (!fitted.includes(variantName(g)))
+    return `gallery.norm margin has no threshold calibrated for the ${g.descriptor} descriptor with flip ${g.flip} and rule ${g.rule}${fitted.length ? ` (only for ${fitted.join(', ')})` : ''}: set gallery.norm to none${fitted.length ? ', or flip and rule to a calibrated variant' : ''}`;
+  if (g.targetFar !== MARGIN_TARGET_FAR)
+    return `gallery.norm margin is calibrated for gallery.targetFar ${MARGIN_TARGET_FAR} only, got ${g.targetFar}: set gallery.targetFar to ${MARGIN_TARGET_FAR} or gallery.norm to none`;
+  return null;
+}
+
 /** The default scoring variant (gallery.flip, gallery.rule): chosen by measurement (docs/measurements/lfw-dev.md). */
 export const DEFAULT_FLIP = true;
 export const DEFAULT_RULE: ScoringRule = 'centroid';
@@ -99,6 +126,12 @@ export const galleryConfigSchema = z
         "how a person's templates make one score: best (the best cosine), top-k (the mean of the best 2) or centroid (the cosine to their mean); the threshold comes from the impostor tail fitted for this rule with this flip and descriptor",
       )
       .default(DEFAULT_RULE),
+    norm: z
+      .enum(galleryNorms)
+      .describe(
+        "score normalisation with the gallery as its own cohort: none (a face's score is its best person's cosine) or margin (that cosine plus half its lead over the runner-up, with a threshold fitted for it; fewer false rejects in galleries of 200–1,000 people, and outside that size the plain cosine and its threshold are used); margin needs the dlib descriptor with flip and rule centroid and targetFar 0.01",
+      )
+      .default('none'),
     keepCrops: z
       .boolean()
       .describe(
@@ -137,6 +170,8 @@ export const galleryConfigSchema = z
     // The threshold needs an impostor tail fitted for this very descriptor, flip and rule.
     const why = unfittedVariant(FITTED_VARIANTS[g.descriptor], g, g.descriptor);
     if (why) ctx.addIssue({ code: 'custom', path: ['rule'], message: why });
+    const margin = g.norm === 'margin' ? uncalibratedMargin(MARGIN_VARIANTS[g.descriptor], g) : null;
+    if (margin) ctx.addIssue({ code: 'custom', path: ['norm'], message: margin });
   })
   .describe('the face gallery: people enrolled at the kiosk, recognised without retraining')
   .prefault({});

@@ -18,16 +18,26 @@ import { faceTransform, warpAffine, type FaceAlignment } from '../detect/align.j
 import { builtinModelPath, builtinSourceDigest } from '../model/builtin.js';
 import { cropSchema } from '../model/manifest.js';
 import { OnnxModel } from '../runtime/ort.js';
-import { ModelError } from '../shared/errors.js';
+import { ConfigError, ModelError } from '../shared/errors.js';
 import { rgbBatch, type RgbImage } from '../shared/image.js';
 import type { Face } from '../shared/messages.js';
-import { DEFAULT_DESCRIPTOR, DEFAULT_FLIP, DEFAULT_RULE, type BuiltinDescriptorName } from './config.js';
+import {
+  DEFAULT_DESCRIPTOR,
+  DEFAULT_FLIP,
+  DEFAULT_RULE,
+  MARGIN_TARGET_FAR,
+  uncalibratedMargin,
+  variantName,
+  type BuiltinDescriptorName,
+  type GalleryNorm,
+} from './config.js';
 import {
   BUILTIN_AGGREGATE_TAILS,
   BUILTIN_IMPOSTOR_TAILS,
+  BUILTIN_MARGIN_CALIBRATIONS,
   tailFor,
-  variantName,
   type ImpostorTail,
+  type MarginCalibration,
   type ImpostorTails,
   type ScoringRule,
   type ScoringVariant,
@@ -48,6 +58,8 @@ export interface BuiltinDescriptorSpec {
   readonly impostorTails: ImpostorTails;
   /** Tails of pooled probes (a track's mean descriptor), for the variants that pool. */
   readonly aggregateTails?: ImpostorTails;
+  /** Margin calibrations (gallery.norm margin), by variantName. */
+  readonly marginCalibrations: Readonly<Partial<Record<string, MarginCalibration>>>;
 }
 
 export const BUILTIN_DESCRIPTORS: Readonly<Record<BuiltinDescriptorName, BuiltinDescriptorSpec>> = {
@@ -57,12 +69,14 @@ export const BUILTIN_DESCRIPTORS: Readonly<Record<BuiltinDescriptorName, Builtin
     crop: { method: 'landmarks', template: 'dlib', zoom: 1, margin: 1.3, rotate: true },
     impostorTails: BUILTIN_IMPOSTOR_TAILS.dlib,
     aggregateTails: BUILTIN_AGGREGATE_TAILS.dlib,
+    marginCalibrations: BUILTIN_MARGIN_CALIBRATIONS.dlib,
   },
   faceres: {
     inputSize: DESCRIPTOR_INPUT,
     crop: DESCRIPTOR_CROP,
     impostorTails: BUILTIN_IMPOSTOR_TAILS.faceres,
     aggregateTails: BUILTIN_AGGREGATE_TAILS.faceres,
+    marginCalibrations: BUILTIN_MARGIN_CALIBRATIONS.faceres,
   },
 };
 
@@ -85,6 +99,8 @@ export interface FaceDescriptor {
   readonly impostorTail: ImpostorTail;
   /** The tail of a track's pooled (mean) descriptor under this flip and rule; absent where none is fitted (no pooling then). */
   readonly aggregateTail?: ImpostorTail;
+  /** gallery.norm margin: the margin score's calibration (absent or null: the best cosine is compared). */
+  readonly margin?: MarginCalibration | null;
   /** One L2-normalised vector per crop (crops are inputSize × inputSize). */
   describe(crops: readonly RgbImage[]): Promise<Float32Array[]>;
   close(): Promise<void>;
@@ -157,6 +173,7 @@ export class OnnxDescriptor implements FaceDescriptor {
   readonly rule: ScoringRule;
   readonly impostorTail: ImpostorTail;
   readonly aggregateTail?: ImpostorTail;
+  readonly margin: MarginCalibration | null;
 
   private constructor(
     private readonly model: OnnxModel,
@@ -165,6 +182,7 @@ export class OnnxDescriptor implements FaceDescriptor {
     spec: BuiltinDescriptorSpec,
     variant: ScoringVariant,
     impostorTail: ImpostorTail,
+    margin: MarginCalibration | null,
   ) {
     this.crop = spec.crop;
     this.inputSize = spec.inputSize;
@@ -173,12 +191,14 @@ export class OnnxDescriptor implements FaceDescriptor {
     this.impostorTail = impostorTail;
     const pooled = spec.aggregateTails?.[variantName(variant)];
     if (pooled) this.aggregateTail = pooled;
+    this.margin = margin;
   }
 
   /**
    * `spec`: crop, input side and impostor tails (default faceres's, which a model directory's
    * descriptor shares); `variant`: flip and rule, refused (ConfigError naming the fitted ones)
-   * where the spec has no tail for it. `id` must say `+flip` when variant.flip does.
+   * where the spec has no tail for it; `norm` margin likewise where the spec has no margin
+   * calibration for the variant. `id` must say `+flip` when variant.flip does.
    */
   static async load(
     onnx: Uint8Array | string,
@@ -186,8 +206,19 @@ export class OnnxDescriptor implements FaceDescriptor {
     threads?: number,
     spec: BuiltinDescriptorSpec = BUILTIN_DESCRIPTORS.faceres,
     variant: ScoringVariant = DEFAULT_VARIANT,
+    norm: GalleryNorm = 'none',
   ): Promise<OnnxDescriptor> {
-    const tail = tailFor(spec.impostorTails, variant, id.split(':')[0] ?? id);
+    const name = id.split(':')[0] ?? id;
+    const tail = tailFor(spec.impostorTails, variant, name);
+    const margin = norm === 'margin' ? (spec.marginCalibrations[variantName(variant)] ?? null) : null;
+    if (norm === 'margin' && !margin)
+      throw new ConfigError(
+        uncalibratedMargin(Object.keys(spec.marginCalibrations), {
+          ...variant,
+          descriptor: name,
+          targetFar: MARGIN_TARGET_FAR,
+        }) ?? '',
+      );
     const model = await OnnxModel.load(onnx, { threads });
     const input = model.signature().inputs.find((i) => i.name === PIXELS_INPUT);
     const out = model.signature().outputs.find((o) => o.name === FEATURES_OUTPUT);
@@ -200,7 +231,7 @@ export class OnnxDescriptor implements FaceDescriptor {
         `descriptor ${model.source} needs a uint8 "${PIXELS_INPUT}" [N, ${S}, ${S}, 3] input and an [N, D] "${FEATURES_OUTPUT}" output`,
       );
     }
-    return new OnnxDescriptor(model, id, size, spec, variant, tail);
+    return new OnnxDescriptor(model, id, size, spec, variant, tail, margin);
   }
 
   /** With flip, the crops and their mirrors in one batch, each pair's unit vectors averaged: the one place flip happens, for enrolment and recognition alike. */
@@ -245,21 +276,29 @@ export async function loadModelDirDescriptor(
   modelDir: string,
   threads?: number,
   variant: ScoringVariant = DEFAULT_VARIANT,
+  norm: GalleryNorm = 'none',
 ): Promise<FaceDescriptor | undefined> {
   const file = path.join(modelDir, MODEL_DESCRIPTOR_FILE);
   if (!existsSync(file)) return undefined;
   const bytes = new Uint8Array(await readFile(file));
   const hash = createHash('sha256').update(bytes).digest('hex').slice(0, 16);
   const id = descriptorId('model', hash, DESCRIPTOR_CROP, variant.flip);
-  return OnnxDescriptor.load(bytes, id, threads, BUILTIN_DESCRIPTORS.faceres, variant);
+  return OnnxDescriptor.load(bytes, id, threads, BUILTIN_DESCRIPTORS.faceres, variant, norm);
 }
 
 /** A built-in descriptor (`gallery.descriptor`, default dlib) with its scoring variant (`gallery.flip`, `gallery.rule`), ready to run. */
 export async function loadBuiltinDescriptor(
-  o: { name?: BuiltinDescriptorName; cacheDir?: string; threads?: number; flip?: boolean; rule?: ScoringRule } = {},
+  o: {
+    name?: BuiltinDescriptorName;
+    cacheDir?: string;
+    threads?: number;
+    flip?: boolean;
+    rule?: ScoringRule;
+    norm?: GalleryNorm;
+  } = {},
 ): Promise<FaceDescriptor> {
   const name = o.name ?? DEFAULT_DESCRIPTOR;
   const variant: ScoringVariant = { flip: o.flip ?? DEFAULT_FLIP, rule: o.rule ?? DEFAULT_RULE };
   const { bytes, id } = await builtinDescriptorOnnx(name, o.cacheDir || undefined, variant.flip);
-  return OnnxDescriptor.load(bytes, id, o.threads, BUILTIN_DESCRIPTORS[name], variant);
+  return OnnxDescriptor.load(bytes, id, o.threads, BUILTIN_DESCRIPTORS[name], variant, o.norm);
 }

@@ -11,26 +11,34 @@ import { meanDescriptor } from '../decide/aggregate.js';
 import { decideWindow, type Vote } from '../decide/voting.js';
 import { BUILTIN_DESCRIPTORS } from './descriptor.js';
 import type { FaceAlignment } from '../detect/align.js';
+import type { GalleryNorm } from './config.js';
 import {
   AGGREGATE_FIT_FRAMES,
   aggregateThreshold,
   BUILTIN_AGGREGATE_TAILS,
   buildIndex,
   fitImpostorTail,
+  galleryDecision,
+  MARGIN_WEIGHT,
+  marginScore,
   personScores,
   thresholdForGallery,
   TOP_K,
   variantName,
   type GalleryIndex,
   type ImpostorTail,
+  type MarginCalibration,
   type ScoringOptions,
 } from './match.js';
+import { ConfigError } from '../shared/errors.js';
+import { mulberry32, permutation } from '../train/rng.js';
 import { descriptorOf, describeFiles, loadDescriptorModel, type DescriptorBackbone } from '../recognise/descriptors.js';
 import type { GalleryProtocol } from '../recognise/protocol.js';
 import {
   errorCurve,
   equalErrorRate,
   errorRates,
+  nextUp,
   thresholdForFar,
   type ErrorRates,
   type ScoredProbe,
@@ -52,16 +60,30 @@ export interface VisitSettings {
   readonly k: number;
 }
 
-/** Best person of a frame, optionally ignoring one person (that person then plays a stranger). */
-export function bestOf(scores: Float32Array, exclude = -1): { who: number; score: number } {
+/**
+ * Best person of a frame, optionally ignoring one person (that person then plays a stranger).
+ * `score` is what the kiosk compares with the threshold: the best score, or with a margin
+ * weight (gallery.norm margin) marginScore of the best and the runner-up.
+ */
+export function bestOf(
+  scores: Float32Array,
+  exclude = -1,
+  weight: number | null = null,
+): { who: number; score: number } {
   let who = -1;
   let score = -Infinity;
-  for (let i = 0; i < scores.length; i++)
-    if (i !== exclude && scores[i]! > score) {
-      score = scores[i]!;
+  let second = -Infinity;
+  for (let i = 0; i < scores.length; i++) {
+    if (i === exclude) continue;
+    const v = scores[i]!;
+    if (v > score) {
+      second = score;
+      score = v;
       who = i;
-    }
-  return { who, score };
+    } else if (v > second) second = v;
+  }
+  if (weight === null || second === -Infinity) return { who, score };
+  return { who, score: marginScore(score, second, weight) };
 }
 
 /** A visit's pooled frames scored: the best person for the mean descriptor of the window ending at each frame. */
@@ -148,6 +170,7 @@ export function visitRates(
   threshold: number,
   v: VisitSettings,
   pool?: { readonly index: GalleryIndex; readonly threshold: number },
+  weight: number | null = null,
 ): VisitRates {
   const byPerson = new Map<number, ScoredFrame[]>();
   for (const f of frames) if (f.truth >= 0) byPerson.set(f.truth, [...(byPerson.get(f.truth) ?? []), f]);
@@ -160,10 +183,10 @@ export function visitRates(
   for (const [who, list] of byPerson) {
     for (const visit of visitsOf(list, v)) {
       genuine++;
-      const own = visit.map((f) => bestOf(f.scores));
+      const own = visit.map((f) => bestOf(f.scores, -1, weight));
       if (decideVisit(own, threshold, v, pooled(visit, -1)) !== who) fr++;
       strangers++;
-      const others = visit.map((f) => bestOf(f.scores, who));
+      const others = visit.map((f) => bestOf(f.scores, who, weight));
       if (decideVisit(others, threshold, v, pooled(visit, who)) !== null) fa++;
     }
   }
@@ -179,21 +202,25 @@ export function visitRates(
  * Per-frame FAR with each enrolled person in turn playing a stranger: their probes scored
  * against everyone else (an open-set figure that needs no stranger folder).
  */
-export function leaveOneOutFar(frames: readonly ScoredFrame[], threshold: number): number {
+export function leaveOneOutFar(
+  frames: readonly ScoredFrame[],
+  threshold: number,
+  weight: number | null = null,
+): number {
   let n = 0;
   let fa = 0;
   for (const f of frames) {
     if (f.truth < 0) continue;
     n++;
-    if (bestOf(f.scores, f.truth).score >= threshold) fa++;
+    if (bestOf(f.scores, f.truth, weight).score >= threshold) fa++;
   }
   return n ? fa / n : 0;
 }
 
 /** Per-frame probes for the threshold curve: best person and score. */
-export function scoredProbes(frames: readonly ScoredFrame[]): ScoredProbe[] {
+export function scoredProbes(frames: readonly ScoredFrame[], weight: number | null = null): ScoredProbe[] {
   return frames.map((f) => {
-    const b = bestOf(f.scores);
+    const b = bestOf(f.scores, -1, weight);
     return { truth: f.truth >= 0 ? String(f.truth) : null, predicted: String(b.who), score: b.score };
   });
 }
@@ -205,9 +232,9 @@ export function frrAtFar(probes: readonly ScoredProbe[], impostorScores: readonl
 }
 
 /** Impostor scores: the strangers' best scores, or (with no strangers) each probe's best other person. */
-export function impostorScores(frames: readonly ScoredFrame[]): number[] {
-  const strangers = frames.filter((f) => f.truth < 0).map((f) => bestOf(f.scores).score);
-  return strangers.length ? strangers : frames.map((f) => bestOf(f.scores, f.truth).score);
+export function impostorScores(frames: readonly ScoredFrame[], weight: number | null = null): number[] {
+  const strangers = frames.filter((f) => f.truth < 0).map((f) => bestOf(f.scores, -1, weight).score);
+  return strangers.length ? strangers : frames.map((f) => bestOf(f.scores, f.truth, weight).score);
 }
 
 export interface GalleryEvalOptions {
@@ -216,12 +243,16 @@ export interface GalleryEvalOptions {
   readonly alignment: FaceAlignment;
   readonly flip: boolean;
   readonly scoring: ScoringOptions;
+  /** gallery.norm: margin compares marginScore with its calibrated threshold where the calibration covers the gallery's size. */
+  readonly norm?: GalleryNorm;
   readonly targetFar: number;
   /** Fixed threshold instead of thresholdForGallery(enrolled people). */
   readonly threshold?: number;
   readonly visit: VisitSettings;
   /** Also fit the impostor tail on the protocol's pool. */
   readonly fitImpostors: boolean;
+  /** Also fit gallery.norm margin's threshold table on the pool (fitMarginThresholds, MARGIN_FIT). */
+  readonly fitMargin?: boolean;
   readonly threads?: number;
   readonly onProgress?: (done: number, total: number) => void;
 }
@@ -232,6 +263,8 @@ export interface GalleryEvalResult {
     readonly alignment: FaceAlignment;
     readonly flip: boolean;
     readonly scoring: ScoringOptions;
+    /** The score compared with the threshold: the best cosine (none) or the margin score (margin). */
+    readonly norm: GalleryNorm;
     readonly minPhotos: number;
     readonly enrolPerPerson: number;
     readonly visit: VisitSettings;
@@ -259,11 +292,21 @@ export interface GalleryEvalResult {
   readonly impostorTail: (ImpostorTail & { readonly scores: number; readonly people: number }) | null;
   /** The tail of pooled probes (means of AGGREGATE_FIT_FRAMES photos) fitted on the pool (with --fit-impostors). */
   readonly aggregateTail: (ImpostorTail & { readonly scores: number; readonly people: number }) | null;
+  /** gallery.norm margin's thresholds fitted on the pool (with --fit-margin). */
+  readonly marginFit: MarginFit | null;
 }
+
+/** How `--fit-margin` fits: the gallery sizes of the table, the draws per size, the weight and the seed. */
+export const MARGIN_FIT = {
+  sizes: [200, 300, 500, 1000],
+  draws: (people: number): number => (people >= 1000 ? 64 : people >= 500 ? 48 : 32),
+  weight: MARGIN_WEIGHT,
+  seed: 1,
+} as const;
 
 export async function evaluateGallery(o: GalleryEvalOptions): Promise<GalleryEvalResult> {
   const p = o.protocol;
-  const poolFiles = o.fitImpostors ? p.pool.flatMap((x) => x.files) : [];
+  const poolFiles = o.fitImpostors || o.fitMargin ? p.pool.flatMap((x) => x.files) : [];
   const files = [
     ...p.enrolled.flatMap((x) => x.files),
     ...p.probes.flatMap((x) => x.files),
@@ -327,16 +370,29 @@ export async function evaluateGallery(o: GalleryEvalOptions): Promise<GalleryEva
     aggregateTail = { ...fitImpostorTail(pooled.scores), scores: pooled.scores.length, people: pooled.people };
   }
   const { tail, tailSource } = calibrationTail(o, impostorTail);
-  const threshold = o.threshold ?? thresholdForGallery(index.people, { targetFar: o.targetFar, tail });
+  const marginFit = o.fitMargin
+    ? fitMarginThresholds(p, vec, {
+        ...MARGIN_FIT,
+        scoring: o.scoring,
+        enrol: o.protocol.enrolPerPerson,
+        tail,
+        targetFar: o.targetFar,
+      })
+    : null;
+  const margin = o.norm === 'margin' ? marginCalibrationFor(o) : null;
+  const decision = galleryDecision(index.people, { targetFar: o.targetFar, tail, margin });
+  // A given threshold is compared with the score gallery.norm asks for, at any size.
+  const weight = margin && o.threshold !== undefined ? margin.weight : decision.weight;
+  const threshold = o.threshold ?? decision.threshold;
   const poolTail = aggregateCalibrationTail(o, aggregateTail);
   let pooled: GalleryEvalResult['pooled'] = null;
   if (poolTail) {
     const t = aggregateThreshold(index.people, poolTail.tail, o.targetFar);
-    const visit = visitRates(frames, threshold, o.visit, { index, threshold: t });
+    const visit = visitRates(frames, threshold, o.visit, { index, threshold: t }, weight);
     pooled = { threshold: t, thresholdTail: poolTail.tailSource, visit };
   }
-  const probes = scoredProbes(frames);
-  const impostors = impostorScores(frames);
+  const probes = scoredProbes(frames, weight);
+  const impostors = impostorScores(frames, weight);
   const frame = errorRates(probes, threshold);
   const genuineFound = frames.filter((f) => f.truth >= 0).length;
   const correct = Math.round(frame.accuracy * genuineFound);
@@ -347,6 +403,7 @@ export async function evaluateGallery(o: GalleryEvalOptions): Promise<GalleryEva
       alignment: o.alignment,
       flip: o.flip,
       scoring: { rule: index.rule, ...(index.rule === 'top-k' ? { k: index.k } : {}) },
+      norm: weight === null ? 'none' : 'margin',
       minPhotos: p.minPhotos,
       enrolPerPerson: p.enrolPerPerson,
       visit: o.visit,
@@ -357,17 +414,23 @@ export async function evaluateGallery(o: GalleryEvalOptions): Promise<GalleryEva
     strangerProbes: p.strangers.length,
     facesNotFound: { genuine: notFoundGenuine, strangers: notFoundStrangers, enrolment: notFoundEnrol },
     threshold,
-    thresholdTail: o.threshold === undefined ? tailSource : 'given',
+    thresholdTail:
+      o.threshold !== undefined
+        ? 'given'
+        : weight !== null
+          ? `the ${variantName({ flip: o.flip, rule: o.scoring.rule ?? 'best' })} margin calibration (w ${weight})`
+          : tailSource,
     frame,
-    leaveOneOutFar: leaveOneOutFar(frames, threshold),
+    leaveOneOutFar: leaveOneOutFar(frames, threshold, weight),
     frrIncludingNotFound: genuineTotal ? (genuineTotal - correct) / genuineTotal : 0,
-    visit: visitRates(frames, threshold, o.visit),
+    visit: visitRates(frames, threshold, o.visit, undefined, weight),
     pooled,
     atFar: { far001: frrAtFar(probes, impostors, 0.001), far01: frrAtFar(probes, impostors, 0.01) },
     eer: equalErrorRate(curve),
     curve,
     impostorTail,
     aggregateTail,
+    marginFit,
   };
 }
 
@@ -412,6 +475,89 @@ export function combinations<T>(items: readonly T[], m: number): T[][] {
   for (let i = 0; i + m <= items.length; i++)
     for (const rest of combinations(items.slice(i + 1), m - 1)) out.push([items[i]!, ...rest]);
   return out;
+}
+
+/** The kiosk's margin calibration for this descriptor, flip and rule; ConfigError (what can run) where there is none. */
+export function marginCalibrationFor(o: Pick<GalleryEvalOptions, 'backbone' | 'flip' | 'scoring'>): MarginCalibration {
+  const name = o.backbone === 'dlib' ? 'dlib' : 'faceres';
+  const cals = BUILTIN_DESCRIPTORS[name].marginCalibrations;
+  const variant = { flip: o.flip, rule: o.scoring.rule ?? 'best' };
+  const k = variant.rule === 'top-k' && (o.scoring.k ?? TOP_K) !== TOP_K ? undefined : cals[variantName(variant)];
+  if (!k)
+    throw new ConfigError(
+      `--norm margin has no calibration for ${o.backbone} with ${variantName(variant)}: it is fitted for ${name} ${Object.keys(cals).join(', ') || 'with no variant'}`,
+    );
+  return k;
+}
+
+/** gallery.norm margin's threshold table as fitted on the pool (MarginCalibration), with what each size's fit rests on. */
+export interface MarginFit extends MarginCalibration {
+  /** Stranger scores at each size (all draws together). */
+  readonly strangers: readonly number[];
+  /** The share of them the raw threshold (the impostor tail's) lets in, which the margin threshold matches. */
+  readonly rawFar: readonly number[];
+}
+
+/**
+ * Fits gallery.norm margin's thresholds on the pool, never on probes: for each gallery size N,
+ * `draws(N)` galleries of N pool people drawn at random (people with ≥ `enrol` photos first,
+ * enrolled with their first `enrol`, then people with fewer, enrolled with all of theirs);
+ * every photo of the pool people left out is a stranger. The threshold lets in no larger a
+ * share of those strangers (by their margin score) than the tail's raw threshold for N lets in
+ * by their best cosine: where the margin score sorts faces better, the same strangers pass and
+ * fewer known faces are refused. Where the raw threshold's share dips at a larger size, the
+ * smaller size's threshold is kept. Seeded: the same pool gives the same table.
+ */
+export function fitMarginThresholds(
+  p: GalleryProtocol,
+  vec: (file: string) => Float32Array | null,
+  o: {
+    readonly scoring: ScoringOptions;
+    readonly enrol: number;
+    readonly sizes: readonly number[];
+    readonly draws: (people: number) => number;
+    readonly weight: number;
+    readonly tail: ImpostorTail;
+    readonly targetFar: number;
+    readonly seed?: number;
+  },
+): MarginFit {
+  const pool = p.pool
+    .map((x) => ({ person: x.person, v: x.files.map(vec).filter((v) => v !== null) }))
+    .filter((x) => x.v.length > 0);
+  const rng = mulberry32(o.seed ?? 1);
+  const thresholds: number[] = [];
+  const strangers: number[] = [];
+  const rawFar: number[] = [];
+  for (const n of o.sizes) {
+    if (n >= pool.length)
+      throw new RangeError(`a gallery of ${n} people needs a larger pool (${pool.length} people with a face found)`);
+    const raw = thresholdForGallery(n, { targetFar: o.targetFar, tail: o.tail });
+    const margins: number[] = [];
+    let rawPass = 0;
+    for (let d = 0; d < o.draws(n); d++) {
+      const order = permutation(pool.length, rng).map((i) => pool[i]!);
+      const ranked = [...order.filter((x) => x.v.length >= o.enrol), ...order.filter((x) => x.v.length < o.enrol)];
+      const index = buildIndex(
+        ranked.slice(0, n).map((x) => ({ personId: x.person, templates: x.v.slice(0, o.enrol) })),
+        o.scoring,
+      );
+      const scores = new Float32Array(index.people);
+      for (const x of ranked.slice(n))
+        for (const v of x.v) {
+          const b = bestOf(personScores(index, v, scores), -1, o.weight);
+          margins.push(b.score);
+          if (scores[b.who]! >= raw) rawPass++;
+        }
+    }
+    margins.sort((a, b) => b - a);
+    // The rawPass-th highest margin score is refused: at most rawPass strangers pass; and a
+    // larger gallery never gets a lower threshold than a smaller one (the strict side).
+    thresholds.push(Math.max(nextUp(margins[rawPass] ?? -Infinity), thresholds[thresholds.length - 1] ?? -Infinity));
+    strangers.push(margins.length);
+    rawFar.push(margins.length ? rawPass / margins.length : 0);
+  }
+  return { weight: o.weight, targetFar: o.targetFar, people: [...o.sizes], thresholds, strangers, rawFar };
 }
 
 /**
@@ -481,5 +627,6 @@ export function galleryResultJson(r: GalleryEvalResult): Record<string, unknown>
     eer: rates(r.eer),
     impostor_tail: r.impostorTail,
     aggregate_tail: r.aggregateTail,
+    margin_fit: r.marginFit,
   };
 }

@@ -9,11 +9,13 @@
  * rows, normalised once when the gallery changes, so a search is one pass over it.
  */
 import {
+  MARGIN_TARGET_FAR,
   scoringRules,
   unfittedVariant,
   variantName,
   type BuiltinDescriptorName,
   type FITTED_VARIANTS,
+  type MARGIN_VARIANTS,
   type ScoringRule,
   type ScoringVariant,
 } from './config.js';
@@ -380,4 +382,105 @@ export const AGGREGATE_FAR_SHARE = 0.1;
 /** The score the mean descriptor of a track must reach: thresholdForGallery at AGGREGATE_FAR_SHARE of the target FAR, from the aggregate tail. */
 export function aggregateThreshold(people: number, tail: ImpostorTail, targetFar = 0.01): number {
   return thresholdForGallery(people, { targetFar: targetFar * AGGREGATE_FAR_SHARE, tail });
+}
+
+/**
+ * `gallery.norm: margin`: the gallery is its own cohort. A face's score is its best person's
+ * cosine plus `weight` times how far that person leads the runner-up, s1 + w · (s1 − s2): a
+ * stranger's best match among many people seldom stands clear of the next one, and under one
+ * camera, where every cross score runs high, the runner-up runs high with it. The threshold for
+ * this score is read from a table fitted on the impostor pool for a range of gallery sizes;
+ * outside that range (a cohort too small to say anything, or a gallery larger than the pool
+ * could simulate) the raw cosine and the impostor tail's threshold are used.
+ */
+/** gallery.norm margin's weight of the lead (chosen among 0.25, 0.5, 0.75 and 1 on lfw-dev, docs/measurements/lfw-dev.md). */
+export const MARGIN_WEIGHT = 0.5;
+
+export interface MarginCalibration {
+  /** w in s1 + w · (s1 − s2). */
+  readonly weight: number;
+  /** gallery.targetFar the table was fitted for. */
+  readonly targetFar: number;
+  /** Gallery sizes, ascending, and the threshold fitted at each (interpolated linearly in log size). */
+  readonly people: readonly number[];
+  readonly thresholds: readonly number[];
+}
+
+/**
+ * dlib, flip, `centroid`, w 0.5, fitted on 3 December 2026 with `facegate eval --gallery
+ * --fit-margin` (fitMarginThresholds in src/gallery/eval.ts) on the impostor pool of the
+ * gallery protocol (lfw-dev people with 2–5 photos, never probes): 32 random galleries of 200
+ * and of 300 pool people, 48 of 500, 64 of 1,000, every photo of the pool people left out a
+ * stranger (47,232–95,951 stranger scores a size). At each size the threshold lets in the
+ * share of those strangers that DLIB_FLIP_CENTROID_IMPOSTOR_TAIL's raw threshold lets in at
+ * targetFar 1 % (0.68 / 0.74 / 0.72 / 0.61 %), never lower than a smaller size's, rounded up
+ * to 4 decimals (fit: 0.96553, 0.96553, 0.96689, 0.97179; another seed moves them by ≤ 0.0003).
+ * Below 200 people it is not used: on lfw-dev's 10-, 30- and 100-person galleries the margin
+ * score let in more strangers than the raw one at the same pool rate.
+ */
+export const DLIB_FLIP_CENTROID_MARGIN: MarginCalibration = {
+  weight: MARGIN_WEIGHT,
+  targetFar: MARGIN_TARGET_FAR,
+  people: [200, 300, 500, 1000],
+  thresholds: [0.9656, 0.9656, 0.9669, 0.9718],
+};
+
+/** The built-in descriptors' margin calibrations, by variantName: `gallery.norm: margin` runs only with these. */
+export const BUILTIN_MARGIN_CALIBRATIONS: {
+  readonly [D in BuiltinDescriptorName]: Readonly<Record<(typeof MARGIN_VARIANTS)[D][number], MarginCalibration>>;
+} = {
+  dlib: { 'flip+centroid': DLIB_FLIP_CENTROID_MARGIN },
+  faceres: {},
+};
+
+/** s1 + w · (s1 − s2): the best person's score with its lead over the runner-up weighted in. */
+export function marginScore(best: number, second: number, weight: number): number {
+  return best + weight * (best - second);
+}
+
+/**
+ * The margin score's threshold for a gallery of `people`: the table interpolated linearly in
+ * log(people); null outside the table's sizes (the raw threshold applies there).
+ */
+export function marginThreshold(people: number, cal: MarginCalibration): number | null {
+  const { people: sizes, thresholds } = cal;
+  const first = sizes[0];
+  const last = sizes[sizes.length - 1];
+  if (first === undefined || last === undefined || people < first || people > last) return null;
+  let i = 0;
+  while (i < sizes.length - 2 && people > sizes[i + 1]!) i++;
+  const n0 = sizes[i]!;
+  const n1 = sizes[i + 1] ?? n0;
+  const t0 = thresholds[i]!;
+  const t1 = thresholds[i + 1] ?? t0;
+  if (n1 === n0) return t0;
+  return t0 + ((t1 - t0) * Math.log(people / n0)) / Math.log(n1 / n0);
+}
+
+/** How a gallery of a given size decides: the threshold, and the margin weight (null: the raw cosine is compared). */
+export interface GalleryDecision {
+  readonly threshold: number;
+  readonly weight: number | null;
+}
+
+/**
+ * The decision for a gallery of `people`: with a margin calibration fitted for targetFar and a
+ * size inside its table, the margin score against its threshold; otherwise the best cosine
+ * against thresholdForGallery's.
+ */
+export function galleryDecision(
+  people: number,
+  o: { targetFar?: number; tail?: ImpostorTail; margin?: MarginCalibration | null } = {},
+): GalleryDecision {
+  const far = o.targetFar ?? 0.01;
+  const m = o.margin && o.margin.targetFar === far ? marginThreshold(people, o.margin) : null;
+  if (o.margin && m !== null) return { threshold: m, weight: o.margin.weight };
+  return { threshold: thresholdForGallery(people, { targetFar: far, tail: o.tail }), weight: null };
+}
+
+/** The score a search result is compared with the threshold by (−Infinity for an empty gallery). */
+export function decisionScore(r: SearchResult, weight: number | null): number {
+  if (!r.best) return -Infinity;
+  if (weight === null || !r.second) return r.best.score;
+  return marginScore(r.best.score, r.second.score, weight);
 }

@@ -48,6 +48,7 @@ export async function openGallery(o: OpenGalleryOptions): Promise<OpenGallery> {
         name: o.config.descriptor,
         flip: o.config.flip,
         rule: o.config.rule,
+        norm: o.config.norm,
         cacheDir: o.config.descriptorCacheDir,
         threads: o.threads,
       }));

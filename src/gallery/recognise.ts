@@ -16,7 +16,7 @@ import { decodeRgb, type RgbImage } from '../shared/image.js';
 import { moduleLogger } from '../shared/logger.js';
 import type { Face, Frame, Match, PoolableFace } from '../shared/messages.js';
 import { cropFor, type FaceDescriptor } from './descriptor.js';
-import { search } from './match.js';
+import { decisionScore, search } from './match.js';
 import type { FaceGallery, GallerySnapshot } from './service.js';
 import { reportFrameSkip } from '../shared/frame-skips.js';
 
@@ -36,14 +36,15 @@ export interface GalleryRecogniserDeps {
 /** Combines the gallery's verdict and the trained model's (pure). */
 export function combine(
   face: Face,
-  snap: Pick<GallerySnapshot, 'threshold' | 'names'>,
+  snap: Pick<GallerySnapshot, 'threshold' | 'names'> & Partial<Pick<GallerySnapshot, 'weight'>>,
   hit: ReturnType<typeof search>,
   trained: Match | undefined,
 ): Match {
   const best = hit.best;
   const name = best ? (snap.names.get(best.personId) ?? best.personId) : null;
   const margin = best ? best.score - (hit.second?.score ?? 0) : 0;
-  if (best && name && best.score >= snap.threshold)
+  // The best cosine, or with gallery.norm margin that cosine plus its weighted lead (what the threshold is for).
+  if (best && name && decisionScore(hit, snap.weight ?? null) >= snap.threshold)
     return {
       face,
       label: name,
@@ -116,7 +117,14 @@ export class GalleryRecogniser {
     const snap = this.deps.gallery.snapshot(descriptor);
     if (snap.threshold !== this.lastThreshold) {
       this.lastThreshold = snap.threshold;
-      this.log.info({ people: snap.people, threshold: Number(snap.threshold.toFixed(4)) }, 'gallery threshold in use');
+      this.log.info(
+        {
+          people: snap.people,
+          threshold: Number(snap.threshold.toFixed(4)),
+          score: snap.weight === null ? 'cosine' : 'margin',
+        },
+        'gallery threshold in use',
+      );
     }
     const vectors = await descriptor.describe(good.map((g) => g.crop));
     let opinions: (Match | undefined)[] = [];

@@ -19,10 +19,13 @@ import { cropFor, type FaceDescriptor } from './descriptor.js';
 import {
   aggregateThreshold,
   buildIndex,
+  decisionScore,
+  galleryDecision,
   search,
-  thresholdForGallery,
+  type GalleryDecision,
   type GalleryIndex,
   type ImpostorTail,
+  type MarginCalibration,
 } from './match.js';
 import { GalleryError, type GalleryStore, type NewTemplate, type StoredPerson, type StoredTemplate } from './store.js';
 
@@ -86,10 +89,12 @@ export interface GallerySnapshot {
   readonly version: number;
   readonly index: GalleryIndex;
   readonly people: number;
-  /** Score a face needs to be named, for this gallery size. */
+  /** Score a face needs to be named, for this gallery size (decisionScore of its search result). */
   readonly threshold: number;
   /** Score a track's pooled (mean) descriptor needs (aggregateThreshold); absent where the descriptor has no aggregate tail. */
   readonly aggregateThreshold?: number;
+  /** gallery.norm margin in force at this size: the weight of the lead over the runner-up; null: the best cosine is compared. */
+  readonly weight: number | null;
   readonly names: ReadonlyMap<string, string>;
 }
 
@@ -154,9 +159,17 @@ export class FaceGallery implements GalleryService {
       : undefined;
   }
 
-  /** The threshold for a gallery of `people` with the configured target, read from the descriptor's impostor tail (default: enrolment's). */
-  thresholdFor(people: number, tail: ImpostorTail = this.descriptor.impostorTail): number {
-    return thresholdForGallery(people, { targetFar: this.deps.config.targetFar, tail });
+  /**
+   * The decision for a gallery of `people` with the configured target: the threshold from the
+   * descriptor's impostor tail, or from its margin calibration (gallery.norm margin) where that
+   * covers the size (default: enrolment's descriptor).
+   */
+  decisionFor(
+    people: number,
+    tail: ImpostorTail = this.descriptor.impostorTail,
+    margin: MarginCalibration | null = this.descriptor.margin ?? null,
+  ): GalleryDecision {
+    return galleryDecision(people, { targetFar: this.deps.config.targetFar, tail, margin });
   }
 
   /**
@@ -164,7 +177,7 @@ export class FaceGallery implements GalleryService {
    * its rule, with the threshold from its impostor tail; one cheap query when nothing changed.
    */
   snapshot(
-    d: Pick<FaceDescriptor, 'id' | 'impostorTail' | 'aggregateTail' | 'rule'> = this.descriptor,
+    d: Pick<FaceDescriptor, 'id' | 'impostorTail' | 'aggregateTail' | 'rule' | 'margin'> = this.descriptor,
   ): GallerySnapshot {
     const { id: descriptorId, impostorTail: tail } = d;
     const version = this.deps.store.version();
@@ -185,14 +198,22 @@ export class FaceGallery implements GalleryService {
       version,
       index: buildIndex(entries, { rule: d.rule }),
       people: entries.length,
-      threshold: this.thresholdFor(entries.length, tail),
+      ...this.decisionFor(entries.length, tail, d.margin ?? null),
       ...(d.aggregateTail
         ? { aggregateThreshold: aggregateThreshold(entries.length, d.aggregateTail, this.deps.config.targetFar) }
         : {}),
       names: new Map(people.map((p) => [p.id, p.name])),
     };
     this.cached.set(descriptorId, snap);
-    this.log.info({ people: snap.people, threshold: Number(snap.threshold.toFixed(4)), version }, 'gallery loaded');
+    this.log.info(
+      {
+        people: snap.people,
+        threshold: Number(snap.threshold.toFixed(4)),
+        norm: snap.weight === null ? 'none' : 'margin',
+        version,
+      },
+      'gallery loaded',
+    );
     return snap;
   }
 
@@ -275,12 +296,14 @@ export class FaceGallery implements GalleryService {
       const others = this.snapshotExcluding(existing?.id);
       if (others.people > 0) {
         for (const v of vectors) {
-          const { best } = search(others.index, v);
-          if (best && best.score >= others.threshold) {
+          const hit = search(others.index, v);
+          const { best } = hit;
+          const score = decisionScore(hit, others.weight);
+          if (best && score >= others.threshold) {
             const who = others.names.get(best.personId) ?? best.personId;
             throw new EnrolmentRefused(
               'duplicate',
-              `this face already matches ${who} (score ${best.score.toFixed(3)} ≥ threshold ${others.threshold.toFixed(3)}): if ${trimmed} is ${who}, add the photos to ${who}; if they are different people, enrol again with --force (force: true)`,
+              `this face already matches ${who} (score ${score.toFixed(3)} ≥ threshold ${others.threshold.toFixed(3)}): if ${trimmed} is ${who}, add the photos to ${who}; if they are different people, enrol again with --force (force: true)`,
             );
           }
         }
@@ -321,7 +344,7 @@ export class FaceGallery implements GalleryService {
       ...all,
       index: buildIndex(entries, { rule: this.descriptor.rule }),
       people: entries.length,
-      threshold: this.thresholdFor(entries.length),
+      ...this.decisionFor(entries.length),
     };
   }
 

@@ -9,6 +9,9 @@ import type { DecisionKind } from '../shared/messages.js';
 export type StatusPayload = 'online' | 'offline';
 
 /** `<base>/<kiosk>/events`, QoS 1, never retained: one message per decision. */
+/** What the published gallery threshold is compared with. */
+export type GalleryScore = 'cosine' | 'margin';
+
 export interface EventPayload {
   /** Unique id (UUID v4): subscribers drop duplicates (QoS 1 is at-least-once). */
   readonly id: string;
@@ -41,8 +44,12 @@ export interface StatePayload {
   readonly camera: 'ok' | 'failed' | 'starting' | 'ended';
   /** Events waiting on disk for the broker. */
   readonly pendingEvents: number;
-  /** People enrolled in the gallery and the match threshold in use for that many (null without a gallery). */
-  readonly gallery: { readonly people: number; readonly threshold: number } | null;
+  /**
+   * People enrolled in the gallery, the match threshold in use for that many, and the score it
+   * is compared with: `cosine` (the best person's) or `margin` (gallery.norm margin: that cosine
+   * plus its weighted lead over the runner-up). Null without a gallery.
+   */
+  readonly gallery: { readonly people: number; readonly threshold: number; readonly score: GalleryScore } | null;
   readonly uptimeSeconds: number;
 }
 

@@ -140,3 +140,21 @@ test("flip: the descriptor of a crop is the unit mean of the crop's and its mirr
     await flipped.close();
   }
 });
+
+test('gallery.norm margin: refused at config load where no margin calibration is fitted, or for another targetFar', () => {
+  assert.equal(galleryConfigSchema.parse({}).norm, 'none');
+  assert.equal(galleryConfigSchema.parse({ norm: 'margin' }).norm, 'margin', 'dlib, flip + centroid: calibrated');
+  const faceres = galleryConfigSchema.safeParse({ descriptor: 'faceres', norm: 'margin' });
+  assert.ok(!faceres.success);
+  assert.deepEqual(faceres.error.issues[0]?.path, ['norm']);
+  assert.match(faceres.error.issues[0]?.message ?? '', /faceres descriptor .*set gallery.norm to none/);
+  const best = galleryConfigSchema.safeParse({ norm: 'margin', rule: 'best' });
+  assert.ok(!best.success);
+  assert.match(best.error.issues[0]?.message ?? '', /only for flip\+centroid/);
+  const far = galleryConfigSchema.safeParse({ norm: 'margin', targetFar: 0.001 });
+  assert.ok(!far.success);
+  assert.match(far.error.issues[0]?.message ?? '', /targetFar 0.01 only, got 0.001/);
+  // The kiosk reads the same table the config check names.
+  assert.deepEqual(Object.keys(BUILTIN_DESCRIPTORS.dlib.marginCalibrations), ['flip+centroid']);
+  assert.deepEqual(Object.keys(BUILTIN_DESCRIPTORS.faceres.marginCalibrations), []);
+});

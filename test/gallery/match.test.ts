@@ -2,7 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   buildIndex,
+  decisionScore,
+  DLIB_FLIP_CENTROID_IMPOSTOR_TAIL,
+  DLIB_FLIP_CENTROID_MARGIN,
   fitImpostorTail,
+  galleryDecision,
+  marginScore,
+  marginThreshold,
   personScores,
   search,
   tailQuantile,
@@ -132,4 +138,51 @@ test('the WebAssembly kernel gives the dot products of a plain loop (odd sizes, 
     const want = d / (Math.hypot(...t) * pn);
     assert.ok(Math.abs(got[i]! - want) < 1e-5, `row ${i}: ${got[i]} vs ${want}`);
   });
+});
+
+test('marginScore: the best score plus the weighted lead over the runner-up', () => {
+  assert.equal(marginScore(0.96, 0.9, 0.5), 0.96 + 0.5 * 0.06);
+  assert.equal(marginScore(0.95, 0.95, 0.5), 0.95, 'no lead: the plain score');
+  assert.equal(marginScore(0.97, 0.5, 0), 0.97);
+});
+
+const cal = { weight: 0.5, targetFar: 0.01, people: [200, 300, 1000], thresholds: [0.96, 0.97, 0.99] };
+
+test('marginThreshold: the table at its sizes, linear in log size between, null outside it', () => {
+  assert.equal(marginThreshold(200, cal), 0.96);
+  assert.equal(marginThreshold(300, cal), 0.97);
+  assert.equal(marginThreshold(1000, cal), 0.99);
+  // √(200·300) is half-way in log size
+  assert.ok(Math.abs(marginThreshold(Math.sqrt(200 * 300), cal)! - 0.965) < 1e-12);
+  assert.ok(Math.abs(marginThreshold(Math.sqrt(300 * 1000), cal)! - 0.98) < 1e-12);
+  assert.equal(marginThreshold(199, cal), null);
+  assert.equal(marginThreshold(1001, cal), null);
+  assert.equal(marginThreshold(500, { ...cal, people: [500], thresholds: [0.95] }), 0.95);
+  const t = DLIB_FLIP_CENTROID_MARGIN;
+  assert.equal(t.people.length, t.thresholds.length);
+  for (let i = 1; i < t.people.length; i++) {
+    assert.ok(t.people[i]! > t.people[i - 1]!);
+    assert.ok(t.thresholds[i]! >= t.thresholds[i - 1]!, 'a larger gallery never gets a lower threshold');
+  }
+});
+
+test('galleryDecision: the margin threshold inside the table, the tail threshold outside it or without a calibration', () => {
+  const tail = DLIB_FLIP_CENTROID_IMPOSTOR_TAIL;
+  assert.deepEqual(galleryDecision(300, { tail, margin: cal }), { threshold: 0.97, weight: 0.5 });
+  for (const n of [1, 10, 199, 1001])
+    assert.deepEqual(galleryDecision(n, { tail, margin: cal }), {
+      threshold: thresholdForGallery(n, { tail }),
+      weight: null,
+    });
+  assert.deepEqual(galleryDecision(300, { tail }), { threshold: thresholdForGallery(300, { tail }), weight: null });
+  // fitted for 1 %: another target falls back to the tail
+  assert.equal(galleryDecision(300, { tail, margin: cal, targetFar: 0.001 }).weight, null);
+});
+
+test('decisionScore: the best score, or its margin score when a weight is in force', () => {
+  const r = { best: { personId: 'a', score: 0.97 }, second: { personId: 'b', score: 0.93 } };
+  assert.equal(decisionScore(r, null), 0.97);
+  assert.equal(decisionScore(r, 0.5), 0.97 + 0.5 * 0.04);
+  assert.equal(decisionScore({ best: r.best, second: null }, 0.5), 0.97, 'one person: no runner-up to lead');
+  assert.equal(decisionScore({ best: null, second: null }, 0.5), -Infinity);
 });

@@ -105,7 +105,7 @@ test('state payload as the state reporter publishes it (snapshot)', () => {
       camera: 'ok',
       pendingEvents: 0,
       processed: 0,
-      gallery: { people: 12, threshold: 0.7 },
+      gallery: { people: 12, threshold: 0.7, score: 'cosine' },
     }),
     () => undefined,
   );
