@@ -185,6 +185,8 @@ export interface GalleryEvalOptions {
   /** Also fit the impostor tail on the protocol's pool. */
   readonly fitImpostors: boolean;
   readonly threads?: number;
+  /** The detector input's longer side (model.detectorSize). */
+  readonly detectorSize?: number;
   readonly onProgress?: (done: number, total: number) => void;
 }
 
@@ -235,6 +237,7 @@ export async function evaluateGallery(o: GalleryEvalOptions): Promise<GalleryEva
       model,
       alignment: o.alignment,
       threads: o.threads,
+      ...(o.detectorSize !== undefined ? { detectorSize: o.detectorSize } : {}),
       onProgress: o.onProgress,
     });
   } finally {
