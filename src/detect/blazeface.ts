@@ -34,14 +34,14 @@ export interface DetectorOptions {
   readonly maxFaces?: number;
   readonly threads?: number;
   /**
-   * The longer side of the detector input for a free-size graph (default 256, the size
-   * BlazeFace was trained at; a multiple of 32). Fewer pixels cost less; faces smaller than
-   * about 1/10 of it in input pixels are missed.
+   * The longer side of the detector input for a free-size graph (model.detectorSize; default
+   * 256, the size BlazeFace was trained at; a multiple of 32). Fewer pixels cost less, but
+   * boxes and keypoints move and small faces are missed more often (docs/measurements/speed.md).
    */
   readonly longSide?: number;
 }
 
-/** The longer side of a free-size detector input: the size BlazeFace was trained at. */
+/** The default longer side of a free-size detector input: the size BlazeFace was trained at. */
 export const DETECTOR_LONG_SIDE = 256;
 
 /** Defaults: `@vladmandic/human` uses 0.2 / 0.1 for its single-face mode; several faces at a door need a stricter score. */
