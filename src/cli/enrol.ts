@@ -193,7 +193,7 @@ export function registerEnrol(program: Command): void {
       gallery.remove(who);
       process.stdout.write(
         `removed ${p?.name ?? who} (id ${p?.id ?? '?'}): templates, crops and thumbnail erased\n` +
-          // The id is not kept anywhere: say now what the fleet needs (a running daemon also announces it).
+          // The daemon announces it too (now, or at its next start); say now what the fleet needs.
           `other kiosks keep this person until a signed removal reaches them: facegate enrol export-bundle --remove ${p?.id ?? who} on the operator's workstation\n`,
       );
       return Promise.resolve();

@@ -195,6 +195,7 @@ async function galleryAction(o: EvalCliOptions): Promise<void> {
     );
   const { galleryProtocol } = await import('../recognise/protocol.js');
   const { evaluateGallery, galleryResultJson } = await import('../gallery/eval.js');
+  const { AGGREGATE_FIT_FRAMES } = await import('../gallery/match.js');
   const protocol = await galleryProtocol(o.data, o.unknown, { minPhotos: o.minPhotos, enrol: o.enrol });
   const backbone = o.backbone ?? o.descriptor ?? 'dlib';
   const { BUILTIN_DESCRIPTORS } = await import('../gallery/descriptor.js');
@@ -247,11 +248,21 @@ async function galleryAction(o: EvalCliOptions): Promise<void> {
     `threshold ${r.threshold.toFixed(4)} (${o.threshold === undefined ? `calibrated for ${r.enrolled} people at FAR ${pct(s.targetFar)} from ${r.thresholdTail}` : 'given'})`,
     `per frame: far ${r.strangerProbes ? pct(r.frame.far) : 'n/a (no --unknown)'} (${pct(r.leaveOneOutFar)} with each enrolled person in turn left out), frr ${pct(r.frame.frr)} (${pct(r.frrIncludingNotFound)} counting faces not found), misidentified ${pct(r.frame.misidentified)}`,
     `per visit (${s.visit.k} of ${s.visit.n} frames): far ${pct(r.visit.far)} of ${r.visit.strangerVisits} stranger visits, frr ${pct(r.visit.frr)} of ${r.visit.genuineVisits}`,
+    ...(r.pooled
+      ? [
+          `per visit, frames pooled (threshold ${r.pooled.threshold.toFixed(4)} for the mean descriptor, from ${r.pooled.thresholdTail}): far ${pct(r.pooled.visit.far)}, frr ${pct(r.pooled.visit.frr)}`,
+        ]
+      : []),
     `curve: frr ${pct(r.atFar.far01.frr)} at far 1 %, ${pct(r.atFar.far001.frr)} at far 0.1 %` +
       (r.eer ? `, equal error ~${pct((r.eer.far + r.eer.frr) / 2)}` : ''),
     ...(r.impostorTail
       ? [
           `impostor tail (${r.impostorTail.scores} scores, ${r.impostorTail.people} pool people): t0 ${r.impostorTail.t0.toFixed(4)} q0 ${r.impostorTail.q0.toFixed(4)} beta ${r.impostorTail.beta.toFixed(4)}`,
+        ]
+      : []),
+    ...(r.aggregateTail
+      ? [
+          `aggregate tail (means of ${AGGREGATE_FIT_FRAMES} photos, ${r.aggregateTail.scores} scores, ${r.aggregateTail.people} pool people): t0 ${r.aggregateTail.t0.toFixed(4)} q0 ${r.aggregateTail.q0.toFixed(4)} beta ${r.aggregateTail.beta.toFixed(4)}`,
         ]
       : []),
     ...(written.length ? [`report: ${written.join(', ')}`] : []),

@@ -611,16 +611,17 @@ export class Daemon {
           await people?.stop();
         },
       });
-      // A person removed at this kiosk: an unsigned notice for the operator, who signs the fleet removal.
-      const { RemovalNotices } = await import('../gallery/removals.js');
-      const notices = new RemovalNotices({ mqtt, kioskId: cfg.mqtt.kioskId, store: gallery.store, db: this.db });
-      await this.startPart({
-        name: 'removal notices',
-        optional: true,
-        start: () => notices.start(),
-        stop: () => notices.stop(),
-      });
     }
+    // A person removed at this kiosk: an unsigned notice for the operator, who signs the fleet
+    // removal (and for any subscriber); queued by the removal, sent when the broker takes it.
+    const { RemovalNotices } = await import('../gallery/removals.js');
+    const notices = new RemovalNotices({ mqtt, kioskId: cfg.mqtt.kioskId, store: gallery.store });
+    await this.startPart({
+      name: 'removal notices',
+      optional: true,
+      start: () => notices.start(),
+      stop: () => notices.stop(),
+    });
 
     await this.sd.ready(`running: model ${host.currentVersion}, broker ${safeUrl(url)}`);
     const wd = this.sd.watchdogIntervalMs;

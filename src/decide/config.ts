@@ -15,6 +15,12 @@ export const deciderOptionsSchema = z
       .default(10_000),
     iouThreshold: z.number().min(0).max(1).describe('box overlap for a face to continue a track').default(0.3),
     maxAgeFrames: z.number().int().nonnegative().describe('frames a track survives without its face').default(10),
+    pool: z
+      .boolean()
+      .describe(
+        "pool a track's frames: once it has k frames, the mean descriptor of its last n frames may name the person at a stricter threshold of its own, besides the vote (gallery recognition with the default scoring, flip and centroid)",
+      )
+      .default(true),
   })
   .strict()
   .refine((o) => o.k <= o.n, { message: 'k must not exceed n', path: ['k'] });

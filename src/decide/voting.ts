@@ -61,3 +61,38 @@ export function kOfN(votes: readonly Vote[], k: number, n: number): VoteResult {
   if (unknown && unknown.count >= k) return { kind: 'unknown', votes: unknown.count };
   return { kind: 'undecided' };
 }
+
+/**
+ * The track's evidence pooled (probe-side aggregation): the best person for the unit mean of
+ * the window's descriptors, and whether that score reached the aggregate threshold.
+ */
+export interface Aggregate {
+  /** The person named by the mean descriptor, null when it scored under the aggregate threshold. */
+  readonly label: string | null;
+  readonly score: number;
+  /** Best minus second-best person for the mean descriptor. */
+  readonly margin: number;
+  /** Frames pooled (the window's, at most n). */
+  readonly frames: number;
+  /** Smallest face over the pooled frames. */
+  readonly faceSize?: number;
+}
+
+/**
+ * The kiosk's decision over a track's window, shared by the Decider and `facegate eval
+ * --gallery`: a name the aggregate gives, once it pools at least k frames, wins (its own,
+ * stricter threshold is the caller's); otherwise the k-of-n vote of the single frames decides,
+ * so a track whose frames are alike decides as without aggregation.
+ */
+export function decideWindow(votes: readonly Vote[], k: number, n: number, aggregate?: Aggregate): VoteResult {
+  if (aggregate?.label && aggregate.frames >= k)
+    return {
+      kind: 'recognized',
+      label: aggregate.label,
+      score: aggregate.score,
+      votes: aggregate.frames,
+      margin: aggregate.margin,
+      faceSize: aggregate.faceSize ?? NaN,
+    };
+  return kOfN(votes, k, n);
+}

@@ -23,8 +23,10 @@ import { rgbBatch, type RgbImage } from '../shared/image.js';
 import type { Face } from '../shared/messages.js';
 import { DEFAULT_DESCRIPTOR, DEFAULT_FLIP, DEFAULT_RULE, type BuiltinDescriptorName } from './config.js';
 import {
+  BUILTIN_AGGREGATE_TAILS,
   BUILTIN_IMPOSTOR_TAILS,
   tailFor,
+  variantName,
   type ImpostorTail,
   type ImpostorTails,
   type ScoringRule,
@@ -44,6 +46,8 @@ export interface BuiltinDescriptorSpec {
   readonly inputSize: number;
   readonly crop: FaceAlignment;
   readonly impostorTails: ImpostorTails;
+  /** Tails of pooled probes (a track's mean descriptor), for the variants that pool. */
+  readonly aggregateTails?: ImpostorTails;
 }
 
 export const BUILTIN_DESCRIPTORS: Readonly<Record<BuiltinDescriptorName, BuiltinDescriptorSpec>> = {
@@ -52,8 +56,14 @@ export const BUILTIN_DESCRIPTORS: Readonly<Record<BuiltinDescriptorName, Builtin
     inputSize: 150,
     crop: { method: 'landmarks', template: 'dlib', zoom: 1, margin: 1.3, rotate: true },
     impostorTails: BUILTIN_IMPOSTOR_TAILS.dlib,
+    aggregateTails: BUILTIN_AGGREGATE_TAILS.dlib,
   },
-  faceres: { inputSize: DESCRIPTOR_INPUT, crop: DESCRIPTOR_CROP, impostorTails: BUILTIN_IMPOSTOR_TAILS.faceres },
+  faceres: {
+    inputSize: DESCRIPTOR_INPUT,
+    crop: DESCRIPTOR_CROP,
+    impostorTails: BUILTIN_IMPOSTOR_TAILS.faceres,
+    aggregateTails: BUILTIN_AGGREGATE_TAILS.faceres,
+  },
 };
 
 /** The built-in descriptor's input and output names (its signature in src/model/builtin.ts). */
@@ -73,6 +83,8 @@ export interface FaceDescriptor {
   readonly rule: ScoringRule;
   /** The upper tail of its impostor scores under this flip and rule: the gallery threshold is read from it. */
   readonly impostorTail: ImpostorTail;
+  /** The tail of a track's pooled (mean) descriptor under this flip and rule; absent where none is fitted (no pooling then). */
+  readonly aggregateTail?: ImpostorTail;
   /** One L2-normalised vector per crop (crops are inputSize × inputSize). */
   describe(crops: readonly RgbImage[]): Promise<Float32Array[]>;
   close(): Promise<void>;
@@ -144,6 +156,7 @@ export class OnnxDescriptor implements FaceDescriptor {
   readonly flip: boolean;
   readonly rule: ScoringRule;
   readonly impostorTail: ImpostorTail;
+  readonly aggregateTail?: ImpostorTail;
 
   private constructor(
     private readonly model: OnnxModel,
@@ -158,6 +171,8 @@ export class OnnxDescriptor implements FaceDescriptor {
     this.flip = variant.flip;
     this.rule = variant.rule;
     this.impostorTail = impostorTail;
+    const pooled = spec.aggregateTails?.[variantName(variant)];
+    if (pooled) this.aggregateTail = pooled;
   }
 
   /**

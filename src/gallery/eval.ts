@@ -7,16 +7,21 @@
  * Pure scoring lives here (`scoreGallery`, `visitOutcomes`); descriptors come from
  * src/recognise/descriptors.ts (cached on disk).
  */
-import { kOfN, type Vote } from '../decide/voting.js';
+import { meanDescriptor } from '../decide/aggregate.js';
+import { decideWindow, type Vote } from '../decide/voting.js';
 import { BUILTIN_DESCRIPTORS } from './descriptor.js';
 import type { FaceAlignment } from '../detect/align.js';
 import {
+  AGGREGATE_FIT_FRAMES,
+  aggregateThreshold,
+  BUILTIN_AGGREGATE_TAILS,
   buildIndex,
   fitImpostorTail,
   personScores,
   thresholdForGallery,
   TOP_K,
   variantName,
+  type GalleryIndex,
   type ImpostorTail,
   type ScoringOptions,
 } from './match.js';
@@ -36,6 +41,8 @@ export interface ScoredFrame {
   /** Enrolled person's index, or −1 for a stranger. */
   readonly truth: number;
   readonly scores: Float32Array;
+  /** The descriptor as scored (for pooling a visit's frames). */
+  readonly descriptor?: Float32Array;
 }
 
 export interface VisitSettings {
@@ -57,23 +64,59 @@ export function bestOf(scores: Float32Array, exclude = -1): { who: number; score
   return { who, score };
 }
 
+/** A visit's pooled frames scored: the best person for the mean descriptor of the window ending at each frame. */
+export interface PooledFrame {
+  readonly who: number;
+  readonly score: number;
+}
+
 /**
- * A visit decided by the kiosk's vote: the frames in turn; the first decision counts. Returns
- * the person recognised (index), null for "unknown" or no decision by the end.
+ * A visit decided as the kiosk decides (decideWindow): the frames in turn; the first decision
+ * counts. With `pooled` (one per frame) and its threshold, the window's mean descriptor may
+ * name the person once it pools k frames. Returns the person recognised (index), null for
+ * "unknown" or no decision by the end.
  */
 export function decideVisit(
   frames: readonly { who: number; score: number }[],
   threshold: number,
   v: VisitSettings,
+  pooled?: { readonly frames: readonly PooledFrame[]; readonly threshold: number },
 ): number | null {
   const votes: Vote[] = [];
-  for (const f of frames) {
+  for (const [j, f] of frames.entries()) {
     votes.push({ label: f.score >= threshold ? String(f.who) : null, score: f.score });
-    const r = kOfN(votes, v.k, v.n);
+    const p = pooled?.frames[j];
+    const r = decideWindow(
+      votes,
+      v.k,
+      v.n,
+      p && {
+        label: p.score >= pooled.threshold ? String(p.who) : null,
+        score: p.score,
+        margin: NaN,
+        frames: Math.min(j + 1, v.n),
+      },
+    );
     if (r.kind === 'recognized') return Number(r.label);
     if (r.kind === 'unknown') return null;
   }
   return null;
+}
+
+/** The best person (optionally ignoring one) for the mean descriptor of the window of n frames ending at each frame. */
+export function pooledFrames(
+  visit: readonly ScoredFrame[],
+  index: GalleryIndex,
+  n: number,
+  exclude = -1,
+): PooledFrame[] {
+  return visit.map((_, j) => {
+    const window = visit.slice(Math.max(0, j + 1 - n), j + 1).map((f) => {
+      if (!f.descriptor) throw new RangeError('pooling frames needs their descriptors');
+      return f.descriptor;
+    });
+    return bestOf(personScores(index, meanDescriptor(window)), exclude);
+  });
 }
 
 /** Splits a person's probes (in file order) into visits of n frames; a shorter rest is a visit when it has ≥ k frames. */
@@ -100,33 +143,28 @@ export interface VisitRates {
  * the same visits scored with that person left out of the gallery are stranger visits (real
  * strangers with several photos each, none of them in any calibration).
  */
-export function visitRates(frames: readonly ScoredFrame[], threshold: number, v: VisitSettings): VisitRates {
+export function visitRates(
+  frames: readonly ScoredFrame[],
+  threshold: number,
+  v: VisitSettings,
+  pool?: { readonly index: GalleryIndex; readonly threshold: number },
+): VisitRates {
   const byPerson = new Map<number, ScoredFrame[]>();
   for (const f of frames) if (f.truth >= 0) byPerson.set(f.truth, [...(byPerson.get(f.truth) ?? []), f]);
   let genuine = 0;
   let fr = 0;
   let strangers = 0;
   let fa = 0;
+  const pooled = (visit: readonly ScoredFrame[], exclude: number) =>
+    pool && { frames: pooledFrames(visit, pool.index, v.n, exclude), threshold: pool.threshold };
   for (const [who, list] of byPerson) {
     for (const visit of visitsOf(list, v)) {
       genuine++;
-      if (
-        decideVisit(
-          visit.map((f) => bestOf(f.scores)),
-          threshold,
-          v,
-        ) !== who
-      )
-        fr++;
+      const own = visit.map((f) => bestOf(f.scores));
+      if (decideVisit(own, threshold, v, pooled(visit, -1)) !== who) fr++;
       strangers++;
-      if (
-        decideVisit(
-          visit.map((f) => bestOf(f.scores, who)),
-          threshold,
-          v,
-        ) !== null
-      )
-        fa++;
+      const others = visit.map((f) => bestOf(f.scores, who));
+      if (decideVisit(others, threshold, v, pooled(visit, who)) !== null) fa++;
     }
   }
   return {
@@ -214,11 +252,15 @@ export interface GalleryEvalResult {
   readonly leaveOneOutFar: number;
   readonly frrIncludingNotFound: number;
   readonly visit: VisitRates;
+  /** Per visit with the window's frames pooled (decideWindow), at the aggregate threshold; null without an aggregate tail. */
+  readonly pooled: { readonly threshold: number; readonly thresholdTail: string; readonly visit: VisitRates } | null;
   readonly atFar: { readonly far001: ErrorRates; readonly far01: ErrorRates };
   readonly eer: ErrorRates | null;
   readonly curve: readonly ErrorRates[];
   /** The impostor tail fitted on the pool (with --fit-impostors). */
   readonly impostorTail: (ImpostorTail & { readonly scores: number; readonly people: number }) | null;
+  /** The tail of pooled probes (means of AGGREGATE_FIT_FRAMES photos) fitted on the pool (with --fit-impostors). */
+  readonly aggregateTail: (ImpostorTail & { readonly scores: number; readonly people: number }) | null;
 }
 
 export async function evaluateGallery(o: GalleryEvalOptions): Promise<GalleryEvalResult> {
@@ -271,21 +313,31 @@ export async function evaluateGallery(o: GalleryEvalOptions): Promise<GalleryEva
       genuineTotal++;
       const v = vec(f);
       if (!v) notFoundGenuine++;
-      else frames.push({ truth: who, scores: personScores(index, v) });
+      else frames.push({ truth: who, scores: personScores(index, v), descriptor: v });
     }
   }
   for (const f of p.strangers) {
     const v = vec(f);
     if (!v) notFoundStrangers++;
-    else frames.push({ truth: -1, scores: personScores(index, v) });
+    else frames.push({ truth: -1, scores: personScores(index, v), descriptor: v });
   }
   let impostorTail: GalleryEvalResult['impostorTail'] = null;
+  let aggregateTail: GalleryEvalResult['impostorTail'] = null;
   if (o.fitImpostors) {
     const scores = poolImpostorScores(p, vec, o.scoring, o.protocol.enrolPerPerson);
     impostorTail = { ...fitImpostorTail(scores.scores), scores: scores.scores.length, people: scores.people };
+    const pooled = poolImpostorScores(p, vec, o.scoring, o.protocol.enrolPerPerson, AGGREGATE_FIT_FRAMES);
+    aggregateTail = { ...fitImpostorTail(pooled.scores), scores: pooled.scores.length, people: pooled.people };
   }
   const { tail, tailSource } = calibrationTail(o, impostorTail);
   const threshold = o.threshold ?? thresholdForGallery(index.people, { targetFar: o.targetFar, tail });
+  const poolTail = aggregateCalibrationTail(o, aggregateTail);
+  let pooled: GalleryEvalResult['pooled'] = null;
+  if (poolTail) {
+    const t = aggregateThreshold(index.people, poolTail.tail, o.targetFar);
+    const visit = visitRates(frames, threshold, o.visit, { index, threshold: t });
+    pooled = { threshold: t, thresholdTail: poolTail.tailSource, visit };
+  }
   const probes = scoredProbes(frames);
   const impostors = impostorScores(frames);
   const frame = errorRates(probes, threshold);
@@ -313,11 +365,26 @@ export async function evaluateGallery(o: GalleryEvalOptions): Promise<GalleryEva
     leaveOneOutFar: leaveOneOutFar(frames, threshold),
     frrIncludingNotFound: genuineTotal ? (genuineTotal - correct) / genuineTotal : 0,
     visit: visitRates(frames, threshold, o.visit),
+    pooled,
     atFar: { far001: frrAtFar(probes, impostors, 0.001), far01: frrAtFar(probes, impostors, 0.01) },
     eer: equalErrorRate(curve),
     curve,
     impostorTail,
+    aggregateTail,
   };
+}
+
+/** The tail a pooled probe's threshold is read from: the kiosk's for this descriptor and variant, else this run's fit; null when neither (no pooling then). */
+export function aggregateCalibrationTail(
+  o: Pick<GalleryEvalOptions, 'backbone' | 'flip' | 'scoring'>,
+  fitted: ImpostorTail | null,
+): { tail: ImpostorTail; tailSource: string } | null {
+  const name = o.backbone === 'dlib' ? 'dlib' : 'faceres';
+  const variant = variantName({ flip: o.flip, rule: o.scoring.rule ?? 'best' });
+  const kiosk = o.scoring.rule === 'top-k' ? undefined : BUILTIN_AGGREGATE_TAILS[name][variant];
+  if (kiosk) return { tail: kiosk, tailSource: `${name}'s ${variant} aggregate tail` };
+  if (fitted) return { tail: fitted, tailSource: "this run's fit (no kiosk aggregate tail for this variant)" };
+  return null;
 }
 
 /**
@@ -341,22 +408,34 @@ export function calibrationTail(
   return { tail: best, tailSource: `${name}'s best tail (none fitted for this variant)` };
 }
 
+/** Every choice of m items of `items` (in order). */
+export function combinations<T>(items: readonly T[], m: number): T[][] {
+  if (m === 0) return [[]];
+  const out: T[][] = [];
+  for (let i = 0; i + m <= items.length; i++)
+    for (const rest of combinations(items.slice(i + 1), m - 1)) out.push([items[i]!, ...rest]);
+  return out;
+}
+
 /**
  * Impostor scores on the pool: each pool person with ≥ `enrol` photos is enrolled alone with
- * their first `enrol` photos and scored against every photo of every other pool person.
+ * their first `enrol` photos and scored against every photo of every other pool person — or,
+ * with `frames` > 1, against the mean descriptor of every `frames` photos of every other pool
+ * person with that many (pooled probes).
  */
 export function poolImpostorScores(
   p: GalleryProtocol,
   vec: (file: string) => Float32Array | null,
   scoring: ScoringOptions,
   enrol: number,
+  frames = 1,
 ): { scores: Float32Array; people: number } {
   const photos: { person: string; v: Float32Array }[] = [];
-  for (const x of p.pool)
-    for (const f of x.files) {
-      const v = vec(f);
-      if (v) photos.push({ person: x.person, v });
-    }
+  for (const x of p.pool) {
+    const vs = x.files.map(vec).filter((v) => v !== null);
+    if (frames === 1) for (const v of vs) photos.push({ person: x.person, v });
+    else for (const c of combinations(vs, frames)) photos.push({ person: x.person, v: meanDescriptor(c) });
+  }
   const galleries = p.pool
     .filter((x) => x.files.length >= enrol)
     .map((x) => ({
@@ -395,9 +474,15 @@ export function galleryResultJson(r: GalleryEvalResult): Record<string, unknown>
     leave_one_out_far: r4(r.leaveOneOutFar),
     frr_including_not_found: r4(r.frrIncludingNotFound),
     visit: { ...r.visit, far: r4(r.visit.far), frr: r4(r.visit.frr) },
+    pooled: r.pooled && {
+      threshold: r4(r.pooled.threshold),
+      threshold_tail: r.pooled.thresholdTail,
+      visit: { ...r.pooled.visit, far: r4(r.pooled.visit.far), frr: r4(r.pooled.visit.frr) },
+    },
     at_far_0_1_percent: rates(r.atFar.far001),
     at_far_1_percent: rates(r.atFar.far01),
     eer: rates(r.eer),
     impostor_tail: r.impostorTail,
+    aggregate_tail: r.aggregateTail,
   };
 }

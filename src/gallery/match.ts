@@ -344,3 +344,40 @@ export function thresholdForGallery(people: number, o: { targetFar?: number; tai
   const perPerson = -Math.expm1(Math.log1p(-far) / n);
   return tailQuantile(o.tail ?? FACERES_IMPOSTOR_TAIL, perPerson);
 }
+
+/**
+ * dlib, flip, `centroid`, for a probe that is the unit mean of 4 photos of one person
+ * (probe-side aggregation, src/decide/aggregate.ts): the pool and galleries of
+ * DLIB_FLIP_CENTROID_IMPOSTOR_TAIL, each other pool person with ≥ 4 photos probing with the
+ * mean of every 4 of their photos — 439,983 impostor scores, q0 0.001, measured on 3 December
+ * 2026 (`facegate eval --gallery --fit-impostors` prints it). Means of 2, 3 and 5 photos
+ * gave t0 0.9462, 0.9486, 0.9508 and beta 0.0050, 0.0047, 0.0039: a threshold for 249 people
+ * at FAR 1 % of 0.9623, 0.9636, 0.9634 against this tail's 0.9644 (a single photo's: 0.9566).
+ */
+export const DLIB_FLIP_CENTROID_AGGREGATE_TAIL: ImpostorTail = { t0: 0.9497, q0: 0.001, beta: 0.0046 };
+
+/**
+ * faceres, flip, `centroid`, for the mean of 4 photos: fitted as DLIB_FLIP_CENTROID_AGGREGATE_TAIL
+ * (439,983 scores, q0 0.001, 3 December 2026, `eval --gallery --descriptor faceres
+ * --fit-impostors`); other numbers of photos were not fitted for faceres.
+ */
+export const FACERES_FLIP_CENTROID_AGGREGATE_TAIL: ImpostorTail = { t0: 0.7403, q0: 0.001, beta: 0.0207 };
+
+/** The built-in descriptors' tails for aggregated probes, by variantName (only these variants aggregate). */
+export const BUILTIN_AGGREGATE_TAILS: { readonly [D in BuiltinDescriptorName]: ImpostorTails } = {
+  dlib: { 'flip+centroid': DLIB_FLIP_CENTROID_AGGREGATE_TAIL },
+  faceres: { 'flip+centroid': FACERES_FLIP_CENTROID_AGGREGATE_TAIL },
+};
+
+/**
+ * Frames an aggregated impostor probe pools (DLIB_FLIP_CENTROID_AGGREGATE_TAIL's), and the
+ * share of the target FAR an aggregate may spend: it decides besides the single frames' vote,
+ * so its threshold is calibrated ten times stricter (at 1 % for the gallery: 0.1 %).
+ */
+export const AGGREGATE_FIT_FRAMES = 4;
+export const AGGREGATE_FAR_SHARE = 0.1;
+
+/** The score the mean descriptor of a track must reach: thresholdForGallery at AGGREGATE_FAR_SHARE of the target FAR, from the aggregate tail. */
+export function aggregateThreshold(people: number, tail: ImpostorTail, targetFar = 0.01): number {
+  return thresholdForGallery(people, { targetFar: targetFar * AGGREGATE_FAR_SHARE, tail });
+}

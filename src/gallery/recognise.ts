@@ -14,7 +14,7 @@ import { qualityVerdict, sharpness, type QualityThresholds } from '../detect/qua
 import type { RecognitionPipeline } from '../recognise/pipeline.js';
 import { decodeRgb, type RgbImage } from '../shared/image.js';
 import { moduleLogger } from '../shared/logger.js';
-import type { Face, Frame, Match } from '../shared/messages.js';
+import type { Face, Frame, Match, PoolableFace } from '../shared/messages.js';
 import { cropFor, type FaceDescriptor } from './descriptor.js';
 import { search } from './match.js';
 import type { FaceGallery, GallerySnapshot } from './service.js';
@@ -56,6 +56,27 @@ export function combine(
   if (best && name && (!trained || best.score >= trained.similarity))
     return { face, label: null, candidate: name, similarity: best.score, probability: 0, margin };
   return trained ?? { face, label: null, candidate: '', similarity: best?.score ?? 0, probability: 0, margin: 0 };
+}
+
+/** What pooling this face with the rest of its track needs; undefined where the gallery has no aggregate threshold (pure). */
+export function poolable(
+  snap: Pick<GallerySnapshot, 'aggregateThreshold' | 'index' | 'names'>,
+  descriptor: Float32Array,
+  source: string,
+): PoolableFace | undefined {
+  const threshold = snap.aggregateThreshold;
+  if (threshold === undefined) return undefined;
+  return {
+    descriptor,
+    source,
+    score: (mean) => {
+      const hit = search(snap.index, mean);
+      const best = hit.best;
+      const margin = best ? best.score - (hit.second?.score ?? 0) : 0;
+      const label = best && best.score >= threshold ? (snap.names.get(best.personId) ?? best.personId) : null;
+      return { label, score: best?.score ?? 0, margin };
+    },
+  };
 }
 
 export class GalleryRecogniser {
@@ -103,7 +124,12 @@ export class GalleryRecogniser {
       const d = await trained.recogniser.describe(crops);
       opinions = good.map((g, i) => trained.recogniser.match(g.face, d[i]!));
     }
-    return good.map((g, i) => combine(g.face, snap, search(snap.index, vectors[i] as Float32Array), opinions[i]));
+    return good.map((g, i) => {
+      const v = vectors[i] as Float32Array;
+      const m = combine(g.face, snap, search(snap.index, v), opinions[i]);
+      const pool = poolable(snap, v, descriptor.id);
+      return pool ? { ...m, pool } : m;
+    });
   }
 
   /** Closes the trained model and a descriptor of the model directory; the gallery, built-in descriptor and detector belong to the daemon. */

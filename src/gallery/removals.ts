@@ -6,76 +6,73 @@
  * operator, on a workstation that holds the key, turns it into a signed removal
  * (`facegate enrol export-bundle --remove ID`). Kiosks never act on a notice.
  *
- * The daemon notices a removal by comparing the ids enrolled before and after each change of
- * the gallery (its version row): whichever process removed the person. Ids a people bundle
- * removed (the update history remembers them) are not announced: the fleet knows. Nothing is
- * written to disk: a removal made while the daemon is stopped is not announced (the kiosk
- * keeps nothing of a removed person, not even the id, to announce later).
+ * The removal itself queues the notice (the id and the time, nothing else of the person) in
+ * the kiosk database, in the transaction that erases the person, whichever process removed
+ * them (GalleryStore.remove). The daemon sends what is queued, at its start and then every
+ * `intervalMs`, and forgets each id once the broker acknowledged it; so a removal made while
+ * the daemon was stopped, or while the broker was away, is announced when both are back, at
+ * least once. Removals made by a signed people bundle are never queued: the fleet knows.
  */
 import type { Logger } from 'pino';
 import { moduleLogger } from '../shared/logger.js';
-import type { KioskDb } from '../state/db.js';
 import type { MqttPort } from '../publish/mqtt.js';
 import { UPDATE_TOPICS, type PeopleRemovedPayload } from '../publish/topics.js';
-import { PeopleHistory } from '../update/history.js';
 import type { GalleryStore } from './store.js';
 
 export interface RemovalNoticesOptions {
   readonly mqtt: Pick<MqttPort, 'publishRelative'>;
   readonly kioskId: string;
-  readonly store: GalleryStore;
-  readonly db: KioskDb;
-  /** How often the gallery's version is read (one small query). */
+  readonly store: Pick<GalleryStore, 'pendingNotices' | 'noticeSent'>;
+  /** How often the queue is read (one small query). */
   readonly intervalMs?: number;
-  readonly now?: () => Date;
 }
 
 export class RemovalNotices {
   private readonly log: Logger = moduleLogger('gallery');
-  private ids = new Set<string>();
-  private version = -1;
   private timer: NodeJS.Timeout | undefined;
-  private history: PeopleHistory | undefined;
-  /** Notices handed to the connection (sent now, or when the broker is back). */
+  /** Ids handed to the connection and not acknowledged yet: not handed again meanwhile. */
+  private readonly inFlight = new Set<string>();
+  /** Notices the broker acknowledged. */
   sent = 0;
 
   constructor(private readonly o: RemovalNoticesOptions) {}
 
   start(): Promise<void> {
-    this.history = new PeopleHistory(this.o.db);
-    this.history.open();
-    this.version = this.o.store.version();
-    this.ids = new Set(this.o.store.people().map((p) => p.id));
+    this.check();
     this.timer = setInterval(() => this.check(), this.o.intervalMs ?? 1000);
     this.timer.unref();
     return Promise.resolve();
   }
 
-  /** Compares the people enrolled now with those before the last change; announces who went. Returns the ids announced. */
+  /** Hands every queued notice not already on its way to the connection. Returns the ids handed now. */
   check(): string[] {
-    const version = this.o.store.version();
-    if (version === this.version) return [];
-    this.version = version;
-    const now = new Set(this.o.store.people().map((p) => p.id));
-    const gone = [...this.ids].filter((id) => !now.has(id) && !this.history?.removed(id));
-    this.ids = now;
-    for (const id of gone) {
-      const payload: PeopleRemovedPayload = {
-        kiosk: this.o.kioskId,
-        id,
-        at: (this.o.now?.() ?? new Date()).toISOString(),
-        signed: false,
-      };
-      this.sent++;
+    const handed: string[] = [];
+    for (const n of this.o.store.pendingNotices()) {
+      if (this.inFlight.has(n.personId)) continue;
+      this.inFlight.add(n.personId);
+      handed.push(n.personId);
+      const payload: PeopleRemovedPayload = { kiosk: this.o.kioskId, id: n.personId, at: n.removedAt, signed: false };
       this.o.mqtt
         .publishRelative(UPDATE_TOPICS.peopleRemoved, JSON.stringify(payload), { qos: 1, retain: false })
-        .catch((err: Error) => this.log.warn({ person: id, err: err.message }, 'cannot publish the removal notice'));
-      this.log.info(
-        { person: id },
-        'person removed here: notice published for the operator (facegate enrol export-bundle --remove ID removes them from the fleet)',
-      );
+        .then(
+          () => {
+            this.sent++;
+            this.o.store.noticeSent(n.personId);
+            this.log.info(
+              { person: n.personId },
+              'person removed here: notice published for the operator (facegate enrol export-bundle --remove ID removes them from the fleet)',
+            );
+          },
+          (err: Error) =>
+            this.log.warn({ person: n.personId, err: err.message }, 'cannot publish the removal notice: kept, retried'),
+        )
+        .catch((err: Error) =>
+          // The database refused to forget the id: it is announced again later (at least once).
+          this.log.warn({ person: n.personId, err: err.message }, 'removal notice sent but still queued'),
+        )
+        .finally(() => this.inFlight.delete(n.personId));
     }
-    return gone;
+    return handed;
   }
 
   stop(): Promise<void> {

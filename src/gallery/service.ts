@@ -16,7 +16,14 @@ import { alignFace } from '../detect/align.js';
 import { assessFace, EnrolmentRefused, type RefusalCode } from './checks.js';
 import type { GalleryConfig } from './config.js';
 import { cropFor, type FaceDescriptor } from './descriptor.js';
-import { buildIndex, search, thresholdForGallery, type GalleryIndex, type ImpostorTail } from './match.js';
+import {
+  aggregateThreshold,
+  buildIndex,
+  search,
+  thresholdForGallery,
+  type GalleryIndex,
+  type ImpostorTail,
+} from './match.js';
 import { GalleryError, type GalleryStore, type NewTemplate, type StoredPerson, type StoredTemplate } from './store.js';
 
 export { EnrolmentRefused, type RefusalCode } from './checks.js';
@@ -81,6 +88,8 @@ export interface GallerySnapshot {
   readonly people: number;
   /** Score a face needs to be named, for this gallery size. */
   readonly threshold: number;
+  /** Score a track's pooled (mean) descriptor needs (aggregateThreshold); absent where the descriptor has no aggregate tail. */
+  readonly aggregateThreshold?: number;
   readonly names: ReadonlyMap<string, string>;
 }
 
@@ -154,7 +163,9 @@ export class FaceGallery implements GalleryService {
    * The search index of the current gallery for a descriptor (default: enrolment's), scored by
    * its rule, with the threshold from its impostor tail; one cheap query when nothing changed.
    */
-  snapshot(d: Pick<FaceDescriptor, 'id' | 'impostorTail' | 'rule'> = this.descriptor): GallerySnapshot {
+  snapshot(
+    d: Pick<FaceDescriptor, 'id' | 'impostorTail' | 'aggregateTail' | 'rule'> = this.descriptor,
+  ): GallerySnapshot {
     const { id: descriptorId, impostorTail: tail } = d;
     const version = this.deps.store.version();
     const hit = this.cached.get(descriptorId);
@@ -175,6 +186,9 @@ export class FaceGallery implements GalleryService {
       index: buildIndex(entries, { rule: d.rule }),
       people: entries.length,
       threshold: this.thresholdFor(entries.length, tail),
+      ...(d.aggregateTail
+        ? { aggregateThreshold: aggregateThreshold(entries.length, d.aggregateTail, this.deps.config.targetFar) }
+        : {}),
       names: new Map(people.map((p) => [p.id, p.name])),
     };
     this.cached.set(descriptorId, snap);

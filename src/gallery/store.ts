@@ -46,7 +46,25 @@ export const galleryMigrations: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 2,
+    description: 'removal notices waiting for the broker',
+    up(db) {
+      db.exec(`
+        CREATE TABLE gallery_removal_notices (
+          person_id TEXT PRIMARY KEY,
+          removed_at TEXT NOT NULL
+        );
+      `);
+    },
+  },
 ];
+
+/** A removal made at this kiosk whose notice the broker has not acknowledged yet. */
+export interface PendingRemovalNotice {
+  readonly personId: string;
+  readonly removedAt: string;
+}
 
 /** A person as stored. */
 export interface StoredPerson {
@@ -413,6 +431,9 @@ export class GalleryStore {
             ),
           );
         });
+        // The fleet decided about these people: a notice of an earlier removal here is moot.
+        const moot = this.db.prepare('DELETE FROM gallery_removal_notices WHERE person_id = ?');
+        for (const id of [...removeIds, ...people.map((p) => p.id)]) moot.run(id);
         alsoInTransaction();
         this.bump();
       });
@@ -426,17 +447,40 @@ export class GalleryStore {
     return { put: people.length, removed };
   }
 
-  /** Erases the person: rows (zeroed by secure_delete), the write-ahead log, the crop and thumbnail files. */
+  /**
+   * Erases the person: rows (zeroed by secure_delete), the write-ahead log, the crop and
+   * thumbnail files. In the same transaction the id (a random uuid, nothing else of the
+   * person) is queued as a removal notice for the operator: the daemon announces it, now or
+   * at its next start, and then forgets it (`noticeSent`).
+   */
   remove(id: string): void {
     const p = this.person(id);
     if (!p || p.id !== id) throw new GalleryError(`no person with id ${id}: see facegate enrol list`);
     this.kdb.transaction(() => {
       this.db.prepare('DELETE FROM gallery_templates WHERE person_id = ?').run(id);
       this.db.prepare('DELETE FROM gallery_people WHERE id = ?').run(id);
+      this.db
+        .prepare('INSERT OR REPLACE INTO gallery_removal_notices (person_id, removed_at) VALUES (?, ?)')
+        .run(id, new Date().toISOString());
       this.bump();
     });
     rmSync(this.personDir(id), { recursive: true, force: true });
     this.checkpoint();
+  }
+
+  /** Removals made at this kiosk that the broker has not acknowledged yet, oldest first. */
+  pendingNotices(): PendingRemovalNotice[] {
+    return (
+      this.db
+        .prepare('SELECT person_id, removed_at FROM gallery_removal_notices ORDER BY removed_at, person_id')
+        .all() as { person_id: string; removed_at: string }[]
+    ).map((r) => ({ personId: r.person_id, removedAt: r.removed_at }));
+  }
+
+  /** The broker acknowledged the notice: the id leaves the kiosk (row zeroed, write-ahead log truncated). */
+  noticeSent(personId: string): void {
+    const r = this.db.prepare('DELETE FROM gallery_removal_notices WHERE person_id = ?').run(personId);
+    if (r.changes) this.checkpoint();
   }
 
   /** Copies the write-ahead log into the database and truncates it, so old page images leave the disk. */

@@ -50,6 +50,20 @@ export interface Match {
   readonly probability: number;
   /** Probability of the candidate minus that of the runner-up. */
   readonly margin: number;
+  /** What pooling a track's frames needs (gallery recognition with an aggregate tail); absent otherwise. */
+  readonly pool?: PoolableFace;
+}
+
+/**
+ * A face's descriptor and how to score a pooled one (src/decide/aggregate.ts): the mean
+ * descriptor of a track's frames, searched in the gallery this frame was searched in, named
+ * when it reaches the gallery's aggregate threshold.
+ */
+export interface PoolableFace {
+  readonly descriptor: Float32Array;
+  /** The descriptor model's id: only frames of one model are pooled. */
+  readonly source: string;
+  score(mean: Float32Array): { readonly label: string | null; readonly score: number; readonly margin: number };
 }
 
 export type DecisionKind = 'recognized' | 'unknown';

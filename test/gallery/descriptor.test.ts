@@ -10,7 +10,12 @@ import {
   loadBuiltinDescriptor,
   mirror,
 } from '../../src/gallery/descriptor.js';
-import { BUILTIN_IMPOSTOR_TAILS, tailFor, thresholdForGallery } from '../../src/gallery/match.js';
+import {
+  BUILTIN_AGGREGATE_TAILS,
+  BUILTIN_IMPOSTOR_TAILS,
+  tailFor,
+  thresholdForGallery,
+} from '../../src/gallery/match.js';
 import { ConfigError } from '../../src/shared/errors.js';
 import { loadDetector } from '../../src/detect/model.js';
 import { decodeRgb } from '../../src/shared/image.js';
@@ -40,6 +45,9 @@ test('each built-in descriptor has its own size, crop, id and threshold', async 
     const tDlib = thresholdForGallery(100, { tail: dlib.impostorTail });
     const tFaceres = thresholdForGallery(100, { tail: faceres.impostorTail });
     assert.ok(tDlib > tFaceres, `dlib ${tDlib} vs faceres ${tFaceres}`);
+    // Pooling a track's frames: each descriptor's default scoring has a tail for pooled descriptors.
+    assert.deepEqual(dlib.aggregateTail, BUILTIN_AGGREGATE_TAILS.dlib['flip+centroid']);
+    assert.deepEqual(faceres.aggregateTail, BUILTIN_AGGREGATE_TAILS.faceres['flip+centroid']);
 
     if (!requireShared(t)) return;
     // Real faces: the crop has the descriptor's size; the same person scores above another person.

@@ -120,6 +120,8 @@ test('enrolled from good photos: listed, shown, exported; crops kept 0600', asyn
   };
   assert.ok((await probe(1, 'sad')) >= snap.threshold, 'her own face passes the threshold');
   assert.ok((await probe(2, 'sad')) < snap.threshold, 'a stranger does not');
+  // A track's pooled descriptor needs more (dlib, flip and centroid have a tail for it).
+  assert.ok(snap.aggregateThreshold !== undefined && snap.aggregateThreshold > snap.threshold);
   svc.remove(r.person.id);
 });
 
@@ -154,6 +156,9 @@ test('remove erases everything of the person: rows, crops, thumbnail, bytes in t
   svc.remove(r.person.id);
   assert.equal(svc.get(r.person.id), undefined);
   assert.deepEqual(filesContaining(stateDir, [Buffer.from('Zebulon Quixote'), ...vectors, Buffer.from(crop)]), []);
+  // Only the id stays, queued for the operator's removal notice, until the broker took it.
+  assert.ok(store.pendingNotices().some((n) => n.personId === r.person.id));
+  store.noticeSent(r.person.id);
   assert.deepEqual(filesContaining(stateDir, [Buffer.from(r.person.id)]), []);
   assert.equal(svc.list().length, 1, 'the other person is untouched');
   svc.remove(keep.person.id);
