@@ -15,10 +15,15 @@
  * and prints gallery/descriptor, full/model and human/ours for each. Rounds alternate so a
  * burst of load on a shared machine hits all alike; the median per frame is reported.
  *
- *   npm run bench:pipeline [-- --model DIR --descriptor dlib --recogniser both --frames 20 --rounds 3 --threads 1]
+ *   npm run bench:pipeline [-- --model DIR --descriptor dlib --recogniser both --frames 20 --rounds 3 --threads 1 --detector-size 256]
  *
  * Without --model it uses the test fixture's small faceres model (trained once, cached).
- * `--recogniser gallery` or `model` measures one path only.
+ * `--recogniser gallery` or `model` measures one path only; `--detector-size` is `model.detectorSize`
+ * (the detector input's longer side).
+ *
+ * Like with like: with `gallery.flip` (the default) the descriptor runs on the crop and its mirror in one
+ * batch of two, in the full frame and in "descriptor only" alike; a trained model runs once a crop on
+ * both sides.
  */
 import http from 'node:http';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -45,12 +50,14 @@ const { values: args } = parseArgs({
     frames: { type: 'string', default: '20' },
     rounds: { type: 'string', default: '3' },
     threads: { type: 'string', default: '1' },
+    'detector-size': { type: 'string', default: '256' },
     'no-human': { type: 'boolean', default: false },
   },
 });
 const nFrames = Number(args.frames);
 const rounds = Number(args.rounds);
 const threads = Number(args.threads);
+const detectorSize = Number(args['detector-size']);
 const recognisers: Record<string, readonly string[]> = {
   both: ['gallery', 'model'],
   gallery: ['gallery'],
@@ -205,7 +212,7 @@ async function galleryPath(): Promise<{ g: OpenGallery; recogniser: GalleryRecog
     minPhotos: 1,
     checks: { minFaceSize: 20, minSharpness: 0 },
   });
-  const g = await openGallery({ config, stateDir, threads });
+  const g = await openGallery({ config, stateDir, threads, detectorSize });
   const people = [...new Set(Array.from({ length: Math.min(nFrames, 40) }, (_, i) => personOf(i)))];
   for (const person of people) {
     const files = (await listImages(path.join(sharedPaths.orl, 'train', person))).slice(0, 4);
@@ -233,7 +240,7 @@ async function main(): Promise<void> {
       const { trainedModelDir } = await import('../test/support/fixtures.js');
       modelDir = await trainedModelDir({ backbone: 'faceres' });
     }
-    pipeline = await RecognitionPipeline.load({ modelDir, threads });
+    pipeline = await RecognitionPipeline.load({ modelDir, threads, detectorSize });
     // A ready crop for the model-only timing: the first face the pipeline finds.
     firstCrop = (await pipeline.extractor.facesIn(firstImg))[0]?.image ?? firstCrop;
   }
@@ -341,12 +348,12 @@ async function main(): Promise<void> {
   const ratio = (a: Timer, b: Timer): string =>
     `${(a.medianWall / b.medianWall).toFixed(2)}× wall, ${(a.medianCpu / b.medianCpu).toFixed(2)}× CPU`;
   const lines = [
-    `frames: ${list.length} × 640×480 JPEG, ${rounds} rounds, onnxruntime threads ${threads}; medians per frame`,
+    `frames: ${list.length} × 640×480 JPEG, ${rounds} rounds, onnxruntime threads ${threads}, detector input ${detector.letterboxFor(640, 480).inputWidth}×${detector.letterboxFor(640, 480).inputHeight}; medians per frame`,
     `  decode ${ms(dec)}; detect ${ms(det)}`,
   ];
   if (gal && descriptor)
     lines.push(
-      `gallery (the kiosk's default, no trained model): descriptor ${descriptor.id.split(':')[0]} ${descriptor.inputSize}×${descriptor.inputSize}, ${new Set(list.map((f) => personOf(f.id))).size} people enrolled`,
+      `gallery (the kiosk's default, no trained model): descriptor ${descriptor.id.split(':')[0]} ${descriptor.inputSize}×${descriptor.inputSize}${descriptor.flip ? ' with flip (crop + mirror, a batch of 2 in both timings)' : ''}, ${new Set(list.map((f) => personOf(f.id))).size} people enrolled`,
       `  faces matched ${galleryFound}/${list.length}, named correctly ${galleryNamed}`,
       `  full frame (decode + detect + align + quality + describe + search): ${ms(galleryFull)}`,
       `  descriptor only (one crop): ${ms(descriptorOnly)}; align + quality ${ms(galleryAlign)}`,

@@ -57,6 +57,7 @@ async function withGallery<T>(
     config: cfg.gallery,
     stateDir: cfg.state.dir,
     threads: cfg.model.threads,
+    detectorSize: cfg.model.detectorSize,
     ...(cfg.model.detectorCacheDir ? { detectorCacheDir: cfg.model.detectorCacheDir } : {}),
     ...(feed ? { frames: feed } : {}),
   });

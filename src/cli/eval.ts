@@ -43,6 +43,7 @@ interface EvalCliOptions {
   report?: string;
   precision: PrecisionChoice;
   threads?: number;
+  detectorSize?: number;
 }
 
 function positiveInt(v: string): number {
@@ -153,6 +154,11 @@ export function registerEval(program: Command): void {
         .default('auto'),
     )
     .option('--threads <n>', 'onnxruntime threads', positiveInt)
+    .option(
+      '--detector-size <px>',
+      "gallery: the detector input's longer side (model.detectorSize; a multiple of 32, default 256)",
+      positiveInt,
+    )
     .action(async (o: EvalCliOptions) => {
       if (o.gallery) return galleryAction(o);
       if (!o.model)
@@ -239,6 +245,7 @@ async function galleryAction(o: EvalCliOptions): Promise<void> {
     fitImpostors: o.fitImpostors,
     fitMargin: o.fitMargin,
     threads: o.threads,
+    ...(o.detectorSize !== undefined ? { detectorSize: o.detectorSize } : {}),
     onProgress:
       o.json || !process.stderr.isTTY
         ? undefined

@@ -148,6 +148,16 @@ export const modelSchema = z
       .describe('face detector confidence needed to consider a face')
       .default(0.5),
     maxFaces: z.number().int().positive().describe('most faces handled per frame').default(10),
+    detectorSize: z
+      .number()
+      .int()
+      .min(128)
+      .max(512)
+      .multipleOf(32)
+      .describe(
+        "the face detector input's longer side in pixels (a multiple of 32; the shorter side follows the frame's aspect): 256 as BlazeFace was trained. 192 costs ~0.6× the detector time, but moves boxes and keypoints ~4 % of the face side and misses more faces under ~90 px in a 640×480 frame; the gallery thresholds were measured at 256 (docs/measurements/speed.md)",
+      )
+      .default(256),
     detectorCacheDir: z
       .string()
       .describe(

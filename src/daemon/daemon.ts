@@ -119,6 +119,7 @@ export async function defaultLoader(cfg: Config['model'], g: OpenGallery, log: L
       minSharpness: cfg.minSharpness,
       minDetectionScore: cfg.minDetectionScore,
       maxFaces: cfg.maxFaces,
+      detectorSize: cfg.detectorSize,
       ...(cfg.detectorCacheDir ? { detector: { cacheDir: cfg.detectorCacheDir } } : {}),
     });
   }
@@ -323,6 +324,7 @@ export class Daemon {
           stateDir: cfg.state.dir,
           threads: cfg.model.threads,
           minDetectionScore: cfg.model.minDetectionScore,
+          detectorSize: cfg.model.detectorSize,
           ...(cfg.model.detectorCacheDir ? { detectorCacheDir: cfg.model.detectorCacheDir } : {}),
           frames: (onImage) => this.bus.on('frame', (f) => onImage(f.frame.image)),
         });

@@ -19,6 +19,7 @@ import {
   type BlazefaceBlock,
   generateAnchors,
   type Anchor,
+  type AnchorSpec,
   type Candidate,
 } from './anchors.js';
 import { nonMaxSuppression } from './nms.js';
@@ -32,9 +33,15 @@ export interface DetectorOptions {
   /** Most faces returned, best first. */
   readonly maxFaces?: number;
   readonly threads?: number;
+  /**
+   * The longer side of the detector input for a free-size graph (model.detectorSize; default
+   * 256, the size BlazeFace was trained at; a multiple of 32). Fewer pixels cost less, but
+   * boxes and keypoints move and small faces are missed more often (docs/measurements/speed.md).
+   */
+  readonly longSide?: number;
 }
 
-/** The longer side of a free-size detector input: the size BlazeFace was trained at. */
+/** The default longer side of a free-size detector input: the size BlazeFace was trained at. */
 export const DETECTOR_LONG_SIDE = 256;
 
 /** Defaults: `@vladmandic/human` uses 0.2 / 0.1 for its single-face mode; several faces at a door need a stricter score. */
@@ -153,7 +160,9 @@ export class BlazeFaceDetector {
     readonly inputSize: number,
     /** Input sides are padded up to a multiple of this: the largest stride, or `inputSize` for a fixed square input. */
     readonly inputMultiple: number,
-    private readonly opts: Required<Omit<DetectorOptions, 'threads'>>,
+    /** The network's strides and anchors (those of its 256-pixel design, whatever the input's sides). */
+    private readonly anchorSpec: AnchorSpec,
+    private readonly opts: Required<Omit<DetectorOptions, 'threads' | 'longSide'>>,
   ) {}
 
   /**
@@ -181,10 +190,20 @@ export class BlazeFaceDetector {
           '; prepare the built-in detector again (facegate models prepare) or pass a BlazeFace ONNX',
       );
     }
-    const size = square ? height : DETECTOR_LONG_SIDE;
-    const multiple = square ? size : Math.max(...blazefaceAnchorSpec(size).strides);
+    const spec = blazefaceAnchorSpec(square ? height : DETECTOR_LONG_SIDE);
+    const multiple = Math.max(...spec.strides);
+    const longSide = options.longSide ?? DETECTOR_LONG_SIDE;
+    if (!square && !(Number.isInteger(longSide) && longSide >= multiple && longSide % multiple === 0)) {
+      await model.release();
+      throw new RangeError(`the detector's long side must be a positive multiple of ${multiple}, got ${longSide}`);
+    }
+    const size = square ? height : longSide;
     const { minScore, iouThreshold, maxFaces } = { ...DETECTOR_DEFAULTS, ...stripUndefined(options) };
-    return new BlazeFaceDetector(model, input.name, size, multiple, { minScore, iouThreshold, maxFaces });
+    return new BlazeFaceDetector(model, input.name, size, square ? size : multiple, spec, {
+      minScore,
+      iouThreshold,
+      maxFaces,
+    });
   }
 
   /** The detector input for a frame of this size: where the frame goes and the input's sides. */
@@ -196,7 +215,7 @@ export class BlazeFaceDetector {
     const key = `${lb.inputWidth}x${lb.inputHeight}`;
     let a = this.anchors.get(key);
     if (!a) {
-      a = generateAnchors(lb.inputWidth, lb.inputHeight, blazefaceAnchorSpec(this.inputSize));
+      a = generateAnchors(lb.inputWidth, lb.inputHeight, this.anchorSpec);
       this.anchors.set(key, a);
     }
     return a;

@@ -254,6 +254,8 @@ export interface GalleryEvalOptions {
   /** Also fit gallery.norm margin's threshold table on the pool (fitMarginThresholds, MARGIN_FIT). */
   readonly fitMargin?: boolean;
   readonly threads?: number;
+  /** The detector input's longer side (model.detectorSize). */
+  readonly detectorSize?: number;
   readonly onProgress?: (done: number, total: number) => void;
 }
 
@@ -320,6 +322,7 @@ export async function evaluateGallery(o: GalleryEvalOptions): Promise<GalleryEva
       model,
       alignment: o.alignment,
       threads: o.threads,
+      ...(o.detectorSize !== undefined ? { detectorSize: o.detectorSize } : {}),
       onProgress: o.onProgress,
     });
   } finally {

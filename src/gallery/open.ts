@@ -19,6 +19,8 @@ export interface OpenGalleryOptions {
   readonly threads?: number;
   readonly detectorCacheDir?: string;
   readonly minDetectionScore?: number;
+  /** The detector input's longer side (model.detectorSize). */
+  readonly detectorSize?: number;
   /** Another descriptor than the built-in one (a model directory's, tests). */
   readonly descriptor?: FaceDescriptor;
   readonly frames?: FrameFeed;
@@ -56,6 +58,7 @@ export async function openGallery(o: OpenGalleryOptions): Promise<OpenGallery> {
       threads: o.threads,
       ...(o.detectorCacheDir ? { cacheDir: o.detectorCacheDir } : {}),
       ...(o.minDetectionScore !== undefined ? { minScore: o.minDetectionScore } : {}),
+      ...(o.detectorSize !== undefined ? { longSide: o.detectorSize } : {}),
     });
     const gallery = new FaceGallery({
       store,

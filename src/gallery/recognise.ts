@@ -101,9 +101,8 @@ export class GalleryRecogniser {
       return [];
     }
     const { descriptor, trained, quality } = this.deps;
-    const faces: Face[] = trained
-      ? (await trained.extractor.facesIn(img, frame.id)).map((c) => c.face)
-      : await this.deps.detector.detect(img, frame.id);
+    // With a trained model its detector finds the faces; its crops are cut below, for the good faces only.
+    const faces: Face[] = await (trained?.extractor.detector ?? this.deps.detector).detect(img, frame.id);
     const good: { face: Face; crop: RgbImage }[] = [];
     for (const face of faces) {
       const crop = cropFor(descriptor, img, face);

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { faceTransform, warpAffine, type FaceAlignment } from '../detect/align.js';
 import { builtinModelPath, builtinSourceDigest } from '../model/builtin.js';
 import { cacheDir as defaultCacheDir } from '../shared/cache.js';
-import { BlazeFaceDetector } from '../detect/blazeface.js';
+import { BlazeFaceDetector, DETECTOR_LONG_SIDE } from '../detect/blazeface.js';
 import { convertGraphModel, exportModel, humanModelJson, OUTPUT_NAMES, PIXELS_INPUT } from '../model/export/index.js';
 import { readTfjsModel } from '../model/export/tfjs.js';
 import { OnnxModel } from '../runtime/ort.js';
@@ -235,6 +235,8 @@ export interface DescribeFilesOptions {
   readonly alignment: FaceAlignment;
   readonly cacheDir?: string;
   readonly threads?: number;
+  /** The detector input's longer side (model.detectorSize; default 256): detections and descriptors are cached per size. */
+  readonly detectorSize?: number;
   readonly onProgress?: (done: number, total: number) => void;
 }
 
@@ -251,7 +253,10 @@ export async function describeFiles(
   const detBytes = new Uint8Array(
     await readFile(await builtinModelPath('blazeface', o.cacheDir ? { cacheDir: o.cacheDir } : {})),
   );
-  const detKey = createHash('sha256').update(detBytes).digest('hex').slice(0, 16);
+  const size = o.detectorSize ?? DETECTOR_LONG_SIDE;
+  // The default size keeps the keys of caches written before the size could change.
+  const detKey =
+    createHash('sha256').update(detBytes).digest('hex').slice(0, 16) + (size === DETECTOR_LONG_SIDE ? '' : `-s${size}`);
   const detFile = path.join(dir, `detections-${detKey}.json`);
   let detections: DetectionCache = {};
   try {
@@ -259,7 +264,9 @@ export async function describeFiles(
   } catch {
     /* none cached yet */
   }
-  const store = await DescriptorStore.open(path.join(dir, `${o.model.key}-${alignmentKey(o.alignment)}`));
+  const store = await DescriptorStore.open(
+    path.join(dir, `${o.model.key}-${alignmentKey(o.alignment)}${size === DETECTOR_LONG_SIDE ? '' : `-det${size}`}`),
+  );
   const keys = await Promise.all(files.map(fileKey));
   const out: (PhotoDescriptor | null)[] = new Array<PhotoDescriptor | null>(files.length).fill(null);
   const todo: number[] = [];
@@ -271,7 +278,7 @@ export async function describeFiles(
     else todo.push(i);
   });
   if (todo.length === 0) return out;
-  const detector = await BlazeFaceDetector.load(detBytes, { threads: o.threads });
+  const detector = await BlazeFaceDetector.load(detBytes, { threads: o.threads, longSide: size });
   let done = files.length - todo.length;
   let sinceSave = 0;
   const save = async (): Promise<void> => {

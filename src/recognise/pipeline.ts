@@ -26,6 +26,8 @@ export interface PipelineOptions {
   readonly minDetectionScore?: number;
   /** Most faces matched per frame. */
   readonly maxFaces?: number;
+  /** The detector input's longer side (model.detectorSize). */
+  readonly detectorSize?: number;
   readonly precision?: PrecisionChoice;
   /** Detector ONNX cache / override (see src/detect/model.ts). */
   readonly detector?: Pick<LoadDetectorOptions, 'cacheDir' | 'onnxPath'>;
@@ -87,6 +89,7 @@ export class RecognitionPipeline {
         threads: opts.threads,
         minScore: opts.minDetectionScore,
         maxFaces: opts.maxFaces,
+        longSide: opts.detectorSize,
       });
       const extractor = FaceExtractor.withDetector(detector, recogniser.recognition.crop, recogniser.inputSize);
       const pipeline = new RecognitionPipeline(extractor, recogniser, {

@@ -153,3 +153,39 @@ test('the built-in detector takes 256×192 and, at 256×256, gives exactly what 
     await fixed.release();
   }
 });
+
+test("a smaller detector input (model.detectorSize) keeps the network's strides and finds the same Yale face", async (t) => {
+  if (!requireShared(t)) return;
+  const cacheDir = path.join(os.tmpdir(), 'facegate-test-cache');
+  await prepareBuiltinModels({ cacheDir, names: ['blazeface'] });
+  const full = await loadDetector({ cacheDir });
+  const small = await loadDetector({ cacheDir, longSide: 192 });
+  try {
+    assert.equal(full.inputSize, 256);
+    assert.equal(small.inputSize, 192);
+    // 640×480 → 192×144, padded to 192×160 (the largest stride stays 32)
+    assert.deepEqual([small.letterboxFor(640, 480).inputWidth, small.letterboxFor(640, 480).inputHeight], [192, 160]);
+    const img = await decodeRgb(path.join(sharedPaths.yale, 'subject01', 'normal.gif'));
+    const [a] = await full.detect(img);
+    const faces = await small.detect(img);
+    assert.equal(faces.length, 1);
+    const b = faces[0]!;
+    assert.ok(a && b.score > 0.7);
+    const x1 = Math.max(a.box.x, b.box.x);
+    const y1 = Math.max(a.box.y, b.box.y);
+    const x2 = Math.min(a.box.x + a.box.width, b.box.x + b.box.width);
+    const y2 = Math.min(a.box.y + a.box.height, b.box.y + b.box.height);
+    const inter = Math.max(0, x2 - x1) * Math.max(0, y2 - y1);
+    const iou = inter / (a.box.width * a.box.height + b.box.width * b.box.height - inter);
+    assert.ok(iou > 0.8, `IoU with the 256 detector ${iou}`);
+    const side = Math.max(a.box.width, a.box.height);
+    a.keypoints.forEach((p, i) => {
+      const q = b.keypoints[i]!;
+      assert.ok(Math.hypot(p.x - q.x, p.y - q.y) < 0.1 * side, `keypoint ${i} moved`);
+    });
+  } finally {
+    await full.close();
+    await small.close();
+  }
+  await assert.rejects(loadDetector({ cacheDir, longSide: 200 }), /multiple of 32/);
+});
