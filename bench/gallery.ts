@@ -26,12 +26,13 @@ import {
   builtinDescriptorNames,
   DEFAULT_DESCRIPTOR,
   DEFAULT_FLIP,
+  DEFAULT_NORM,
   DEFAULT_RULE,
   galleryNorms,
   type BuiltinDescriptorName,
   type GalleryNorm,
 } from '../src/gallery/config.js';
-import { BUILTIN_DESCRIPTORS } from '../src/gallery/descriptor.js';
+import { BUILTIN_DESCRIPTORS, marginFor } from '../src/gallery/descriptor.js';
 import {
   buildIndex,
   decisionScore,
@@ -60,13 +61,11 @@ if (!scoringRules.includes(rule)) throw new Error(`--rule must be one of ${scori
 const descriptor = arg('descriptor', DEFAULT_DESCRIPTOR) as BuiltinDescriptorName;
 if (!builtinDescriptorNames.includes(descriptor))
   throw new Error(`--descriptor must be one of ${builtinDescriptorNames.join(', ')}, got ${descriptor}`);
-const norm = arg('norm', 'none') as GalleryNorm;
+const norm = arg('norm', DEFAULT_NORM) as GalleryNorm;
 if (!galleryNorms.includes(norm)) throw new Error(`--norm must be one of ${galleryNorms.join(', ')}, got ${norm}`);
 const spec = BUILTIN_DESCRIPTORS[descriptor];
 const tail = tailFor(spec.impostorTails, { flip, rule }, descriptor);
-const margin = norm === 'margin' ? spec.marginCalibrations[variantName({ flip, rule })] : null;
-if (margin === undefined)
-  throw new Error(`--norm margin has no calibration for ${descriptor} ${variantName({ flip, rule })}`);
+const margin = marginFor(norm, spec, { flip, rule }, descriptor);
 const enrol = 3;
 const targetFar = 0.01;
 

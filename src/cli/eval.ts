@@ -6,6 +6,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import type { FaceAlignment, FaceTemplate } from '../detect/align.js';
 import {
   DEFAULT_FLIP,
+  DEFAULT_NORM,
   DEFAULT_RULE,
   galleryNorms,
   scoringRules,
@@ -119,10 +120,10 @@ export function registerEval(program: Command): void {
     .addOption(
       new Option(
         '--norm <norm>',
-        'gallery: none (the best cosine is compared) or margin (gallery.norm margin: the best cosine plus half its lead over the runner-up, with its calibrated threshold where the calibration covers the gallery size)',
+        "gallery: none (the best cosine is compared), margin (gallery.norm margin: the best cosine plus half its lead over the runner-up, with its calibrated threshold where the calibration covers the gallery size) or auto (margin where it is calibrated for these settings; the kiosk's default)",
       )
         .choices(galleryNorms)
-        .default('none'),
+        .default(DEFAULT_NORM),
     )
     .option('--top-k <k>', 'gallery: templates averaged by --rule top-k', positiveInt, 2)
     .option('--min-photos <n>', 'gallery: people with at least this many photos are enrolled', positiveInt, 6)

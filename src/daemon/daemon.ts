@@ -81,7 +81,7 @@ export async function defaultLoader(cfg: Config['model'], g: OpenGallery, log: L
       modelDir,
       cfg.threads,
       { flip: g.descriptor.flip, rule: g.descriptor.rule },
-      g.descriptor.margin ? 'margin' : 'none',
+      g.norm,
     );
     const descriptor = own ?? g.descriptor;
     let trained: Awaited<ReturnType<typeof RecognitionPipeline.load>> | undefined;

@@ -75,9 +75,15 @@ export function unfittedVariant(fitted: readonly string[], v: ScoringVariant, de
   return `no impostor tail is fitted for the ${descriptor} descriptor with flip ${v.flip} and rule ${v.rule}, so no threshold can be calibrated for it: set gallery.flip and gallery.rule to one of (${can})`;
 }
 
-/** gallery.norm: none (the best cosine) or margin (the best cosine plus half its lead over the runner-up; src/gallery/match.ts). */
-export const galleryNorms = ['none', 'margin'] as const;
+/**
+ * gallery.norm: none (the best cosine), margin (the best cosine plus half its lead over the
+ * runner-up; src/gallery/match.ts), or auto (margin where it is calibrated for the descriptor,
+ * flip, rule and targetFar, else none).
+ */
+export const galleryNorms = ['auto', 'none', 'margin'] as const;
 export type GalleryNorm = (typeof galleryNorms)[number];
+/** The default: auto, since the margin score let fewer strangers in and refused fewer known faces at every calibrated size (docs/measurements/lfw-dev.md). */
+export const DEFAULT_NORM: GalleryNorm = 'auto';
 
 /**
  * The variants each built-in descriptor has a fitted margin calibration for (the keys of
@@ -129,9 +135,9 @@ export const galleryConfigSchema = z
     norm: z
       .enum(galleryNorms)
       .describe(
-        "score normalisation with the gallery as its own cohort: none (a face's score is its best person's cosine) or margin (that cosine plus half its lead over the runner-up, with a threshold fitted for it; fewer false rejects in galleries of 200–1,000 people, and outside that size the plain cosine and its threshold are used); margin needs the dlib descriptor with flip and rule centroid and targetFar 0.01",
+        "score normalisation with the gallery as its own cohort: none (a face's score is its best person's cosine), margin (that cosine plus half its lead over the runner-up, with a threshold fitted for it; fewer false rejects in galleries of 200–1,000 people, and outside that size the plain cosine and its threshold are used; needs the dlib descriptor with flip and rule centroid and targetFar 0.01), or auto (margin where those settings allow it, else none)",
       )
-      .default('none'),
+      .default(DEFAULT_NORM),
     keepCrops: z
       .boolean()
       .describe(

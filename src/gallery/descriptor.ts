@@ -24,6 +24,7 @@ import type { Face } from '../shared/messages.js';
 import {
   DEFAULT_DESCRIPTOR,
   DEFAULT_FLIP,
+  DEFAULT_NORM,
   DEFAULT_RULE,
   MARGIN_TARGET_FAR,
   uncalibratedMargin,
@@ -60,6 +61,30 @@ export interface BuiltinDescriptorSpec {
   readonly aggregateTails?: ImpostorTails;
   /** Margin calibrations (gallery.norm margin), by variantName. */
   readonly marginCalibrations: Readonly<Partial<Record<string, MarginCalibration>>>;
+}
+
+/**
+ * The margin calibration gallery.norm asks for with this spec and variant: none → null; auto →
+ * the fitted one or null; margin → the fitted one, or a ConfigError naming what can run. (A
+ * calibration fitted for another targetFar is not used: galleryDecision in match.ts.)
+ */
+export function marginFor(
+  norm: GalleryNorm,
+  spec: Pick<BuiltinDescriptorSpec, 'marginCalibrations'>,
+  variant: ScoringVariant,
+  descriptor: string,
+): MarginCalibration | null {
+  if (norm === 'none') return null;
+  const fitted = spec.marginCalibrations[variantName(variant)] ?? null;
+  if (norm === 'margin' && !fitted)
+    throw new ConfigError(
+      uncalibratedMargin(Object.keys(spec.marginCalibrations), {
+        ...variant,
+        descriptor,
+        targetFar: MARGIN_TARGET_FAR,
+      }) ?? '',
+    );
+  return fitted;
 }
 
 export const BUILTIN_DESCRIPTORS: Readonly<Record<BuiltinDescriptorName, BuiltinDescriptorSpec>> = {
@@ -206,19 +231,11 @@ export class OnnxDescriptor implements FaceDescriptor {
     threads?: number,
     spec: BuiltinDescriptorSpec = BUILTIN_DESCRIPTORS.faceres,
     variant: ScoringVariant = DEFAULT_VARIANT,
-    norm: GalleryNorm = 'none',
+    norm: GalleryNorm = DEFAULT_NORM,
   ): Promise<OnnxDescriptor> {
     const name = id.split(':')[0] ?? id;
     const tail = tailFor(spec.impostorTails, variant, name);
-    const margin = norm === 'margin' ? (spec.marginCalibrations[variantName(variant)] ?? null) : null;
-    if (norm === 'margin' && !margin)
-      throw new ConfigError(
-        uncalibratedMargin(Object.keys(spec.marginCalibrations), {
-          ...variant,
-          descriptor: name,
-          targetFar: MARGIN_TARGET_FAR,
-        }) ?? '',
-      );
+    const margin = marginFor(norm, spec, variant, name);
     const model = await OnnxModel.load(onnx, { threads });
     const input = model.signature().inputs.find((i) => i.name === PIXELS_INPUT);
     const out = model.signature().outputs.find((o) => o.name === FEATURES_OUTPUT);
@@ -276,7 +293,7 @@ export async function loadModelDirDescriptor(
   modelDir: string,
   threads?: number,
   variant: ScoringVariant = DEFAULT_VARIANT,
-  norm: GalleryNorm = 'none',
+  norm: GalleryNorm = DEFAULT_NORM,
 ): Promise<FaceDescriptor | undefined> {
   const file = path.join(modelDir, MODEL_DESCRIPTOR_FILE);
   if (!existsSync(file)) return undefined;

@@ -9,9 +9,9 @@
  */
 import { meanDescriptor } from '../decide/aggregate.js';
 import { decideWindow, type Vote } from '../decide/voting.js';
-import { BUILTIN_DESCRIPTORS } from './descriptor.js';
+import { BUILTIN_DESCRIPTORS, marginFor } from './descriptor.js';
 import type { FaceAlignment } from '../detect/align.js';
-import type { GalleryNorm } from './config.js';
+import { DEFAULT_NORM, type GalleryNorm } from './config.js';
 import {
   AGGREGATE_FIT_FRAMES,
   aggregateThreshold,
@@ -30,7 +30,6 @@ import {
   type MarginCalibration,
   type ScoringOptions,
 } from './match.js';
-import { ConfigError } from '../shared/errors.js';
 import { mulberry32, permutation } from '../train/rng.js';
 import { descriptorOf, describeFiles, loadDescriptorModel, type DescriptorBackbone } from '../recognise/descriptors.js';
 import type { GalleryProtocol } from '../recognise/protocol.js';
@@ -382,7 +381,7 @@ export async function evaluateGallery(o: GalleryEvalOptions): Promise<GalleryEva
         targetFar: o.targetFar,
       })
     : null;
-  const margin = o.norm === 'margin' ? marginCalibrationFor(o) : null;
+  const margin = marginCalibrationFor(o);
   const decision = galleryDecision(index.people, { targetFar: o.targetFar, tail, margin });
   // A given threshold is compared with the score gallery.norm asks for, at any size.
   const weight = margin && o.threshold !== undefined ? margin.weight : decision.weight;
@@ -480,17 +479,16 @@ export function combinations<T>(items: readonly T[], m: number): T[][] {
   return out;
 }
 
-/** The kiosk's margin calibration for this descriptor, flip and rule; ConfigError (what can run) where there is none. */
-export function marginCalibrationFor(o: Pick<GalleryEvalOptions, 'backbone' | 'flip' | 'scoring'>): MarginCalibration {
+/** The margin calibration gallery.norm (`--norm`) asks for with this descriptor, flip and rule (marginFor: null for none, ConfigError where margin has none). */
+export function marginCalibrationFor(
+  o: Pick<GalleryEvalOptions, 'backbone' | 'flip' | 'scoring' | 'norm'>,
+): MarginCalibration | null {
   const name = o.backbone === 'dlib' ? 'dlib' : 'faceres';
-  const cals = BUILTIN_DESCRIPTORS[name].marginCalibrations;
   const variant = { flip: o.flip, rule: o.scoring.rule ?? 'best' };
-  const k = variant.rule === 'top-k' && (o.scoring.k ?? TOP_K) !== TOP_K ? undefined : cals[variantName(variant)];
-  if (!k)
-    throw new ConfigError(
-      `--norm margin has no calibration for ${o.backbone} with ${variantName(variant)}: it is fitted for ${name} ${Object.keys(cals).join(', ') || 'with no variant'}`,
-    );
-  return k;
+  // Calibrated for the kiosk's k only.
+  const otherK = variant.rule === 'top-k' && (o.scoring.k ?? TOP_K) !== TOP_K;
+  const spec = otherK ? { marginCalibrations: {} } : BUILTIN_DESCRIPTORS[name];
+  return marginFor(o.norm ?? DEFAULT_NORM, spec, variant, o.backbone);
 }
 
 /** gallery.norm margin's threshold table as fitted on the pool (MarginCalibration), with what each size's fit rests on. */

@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { BlazeFaceDetector } from '../detect/blazeface.js';
 import { loadDetector } from '../detect/model.js';
 import { KioskDb, kioskDbPath } from '../state/db.js';
-import type { GalleryConfig } from './config.js';
+import type { GalleryConfig, GalleryNorm } from './config.js';
 import { loadBuiltinDescriptor, type FaceDescriptor } from './descriptor.js';
 import { FaceGallery, type FrameFeed } from './service.js';
 import { GalleryStore } from './store.js';
@@ -31,6 +31,8 @@ export interface OpenGallery {
   readonly store: GalleryStore;
   readonly descriptor: FaceDescriptor;
   readonly detector: BlazeFaceDetector;
+  /** gallery.norm, which a model directory's own descriptor is scored by too. */
+  readonly norm: GalleryNorm;
   close(): Promise<void>;
 }
 
@@ -72,6 +74,7 @@ export async function openGallery(o: OpenGalleryOptions): Promise<OpenGallery> {
       store,
       descriptor,
       detector,
+      norm: o.config.norm,
       async close() {
         await detector.close();
         if (!o.descriptor) await descriptor.close();

@@ -8,6 +8,7 @@ import {
   cropFor,
   DEFAULT_VARIANT,
   loadBuiltinDescriptor,
+  marginFor,
   mirror,
 } from '../../src/gallery/descriptor.js';
 import {
@@ -141,8 +142,20 @@ test("flip: the descriptor of a crop is the unit mean of the crop's and its mirr
   }
 });
 
-test('gallery.norm margin: refused at config load where no margin calibration is fitted, or for another targetFar', () => {
-  assert.equal(galleryConfigSchema.parse({}).norm, 'none');
+test('gallery.norm margin: refused at config load where no margin calibration is fitted, or for another targetFar; auto takes it where fitted', () => {
+  assert.equal(galleryConfigSchema.parse({}).norm, 'auto');
+  // auto: never refused; margin where the settings have a calibration, else the plain cosine.
+  for (const c of [{ descriptor: 'faceres' }, { rule: 'best' }, { targetFar: 0.001 }])
+    assert.equal(galleryConfigSchema.parse(c).norm, 'auto', JSON.stringify(c));
+  const fitted = BUILTIN_DESCRIPTORS.dlib.marginCalibrations['flip+centroid'];
+  assert.equal(marginFor('auto', BUILTIN_DESCRIPTORS.dlib, { flip: true, rule: 'centroid' }, 'dlib'), fitted);
+  assert.equal(marginFor('auto', BUILTIN_DESCRIPTORS.dlib, { flip: true, rule: 'best' }, 'dlib'), null);
+  assert.equal(marginFor('auto', BUILTIN_DESCRIPTORS.faceres, { flip: true, rule: 'centroid' }, 'faceres'), null);
+  assert.equal(marginFor('none', BUILTIN_DESCRIPTORS.dlib, { flip: true, rule: 'centroid' }, 'dlib'), null);
+  assert.throws(
+    () => marginFor('margin', BUILTIN_DESCRIPTORS.faceres, { flip: true, rule: 'centroid' }, 'faceres'),
+    /set gallery.norm to none/,
+  );
   assert.equal(galleryConfigSchema.parse({ norm: 'margin' }).norm, 'margin', 'dlib, flip + centroid: calibrated');
   const faceres = galleryConfigSchema.safeParse({ descriptor: 'faceres', norm: 'margin' });
   assert.ok(!faceres.success);
