@@ -36,6 +36,7 @@ interface EvalCliOptions {
   voteK: number;
   voteN: number;
   fitImpostors: boolean;
+  adapt: boolean;
   fitMargin: boolean;
   data?: string;
   unknown?: string;
@@ -132,6 +133,12 @@ export function registerEval(program: Command): void {
     .option('--threshold <t>', 'gallery: use this threshold instead of the calibrated one', Number)
     .option('--vote-k <k>', 'gallery: frames of a visit that must agree', positiveInt, 3)
     .option('--vote-n <n>', 'gallery: frames of a visit (the vote window)', positiveInt, 5)
+    .option(
+      '--adapt',
+      "gallery: gallery.adapt: raise the thresholds by how far the enrolled people's scores against each other sit above the impostor pool's (the kiosk's default: on)",
+      true,
+    )
+    .option('--no-adapt', 'gallery: no gallery.adapt')
     .option('--fit-impostors', 'gallery: also fit the impostor tail on the people with too few photos', false)
     .option(
       '--fit-margin',
@@ -244,6 +251,7 @@ async function galleryAction(o: EvalCliOptions): Promise<void> {
     threshold: o.threshold,
     visit: { k: o.voteK, n: o.voteN },
     fitImpostors: o.fitImpostors,
+    adapt: o.adapt,
     fitMargin: o.fitMargin,
     threads: o.threads,
     ...(o.detectorSize !== undefined ? { detectorSize: o.detectorSize } : {}),
@@ -270,7 +278,7 @@ async function galleryAction(o: EvalCliOptions): Promise<void> {
     `gallery: ${s.backbone}, ${s.alignment.method} alignment (${alignmentKey(s.alignment)})${s.flip ? ', flip' : ''}, rule ${s.scoring.rule}${s.scoring.rule === 'top-k' ? ` (k ${s.scoring.k})` : ''}${s.norm === 'margin' ? ', margin score' : o.norm === 'margin' ? ', cosine (the margin calibration does not cover this gallery size)' : ''}`,
     `${r.enrolled} people enrolled (${s.enrolPerPerson} photos each, people with ≥ ${s.minPhotos}), ${r.genuineProbes} genuine probes, ${r.strangerProbes} strangers`,
     `faces not found: ${nf.genuine} genuine, ${nf.strangers} strangers, ${nf.enrolment} enrolment photos`,
-    `threshold ${r.threshold.toFixed(4)} (${o.threshold === undefined ? `calibrated for ${r.enrolled} people at FAR ${pct(s.targetFar)} from ${r.thresholdTail}` : 'given'})`,
+    `threshold ${r.threshold.toFixed(4)} (${o.threshold === undefined ? `calibrated for ${r.enrolled} people at FAR ${pct(s.targetFar)} from ${r.thresholdTail}` : 'given'})${r.adapt ? `, raised by ${r.adapt.shift.toFixed(4)} (gallery.adapt${r.adapt.level === null ? '' : `, at level ${r.adapt.level}`}, ${r.adapt.scores} cross scores)` : ''}`,
     `per frame: far ${r.strangerProbes ? pct(r.frame.far) : 'n/a (no --unknown)'} (${pct(r.leaveOneOutFar)} with each enrolled person in turn left out), frr ${pct(r.frame.frr)} (${pct(r.frrIncludingNotFound)} counting faces not found), misidentified ${pct(r.frame.misidentified)}`,
     `per visit (${s.visit.k} of ${s.visit.n} frames): far ${pct(r.visit.far)} of ${r.visit.strangerVisits} stranger visits, frr ${pct(r.visit.frr)} of ${r.visit.genuineVisits}`,
     ...(r.pooled
@@ -283,6 +291,11 @@ async function galleryAction(o: EvalCliOptions): Promise<void> {
     ...(r.impostorTail
       ? [
           `impostor tail (${r.impostorTail.scores} scores, ${r.impostorTail.people} pool people): t0 ${r.impostorTail.t0.toFixed(4)} q0 ${r.impostorTail.q0.toFixed(4)} beta ${r.impostorTail.beta.toFixed(4)}`,
+          ...(r.impostorTail.quantiles
+            ? [
+                `impostor quantiles (gallery.adapt): levels [${r.impostorTail.quantiles.levels.join(', ')}] scores [${r.impostorTail.quantiles.scores.map((x) => x.toFixed(4)).join(', ')}]`,
+              ]
+            : []),
         ]
       : []),
     ...(r.aggregateTail

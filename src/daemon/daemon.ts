@@ -230,6 +230,7 @@ export class Daemon {
         people: s.people,
         threshold: Math.round(s.threshold * 10000) / 10000,
         score: s.weight === null ? 'cosine' : 'margin',
+        shift: Math.round(s.shift * 10000) / 10000,
       };
     } catch {
       return null;

@@ -138,6 +138,12 @@ export const galleryConfigSchema = z
         "score normalisation with the gallery as its own cohort: none (a face's score is its best person's cosine), margin (that cosine plus half its lead over the runner-up, with a threshold fitted for it; fewer false rejects in galleries of 200–1,000 people, and outside that size the plain cosine and its threshold are used; needs the dlib descriptor with flip and rule centroid and targetFar 0.01), or auto (margin where those settings allow it, else none)",
       )
       .default(DEFAULT_NORM),
+    adapt: z
+      .boolean()
+      .describe(
+        "raise the match threshold (and the pooled one) when the enrolled people's faces score higher against each other than the strangers the thresholds were fitted on do (one camera, grey-scale or infrared light): the shift is read from the gallery itself whenever it changes, never lowers a threshold, and is published with it (dlib or faceres with flip and rule centroid)",
+      )
+      .default(true),
     keepCrops: z
       .boolean()
       .describe(

@@ -36,6 +36,7 @@ import {
   BUILTIN_AGGREGATE_TAILS,
   BUILTIN_IMPOSTOR_TAILS,
   BUILTIN_MARGIN_CALIBRATIONS,
+  BUILTIN_POOL_QUANTILES,
   tailFor,
   type ImpostorTail,
   type MarginCalibration,
@@ -43,6 +44,7 @@ import {
   type ScoringRule,
   type ScoringVariant,
 } from './match.js';
+import type { PoolQuantiles } from './adapt.js';
 
 /** Bump when the way enrolment and recognition cut faces for the descriptor changes. */
 export const ALIGNMENT_VERSION = 1;
@@ -59,6 +61,8 @@ export interface BuiltinDescriptorSpec {
   readonly impostorTails: ImpostorTails;
   /** Tails of pooled probes (a track's mean descriptor), for the variants that pool. */
   readonly aggregateTails?: ImpostorTails;
+  /** The impostor pool's quantiles (gallery.adapt), by variantName. */
+  readonly poolQuantiles?: Readonly<Partial<Record<string, PoolQuantiles>>>;
   /** Margin calibrations (gallery.norm margin), by variantName. */
   readonly marginCalibrations: Readonly<Partial<Record<string, MarginCalibration>>>;
 }
@@ -94,6 +98,7 @@ export const BUILTIN_DESCRIPTORS: Readonly<Record<BuiltinDescriptorName, Builtin
     crop: { method: 'landmarks', template: 'dlib', zoom: 1, margin: 1.3, rotate: true },
     impostorTails: BUILTIN_IMPOSTOR_TAILS.dlib,
     aggregateTails: BUILTIN_AGGREGATE_TAILS.dlib,
+    poolQuantiles: BUILTIN_POOL_QUANTILES.dlib,
     marginCalibrations: BUILTIN_MARGIN_CALIBRATIONS.dlib,
   },
   faceres: {
@@ -101,6 +106,7 @@ export const BUILTIN_DESCRIPTORS: Readonly<Record<BuiltinDescriptorName, Builtin
     crop: DESCRIPTOR_CROP,
     impostorTails: BUILTIN_IMPOSTOR_TAILS.faceres,
     aggregateTails: BUILTIN_AGGREGATE_TAILS.faceres,
+    poolQuantiles: BUILTIN_POOL_QUANTILES.faceres,
     marginCalibrations: BUILTIN_MARGIN_CALIBRATIONS.faceres,
   },
 };
@@ -124,6 +130,8 @@ export interface FaceDescriptor {
   readonly impostorTail: ImpostorTail;
   /** The tail of a track's pooled (mean) descriptor under this flip and rule; absent where none is fitted (no pooling then). */
   readonly aggregateTail?: ImpostorTail;
+  /** The impostor pool's quantiles under this flip and rule (gallery.adapt); absent where none were measured (no adapting then). */
+  readonly poolQuantiles?: PoolQuantiles;
   /** gallery.norm margin: the margin score's calibration (absent or null: the best cosine is compared). */
   readonly margin?: MarginCalibration | null;
   /** One L2-normalised vector per crop (crops are inputSize × inputSize). */
@@ -198,6 +206,7 @@ export class OnnxDescriptor implements FaceDescriptor {
   readonly rule: ScoringRule;
   readonly impostorTail: ImpostorTail;
   readonly aggregateTail?: ImpostorTail;
+  readonly poolQuantiles?: PoolQuantiles;
   readonly margin: MarginCalibration | null;
 
   private constructor(
@@ -216,6 +225,8 @@ export class OnnxDescriptor implements FaceDescriptor {
     this.impostorTail = impostorTail;
     const pooled = spec.aggregateTails?.[variantName(variant)];
     if (pooled) this.aggregateTail = pooled;
+    const quantiles = spec.poolQuantiles?.[variantName(variant)];
+    if (quantiles) this.poolQuantiles = quantiles;
     this.margin = margin;
   }
 

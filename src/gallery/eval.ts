@@ -8,6 +8,7 @@
  * src/recognise/descriptors.ts (cached on disk).
  */
 import { meanDescriptor } from '../decide/aggregate.js';
+import { galleryShift, POOL_QUANTILE_LEVELS, upperQuantiles, type AdaptiveShift, type PoolQuantiles } from './adapt.js';
 import { decideWindow, type Vote } from '../decide/voting.js';
 import { BUILTIN_DESCRIPTORS, marginFor } from './descriptor.js';
 import type { FaceAlignment } from '../detect/align.js';
@@ -250,6 +251,8 @@ export interface GalleryEvalOptions {
   readonly visit: VisitSettings;
   /** Also fit the impostor tail on the protocol's pool. */
   readonly fitImpostors: boolean;
+  /** gallery.adapt: raise the thresholds by how far the gallery's cross scores sit above the pool's (where the variant has pool quantiles). */
+  readonly adapt?: boolean;
   /** Also fit gallery.norm margin's threshold table on the pool (fitMarginThresholds, MARGIN_FIT). */
   readonly fitMargin?: boolean;
   readonly threads?: number;
@@ -277,6 +280,8 @@ export interface GalleryEvalResult {
   /** Photos in which no face was found (not scored; a genuine one counts as a reject in frrIncludingNotFound). */
   readonly facesNotFound: { readonly genuine: number; readonly strangers: number; readonly enrolment: number };
   readonly threshold: number;
+  /** gallery.adapt: how much the thresholds were raised (in `threshold` and the pooled one), and at which level; null when not adapted. */
+  readonly adapt: AdaptiveShift | null;
   /** Where the calibrated threshold's impostor tail came from (`given` with a fixed threshold). */
   readonly thresholdTail: string;
   readonly frame: ErrorRates;
@@ -290,7 +295,8 @@ export interface GalleryEvalResult {
   readonly eer: ErrorRates | null;
   readonly curve: readonly ErrorRates[];
   /** The impostor tail fitted on the pool (with --fit-impostors). */
-  readonly impostorTail: (ImpostorTail & { readonly scores: number; readonly people: number }) | null;
+  readonly impostorTail:
+    (ImpostorTail & { readonly scores: number; readonly people: number; readonly quantiles?: PoolQuantiles }) | null;
   /** The tail of pooled probes (means of AGGREGATE_FIT_FRAMES photos) fitted on the pool (with --fit-impostors). */
   readonly aggregateTail: (ImpostorTail & { readonly scores: number; readonly people: number }) | null;
   /** gallery.norm margin's thresholds fitted on the pool (with --fit-margin). */
@@ -367,7 +373,12 @@ export async function evaluateGallery(o: GalleryEvalOptions): Promise<GalleryEva
   let aggregateTail: GalleryEvalResult['impostorTail'] = null;
   if (o.fitImpostors) {
     const scores = poolImpostorScores(p, vec, o.scoring, o.protocol.enrolPerPerson);
-    impostorTail = { ...fitImpostorTail(scores.scores), scores: scores.scores.length, people: scores.people };
+    impostorTail = {
+      ...fitImpostorTail(scores.scores),
+      scores: scores.scores.length,
+      people: scores.people,
+      quantiles: { levels: [...POOL_QUANTILE_LEVELS], scores: upperQuantiles(scores.scores, POOL_QUANTILE_LEVELS) },
+    };
     const pooled = poolImpostorScores(p, vec, o.scoring, o.protocol.enrolPerPerson, AGGREGATE_FIT_FRAMES);
     aggregateTail = { ...fitImpostorTail(pooled.scores), scores: pooled.scores.length, people: pooled.people };
   }
@@ -385,11 +396,14 @@ export async function evaluateGallery(o: GalleryEvalOptions): Promise<GalleryEva
   const decision = galleryDecision(index.people, { targetFar: o.targetFar, tail, margin });
   // A given threshold is compared with the score gallery.norm asks for, at any size.
   const weight = margin && o.threshold !== undefined ? margin.weight : decision.weight;
-  const threshold = o.threshold ?? decision.threshold;
+  const quantiles = o.adapt && o.threshold === undefined ? poolQuantilesFor(o) : null;
+  const adapted = quantiles ? galleryShift(entries, quantiles, o.scoring, index) : null;
+  const shift = adapted?.shift ?? 0;
+  const threshold = o.threshold ?? decision.threshold + shift;
   const poolTail = aggregateCalibrationTail(o, aggregateTail);
   let pooled: GalleryEvalResult['pooled'] = null;
   if (poolTail) {
-    const t = aggregateThreshold(index.people, poolTail.tail, o.targetFar);
+    const t = aggregateThreshold(index.people, poolTail.tail, o.targetFar) + shift;
     const visit = visitRates(frames, threshold, o.visit, { index, threshold: t }, weight);
     pooled = { threshold: t, thresholdTail: poolTail.tailSource, visit };
   }
@@ -416,6 +430,7 @@ export async function evaluateGallery(o: GalleryEvalOptions): Promise<GalleryEva
     strangerProbes: p.strangers.length,
     facesNotFound: { genuine: notFoundGenuine, strangers: notFoundStrangers, enrolment: notFoundEnrol },
     threshold,
+    adapt: adapted,
     thresholdTail:
       o.threshold !== undefined
         ? 'given'
@@ -434,6 +449,15 @@ export async function evaluateGallery(o: GalleryEvalOptions): Promise<GalleryEva
     aggregateTail,
     marginFit,
   };
+}
+
+/** The pool quantiles gallery.adapt compares the gallery's cross scores with for this descriptor and variant; null where none were measured. */
+export function poolQuantilesFor(o: Pick<GalleryEvalOptions, 'backbone' | 'flip' | 'scoring'>): PoolQuantiles | null {
+  const name = o.backbone === 'dlib' ? 'dlib' : 'faceres';
+  if (o.scoring.rule === 'top-k') return null;
+  return (
+    BUILTIN_DESCRIPTORS[name].poolQuantiles?.[variantName({ flip: o.flip, rule: o.scoring.rule ?? 'best' })] ?? null
+  );
 }
 
 /** The tail a pooled probe's threshold is read from: the kiosk's for this descriptor and variant, else this run's fit; null when neither (no pooling then). */
@@ -613,6 +637,7 @@ export function galleryResultJson(r: GalleryEvalResult): Record<string, unknown>
     stranger_probes: r.strangerProbes,
     faces_not_found: r.facesNotFound,
     threshold: r4(r.threshold),
+    adapt: r.adapt && { shift: r4(r.adapt.shift), level: r.adapt.level, scores: r.adapt.scores },
     threshold_tail: r.thresholdTail,
     frame: rates(r.frame),
     leave_one_out_far: r4(r.leaveOneOutFar),

@@ -21,6 +21,7 @@ import {
 } from './config.js';
 import { ConfigError } from '../shared/errors.js';
 import { dotKernel, paddedStride, type DotKernel } from './kernel.js';
+import type { PoolQuantiles } from './adapt.js';
 
 export interface GalleryEntry {
   readonly personId: string;
@@ -364,6 +365,31 @@ export const DLIB_FLIP_CENTROID_AGGREGATE_TAIL: ImpostorTail = { t0: 0.9497, q0:
  * --fit-impostors`); other numbers of photos were not fitted for faceres.
  */
 export const FACERES_FLIP_CENTROID_AGGREGATE_TAIL: ImpostorTail = { t0: 0.7403, q0: 0.001, beta: 0.0207 };
+
+/**
+ * gallery.adapt: the impostor pool's scores at upper-tail levels (src/gallery/adapt.ts), the
+ * same 2,203,829 scores DLIB_FLIP_CENTROID_IMPOSTOR_TAIL was fitted on (590 pool people
+ * enrolled alone with 3 photos, every photo of the other pool people), measured on
+ * 3 December 2026 with `facegate eval --gallery --fit-impostors` ("impostor quantiles").
+ */
+export const DLIB_FLIP_CENTROID_POOL_QUANTILES: PoolQuantiles = {
+  levels: [0.1, 0.03, 0.01, 0.003, 0.001, 3e-4, 1e-4, 3e-5, 1e-5],
+  scores: [0.8961, 0.9122, 0.9227, 0.9319, 0.939, 0.9458, 0.9514, 0.9573, 0.9624],
+};
+
+/** faceres, flip, `centroid`: the pool of FACERES_FLIP_CENTROID_IMPOSTOR_TAIL, measured as DLIB_FLIP_CENTROID_POOL_QUANTILES (`--descriptor faceres`). */
+export const FACERES_FLIP_CENTROID_POOL_QUANTILES: PoolQuantiles = {
+  levels: [0.1, 0.03, 0.01, 0.003, 0.001, 3e-4, 1e-4, 3e-5, 1e-5],
+  scores: [0.5437, 0.5929, 0.6281, 0.6604, 0.6853, 0.7103, 0.7297, 0.7463, 0.757],
+};
+
+/** The built-in descriptors' pool quantiles, by variantName (gallery.adapt runs only with these). */
+export const BUILTIN_POOL_QUANTILES: {
+  readonly [D in BuiltinDescriptorName]: Readonly<Partial<Record<string, PoolQuantiles>>>;
+} = {
+  dlib: { 'flip+centroid': DLIB_FLIP_CENTROID_POOL_QUANTILES },
+  faceres: { 'flip+centroid': FACERES_FLIP_CENTROID_POOL_QUANTILES },
+};
 
 /** The built-in descriptors' tails for aggregated probes, by variantName (only these variants aggregate). */
 export const BUILTIN_AGGREGATE_TAILS: { readonly [D in BuiltinDescriptorName]: ImpostorTails } = {

@@ -15,6 +15,7 @@ import { moduleLogger } from '../shared/logger.js';
 import { alignFace } from '../detect/align.js';
 import { assessFace, EnrolmentRefused, type RefusalCode } from './checks.js';
 import type { GalleryConfig } from './config.js';
+import { galleryShift } from './adapt.js';
 import { cropFor, type FaceDescriptor } from './descriptor.js';
 import {
   aggregateThreshold,
@@ -95,6 +96,8 @@ export interface GallerySnapshot {
   readonly aggregateThreshold?: number;
   /** gallery.norm margin in force at this size: the weight of the lead over the runner-up; null: the best cosine is compared. */
   readonly weight: number | null;
+  /** gallery.adapt: how much `threshold` and `aggregateThreshold` were raised for this gallery's own cross scores (0: not at all). */
+  readonly shift: number;
   readonly names: ReadonlyMap<string, string>;
 }
 
@@ -177,7 +180,8 @@ export class FaceGallery implements GalleryService {
    * its rule, with the threshold from its impostor tail; one cheap query when nothing changed.
    */
   snapshot(
-    d: Pick<FaceDescriptor, 'id' | 'impostorTail' | 'aggregateTail' | 'rule' | 'margin'> = this.descriptor,
+    d: Pick<FaceDescriptor, 'id' | 'impostorTail' | 'aggregateTail' | 'poolQuantiles' | 'rule' | 'margin'> = this
+      .descriptor,
   ): GallerySnapshot {
     const { id: descriptorId, impostorTail: tail } = d;
     const version = this.deps.store.version();
@@ -194,21 +198,46 @@ export class FaceGallery implements GalleryService {
     const entries = people
       .filter((p) => byPerson.has(p.id))
       .map((p) => ({ personId: p.id, templates: byPerson.get(p.id) ?? [] }));
+    const index = buildIndex(entries, { rule: d.rule });
+    // gallery.adapt: the enrolled people are each other's strangers (src/gallery/adapt.ts).
+    const adapted =
+      this.deps.config.adapt && d.poolQuantiles
+        ? galleryShift(entries, d.poolQuantiles, { rule: d.rule }, index)
+        : null;
+    const shift = adapted?.shift ?? 0;
+    const decision = this.decisionFor(entries.length, tail, d.margin ?? null);
     const snap: GallerySnapshot = {
       version,
-      index: buildIndex(entries, { rule: d.rule }),
+      index,
       people: entries.length,
-      ...this.decisionFor(entries.length, tail, d.margin ?? null),
+      threshold: decision.threshold + shift,
+      weight: decision.weight,
+      shift,
       ...(d.aggregateTail
-        ? { aggregateThreshold: aggregateThreshold(entries.length, d.aggregateTail, this.deps.config.targetFar) }
+        ? {
+            aggregateThreshold: aggregateThreshold(entries.length, d.aggregateTail, this.deps.config.targetFar) + shift,
+          }
         : {}),
       names: new Map(people.map((p) => [p.id, p.name])),
     };
+    if (shift !== (hit?.shift ?? 0))
+      this.log.info(
+        {
+          shift: Number(shift.toFixed(4)),
+          tailShare: adapted?.level ?? null,
+          crossScores: adapted?.scores ?? 0,
+          threshold: Number(snap.threshold.toFixed(4)),
+        },
+        shift > 0
+          ? "gallery threshold raised: the enrolled people's faces score higher against each other than the strangers the threshold was fitted on (gallery.adapt)"
+          : 'gallery threshold no longer raised (gallery.adapt)',
+      );
     this.cached.set(descriptorId, snap);
     this.log.info(
       {
         people: snap.people,
         threshold: Number(snap.threshold.toFixed(4)),
+        shift: Number(snap.shift.toFixed(4)),
         norm: snap.weight === null ? 'none' : 'margin',
         version,
       },
@@ -340,11 +369,14 @@ export class FaceGallery implements GalleryService {
       if (t.descriptor === this.descriptor.id && t.personId !== personId)
         byPerson.set(t.personId, [...(byPerson.get(t.personId) ?? []), t.vector]);
     for (const [id, templates] of byPerson) entries.push({ personId: id, templates });
+    const decision = this.decisionFor(entries.length);
     return {
       ...all,
       index: buildIndex(entries, { rule: this.descriptor.rule }),
       people: entries.length,
-      ...this.decisionFor(entries.length),
+      weight: decision.weight,
+      // the whole gallery's shift: one person fewer does not make the camera's cross scores lower
+      threshold: decision.threshold + all.shift,
     };
   }
 

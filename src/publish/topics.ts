@@ -47,9 +47,16 @@ export interface StatePayload {
   /**
    * People enrolled in the gallery, the match threshold in use for that many, and the score it
    * is compared with: `cosine` (the best person's) or `margin` (gallery.norm margin: that cosine
-   * plus its weighted lead over the runner-up). Null without a gallery.
+   * plus its weighted lead over the runner-up); `shift`: how much of the threshold is
+   * gallery.adapt's raise for the enrolled people's own cross scores (0: none). Null without a
+   * gallery.
    */
-  readonly gallery: { readonly people: number; readonly threshold: number; readonly score: GalleryScore } | null;
+  readonly gallery: {
+    readonly people: number;
+    readonly threshold: number;
+    readonly score: GalleryScore;
+    readonly shift: number;
+  } | null;
   readonly uptimeSeconds: number;
 }
 

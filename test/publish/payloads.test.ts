@@ -105,7 +105,7 @@ test('state payload as the state reporter publishes it (snapshot)', () => {
       camera: 'ok',
       pendingEvents: 0,
       processed: 0,
-      gallery: { people: 12, threshold: 0.7, score: 'cosine' },
+      gallery: { people: 12, threshold: 0.7, score: 'cosine', shift: 0 },
     }),
     () => undefined,
   );
