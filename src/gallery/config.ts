@@ -141,7 +141,7 @@ export const galleryConfigSchema = z
     adapt: z
       .boolean()
       .describe(
-        "raise the match threshold (and the pooled one) when the enrolled people's faces score higher against each other than the strangers the thresholds were fitted on do (one camera, grey-scale or infrared light): the shift is read from the gallery itself whenever it changes, never lowers a threshold, and is published with it (dlib or faceres with flip and rule centroid)",
+        "raise the match threshold (and the pooled one) when the enrolled people's faces score higher against each other than the strangers the thresholds were fitted on do (one camera, grey-scale or infrared light): the shift is read from the gallery itself whenever it changes, never lowers a threshold, and is published with it (the dlib descriptor with flip and rule centroid; elsewhere nothing is raised)",
       )
       .default(true),
     keepCrops: z
