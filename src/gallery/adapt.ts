@@ -10,14 +10,16 @@
  * pool is not moved by noise; the largest excess is the shift. Never negative.
  * Pure functions, no I/O.
  */
-import { buildIndex, personScores, type GalleryEntry, type GalleryIndex, type ScoringOptions } from './match.js';
+import {
+  buildIndex,
+  personScores,
+  type GalleryEntry,
+  type GalleryIndex,
+  type PoolQuantiles,
+  type ScoringOptions,
+} from './match.js';
 
-/** The pool's impostor scores at upper-tail levels: `scores[i]` is exceeded by a share `levels[i]` of them. */
-export interface PoolQuantiles {
-  /** Upper-tail probabilities, descending (e.g. 0.1 … 1e-5). */
-  readonly levels: readonly number[];
-  readonly scores: readonly number[];
-}
+export type { PoolQuantiles };
 
 /** The levels `--fit-impostors` measures the pool's quantiles at. */
 export const POOL_QUANTILE_LEVELS = [0.1, 0.03, 0.01, 0.003, 0.001, 3e-4, 1e-4, 3e-5, 1e-5] as const;

@@ -21,7 +21,6 @@ import {
 } from './config.js';
 import { ConfigError } from '../shared/errors.js';
 import { dotKernel, paddedStride, type DotKernel } from './kernel.js';
-import type { PoolQuantiles } from './adapt.js';
 
 export interface GalleryEntry {
   readonly personId: string;
@@ -365,6 +364,13 @@ export const DLIB_FLIP_CENTROID_AGGREGATE_TAIL: ImpostorTail = { t0: 0.9497, q0:
  * --fit-impostors`); other numbers of photos were not fitted for faceres.
  */
 export const FACERES_FLIP_CENTROID_AGGREGATE_TAIL: ImpostorTail = { t0: 0.7403, q0: 0.001, beta: 0.0207 };
+
+/** The pool's impostor scores at upper-tail levels: `scores[i]` is exceeded by a share `levels[i]` of them. */
+export interface PoolQuantiles {
+  /** Upper-tail probabilities, descending (e.g. 0.1 … 1e-5). */
+  readonly levels: readonly number[];
+  readonly scores: readonly number[];
+}
 
 /**
  * gallery.adapt: the impostor pool's scores at upper-tail levels (src/gallery/adapt.ts), the
