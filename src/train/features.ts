@@ -8,10 +8,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { RgbImage } from '../shared/image.js';
-import { augment, type AugmentConfig } from './augment.js';
 import type { BackboneSpec, TfjsBackbone } from './backbone.js';
 import { INPUT_SIZE } from './backbone.js';
-import { mulberry32 } from './rng.js';
 
 export interface FeatureExtractor {
   /** `onnx` or `tfjs`, for the summary and the manifest. */
@@ -19,25 +17,7 @@ export interface FeatureExtractor {
   readonly spec: BackboneSpec;
   /** 224×224 RGB images → features, row-major [images.length, featureSize]. */
   extract(images: readonly RgbImage[]): Promise<Float32Array>;
-  /**
-   * Features of augmented copies: image i as `augment(image, mulberry32(seeds[i]), config)`,
-   * the same values as augmenting first and calling `extract`. An aborted signal drops the
-   * request (its promise then rejects).
-   */
-  extractAugmented(
-    images: readonly RgbImage[],
-    seeds: readonly number[],
-    config: AugmentConfig,
-    signal?: AbortSignal,
-  ): Promise<Float32Array>;
-  /** Whether extraction runs off the main thread (training then extracts the next epoch while the head trains). */
-  readonly background: boolean;
   dispose(): Promise<void>;
-}
-
-/** `augment` of each image with its own seed (the in-thread half of `extractAugmented`). */
-export function augmentAll(images: readonly RgbImage[], seeds: readonly number[], config: AugmentConfig): RgbImage[] {
-  return images.map((img, i) => augment(img, mulberry32(seeds[i] ?? 0), config).image);
 }
 
 /** Packs images (each 224×224 RGB) into one NHWC uint8 buffer. */
@@ -55,11 +35,9 @@ export function packPixels(images: readonly RgbImage[]): Uint8Array {
 /** TF.js backbone, in batches. */
 export function tfjsExtractor(backbone: TfjsBackbone, batchSize = 16): FeatureExtractor {
   const size = backbone.spec.featureSize;
-  const extractor: FeatureExtractor = {
+  return {
     kind: 'tfjs',
     spec: backbone.spec,
-    background: false,
-    extractAugmented: (images, seeds, config) => extractor.extract(augmentAll(images, seeds, config)),
     async extract(images) {
       const out = new Float32Array(images.length * size);
       for (let i = 0; i < images.length; i += batchSize) {
@@ -76,5 +54,4 @@ export function tfjsExtractor(backbone: TfjsBackbone, batchSize = 16): FeatureEx
     },
     dispose: () => Promise.resolve(),
   };
-  return extractor;
 }

@@ -17,7 +17,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { RgbImage } from '../shared/image.js';
 import { moduleLogger } from '../shared/logger.js';
-import type { AugmentConfig } from './augment.js';
+import { augment, type AugmentConfig } from './augment.js';
 import type { FeatureExtractor } from './features.js';
 import { cloneWeights } from './head.js';
 import { headStep } from './head-step.js';
@@ -156,38 +156,17 @@ export async function fitHead(o: FitOptions): Promise<FitResult> {
   const batches = Math.ceil(n / o.batchSize);
   // trainOnBatch's computation with faster gradients (see head-step.ts).
   const trainStep = headStep(o.head);
-  // An epoch's augmented features: image i augmented with a seed from (seed, epoch, i), so
-  // the values do not depend on when or where they are computed. An extractor that runs
-  // off the main thread computes the next epoch's while the head trains on this one's.
-  const trainImages = o.train.map((s) => s.image);
-  const epochFeatures = (epoch: number, signal?: AbortSignal): Promise<Float32Array> | null =>
-    o.augment
-      ? o.extractor.extractAugmented(
-          trainImages,
-          trainImages.map((_, i) => deriveSeed(o.seed, 0xa09, epoch, i)),
-          o.augment,
-          signal,
-        )
-      : null;
-  interface Ahead {
-    readonly epoch: number;
-    readonly features: Promise<Float32Array> | null;
-    readonly abort: AbortController;
-  }
-  const startAhead = (epoch: number): Ahead => {
-    const abort = new AbortController();
-    const features = epochFeatures(epoch, abort.signal);
-    // Rejected only when cancelled (training stopped) or failed; a failure is seen where it is awaited.
-    features?.catch(() => undefined);
-    return { epoch, features, abort };
-  };
-  let ahead: Ahead | null = null;
   try {
     for (let epoch = 1; epoch <= o.epochs; epoch++) {
       const t0 = performance.now();
-      const pending = ahead?.epoch === epoch ? ahead.features : epochFeatures(epoch);
-      ahead = o.extractor.background && o.augment && epoch < o.epochs ? startAhead(epoch + 1) : null;
-      const feats = pending ? standardise(await pending, st) : plainTrain;
+      let feats = plainTrain;
+      if (o.augment) {
+        const cfg = o.augment;
+        const images = o.train.map(
+          (s, i) => augment(s.image, mulberry32(deriveSeed(o.seed, 0xa09, epoch, i)), cfg).image,
+        );
+        feats = standardise(await o.extractor.extract(images), st);
+      }
       const order = permutation(n, mulberry32(deriveSeed(o.seed, 0x5f1e, epoch)));
       o.onEpochStart?.(epoch, batches);
       let lossSum = 0;
@@ -258,8 +237,6 @@ export async function fitHead(o: FitOptions): Promise<FitResult> {
   } finally {
     if (bestWeights) tf.dispose(bestWeights);
     trainStep.dispose();
-    // Training stopped before the epoch extracted ahead: drop it.
-    ahead?.abort.abort();
   }
   return {
     history,

@@ -1,18 +1,15 @@
 /**
  * ONNX feature extractor: the backbone-only graph from the exporter (input `pixels`
  * uint8 NHWC, output `features`), run by onnxruntime (FACTS.md: ~10 ms an image for
- * MobileNet 1.0 against ~125 ms for TF.js wasm) in a worker thread (onnx-worker.ts), which
- * also augments the images it is asked to augment: training asks for the next epoch's
- * features while the head trains on this epoch's.
+ * MobileNet 1.0 against ~125 ms for TF.js wasm).
  */
-import { Worker } from 'node:worker_threads';
 import { exportModel, OUTPUT_NAMES, PIXELS_INPUT } from '../model/export/index.js';
 import { readTfjsModel } from '../model/export/tfjs.js';
 import { OnnxModel } from '../runtime/ort.js';
 import { ModelError } from '../shared/errors.js';
+import type { RgbImage } from '../shared/image.js';
 import { INPUT_SIZE, type BackboneSpec } from './backbone.js';
-import type { FeatureExtractor } from './features.js';
-import type { WorkerInit, WorkerReply, WorkerRequest } from './onnx-worker.js';
+import { packPixels, type FeatureExtractor } from './features.js';
 
 /** Backbone-only ONNX bytes for a backbone. */
 export function backboneOnnx(spec: BackboneSpec): Uint8Array {
@@ -27,68 +24,31 @@ export function backboneOnnx(spec: BackboneSpec): Uint8Array {
 }
 
 export async function onnxExtractor(spec: BackboneSpec, batchSize = 16): Promise<FeatureExtractor> {
-  const onnx = backboneOnnx(spec);
-  // The signature is checked here, where a wrong graph is reported as a ModelError.
-  const model = await OnnxModel.load(onnx);
-  try {
-    model.assertSignature({
-      inputs: [{ name: PIXELS_INPUT, dtype: 'uint8', shape: [null, INPUT_SIZE, INPUT_SIZE, 3] }],
-      outputs: [{ name: OUTPUT_NAMES.features, dtype: 'float32', shape: [null, spec.featureSize] }],
-    });
-  } finally {
-    await model.release();
-  }
-  const worker = new Worker(new URL('./onnx-worker.js', import.meta.url), {
-    workerData: { onnx, featureSize: spec.featureSize, batchSize } satisfies WorkerInit,
+  const model = await OnnxModel.load(backboneOnnx(spec));
+  model.assertSignature({
+    inputs: [{ name: PIXELS_INPUT, dtype: 'uint8', shape: [null, INPUT_SIZE, INPUT_SIZE, 3] }],
+    outputs: [{ name: OUTPUT_NAMES.features, dtype: 'float32', shape: [null, spec.featureSize] }],
   });
-  const pending = new Map<number, { resolve: (f: Float32Array) => void; reject: (e: Error) => void }>();
-  let nextId = 1;
-  let failure: Error | null = null;
-  const fail = (err: Error): void => {
-    failure = err;
-    for (const p of pending.values()) p.reject(err);
-    pending.clear();
-  };
-  await new Promise<void>((resolve, reject) => {
-    worker.once('error', reject);
-    worker.once('message', (m: WorkerReply) => {
-      worker.off('error', reject);
-      if ('error' in m) reject(new ModelError(`the backbone graph did not load in the worker: ${m.error}`));
-      else resolve();
-    });
-  });
-  worker.on('message', (m: WorkerReply) => {
-    if (!('id' in m) || m.id === undefined) return;
-    const p = pending.get(m.id);
-    if (!p) return;
-    pending.delete(m.id);
-    if ('features' in m) p.resolve(m.features);
-    else p.reject(m.error === 'cancelled' ? new Error('extraction cancelled') : new ModelError(m.error));
-  });
-  worker.on('error', (err) => fail(err));
-  worker.on('exit', (code) => fail(new Error(`the feature worker exited (code ${code})`)));
-  // Idle between requests without keeping the process alive.
-  worker.unref();
-
-  const request = (r: Omit<WorkerRequest, 'id'>, signal?: AbortSignal): Promise<Float32Array> => {
-    if (failure) return Promise.reject(failure);
-    const id = nextId++;
-    const result = new Promise<Float32Array>((resolve, reject) => pending.set(id, { resolve, reject }));
-    signal?.addEventListener('abort', () => worker.postMessage({ cancel: id }), { once: true });
-    worker.ref();
-    worker.postMessage({ id, ...r } satisfies WorkerRequest);
-    return result.finally(() => {
-      if (pending.size === 0) worker.unref();
-    });
-  };
+  const size = spec.featureSize;
   return {
     kind: 'onnx',
     spec,
-    background: true,
-    extract: (images) => request({ images }),
-    extractAugmented: (images, seeds, config, signal) => request({ images, augment: { seeds, config } }, signal),
-    async dispose() {
-      await worker.terminate();
+    async extract(images: readonly RgbImage[]) {
+      const out = new Float32Array(images.length * size);
+      for (let i = 0; i < images.length; i += batchSize) {
+        const batch = images.slice(i, i + batchSize);
+        const r = await model.run(
+          { [PIXELS_INPUT]: { data: packPixels(batch), dims: [batch.length, INPUT_SIZE, INPUT_SIZE, 3] } },
+          [OUTPUT_NAMES.features],
+        );
+        const f = r[OUTPUT_NAMES.features];
+        if (!f || !(f.data instanceof Float32Array) || f.data.length !== batch.length * size) {
+          throw new ModelError(`the backbone graph returned no [${batch.length}, ${size}] float features`);
+        }
+        out.set(f.data, i * size);
+      }
+      return out;
     },
+    dispose: () => model.release(),
   };
 }

@@ -6,12 +6,11 @@ import { test } from 'node:test';
 import { initBackend } from '../../src/train/backend.js';
 import { loadTfjsBackbone, resolveBackbone } from '../../src/train/backbone.js';
 import { cropPreparer, loadDataset } from '../../src/train/data.js';
-import { augmentAll, tfjsExtractor } from '../../src/train/features.js';
+import { tfjsExtractor } from '../../src/train/features.js';
 import { evaluate, fitHead } from '../../src/train/fit.js';
 import { buildHead } from '../../src/train/head.js';
 import { onnxExtractor } from '../../src/train/onnx-features.js';
 import { loadLayersModel } from '../../src/train/tfjs-io.js';
-import { deriveSeed } from '../../src/train/rng.js';
 import { TUTORIAL_AUGMENTATION } from '../../src/train/augment.js';
 import { requireShared, sharedPaths } from '../support/shared.js';
 
@@ -141,38 +140,5 @@ test('checkpoint keeps the best val_loss and early stopping restores it when val
   } finally {
     await extractor.dispose();
     await rm(dir, { recursive: true, force: true });
-  }
-});
-
-test("the ONNX extractor's worker augments as this thread does, and drops a cancelled request", async (t) => {
-  if (!requireShared(t)) return;
-  const spec = await resolveBackbone({ name: 'mobilenet_v1', weights: sharedPaths.mobilenet025 });
-  const ds = await loadDataset({
-    dir: sharedPaths.orl,
-    preparer: cropPreparer(224),
-    validationSplit: 0.2,
-    seed: 1,
-    classes: ['s1', 's2'],
-  });
-  const images = ds.train.map((s) => s.image);
-  const seeds = images.map((_, i) => deriveSeed(1, 0xa09, 3, i));
-  const extractor = await onnxExtractor(spec, 4);
-  try {
-    // In the worker (augmented there) and here (augmented here, pixels sent): the same bytes
-    // through the same graph, so the same features.
-    const inWorker = await extractor.extractAugmented(images, seeds, TUTORIAL_AUGMENTATION);
-    const here = await extractor.extract(augmentAll(images, seeds, TUTORIAL_AUGMENTATION));
-    assert.equal(inWorker.length, images.length * spec.featureSize);
-    assert.deepEqual(inWorker, here);
-    // A request aborted while queued behind another is dropped; the worker goes on serving.
-    const first = extractor.extract(images);
-    const abort = new AbortController();
-    const second = extractor.extractAugmented(images, seeds, TUTORIAL_AUGMENTATION, abort.signal);
-    abort.abort();
-    await assert.rejects(second, /cancelled/);
-    assert.equal((await first).length, images.length * spec.featureSize);
-    assert.deepEqual(await extractor.extractAugmented(images, seeds, TUTORIAL_AUGMENTATION), inWorker);
-  } finally {
-    await extractor.dispose();
   }
 });
