@@ -1,7 +1,8 @@
 /**
  * One training step of the head, computing what `model.trainOnBatch` computes (same
- * forward kernels, same loss and accuracy, the model's own optimizer called the same way)
- * but with cheaper matrix products in the backward pass.
+ * forward kernels, same loss and accuracy, the same optimizer update) but with cheaper
+ * matrix products in the backward pass and, for the head's RMSprop (momentum 0), an
+ * update without TF.js's wasted passes (`rmspropWithoutMomentum`; the same values).
  *
  * Why: on the wasm backend, TF.js's gradient of a Dense layer asks for
  * `matMul(x, dy, transposeA)` (weight gradient) and `matMul(dy, W, transposeB)` (input
