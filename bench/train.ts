@@ -22,6 +22,8 @@ import { cropPreparer, loadDataset } from '../src/train/data.js';
 import { tfjsExtractor } from '../src/train/features.js';
 import { oneHot } from '../src/train/fit.js';
 import { buildHead } from '../src/train/head.js';
+import { headStep } from '../src/train/head-step.js';
+import { onnxExtractor } from '../src/train/onnx-features.js';
 import { train } from '../src/train/index.js';
 import { deriveSeed, mulberry32, permutation } from '../src/train/rng.js';
 
@@ -81,7 +83,9 @@ async function main(): Promise<void> {
   const batchSize = 9;
   const stepsPerEpoch = Math.ceil(ds.train.length / batchSize);
   // one warm-up step (kernel compilation), not timed
+  const phase = { augment: 0, backbone: 0, head: 0 };
   const step = async (b: number): Promise<void> => {
+    const t0 = performance.now();
     const idx = order.slice((b % stepsPerEpoch) * batchSize, ((b % stepsPerEpoch) + 1) * batchSize);
     const images = idx.map(
       (j, k) =>
@@ -91,7 +95,9 @@ async function main(): Promise<void> {
           TUTORIAL_AUGMENTATION,
         ).image,
     );
+    const t1 = performance.now();
     const f = await extractor.extract(images);
+    const t2 = performance.now();
     const x = tf.tensor2d(f, [idx.length, spec.featureSize]);
     const y = oneHot(
       idx.map((j) => ds.train[j]?.label ?? 0),
@@ -99,8 +105,12 @@ async function main(): Promise<void> {
     );
     await head.trainOnBatch(x, y);
     tf.dispose([x, y]);
+    phase.augment += t1 - t0;
+    phase.backbone += t2 - t1;
+    phase.head += performance.now() - t2;
   };
   await step(0);
+  phase.augment = phase.backbone = phase.head = 0;
   const t0 = performance.now();
   for (let s = 1; s <= steps; s++) await step(s);
   const perStep = (performance.now() - t0) / 1000 / steps;
@@ -110,6 +120,48 @@ async function main(): Promise<void> {
   const naiveEpoch = perStep * stepsPerEpoch + naiveVal;
   tfb.dispose();
   head.dispose();
+
+  // The design's phases, one epoch of each after the run (as fitHead runs them, one after
+  // the other): augmentation, extraction on onnxruntime, head steps.
+  const onnx = await onnxExtractor(spec);
+  await onnx.extract(ds.train.slice(0, 9).map((s) => s.image)); // warm-up
+  const a0 = performance.now();
+  const augmented = ds.train.map(
+    (s, i) => augment(s.image, mulberry32(deriveSeed(seed, 0xa09, 1, i)), TUTORIAL_AUGMENTATION).image,
+  );
+  const designAugment = (performance.now() - a0) / 1000;
+  const e0 = performance.now();
+  const feats = await onnx.extract(augmented);
+  const designExtract = (performance.now() - e0) / 1000;
+  await onnx.dispose();
+  const designHead = buildHead(spec.featureSize, ds.classes.length, seed, 0.001);
+  const fast = headStep(designHead);
+  const headBatch = (b: number): { x: tf.Tensor2D; y: tf.Tensor2D } => {
+    const idx = order.slice(b * batchSize, (b + 1) * batchSize);
+    const xb = new Float32Array(idx.length * spec.featureSize);
+    idx.forEach((j, k) =>
+      xb.set(feats.subarray(j * spec.featureSize, (j + 1) * spec.featureSize), k * spec.featureSize),
+    );
+    return {
+      x: tf.tensor2d(xb, [idx.length, spec.featureSize]),
+      y: oneHot(
+        idx.map((j) => ds.train[j]?.label ?? 0),
+        ds.classes.length,
+      ),
+    };
+  };
+  const warm = headBatch(0);
+  await fast.step(warm.x, warm.y);
+  tf.dispose([warm.x, warm.y]);
+  const h0 = performance.now();
+  for (let b = 0; b < stepsPerEpoch; b++) {
+    const { x, y } = headBatch(b);
+    await fast.step(x, y);
+    tf.dispose([x, y]);
+  }
+  const designSteps = (performance.now() - h0) / 1000;
+  fast.dispose();
+  designHead.dispose();
 
   const rows = [
     ['', 'design (onnxruntime features, TF.js head)', 'naive (every step through TF.js backbone)'],
@@ -126,6 +178,13 @@ async function main(): Promise<void> {
   ];
   for (const r of rows) console.log(`${(r[0] ?? '').padEnd(26)}${(r[1] ?? '').padEnd(44)}${r[2] ?? ''}`);
   console.log(`ratio (naive / design) per epoch: ${(naiveEpoch / designEpoch).toFixed(1)}×`);
+  const ms = (v: number): string => `${(v / steps).toFixed(0)} ms`;
+  console.log(
+    `phases, design (one epoch of each, after the run): augmentation ${designAugment.toFixed(2)} s, extraction ${designExtract.toFixed(2)} s, head steps ${designSteps.toFixed(2)} s (${((designSteps / stepsPerEpoch) * 1000).toFixed(0)} ms a step)`,
+  );
+  console.log(
+    `phases, naive (per step): augmentation ${ms(phase.augment)}, TF.js backbone ${ms(phase.backbone)}, trainOnBatch ${ms(phase.head)}`,
+  );
   console.log(
     `design result: val_accuracy ${design.valAccuracy.toFixed(4)}, best epoch ${design.bestEpoch} of ${design.epochsRun}, seed ${seed}`,
   );

@@ -236,6 +236,7 @@ export async function fitHead(o: FitOptions): Promise<FitResult> {
     tf.dispose(folded);
   } finally {
     if (bestWeights) tf.dispose(bestWeights);
+    trainStep.dispose();
   }
   return {
     history,

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/train/backend.js';
 import { oneHot } from '../../src/train/fit.js';
 import { buildHead, compileHead } from '../../src/train/head.js';
-import { headForward, headStep } from '../../src/train/head-step.js';
+import { headForward, headStep, rmspropWithoutMomentum } from '../../src/train/head-step.js';
 import { mulberry32 } from '../../src/train/rng.js';
 
 // Small fixtures: the tutorial's head (1024 → 1024 → 512) on 24 features, 5 classes.
@@ -95,6 +95,50 @@ test('a few RMSprop steps of the fast step equal trainOnBatch: loss, accuracy an
   });
   reference.dispose();
   head.dispose();
+});
+
+test("the head's RMSprop update gives TF.js's RMSprop values on the same gradients", async () => {
+  await initBackend('wasm');
+  const reference = buildHead(FEATURES, CLASSES, 11, 0.001);
+  const head = buildHead(FEATURES, CLASSES, 11, 0.001);
+  const refVars = reference.trainableWeights.map((w) => w.read() as tf.Variable);
+  const vars = head.trainableWeights.map((w) => w.read() as tf.Variable);
+  const update = rmspropWithoutMomentum(head.optimizer, vars);
+  assert.ok(update, 'the compiled head (RMSprop, momentum 0) gets its own update');
+  const optimizer = reference.optimizer;
+  for (let i = 0; i < 5; i++) {
+    const rng = mulberry32(300 + i);
+    // The same gradients for both (a few exact zeros too), by each side's variable names.
+    const grads = refVars.map((v) =>
+      tf.tensor(
+        Float32Array.from({ length: v.size }, () => (rng() < 0.05 ? 0 : (rng() - 0.5) * 10 ** (rng() * 6 - 4))),
+        v.shape,
+      ),
+    );
+    optimizer.applyGradients(Object.fromEntries(refVars.map((v, k) => [v.name, grads[k] as tf.Tensor])));
+    update.apply(Object.fromEntries(vars.map((v, k) => [v.name, grads[k] as tf.Tensor])));
+    tf.dispose(grads);
+  }
+  refVars.forEach((r, k) => {
+    const v = vars[k] as tf.Variable;
+    const a = r.dataSync();
+    const b = v.dataSync();
+    assert.ok(maxAbs(r) > 0);
+    // The same float32 operations: equal values (a zero may differ in sign only).
+    for (let i = 0; i < a.length; i++) assert.ok(a[i] === b[i], `${r.name}[${i}]: ${a[i]} vs ${b[i]}`);
+  });
+  update.dispose();
+  reference.dispose();
+  head.dispose();
+});
+
+test('other optimizers are left to TF.js', async () => {
+  await initBackend('wasm');
+  const v = tf.variable(tf.zeros([3]));
+  assert.equal(rmspropWithoutMomentum(tf.train.rmsprop(0.001, 0.9, 0.5), [v]), null, 'momentum');
+  assert.equal(rmspropWithoutMomentum(tf.train.rmsprop(0.001, 0.9, 0, 1e-7, true), [v]), null, 'centered');
+  assert.equal(rmspropWithoutMomentum(tf.train.adam(0.001), [v]), null, 'adam');
+  v.dispose();
 });
 
 test('the fast step refuses a head it would train differently', async () => {
