@@ -10,13 +10,12 @@
 import { meanDescriptor } from '../decide/aggregate.js';
 import { galleryShift, POOL_QUANTILE_LEVELS, upperQuantiles, type AdaptiveShift, type PoolQuantiles } from './adapt.js';
 import { decideWindow, type Vote } from '../decide/voting.js';
-import { BUILTIN_DESCRIPTORS, marginFor } from './descriptor.js';
+import { BUILTIN_DESCRIPTORS, marginFor, type BuiltinDescriptorSpec } from './descriptor.js';
 import type { FaceAlignment } from '../detect/align.js';
 import { DEFAULT_NORM, type GalleryNorm } from './config.js';
 import {
   AGGREGATE_FIT_FRAMES,
   aggregateThreshold,
-  BUILTIN_AGGREGATE_TAILS,
   buildIndex,
   fitImpostorTail,
   galleryDecision,
@@ -392,15 +391,21 @@ export async function evaluateGallery(o: GalleryEvalOptions): Promise<GalleryEva
         targetFar: o.targetFar,
       })
     : null;
-  const margin = marginCalibrationFor(o);
+  const kiosk = kioskCalibrations(o);
+  const margin = kiosk.margin;
   const decision = galleryDecision(index.people, { targetFar: o.targetFar, tail, margin });
   // A given threshold is compared with the score gallery.norm asks for, at any size.
   const weight = margin && o.threshold !== undefined ? margin.weight : decision.weight;
-  const quantiles = o.adapt && o.threshold === undefined ? poolQuantilesFor(o) : null;
+  const quantiles = o.adapt && o.threshold === undefined ? (kiosk.poolQuantiles ?? null) : null;
   const adapted = quantiles ? galleryShift(entries, quantiles, o.scoring, index) : null;
   const shift = adapted?.shift ?? 0;
   const threshold = o.threshold ?? decision.threshold + shift;
-  const poolTail = aggregateCalibrationTail(o, aggregateTail);
+  // The pooled probe's tail: the kiosk's for this variant, else this run's fit; none: no pooling.
+  const poolTail = kiosk.aggregateTail
+    ? { tail: kiosk.aggregateTail, tailSource: `${kiosk.name}'s ${kiosk.variant} aggregate tail` }
+    : aggregateTail
+      ? { tail: aggregateTail, tailSource: "this run's fit (no kiosk aggregate tail for this variant)" }
+      : null;
   let pooled: GalleryEvalResult['pooled'] = null;
   if (poolTail) {
     const t = aggregateThreshold(index.people, poolTail.tail, o.targetFar) + shift;
@@ -451,28 +456,6 @@ export async function evaluateGallery(o: GalleryEvalOptions): Promise<GalleryEva
   };
 }
 
-/** The pool quantiles gallery.adapt compares the gallery's cross scores with for this descriptor and variant; null where none were measured. */
-export function poolQuantilesFor(o: Pick<GalleryEvalOptions, 'backbone' | 'flip' | 'scoring'>): PoolQuantiles | null {
-  const name = o.backbone === 'dlib' ? 'dlib' : 'faceres';
-  if (o.scoring.rule === 'top-k') return null;
-  return (
-    BUILTIN_DESCRIPTORS[name].poolQuantiles?.[variantName({ flip: o.flip, rule: o.scoring.rule ?? 'best' })] ?? null
-  );
-}
-
-/** The tail a pooled probe's threshold is read from: the kiosk's for this descriptor and variant, else this run's fit; null when neither (no pooling then). */
-export function aggregateCalibrationTail(
-  o: Pick<GalleryEvalOptions, 'backbone' | 'flip' | 'scoring'>,
-  fitted: ImpostorTail | null,
-): { tail: ImpostorTail; tailSource: string } | null {
-  const name = o.backbone === 'dlib' ? 'dlib' : 'faceres';
-  const variant = variantName({ flip: o.flip, rule: o.scoring.rule ?? 'best' });
-  const kiosk = o.scoring.rule === 'top-k' ? undefined : BUILTIN_AGGREGATE_TAILS[name][variant];
-  if (kiosk) return { tail: kiosk, tailSource: `${name}'s ${variant} aggregate tail` };
-  if (fitted) return { tail: fitted, tailSource: "this run's fit (no kiosk aggregate tail for this variant)" };
-  return null;
-}
-
 /**
  * The tail the calibrated threshold is read from: the kiosk's, fitted for this descriptor, flip
  * and rule (faceres's for the development-only backbones); for a variant the kiosk has none
@@ -503,16 +486,35 @@ export function combinations<T>(items: readonly T[], m: number): T[][] {
   return out;
 }
 
-/** The margin calibration gallery.norm (`--norm`) asks for with this descriptor, flip and rule (marginFor: null for none, ConfigError where margin has none). */
-export function marginCalibrationFor(
-  o: Pick<GalleryEvalOptions, 'backbone' | 'flip' | 'scoring' | 'norm'>,
-): MarginCalibration | null {
+/**
+ * The kiosk's calibrations for this descriptor, flip and rule beyond its impostor tail, looked
+ * up once: the pooled-probe tail and the pool quantiles (gallery.adapt), each absent where none
+ * is fitted, and the margin calibration `--norm` asks for (marginFor: null for none, ConfigError
+ * where margin has none). A top-k other than the kiosk's k has none of them.
+ */
+export function kioskCalibrations(o: Pick<GalleryEvalOptions, 'backbone' | 'flip' | 'scoring' | 'norm'>): {
+  readonly name: string;
+  readonly variant: string;
+  readonly aggregateTail?: ImpostorTail;
+  readonly poolQuantiles?: PoolQuantiles;
+  readonly margin: MarginCalibration | null;
+} {
   const name = o.backbone === 'dlib' ? 'dlib' : 'faceres';
-  const variant = { flip: o.flip, rule: o.scoring.rule ?? 'best' };
-  // Calibrated for the kiosk's k only.
-  const otherK = variant.rule === 'top-k' && (o.scoring.k ?? TOP_K) !== TOP_K;
-  const spec = otherK ? { marginCalibrations: {} } : BUILTIN_DESCRIPTORS[name];
-  return marginFor(o.norm ?? DEFAULT_NORM, spec, variant, o.backbone);
+  const v = { flip: o.flip, rule: o.scoring.rule ?? 'best' };
+  const variant = variantName(v);
+  const otherK = v.rule === 'top-k' && (o.scoring.k ?? TOP_K) !== TOP_K;
+  const spec: Pick<BuiltinDescriptorSpec, 'marginCalibrations' | 'aggregateTails' | 'poolQuantiles'> = otherK
+    ? { marginCalibrations: {} }
+    : BUILTIN_DESCRIPTORS[name];
+  const aggregateTail = spec.aggregateTails?.[variant];
+  const poolQuantiles = spec.poolQuantiles?.[variant];
+  return {
+    name,
+    variant,
+    ...(aggregateTail ? { aggregateTail } : {}),
+    ...(poolQuantiles ? { poolQuantiles } : {}),
+    margin: marginFor(o.norm ?? DEFAULT_NORM, spec, v, o.backbone),
+  };
 }
 
 /** gallery.norm margin's threshold table as fitted on the pool (MarginCalibration), with what each size's fit rests on. */

@@ -33,6 +33,16 @@ export interface GalleryRecogniserDeps {
   readonly ownsDescriptor?: boolean;
 }
 
+/** The best person's name and lead over the runner-up (null and 0 with nobody). */
+function bestNamed(
+  snap: Pick<GallerySnapshot, 'names'>,
+  hit: ReturnType<typeof search>,
+): { name: string | null; margin: number } {
+  const best = hit.best;
+  if (!best) return { name: null, margin: 0 };
+  return { name: snap.names.get(best.personId) ?? best.personId, margin: best.score - (hit.second?.score ?? 0) };
+}
+
 /** Combines the gallery's verdict and the trained model's (pure). */
 export function combine(
   face: Face,
@@ -41,8 +51,7 @@ export function combine(
   trained: Match | undefined,
 ): Match {
   const best = hit.best;
-  const name = best ? (snap.names.get(best.personId) ?? best.personId) : null;
-  const margin = best ? best.score - (hit.second?.score ?? 0) : 0;
+  const { name, margin } = bestNamed(snap, hit);
   // The best cosine, or with gallery.norm margin that cosine plus its weighted lead (what the threshold is for).
   if (best && name && decisionScore(hit, snap.weight ?? null) >= snap.threshold)
     return {
@@ -72,10 +81,9 @@ export function poolable(
     source,
     score: (mean) => {
       const hit = search(snap.index, mean);
-      const best = hit.best;
-      const margin = best ? best.score - (hit.second?.score ?? 0) : 0;
-      const label = best && best.score >= threshold ? (snap.names.get(best.personId) ?? best.personId) : null;
-      return { label, score: best?.score ?? 0, margin };
+      const score = hit.best?.score ?? 0;
+      const { name, margin } = bestNamed(snap, hit);
+      return { label: hit.best && score >= threshold ? name : null, score, margin };
     },
   };
 }
