@@ -46,6 +46,7 @@ interface EvalCliOptions {
   precision: PrecisionChoice;
   threads?: number;
   detectorSize?: number;
+  enrolDetectorSize?: number;
 }
 
 function positiveInt(v: string): number {
@@ -167,6 +168,11 @@ export function registerEval(program: Command): void {
       "gallery: the detector input's longer side (model.detectorSize; a multiple of 32, default 256)",
       positiveInt,
     )
+    .option(
+      '--enrol-detector-size <px>',
+      "gallery: the detector input's longer side for the enrolment photos only (with --fit-impostors also the pool's templates; default --detector-size): a gallery enrolled at one size, searched at another",
+      positiveInt,
+    )
     .action(async (o: EvalCliOptions) => {
       if (o.gallery) return galleryAction(o);
       if (!o.model)
@@ -255,6 +261,7 @@ async function galleryAction(o: EvalCliOptions): Promise<void> {
     fitMargin: o.fitMargin,
     threads: o.threads,
     ...(o.detectorSize !== undefined ? { detectorSize: o.detectorSize } : {}),
+    ...(o.enrolDetectorSize !== undefined ? { enrolDetectorSize: o.enrolDetectorSize } : {}),
     onProgress:
       o.json || !process.stderr.isTTY
         ? undefined

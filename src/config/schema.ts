@@ -155,7 +155,7 @@ export const modelSchema = z
       .max(512)
       .multipleOf(32)
       .describe(
-        "the face detector input's longer side in pixels (a multiple of 32; the shorter side follows the frame's aspect): 256 as BlazeFace was trained. 192 costs ~0.6× the detector time, but moves boxes and keypoints ~4 % of the face side and misses more faces under ~90 px in a 640×480 frame; the gallery thresholds were measured at 256 (docs/measurements/speed.md)",
+        "the face detector input's longer side in pixels (a multiple of 32; the shorter side follows the frame's aspect): 256 as BlazeFace was trained. 192 costs ~0.6× the detector time, but moves boxes and keypoints ~4 % of the face side and misses more faces under ~90 px in a 640×480 frame; the gallery's calibrations were fitted at 256, and at 192 more left-out strangers passed on a grey-scale set (docs/decisions/speed.md)",
       )
       .default(256),
     detectorCacheDir: z

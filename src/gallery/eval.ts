@@ -12,6 +12,7 @@ import { galleryShift, POOL_QUANTILE_LEVELS, upperQuantiles, type AdaptiveShift,
 import { decideWindow, type Vote } from '../decide/voting.js';
 import { BUILTIN_DESCRIPTORS, marginFor, type BuiltinDescriptorSpec } from './descriptor.js';
 import type { FaceAlignment } from '../detect/align.js';
+import { DETECTOR_LONG_SIDE } from '../detect/blazeface.js';
 import { DEFAULT_NORM, type GalleryNorm } from './config.js';
 import {
   AGGREGATE_FIT_FRAMES,
@@ -31,7 +32,13 @@ import {
   type ScoringOptions,
 } from './match.js';
 import { mulberry32, permutation } from '../train/rng.js';
-import { descriptorOf, describeFiles, loadDescriptorModel, type DescriptorBackbone } from '../recognise/descriptors.js';
+import {
+  descriptorOf,
+  describeFiles,
+  loadDescriptorModel,
+  type DescriptorBackbone,
+  type PhotoDescriptor,
+} from '../recognise/descriptors.js';
 import type { GalleryProtocol } from '../recognise/protocol.js';
 import {
   errorCurve,
@@ -257,6 +264,12 @@ export interface GalleryEvalOptions {
   readonly threads?: number;
   /** The detector input's longer side (model.detectorSize). */
   readonly detectorSize?: number;
+  /**
+   * The detector's longer side for the templates only (the enrolled people's photos and, with
+   * fitImpostors, the pool people's first photos); default detectorSize. A gallery enrolled at
+   * one size and searched at another.
+   */
+  readonly enrolDetectorSize?: number;
   readonly onProgress?: (done: number, total: number) => void;
 }
 
@@ -310,38 +323,60 @@ export const MARGIN_FIT = {
   seed: 1,
 } as const;
 
+/**
+ * The photos the templates are cut from: the enrolled people's and, with `pool`, the first
+ * `enrolPerPerson` of each pool person who has that many (poolImpostorScores' galleries).
+ */
+export function templateFiles(p: GalleryProtocol, pool: boolean): string[] {
+  const poolTemplates = pool
+    ? p.pool.filter((x) => x.files.length >= p.enrolPerPerson).flatMap((x) => x.files.slice(0, p.enrolPerPerson))
+    : [];
+  return [...p.enrolled.flatMap((x) => x.files), ...poolTemplates];
+}
+
 export async function evaluateGallery(o: GalleryEvalOptions): Promise<GalleryEvalResult> {
   const p = o.protocol;
+  const probeSize = o.detectorSize ?? DETECTOR_LONG_SIDE;
+  const enrolSize = o.enrolDetectorSize ?? probeSize;
+  const mixed = enrolSize !== probeSize;
+  if (o.fitMargin && mixed)
+    throw new RangeError(
+      'the margin thresholds are fitted at one detector size: leave out the enrolment detector size (--enrol-detector-size) with --fit-margin',
+    );
   const poolFiles = o.fitImpostors || o.fitMargin ? p.pool.flatMap((x) => x.files) : [];
+  // The enrolment photos at the probes' size only where they are templates at that size.
   const files = [
-    ...p.enrolled.flatMap((x) => x.files),
+    ...(mixed ? [] : p.enrolled.flatMap((x) => x.files)),
     ...p.probes.flatMap((x) => x.files),
     ...p.strangers,
     ...poolFiles,
   ];
+  const enrolFiles = mixed ? templateFiles(p, o.fitImpostors) : [];
   const model = await loadDescriptorModel(o.backbone, { threads: o.threads });
   let described;
+  let enrolDescribed;
   try {
-    described = await describeFiles(files, {
-      model,
-      alignment: o.alignment,
-      threads: o.threads,
-      ...(o.detectorSize !== undefined ? { detectorSize: o.detectorSize } : {}),
-      onProgress: o.onProgress,
-    });
+    const common = { model, alignment: o.alignment, threads: o.threads, onProgress: o.onProgress };
+    described = await describeFiles(files, { ...common, detectorSize: probeSize });
+    enrolDescribed = mixed ? await describeFiles(enrolFiles, { ...common, detectorSize: enrolSize }) : [];
   } finally {
     await model.close();
   }
-  const byFile = new Map(files.map((f, i) => [f, described[i] ?? null]));
-  const vec = (f: string): Float32Array | null => {
-    const d = byFile.get(f);
-    return d ? descriptorOf(d, o.flip) : null;
+  const lookup = (fs: readonly string[], ds: readonly (PhotoDescriptor | null)[]) => {
+    const byFile = new Map(fs.map((f, i) => [f, ds[i] ?? null]));
+    return (f: string): Float32Array | null => {
+      const d = byFile.get(f);
+      return d ? descriptorOf(d, o.flip) : null;
+    };
   };
+  const vec = lookup(files, described);
+  // Templates: at the enrolment size where it differs.
+  const enrolVec = mixed ? lookup(enrolFiles, enrolDescribed) : vec;
   let notFoundEnrol = 0;
   const entries = p.enrolled.map((e) => {
     const templates: Float32Array[] = [];
     for (const f of e.files) {
-      const v = vec(f);
+      const v = enrolVec(f);
       if (v) templates.push(v);
       else notFoundEnrol++;
     }
@@ -371,14 +406,14 @@ export async function evaluateGallery(o: GalleryEvalOptions): Promise<GalleryEva
   let impostorTail: GalleryEvalResult['impostorTail'] = null;
   let aggregateTail: GalleryEvalResult['impostorTail'] = null;
   if (o.fitImpostors) {
-    const scores = poolImpostorScores(p, vec, o.scoring, o.protocol.enrolPerPerson);
+    const scores = poolImpostorScores(p, vec, o.scoring, o.protocol.enrolPerPerson, 1, enrolVec);
     impostorTail = {
       ...fitImpostorTail(scores.scores),
       scores: scores.scores.length,
       people: scores.people,
       quantiles: { levels: [...POOL_QUANTILE_LEVELS], scores: upperQuantiles(scores.scores, POOL_QUANTILE_LEVELS) },
     };
-    const pooled = poolImpostorScores(p, vec, o.scoring, o.protocol.enrolPerPerson, AGGREGATE_FIT_FRAMES);
+    const pooled = poolImpostorScores(p, vec, o.scoring, o.protocol.enrolPerPerson, AGGREGATE_FIT_FRAMES, enrolVec);
     aggregateTail = { ...fitImpostorTail(pooled.scores), scores: pooled.scores.length, people: pooled.people };
   }
   const { tail, tailSource } = calibrationTail(o, impostorTail);
@@ -591,7 +626,8 @@ export function fitMarginThresholds(
  * Impostor scores on the pool: each pool person with ≥ `enrol` photos is enrolled alone with
  * their first `enrol` photos and scored against every photo of every other pool person — or,
  * with `frames` > 1, against the mean descriptor of every `frames` photos of every other pool
- * person with that many (pooled probes).
+ * person with that many (pooled probes). Templates come from `enrolVec` (default `vec`): a
+ * gallery enrolled at another detector size than its probes.
  */
 export function poolImpostorScores(
   p: GalleryProtocol,
@@ -599,6 +635,7 @@ export function poolImpostorScores(
   scoring: ScoringOptions,
   enrol: number,
   frames = 1,
+  enrolVec: (file: string) => Float32Array | null = vec,
 ): { scores: Float32Array; people: number } {
   const photos: { person: string; v: Float32Array }[] = [];
   for (const x of p.pool) {
@@ -612,7 +649,7 @@ export function poolImpostorScores(
       personId: x.person,
       templates: x.files
         .slice(0, enrol)
-        .map(vec)
+        .map(enrolVec)
         .filter((v) => v !== null),
     }))
     .filter((e) => e.templates.length === enrol);

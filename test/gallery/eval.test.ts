@@ -65,3 +65,33 @@ test('fitMarginThresholds: seeded, monotone, every photo of the pool people left
   assert.ok(raw.thresholds[0]! <= thresholdForGallery(5, { tail }));
   assert.ok(raw.rawFar[0]! > 0 && raw.rawFar[0]! < 1, 'the fixture lets some strangers in');
 });
+
+test('a gallery enrolled at another detector size: the templates (the pool galleries’ too) from their own descriptors, the probes from theirs', async () => {
+  const { poolImpostorScores, templateFiles } = await import('../../src/gallery/eval.js');
+  const pool = [
+    { person: 'a', files: ['a1', 'a2', 'a3'] },
+    { person: 'b', files: ['b1', 'b2', 'b3'] },
+    { person: 'c', files: ['c1'] },
+  ];
+  const protocol = {
+    minPhotos: 6,
+    enrolPerPerson: 2,
+    enrolled: [{ person: 'e', files: ['e1', 'e2'] }],
+    probes: [{ person: 'e', files: ['e3'] }],
+    pool,
+    strangers: ['x1'],
+  };
+  assert.deepEqual(templateFiles(protocol, false), ['e1', 'e2']);
+  assert.deepEqual(templateFiles(protocol, true), ['e1', 'e2', 'a1', 'a2', 'b1', 'b2'], 'c has too few photos');
+  // Probe descriptors all point one way, the templates another: every impostor score is their cosine.
+  const probe = (): Float32Array => s(1, 0);
+  const template = (): Float32Array => s(0.6, 0.8);
+  const scoring = { rule: 'centroid' as const };
+  const mixed = poolImpostorScores(protocol, probe, scoring, 2, 1, template);
+  assert.equal(mixed.people, 2);
+  // a's gallery against b's 3 photos and c's 1, and b's against a's 3 and c's 1
+  assert.equal(mixed.scores.length, 8);
+  for (const x of mixed.scores) assert.ok(Math.abs(x - 0.6) < 1e-6);
+  const same = poolImpostorScores(protocol, probe, scoring, 2);
+  for (const x of same.scores) assert.ok(Math.abs(x - 1) < 1e-6, 'default: the templates from the probes’ descriptors');
+});
