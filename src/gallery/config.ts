@@ -136,7 +136,7 @@ export const galleryConfigSchema = z
     landmarks: z
       .enum(galleryLandmarks)
       .describe(
-        "what the dlib descriptor's crop is aligned by: keypoints (the detector's eyes, nose and mouth on dlib's template) or mesh (a face-mesh model's dense landmarks put on dlib's 68-point mean face, as dlib's own face chip; ~4.5 ms more a face, one core); needs descriptor dlib with flip and rule centroid; switching computes new templates from the kept enrolment crops",
+        "what the dlib descriptor's crop is aligned by: keypoints (the detector's eyes, nose and mouth on dlib's template) or mesh (a face-mesh model's dense landmarks put on dlib's 68-point mean face, as dlib's own face chip; ~4 ms more a face, one thread); needs descriptor dlib with flip and rule centroid; switching computes new templates from the kept enrolment crops",
       )
       .default(DEFAULT_LANDMARKS),
     flip: z
