@@ -219,7 +219,11 @@ export async function builtinDescriptorOnnx(
   landmarks: GalleryLandmarks = DEFAULT_LANDMARKS,
 ): Promise<{ bytes: Uint8Array; id: string }> {
   const file = await builtinModelPath(name, cacheDir ? { cacheDir } : {});
-  const id = descriptorId(name, builtinSourceDigest(name).slice(0, 16), builtinSpec(name, landmarks).crop, flip);
+  // The mesh chip also depends on the face mesh's weights: another facemesh is another descriptor.
+  const source =
+    builtinSourceDigest(name).slice(0, 16) +
+    (landmarks === 'mesh' ? `+facemesh-${builtinSourceDigest('facemesh').slice(0, 16)}` : '');
+  const id = descriptorId(name, source, builtinSpec(name, landmarks).crop, flip);
   return { bytes: new Uint8Array(await readFile(file)), id };
 }
 

@@ -57,7 +57,7 @@ test('switching to mesh landmarks: new templates from the kept crops, the person
   try {
     const { gallery, descriptor, detector } = mesh;
     assert.notEqual(descriptor.id, before, 'the mesh chip is another descriptor');
-    assert.match(descriptor.id, /\/align1:mesh68\+flip$/);
+    assert.match(descriptor.id, /^dlib:[0-9a-f]{16}\+facemesh-[0-9a-f]{16}\/align1:mesh68\+flip$/);
     assert.equal(gallery.snapshot(descriptor).people, 0, 'no templates of the mesh chip yet');
     const { recomputed } = await gallery.prepareDescriptor(descriptor);
     assert.equal(recomputed, ENROL_CONDITIONS.length);
