@@ -16,6 +16,7 @@ import { openGallery } from '../../src/gallery/open.js';
 import { builtinSpec, cropFor, DLIB_MESH_DESCRIPTOR } from '../../src/gallery/descriptor.js';
 import { search } from '../../src/gallery/match.js';
 import { DLIB_CHIP_POINTS } from '../../src/detect/align.js';
+import { loadDetector } from '../../src/detect/model.js';
 import { decodeRgb } from '../../src/shared/image.js';
 import { ConfigError } from '../../src/shared/errors.js';
 
@@ -73,6 +74,27 @@ test('switching to mesh landmarks: new templates from the kept crops, the person
     assert.ok((await probe(1, 'sad')) >= snap.threshold, 'her own face passes the threshold');
     assert.ok((await probe(2, 'sad')) < snap.threshold, 'a stranger does not');
   } finally {
+    await mesh.close();
+  }
+});
+
+test("faces of another detector (a trained model's) get the gallery detector's landmarks, once", async (t) => {
+  if (!requireShared(t)) return;
+  const plain = await loadDetector({ threads: 1 });
+  const mesh = await loadDetector({ threads: 1, landmarks: 'mesh' });
+  try {
+    const img = await decodeRgb(yale(1, 'normal'));
+    const faces = await plain.detect(img);
+    assert.ok(faces.length > 0 && faces.every((f) => !f.landmarks));
+    assert.equal(await plain.withLandmarks(img, faces), faces, 'without a mesh: unchanged');
+    const added = await mesh.withLandmarks(img, faces);
+    assert.equal(added[0]?.landmarks?.length, DLIB_CHIP_POINTS.length);
+    assert.deepEqual(added[0]?.box, faces[0]?.box);
+    // The same landmarks as the mesh detector's own, and nothing run again for faces that have them.
+    assert.deepEqual(added[0]?.landmarks, (await mesh.detect(img))[0]?.landmarks);
+    assert.equal(await mesh.withLandmarks(img, added), added);
+  } finally {
+    await plain.close();
     await mesh.close();
   }
 });
