@@ -11,7 +11,7 @@
  * (detect, align); descriptors are cached on disk (src/recognise/descriptors.ts), so the first
  * run takes minutes and later ones seconds.
  *
- * The descriptor and scoring are the kiosk's (`--descriptor`, `--flip` / `--no-flip`, `--rule`;
+ * The descriptor and scoring are the kiosk's (`--descriptor`, `--landmarks`, `--flip` / `--no-flip`, `--rule`;
  * default the config's defaults), with the crop the kiosk cuts for it and the impostor tail
  * fitted for that descriptor, flip and rule.
  *
@@ -22,7 +22,7 @@
  * `--norm margin`: gallery.norm margin (the best cosine plus its weighted lead over the runner-up,
  * with its calibrated threshold where the calibration covers the gallery size).
  *
- *   npm run bench:gallery [-- --data ../shared/data/faces/lfw-dev --sizes 10,100,1000 --descriptor dlib --no-flip --rule best --norm margin --no-adapt]
+ *   npm run bench:gallery [-- --data ../shared/data/faces/lfw-dev --sizes 10,100,1000 --descriptor dlib --landmarks mesh --no-flip --rule best --norm margin --no-adapt]
  */
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -30,13 +30,15 @@ import {
   builtinDescriptorNames,
   DEFAULT_DESCRIPTOR,
   DEFAULT_FLIP,
+  DEFAULT_LANDMARKS,
   DEFAULT_NORM,
   DEFAULT_RULE,
   galleryNorms,
   type BuiltinDescriptorName,
+  type GalleryLandmarks,
   type GalleryNorm,
 } from '../src/gallery/config.js';
-import { BUILTIN_DESCRIPTORS, marginFor } from '../src/gallery/descriptor.js';
+import { builtinSpec, marginFor } from '../src/gallery/descriptor.js';
 import {
   buildIndex,
   decisionScore,
@@ -68,7 +70,8 @@ if (!builtinDescriptorNames.includes(descriptor))
   throw new Error(`--descriptor must be one of ${builtinDescriptorNames.join(', ')}, got ${descriptor}`);
 const norm = arg('norm', DEFAULT_NORM) as GalleryNorm;
 if (!galleryNorms.includes(norm)) throw new Error(`--norm must be one of ${galleryNorms.join(', ')}, got ${norm}`);
-const spec = BUILTIN_DESCRIPTORS[descriptor];
+const landmarks = arg('landmarks', DEFAULT_LANDMARKS) as GalleryLandmarks;
+const spec = builtinSpec(descriptor, landmarks);
 const tail = tailFor(spec.impostorTails, { flip, rule }, descriptor);
 const margin = marginFor(norm, spec, { flip, rule }, descriptor);
 const quantiles = process.argv.includes('--no-adapt') ? undefined : spec.poolQuantiles?.[variantName({ flip, rule })];

@@ -15,11 +15,12 @@
  * and prints gallery/descriptor, full/model and human/ours for each. Rounds alternate so a
  * burst of load on a shared machine hits all alike; the median per frame is reported.
  *
- *   npm run bench:pipeline [-- --model DIR --descriptor dlib --recogniser both --frames 20 --rounds 3 --threads 1 --detector-size 256]
+ *   npm run bench:pipeline [-- --model DIR --descriptor dlib --landmarks mesh --recogniser both --frames 20 --rounds 3 --threads 1 --detector-size 256]
  *
  * Without --model it uses the test fixture's small faceres model (trained once, cached).
  * `--recogniser gallery` or `model` measures one path only; `--detector-size` is `model.detectorSize`
- * (the detector input's longer side).
+ * (the detector input's longer side); `--landmarks mesh` is `gallery.landmarks` (the face mesh runs in the
+ * gallery's detect step then).
  *
  * Like with like: with `gallery.flip` (the default) the descriptor runs on the crop and its mirror in one
  * batch of two, in the full frame and in "descriptor only" alike; a trained model runs once a crop on
@@ -32,7 +33,12 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { sharpness, qualityVerdict } from '../src/detect/quality.js';
-import { builtinDescriptorNames, galleryConfigSchema, type BuiltinDescriptorName } from '../src/gallery/config.js';
+import {
+  builtinDescriptorNames,
+  DEFAULT_LANDMARKS,
+  galleryConfigSchema,
+  type BuiltinDescriptorName,
+} from '../src/gallery/config.js';
 import { cropFor } from '../src/gallery/descriptor.js';
 import { openGallery, type OpenGallery } from '../src/gallery/open.js';
 import { GalleryRecogniser } from '../src/gallery/recognise.js';
@@ -46,6 +52,7 @@ const { values: args } = parseArgs({
   options: {
     model: { type: 'string' },
     descriptor: { type: 'string', default: 'dlib' },
+    landmarks: { type: 'string', default: DEFAULT_LANDMARKS },
     recogniser: { type: 'string', default: 'both' },
     frames: { type: 'string', default: '20' },
     rounds: { type: 'string', default: '3' },
@@ -209,6 +216,7 @@ async function galleryPath(): Promise<{ g: OpenGallery; recogniser: GalleryRecog
   // ORL's 92×112 photos have small faces: the enrolment checks are relaxed to take them.
   const config = galleryConfigSchema.parse({
     descriptor: descriptorName,
+    landmarks: args.landmarks,
     minPhotos: 1,
     checks: { minFaceSize: 20, minSharpness: 0 },
   });

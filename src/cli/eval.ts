@@ -8,8 +8,11 @@ import {
   DEFAULT_FLIP,
   DEFAULT_NORM,
   DEFAULT_RULE,
+  DEFAULT_LANDMARKS,
+  galleryLandmarks,
   galleryNorms,
   scoringRules,
+  type GalleryLandmarks,
   type GalleryNorm,
   type ScoringRule,
 } from '../gallery/config.js';
@@ -22,6 +25,7 @@ interface EvalCliOptions {
   descriptor?: DescriptorBackbone;
   backbone?: DescriptorBackbone;
   alignment?: 'box' | 'landmarks';
+  landmarks: GalleryLandmarks;
   margin?: number;
   zoom?: number;
   template: FaceTemplate;
@@ -95,6 +99,14 @@ export function registerEval(program: Command): void {
         '--alignment <how>',
         'gallery: box (square around the detector box) or landmarks (canonical template); default: the crop the kiosk uses with that descriptor (dlib: landmarks, dlib template; others: box)',
       ).choices(['box', 'landmarks']),
+    )
+    .addOption(
+      new Option(
+        '--landmarks <how>',
+        "gallery, dlib without --alignment: gallery.landmarks: keypoints (the detector's four points on dlib's template) or mesh (the face mesh's dense landmarks on dlib's 68-point mean face)",
+      )
+        .choices(galleryLandmarks)
+        .default(DEFAULT_LANDMARKS),
     )
     .option('--margin <m>', 'gallery, box alignment: crop side as a multiple of the face box side', positiveNumber, 1.3)
     .option(
@@ -234,11 +246,15 @@ async function galleryAction(o: EvalCliOptions): Promise<void> {
   const { AGGREGATE_FIT_FRAMES } = await import('../gallery/match.js');
   const protocol = await galleryProtocol(o.data, o.unknown, { minPhotos: o.minPhotos, enrol: o.enrol });
   const backbone = o.backbone ?? o.descriptor ?? 'dlib';
-  const { BUILTIN_DESCRIPTORS } = await import('../gallery/descriptor.js');
-  // Without --alignment, the crop the kiosk cuts for that descriptor.
+  const { builtinSpec } = await import('../gallery/descriptor.js');
+  if (o.landmarks === 'mesh' && (backbone !== 'dlib' || o.alignment !== undefined))
+    throw new InvalidArgumentError(
+      '--landmarks mesh cuts the dlib chip: use it with --descriptor dlib and no --alignment',
+    );
+  // Without --alignment, the crop the kiosk cuts for that descriptor (and gallery.landmarks).
   const alignment: FaceAlignment =
     o.alignment === undefined && (backbone === 'dlib' || backbone === 'faceres')
-      ? BUILTIN_DESCRIPTORS[backbone].crop
+      ? builtinSpec(backbone, o.landmarks).crop
       : {
           method: o.alignment ?? 'box',
           zoom: o.zoom ?? 1,

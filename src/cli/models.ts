@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 
 /**
- * `facegate models prepare`: converts the built-in models (BlazeFace, faceres, dlib) to ONNX in
+ * `facegate models prepare`: converts the built-in models (BlazeFace, faceres, dlib, facemesh) to ONNX in
  * the cache folder once, so the kiosk only loads ONNX files. Idempotent: a model whose
  * prepared file verifies (sha256) is left alone. `npm install` runs it.
  */

@@ -339,8 +339,69 @@ export function landmarkTransform(
   return m;
 }
 
-/** How a face is cut: `box` (square around the detector box, eyes levelled) or `landmarks` (keypoints on the canonical template). */
-export type AlignMethod = 'box' | 'landmarks';
+/**
+ * dlib's mean face shape (dlib/image_transforms/interpolation.h, `mean_face_shape_x` / `_y`):
+ * points 17 to 67 of its 68-point numbering, in a unit square, before padding.
+ */
+const DLIB_MEAN_X = [
+  0.000213256, 0.0752622, 0.18113, 0.29077, 0.393397, 0.586856, 0.689483, 0.799124, 0.904991, 0.98004, 0.490127,
+  0.490127, 0.490127, 0.490127, 0.36688, 0.426036, 0.490127, 0.554217, 0.613373, 0.121737, 0.187122, 0.265825, 0.334606,
+  0.260918, 0.182743, 0.645647, 0.714428, 0.793132, 0.858516, 0.79751, 0.719335, 0.254149, 0.340985, 0.428858, 0.490127,
+  0.551395, 0.639268, 0.726104, 0.642159, 0.556721, 0.490127, 0.423532, 0.338094, 0.290379, 0.428096, 0.490127,
+  0.552157, 0.689874, 0.553364, 0.490127, 0.42689,
+];
+const DLIB_MEAN_Y = [
+  0.106454, 0.038915, 0.0187482, 0.0344891, 0.0773906, 0.0773906, 0.0344891, 0.0187482, 0.038915, 0.106454, 0.203352,
+  0.307009, 0.409805, 0.515625, 0.587326, 0.609345, 0.628106, 0.609345, 0.587326, 0.216423, 0.178758, 0.179852,
+  0.231733, 0.245099, 0.244077, 0.231733, 0.179852, 0.178758, 0.216423, 0.244077, 0.245099, 0.780233, 0.745405,
+  0.727388, 0.742578, 0.727388, 0.745405, 0.780233, 0.864805, 0.902192, 0.909281, 0.902192, 0.864805, 0.784792,
+  0.778746, 0.785343, 0.778746, 0.784792, 0.824182, 0.831803, 0.824182,
+];
+
+/**
+ * The 68-point landmarks dlib's `get_face_chip_details` fits its chip to: the nose (27–35),
+ * the eyes (36–47), the outer lip's upper half (48–54) and the inner lip's upper half
+ * (60–64). Face.landmarks lists its points in this order.
+ */
+export const DLIB_CHIP_POINTS: readonly number[] = [
+  ...Array.from({ length: 28 }, (_, i) => 27 + i),
+  ...Array.from({ length: 5 }, (_, i) => 60 + i),
+];
+
+/** dlib's default chip padding: the mean shape's unit square grows by this share of its side on every side. */
+export const DLIB_CHIP_PADDING = 0.25;
+
+/**
+ * Where dlib's face chip puts DLIB_CHIP_POINTS in a `size`×`size` crop, in pixel-index
+ * coordinates (pixel centres at integers): mean shape point p → ((padding + p) / (1 + 2 padding)) · size − 0.5.
+ */
+export function dlibChipTemplate(size: number, padding = DLIB_CHIP_PADDING): Point[] {
+  return DLIB_CHIP_POINTS.map((i) => ({
+    x: ((padding + DLIB_MEAN_X[i - 17]!) / (1 + 2 * padding)) * size - 0.5,
+    y: ((padding + DLIB_MEAN_Y[i - 17]!) / (1 + 2 * padding)) * size - 0.5,
+  }));
+}
+
+/**
+ * dlib's face chip from dense landmarks (Face.landmarks, DLIB_CHIP_POINTS in frame pixels):
+ * the least-squares similarity transform putting them on dlib's mean face shape, as dlib's
+ * `get_face_chip_details` (padding 0.25) defines the chip its ResNet descriptor was trained
+ * on. null when the points are missing or degenerate.
+ */
+export function meshChipTransform(landmarks: readonly Point[], size: number): Affine | null {
+  if (landmarks.length !== DLIB_CHIP_POINTS.length) return null;
+  return similarityTransform(
+    dlibChipTemplate(size),
+    landmarks.map((p) => ({ x: p.x - 0.5, y: p.y - 0.5 })),
+  );
+}
+
+/**
+ * How a face is cut: `box` (square around the detector box, eyes levelled), `landmarks`
+ * (keypoints on the canonical template) or `mesh` (dense landmarks on dlib's mean face shape,
+ * meshChipTransform; the `landmarks` cut where a face has none).
+ */
+export type AlignMethod = 'box' | 'landmarks' | 'mesh';
 
 export interface FaceAlignment extends AlignOptions {
   readonly method: AlignMethod;
@@ -352,11 +413,22 @@ export interface FaceAlignment extends AlignOptions {
 
 /**
  * The one face warp of the project (enrolment, training, evaluation and the device): the map
- * for a detected face, by `method`. A landmarks alignment whose keypoints are unusable falls
- * back to the box.
+ * for a detected face, by `method`. A mesh alignment without usable `landmarks` (the face's
+ * dense landmarks) falls back to the landmarks one; a landmarks alignment whose keypoints are
+ * unusable falls back to the box.
  */
-export function faceTransform(box: Box, keypoints: readonly Point[], size: number, o: FaceAlignment): Affine {
-  if (o.method === 'landmarks') {
+export function faceTransform(
+  box: Box,
+  keypoints: readonly Point[],
+  size: number,
+  o: FaceAlignment,
+  landmarks?: readonly Point[],
+): Affine {
+  if (o.method === 'mesh' && landmarks) {
+    const m = meshChipTransform(landmarks, size);
+    if (m) return m;
+  }
+  if (o.method === 'landmarks' || o.method === 'mesh') {
     const m = landmarkTransform(box, keypoints, size, o.zoom, o.maxAngle, o.template);
     if (m) return m;
   }

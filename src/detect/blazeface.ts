@@ -23,6 +23,7 @@ import {
   type Candidate,
 } from './anchors.js';
 import { nonMaxSuppression } from './nms.js';
+import type { FaceMesh } from './mesh.js';
 import { LetterboxResampler } from './resample.js';
 
 export interface DetectorOptions {
@@ -39,6 +40,8 @@ export interface DetectorOptions {
    * boxes and keypoints move and small faces are missed more often (docs/measurements/speed.md).
    */
   readonly longSide?: number;
+  /** Dense landmarks for every face found (gallery.landmarks mesh); closed with the detector. */
+  readonly mesh?: FaceMesh;
 }
 
 /** The default longer side of a free-size detector input: the size BlazeFace was trained at. */
@@ -162,7 +165,8 @@ export class BlazeFaceDetector {
     readonly inputMultiple: number,
     /** The network's strides and anchors (those of its 256-pixel design, whatever the input's sides). */
     private readonly anchorSpec: AnchorSpec,
-    private readonly opts: Required<Omit<DetectorOptions, 'threads' | 'longSide'>>,
+    private readonly opts: Required<Omit<DetectorOptions, 'threads' | 'longSide' | 'mesh'>>,
+    private readonly mesh: FaceMesh | null,
   ) {}
 
   /**
@@ -199,11 +203,19 @@ export class BlazeFaceDetector {
     }
     const size = square ? height : longSide;
     const { minScore, iouThreshold, maxFaces } = { ...DETECTOR_DEFAULTS, ...stripUndefined(options) };
-    return new BlazeFaceDetector(model, input.name, size, square ? size : multiple, spec, {
-      minScore,
-      iouThreshold,
-      maxFaces,
-    });
+    return new BlazeFaceDetector(
+      model,
+      input.name,
+      size,
+      square ? size : multiple,
+      spec,
+      {
+        minScore,
+        iouThreshold,
+        maxFaces,
+      },
+      options.mesh ?? null,
+    );
   }
 
   /** The detector input for a frame of this size: where the frame goes and the input's sides. */
@@ -239,13 +251,21 @@ export class BlazeFaceDetector {
     // Decoded from the output tensors as they come: only the anchors above the score are read.
     const blocks = blazefaceBlocks(Object.values(out), anchors.length);
     const candidates = decodeBlazefaceBlocks(blocks, anchors, this.opts.minScore);
-    return nonMaxSuppression(candidates, this.opts.iouThreshold, this.opts.maxFaces)
+    const faces = nonMaxSuppression(candidates, this.opts.iouThreshold, this.opts.maxFaces)
       .map((c) => toFrameFace(c, lb, img, frameId))
       .filter((f) => f.box.width > 0 && f.box.height > 0);
+    return this.mesh ? this.mesh.landmarks(img, faces) : faces;
+  }
+
+  /** Faces another detector found, with this one's dense landmarks where it has a mesh and they have none. */
+  async withLandmarks(img: RgbImage, faces: readonly Face[]): Promise<readonly Face[]> {
+    if (!this.mesh || faces.every((f) => f.landmarks)) return faces;
+    return this.mesh.landmarks(img, faces);
   }
 
   async close(): Promise<void> {
     await this.model.release();
+    await this.mesh?.close();
   }
 }
 

@@ -107,7 +107,7 @@ export function assessFace(
   // The descriptor's own crop: the one it will describe.
   const aligned = warpAffine(
     img,
-    faceTransform(largest.box, largest.keypoints, crop.size, crop.settings),
+    faceTransform(largest.box, largest.keypoints, crop.size, crop.settings, largest.landmarks),
     crop.size,
     crop.size,
   );

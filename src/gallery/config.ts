@@ -37,6 +37,14 @@ export const builtinDescriptorNames = ['dlib', 'faceres'] as const;
 export type BuiltinDescriptorName = (typeof builtinDescriptorNames)[number];
 export const DEFAULT_DESCRIPTOR: BuiltinDescriptorName = 'dlib';
 
+/**
+ * gallery.landmarks: what dlib's crop is aligned by: BlazeFace's four keypoints on dlib's
+ * template, or the face mesh's dense landmarks on dlib's 68-point mean face (src/detect/mesh.ts).
+ */
+export const galleryLandmarks = ['keypoints', 'mesh'] as const;
+export type GalleryLandmarks = (typeof galleryLandmarks)[number];
+export const DEFAULT_LANDMARKS: GalleryLandmarks = 'keypoints';
+
 /** How a person's templates make one score (src/gallery/match.ts). */
 export const scoringRules = ['best', 'top-k', 'centroid'] as const;
 export type ScoringRule = (typeof scoringRules)[number];
@@ -65,6 +73,11 @@ export const FITTED_VARIANTS = {
   dlib: ['best', 'centroid', 'flip+best', 'flip+top-k', 'flip+centroid'],
   faceres: ['best', 'flip+centroid'],
 } as const satisfies Record<BuiltinDescriptorName, readonly string[]>;
+
+/** The variants dlib with gallery.landmarks mesh has a fitted impostor tail for (DLIB_MESH_IMPOSTOR_TAILS in src/gallery/match.ts). */
+export const MESH_FITTED_VARIANTS = ['flip+centroid'] as const;
+/** …and a margin calibration for (DLIB_MESH_MARGIN_CALIBRATIONS). */
+export const MESH_MARGIN_VARIANTS = ['flip+centroid'] as const;
 
 /** Why a variant cannot run with a descriptor, naming the variants that can; null when it can. */
 export function unfittedVariant(fitted: readonly string[], v: ScoringVariant, descriptor: string): string | null {
@@ -120,6 +133,12 @@ export const galleryConfigSchema = z
         'built-in face descriptor the gallery recognises with: dlib (dlib ResNet, 128-d, landmark-aligned 150×150 crops) or faceres (1024-d, 224×224 box crops); switching computes new templates from the kept enrolment crops (a model directory with its own descriptor.onnx overrides this)',
       )
       .default(DEFAULT_DESCRIPTOR),
+    landmarks: z
+      .enum(galleryLandmarks)
+      .describe(
+        "what the dlib descriptor's crop is aligned by: keypoints (the detector's eyes, nose and mouth on dlib's template) or mesh (a face-mesh model's dense landmarks put on dlib's 68-point mean face, as dlib's own face chip; ~4 ms more a face, one thread); needs descriptor dlib with flip and rule centroid; switching computes new templates from the kept enrolment crops",
+      )
+      .default(DEFAULT_LANDMARKS),
     flip: z
       .boolean()
       .describe(
@@ -180,9 +199,20 @@ export const galleryConfigSchema = z
   .strict()
   .superRefine((g, ctx) => {
     // The threshold needs an impostor tail fitted for this very descriptor, flip and rule.
-    const why = unfittedVariant(FITTED_VARIANTS[g.descriptor], g, g.descriptor);
+    const mesh = g.landmarks === 'mesh';
+    if (mesh && g.descriptor !== 'dlib')
+      ctx.addIssue({
+        code: 'custom',
+        path: ['landmarks'],
+        message: `gallery.landmarks mesh aligns the dlib descriptor's crop only: set gallery.descriptor to dlib or gallery.landmarks to keypoints`,
+      });
+    const name = mesh ? 'dlib (mesh landmarks)' : g.descriptor;
+    const why = unfittedVariant(mesh ? MESH_FITTED_VARIANTS : FITTED_VARIANTS[g.descriptor], g, name);
     if (why) ctx.addIssue({ code: 'custom', path: ['rule'], message: why });
-    const margin = g.norm === 'margin' ? uncalibratedMargin(MARGIN_VARIANTS[g.descriptor], g) : null;
+    const margin =
+      g.norm === 'margin'
+        ? uncalibratedMargin(mesh ? MESH_MARGIN_VARIANTS : MARGIN_VARIANTS[g.descriptor], { ...g, descriptor: name })
+        : null;
     if (margin) ctx.addIssue({ code: 'custom', path: ['norm'], message: margin });
   })
   .describe('the face gallery: people enrolled at the kiosk, recognised without retraining')

@@ -24,12 +24,14 @@ import type { Face } from '../shared/messages.js';
 import {
   DEFAULT_DESCRIPTOR,
   DEFAULT_FLIP,
+  DEFAULT_LANDMARKS,
   DEFAULT_NORM,
   DEFAULT_RULE,
   MARGIN_TARGET_FAR,
   uncalibratedMargin,
   variantName,
   type BuiltinDescriptorName,
+  type GalleryLandmarks,
   type GalleryNorm,
 } from './config.js';
 import {
@@ -37,6 +39,10 @@ import {
   BUILTIN_IMPOSTOR_TAILS,
   BUILTIN_MARGIN_CALIBRATIONS,
   BUILTIN_POOL_QUANTILES,
+  DLIB_MESH_AGGREGATE_TAILS,
+  DLIB_MESH_IMPOSTOR_TAILS,
+  DLIB_MESH_MARGIN_CALIBRATIONS,
+  DLIB_MESH_POOL_QUANTILES,
   tailFor,
   type ImpostorTail,
   type MarginCalibration,
@@ -111,6 +117,34 @@ export const BUILTIN_DESCRIPTORS: Readonly<Record<BuiltinDescriptorName, Builtin
   },
 };
 
+/**
+ * dlib with gallery.landmarks mesh: the same model on dlib's own face chip, cut from the face
+ * mesh's dense landmarks (meshChipTransform in src/detect/align.ts; the keypoint chip where a
+ * face has none), with its own tails. Its id differs from the keypoint chip's, so templates are
+ * recomputed from the kept enrolment crops when the setting changes.
+ */
+export const DLIB_MESH_DESCRIPTOR: BuiltinDescriptorSpec = {
+  inputSize: 150,
+  crop: { method: 'mesh', template: 'dlib', zoom: 1, margin: 1.3, rotate: true },
+  impostorTails: DLIB_MESH_IMPOSTOR_TAILS,
+  aggregateTails: DLIB_MESH_AGGREGATE_TAILS,
+  poolQuantiles: DLIB_MESH_POOL_QUANTILES,
+  marginCalibrations: DLIB_MESH_MARGIN_CALIBRATIONS,
+};
+
+/** The spec of a built-in descriptor with gallery.landmarks (mesh: dlib only; ConfigError otherwise). */
+export function builtinSpec(
+  name: BuiltinDescriptorName,
+  landmarks: GalleryLandmarks = DEFAULT_LANDMARKS,
+): BuiltinDescriptorSpec {
+  if (landmarks === 'keypoints') return BUILTIN_DESCRIPTORS[name];
+  if (name !== 'dlib')
+    throw new ConfigError(
+      `gallery.landmarks mesh aligns the dlib descriptor's crop only, not ${name}'s: set gallery.descriptor to dlib or gallery.landmarks to keypoints`,
+    );
+  return DLIB_MESH_DESCRIPTOR;
+}
+
 /** The built-in descriptor's input and output names (its signature in src/model/builtin.ts). */
 const PIXELS_INPUT = 'pixels';
 const FEATURES_OUTPUT = 'features';
@@ -142,9 +176,11 @@ export interface FaceDescriptor {
 /** The id of a descriptor: its source hash, the alignment it expects, and `+flip` when it averages crop and mirror. */
 export function descriptorId(name: string, sourceHash: string, crop: FaceAlignment, flip = false): string {
   const how =
-    crop.method === 'landmarks'
-      ? `l${crop.zoom}${crop.template && crop.template !== 'arcface' ? `-${crop.template}` : ''}`
-      : `m${crop.margin}${crop.rotate ? 'r' : ''}`;
+    crop.method === 'mesh'
+      ? 'mesh68'
+      : crop.method === 'landmarks'
+        ? `l${crop.zoom}${crop.template && crop.template !== 'arcface' ? `-${crop.template}` : ''}`
+        : `m${crop.margin}${crop.rotate ? 'r' : ''}`;
   return `${name}:${sourceHash}/align${ALIGNMENT_VERSION}:${how}${flip ? '+flip' : ''}`;
 }
 
@@ -168,7 +204,7 @@ export function mirror(img: RgbImage): RgbImage {
 /** The face crop a descriptor takes (its own alignment and input size). */
 export function cropFor(d: Pick<FaceDescriptor, 'crop' | 'inputSize'>, img: RgbImage, face: Face): RgbImage {
   const S = d.inputSize;
-  return warpAffine(img, faceTransform(face.box, face.keypoints, S, d.crop), S, S);
+  return warpAffine(img, faceTransform(face.box, face.keypoints, S, d.crop, face.landmarks), S, S);
 }
 
 /**
@@ -180,9 +216,14 @@ export async function builtinDescriptorOnnx(
   name: BuiltinDescriptorName,
   cacheDir?: string,
   flip = false,
+  landmarks: GalleryLandmarks = DEFAULT_LANDMARKS,
 ): Promise<{ bytes: Uint8Array; id: string }> {
   const file = await builtinModelPath(name, cacheDir ? { cacheDir } : {});
-  const id = descriptorId(name, builtinSourceDigest(name).slice(0, 16), BUILTIN_DESCRIPTORS[name].crop, flip);
+  // The mesh chip also depends on the face mesh's weights: another facemesh is another descriptor.
+  const source =
+    builtinSourceDigest(name).slice(0, 16) +
+    (landmarks === 'mesh' ? `+facemesh-${builtinSourceDigest('facemesh').slice(0, 16)}` : '');
+  const id = descriptorId(name, source, builtinSpec(name, landmarks).crop, flip);
   return { bytes: new Uint8Array(await readFile(file)), id };
 }
 
@@ -314,7 +355,7 @@ export async function loadModelDirDescriptor(
   return OnnxDescriptor.load(bytes, id, threads, BUILTIN_DESCRIPTORS.faceres, variant, norm);
 }
 
-/** A built-in descriptor (`gallery.descriptor`, default dlib) with its scoring variant (`gallery.flip`, `gallery.rule`), ready to run. */
+/** A built-in descriptor (`gallery.descriptor`, default dlib, aligned by `gallery.landmarks`) with its scoring variant (`gallery.flip`, `gallery.rule`), ready to run. */
 export async function loadBuiltinDescriptor(
   o: {
     name?: BuiltinDescriptorName;
@@ -323,10 +364,12 @@ export async function loadBuiltinDescriptor(
     flip?: boolean;
     rule?: ScoringRule;
     norm?: GalleryNorm;
+    landmarks?: GalleryLandmarks;
   } = {},
 ): Promise<FaceDescriptor> {
   const name = o.name ?? DEFAULT_DESCRIPTOR;
   const variant: ScoringVariant = { flip: o.flip ?? DEFAULT_FLIP, rule: o.rule ?? DEFAULT_RULE };
-  const { bytes, id } = await builtinDescriptorOnnx(name, o.cacheDir || undefined, variant.flip);
-  return OnnxDescriptor.load(bytes, id, o.threads, BUILTIN_DESCRIPTORS[name], variant, o.norm);
+  const spec = builtinSpec(name, o.landmarks);
+  const { bytes, id } = await builtinDescriptorOnnx(name, o.cacheDir || undefined, variant.flip, o.landmarks);
+  return OnnxDescriptor.load(bytes, id, o.threads, spec, variant, o.norm);
 }

@@ -10,10 +10,10 @@
 import { meanDescriptor } from '../decide/aggregate.js';
 import { galleryShift, POOL_QUANTILE_LEVELS, upperQuantiles, type AdaptiveShift, type PoolQuantiles } from './adapt.js';
 import { decideWindow, type Vote } from '../decide/voting.js';
-import { BUILTIN_DESCRIPTORS, marginFor, type BuiltinDescriptorSpec } from './descriptor.js';
+import { builtinSpec, marginFor, type BuiltinDescriptorSpec } from './descriptor.js';
 import type { FaceAlignment } from '../detect/align.js';
 import { DETECTOR_LONG_SIDE } from '../detect/blazeface.js';
-import { DEFAULT_NORM, type GalleryNorm } from './config.js';
+import { DEFAULT_NORM, type GalleryLandmarks, type GalleryNorm } from './config.js';
 import {
   AGGREGATE_FIT_FRAMES,
   aggregateThreshold,
@@ -497,11 +497,11 @@ export async function evaluateGallery(o: GalleryEvalOptions): Promise<GalleryEva
  * for, this run's fit (--fit-impostors), else the no-flip `best` tail, which the source says.
  */
 export function calibrationTail(
-  o: Pick<GalleryEvalOptions, 'backbone' | 'flip' | 'scoring'>,
+  o: Pick<GalleryEvalOptions, 'backbone' | 'flip' | 'scoring'> & Partial<Pick<GalleryEvalOptions, 'alignment'>>,
   fitted: ImpostorTail | null,
 ): { tail: ImpostorTail; tailSource: string } {
   const name = o.backbone === 'dlib' ? 'dlib' : 'faceres';
-  const tails = BUILTIN_DESCRIPTORS[name].impostorTails;
+  const tails = builtinSpec(name, landmarksOf(o)).impostorTails;
   const rule = o.scoring.rule ?? 'best';
   const variant = { flip: o.flip, rule };
   const kiosk = rule === 'top-k' && (o.scoring.k ?? TOP_K) !== TOP_K ? undefined : tails[variantName(variant)];
@@ -510,6 +510,11 @@ export function calibrationTail(
   const best = tails.best;
   if (!best) throw new RangeError(`no impostor tail for ${name}`);
   return { tail: best, tailSource: `${name}'s best tail (none fitted for this variant)` };
+}
+
+/** The kiosk's gallery.landmarks for an evaluated alignment: mesh for the mesh chip, else keypoints. */
+function landmarksOf(o: { readonly alignment?: FaceAlignment }): GalleryLandmarks {
+  return o.alignment?.method === 'mesh' ? 'mesh' : 'keypoints';
 }
 
 /** Every choice of m items of `items` (in order). */
@@ -527,7 +532,10 @@ export function combinations<T>(items: readonly T[], m: number): T[][] {
  * is fitted, and the margin calibration `--norm` asks for (marginFor: null for none, ConfigError
  * where margin has none). A top-k other than the kiosk's k has none of them.
  */
-export function kioskCalibrations(o: Pick<GalleryEvalOptions, 'backbone' | 'flip' | 'scoring' | 'norm'>): {
+export function kioskCalibrations(
+  o: Pick<GalleryEvalOptions, 'backbone' | 'flip' | 'scoring' | 'norm'> &
+    Partial<Pick<GalleryEvalOptions, 'alignment'>>,
+): {
   readonly name: string;
   readonly variant: string;
   readonly aggregateTail?: ImpostorTail;
@@ -540,7 +548,7 @@ export function kioskCalibrations(o: Pick<GalleryEvalOptions, 'backbone' | 'flip
   const otherK = v.rule === 'top-k' && (o.scoring.k ?? TOP_K) !== TOP_K;
   const spec: Pick<BuiltinDescriptorSpec, 'marginCalibrations' | 'aggregateTails' | 'poolQuantiles'> = otherK
     ? { marginCalibrations: {} }
-    : BUILTIN_DESCRIPTORS[name];
+    : builtinSpec(name, landmarksOf(o));
   const aggregateTail = spec.aggregateTails?.[variant];
   const poolQuantiles = spec.poolQuantiles?.[variant];
   return {

@@ -16,6 +16,8 @@ import {
   type BuiltinDescriptorName,
   type FITTED_VARIANTS,
   type MARGIN_VARIANTS,
+  type MESH_FITTED_VARIANTS,
+  type MESH_MARGIN_VARIANTS,
   type ScoringRule,
   type ScoringVariant,
 } from './config.js';
@@ -461,6 +463,46 @@ export const BUILTIN_MARGIN_CALIBRATIONS: {
   dlib: { 'flip+centroid': DLIB_FLIP_CENTROID_MARGIN },
   faceres: {},
 };
+
+/*
+ * dlib with gallery.landmarks mesh (its chip cut from the face mesh's dense landmarks on dlib's
+ * 68-point mean face), flip, `centroid`: fitted on 3 December 2026 as the keypoint chip's
+ * DLIB_FLIP_CENTROID_* were, on the same impostor pool (590 pool people enrolled alone with 3
+ * photos, every photo of the other pool people: 2,203,829 scores; means of 4 photos: 439,983),
+ * with `facegate eval --gallery --landmarks mesh --fit-impostors --fit-margin`
+ * (docs/measurements/lfw-dev.md).
+ */
+
+/** The tail: 0.9511 vs the pool's 0.9510 at 1e-4; 0.9649 vs 0.9624 at 1e-5 (strict). */
+export const DLIB_MESH_FLIP_CENTROID_IMPOSTOR_TAIL: ImpostorTail = { t0: 0.9373, q0: 0.001, beta: 0.006 };
+/** The tail of a track's mean of 4 photos (decide.pool). */
+export const DLIB_MESH_FLIP_CENTROID_AGGREGATE_TAIL: ImpostorTail = { t0: 0.9478, q0: 0.001, beta: 0.0054 };
+/** The pool's quantiles (gallery.adapt), at POOL_QUANTILE_LEVELS. */
+export const DLIB_MESH_FLIP_CENTROID_POOL_QUANTILES: PoolQuantiles = {
+  levels: [0.1, 0.03, 0.01, 0.003, 0.001, 3e-4, 1e-4, 3e-5, 1e-5],
+  scores: [0.8938, 0.91, 0.9206, 0.9301, 0.9373, 0.9447, 0.951, 0.9561, 0.9624],
+};
+/**
+ * gallery.norm margin, fitted as DLIB_FLIP_CENTROID_MARGIN (the same draws): the raw threshold
+ * lets in 0.70 / 0.65 / 0.67 / 0.53 % of the pool strangers at 200 / 300 / 500 / 1,000 people;
+ * fit 0.96540, 0.96675, 0.96833, 0.97402, rounded up to 4 decimals.
+ */
+export const DLIB_MESH_FLIP_CENTROID_MARGIN: MarginCalibration = {
+  weight: MARGIN_WEIGHT,
+  targetFar: MARGIN_TARGET_FAR,
+  people: [200, 300, 500, 1000],
+  thresholds: [0.9654, 0.9668, 0.9684, 0.9741],
+};
+
+export const DLIB_MESH_IMPOSTOR_TAILS: Readonly<Record<(typeof MESH_FITTED_VARIANTS)[number], ImpostorTail>> = {
+  'flip+centroid': DLIB_MESH_FLIP_CENTROID_IMPOSTOR_TAIL,
+};
+export const DLIB_MESH_AGGREGATE_TAILS: ImpostorTails = { 'flip+centroid': DLIB_MESH_FLIP_CENTROID_AGGREGATE_TAIL };
+export const DLIB_MESH_POOL_QUANTILES: Readonly<Partial<Record<string, PoolQuantiles>>> = {
+  'flip+centroid': DLIB_MESH_FLIP_CENTROID_POOL_QUANTILES,
+};
+export const DLIB_MESH_MARGIN_CALIBRATIONS: Readonly<Record<(typeof MESH_MARGIN_VARIANTS)[number], MarginCalibration>> =
+  { 'flip+centroid': DLIB_MESH_FLIP_CENTROID_MARGIN };
 
 /** s1 + w · (s1 − s2): the best person's score with its lead over the runner-up weighted in. */
 export function marginScore(best: number, second: number, weight: number): number {

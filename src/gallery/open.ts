@@ -53,6 +53,7 @@ export async function openGallery(o: OpenGalleryOptions): Promise<OpenGallery> {
         flip: o.config.flip,
         rule: o.config.rule,
         norm: o.config.norm,
+        landmarks: o.config.landmarks,
         cacheDir: o.config.descriptorCacheDir,
         threads: o.threads,
       }));
@@ -61,6 +62,8 @@ export async function openGallery(o: OpenGalleryOptions): Promise<OpenGallery> {
       ...(o.detectorCacheDir ? { cacheDir: o.detectorCacheDir } : {}),
       ...(o.minDetectionScore !== undefined ? { minScore: o.minDetectionScore } : {}),
       ...(o.detectorSize !== undefined ? { longSide: o.detectorSize } : {}),
+      // The mesh's landmarks for the dlib chip, on every face the gallery's detector finds (enrolment, kiosk, recomputed templates).
+      ...(o.config.landmarks === 'mesh' && !o.descriptor ? { landmarks: 'mesh' as const } : {}),
     });
     const gallery = new FaceGallery({
       store,

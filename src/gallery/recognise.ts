@@ -110,7 +110,11 @@ export class GalleryRecogniser {
     }
     const { descriptor, trained, quality } = this.deps;
     // With a trained model its detector finds the faces; its crops are cut below, for the good faces only.
-    const faces: Face[] = await (trained?.extractor.detector ?? this.deps.detector).detect(img, frame.id);
+    // (Its faces get the gallery detector's dense landmarks where gallery.landmarks is mesh.)
+    const own = trained?.extractor.detector;
+    const faces = own
+      ? await this.deps.detector.withLandmarks(img, await own.detect(img, frame.id))
+      : await this.deps.detector.detect(img, frame.id);
     const good: { face: Face; crop: RgbImage }[] = [];
     for (const face of faces) {
       const crop = cropFor(descriptor, img, face);

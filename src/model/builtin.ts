@@ -1,6 +1,6 @@
 /**
- * The built-in models, as the device finds them: `@vladmandic/human`'s BlazeFace detector
- * and its `faceres` face descriptor (MIT), and the dlib ResNet face descriptor whose weights
+ * The built-in models, as the device finds them: `@vladmandic/human`'s BlazeFace detector,
+ * its `faceres` face descriptor and its `facemesh` landmark model (MIT), and the dlib ResNet face descriptor whose weights
  * `@vladmandic/face-api` ships (dlib's weights are public domain; face-api's conversion MIT).
  * Both packages are npm dependencies, so nothing downloads. They are converted to ONNX once, at install time, by `facegate models
  * prepare` (src/model/export/builtin.ts); the device only loads and verifies the ONNX
@@ -22,7 +22,7 @@ import { cacheDir } from '../shared/cache.js';
 import { ModelError } from '../shared/errors.js';
 import { digestFile } from './dir/hash.js';
 
-export const builtinModelNames = ['blazeface', 'faceres', 'dlib'] as const;
+export const builtinModelNames = ['blazeface', 'faceres', 'dlib', 'facemesh'] as const;
 export type BuiltinModelName = (typeof builtinModelNames)[number];
 
 /** The command that prepares the built-in models (also run by `npm install` through the `prepare` script). */
@@ -48,6 +48,12 @@ export const BUILTIN_MODELS: Readonly<
     recipe: 1,
     purpose: 'facegate face descriptor (dlib ResNet)',
     signature: 'input `pixels` uint8 [N, 150, 150, 3] (RGB 0..255), output `features` float32 [N, 128]',
+  },
+  facemesh: {
+    recipe: 1,
+    purpose: 'facegate dense face landmarks (gallery.landmarks mesh)',
+    signature:
+      'float32 NHWC [N, 192, 192, 3] (RGB 0..1), a 1404-wide output: 468 points × (x, y, z) in input pixels (src/detect/mesh.ts)',
   },
 };
 
@@ -75,7 +81,7 @@ export function humanModelJson(name: string): string {
 }
 
 /** sha256 over a human model's model.json and the weight files it lists, in order. */
-export function humanSourceDigest(name: 'blazeface' | 'faceres'): string {
+export function humanSourceDigest(name: 'blazeface' | 'faceres' | 'facemesh'): string {
   const json = humanModelJson(name);
   const hash = createHash('sha256').update(readFileSync(json));
   const manifest = JSON.parse(readFileSync(json, 'utf8')) as { weightsManifest?: { paths?: string[] }[] };

@@ -15,6 +15,7 @@ import { faceTransform, warpAffine, type FaceAlignment } from '../detect/align.j
 import { builtinModelPath, builtinSourceDigest } from '../model/builtin.js';
 import { cacheDir as defaultCacheDir } from '../shared/cache.js';
 import { BlazeFaceDetector, DETECTOR_LONG_SIDE } from '../detect/blazeface.js';
+import { FaceMesh } from '../detect/mesh.js';
 import { convertGraphModel, exportModel, humanModelJson, OUTPUT_NAMES, PIXELS_INPUT } from '../model/export/index.js';
 import { readTfjsModel } from '../model/export/tfjs.js';
 import { OnnxModel } from '../runtime/ort.js';
@@ -227,6 +228,7 @@ async function fileKey(file: string): Promise<string> {
 /** Short, stable name of an alignment for cache keys and reports. */
 export function alignmentKey(a: FaceAlignment): string {
   if (a.method === 'box') return `box-m${a.margin}${a.rotate ? '-level' : ''}`;
+  if (a.method === 'mesh') return 'mesh68-dlib';
   return `landmarks-z${a.zoom}${a.template && a.template !== 'arcface' ? `-${a.template}` : ''}`;
 }
 
@@ -279,6 +281,13 @@ export async function describeFiles(
   });
   if (todo.length === 0) return out;
   const detector = await BlazeFaceDetector.load(detBytes, { threads: o.threads, longSide: size });
+  // mesh alignment: the face mesh's landmarks for each (cached) detection, as the kiosk's detector adds them.
+  const mesh =
+    o.alignment.method === 'mesh'
+      ? await FaceMesh.load(await builtinModelPath('facemesh', o.cacheDir ? { cacheDir: o.cacheDir } : {}), {
+          threads: o.threads,
+        })
+      : null;
   let done = files.length - todo.length;
   let sinceSave = 0;
   const save = async (): Promise<void> => {
@@ -307,7 +316,8 @@ export async function describeFiles(
           detections[keys[i]!] = face;
         }
         if (!face) continue;
-        const m = faceTransform(face.box, face.keypoints, o.model.size, o.alignment);
+        const landmarks = mesh ? (await mesh.landmarks(img, [face]))[0]?.landmarks : undefined;
+        const m = faceTransform(face.box, face.keypoints, o.model.size, o.alignment, landmarks);
         crops.push({ i, face, image: warpAffine(img, m, o.model.size, o.model.size) });
       }
       const described = await o.model.describe([...crops.map((c) => c.image), ...crops.map((c) => mirror(c.image))]);
@@ -328,6 +338,7 @@ export async function describeFiles(
   } finally {
     await save();
     await detector.close();
+    await mesh?.close();
   }
   return out;
 }

@@ -36,6 +36,8 @@ export interface Face {
   readonly score: number;
   /** Detector keypoints in frame pixels (BlazeFace: right eye, left eye, nose, mouth, right ear, left ear). */
   readonly keypoints: readonly Point[];
+  /** Dense landmarks in frame pixels (dlib's points DLIB_CHIP_POINTS, src/detect/align.ts), from the face mesh: only with gallery.landmarks mesh. */
+  readonly landmarks?: readonly Point[];
 }
 
 /** What the recogniser says about one face. `label` null means nobody known. */

@@ -6,9 +6,12 @@ import {
   applyAffine,
   canonicalTemplate,
   cropSquare,
+  DLIB_CHIP_POINTS,
   DLIB_FACE,
+  dlibChipTemplate,
   eyeAngle,
   faceTransform,
+  meshChipTransform,
   warpAffine,
 } from '../../src/detect/align.js';
 import type { RgbImage } from '../../src/shared/image.js';
@@ -151,4 +154,63 @@ test("the dlib template: a face's keypoints land where dlib's face chip puts the
   // The ArcFace template puts the same face elsewhere: the two crops differ.
   const arc = faceTransform(box, keypoints, S, { method: 'landmarks', zoom: 1, margin: 1.3, rotate: true });
   assert.ok(Math.abs(arc.c - m.c) > 1 || Math.abs(arc.f - m.f) > 1);
+});
+
+test("dlib chip template: dlib's mean face shape padded by 0.25 (get_face_chip_details), in pixel-index coordinates", () => {
+  const t = dlibChipTemplate(150);
+  assert.equal(t.length, DLIB_CHIP_POINTS.length);
+  assert.deepEqual(DLIB_CHIP_POINTS.slice(0, 3), [27, 28, 29]);
+  assert.deepEqual(DLIB_CHIP_POINTS.slice(-5), [60, 61, 62, 63, 64]);
+  // Point 30 (nose tip) of the mean shape is (0.490127, 0.515625): ((0.25 + p) / 1.5) · 150 − 0.5.
+  const tip = t[DLIB_CHIP_POINTS.indexOf(30)]!;
+  assert.ok(Math.abs(tip.x - ((0.25 + 0.490127) / 1.5) * 150 + 0.5) < 1e-9);
+  assert.ok(Math.abs(tip.y - ((0.25 + 0.515625) / 1.5) * 150 + 0.5) < 1e-9);
+  // The eyes' centres agree with the four-point dlib template (DLIB_FACE).
+  const eye = (from: number): { x: number; y: number } => {
+    const ps = t.slice(DLIB_CHIP_POINTS.indexOf(from), DLIB_CHIP_POINTS.indexOf(from) + 6);
+    return { x: ps.reduce((s, p) => s + p.x, 0) / 6, y: ps.reduce((s, p) => s + p.y, 0) / 6 };
+  };
+  for (const [i, from] of [
+    [0, 36],
+    [1, 42],
+  ] as const) {
+    const e = eye(from);
+    assert.ok(Math.abs(e.x + 0.5 - DLIB_FACE[i]!.x * 150) < 1e-3, `eye ${from}`);
+    assert.ok(Math.abs(e.y + 0.5 - DLIB_FACE[i]!.y * 150) < 1e-3, `eye ${from}`);
+  }
+});
+
+test('mesh chip: landmarks that are the template moved by a similarity give that similarity back', () => {
+  const S = 150;
+  // Output pixel → frame: rotate 0.2 rad, scale 1.7, shift (40, 25).
+  const want = {
+    a: 1.7 * Math.cos(0.2),
+    b: -1.7 * Math.sin(0.2),
+    c: 40,
+    d: 1.7 * Math.sin(0.2),
+    e: 1.7 * Math.cos(0.2),
+    f: 25,
+  };
+  // Landmarks are in frame pixels (centres at .5), as Face keypoints are.
+  const landmarks = dlibChipTemplate(S).map((p) => {
+    const q = applyAffine(want, p.x, p.y);
+    return { x: q.x + 0.5, y: q.y + 0.5 };
+  });
+  const m = meshChipTransform(landmarks, S)!;
+  for (const k of ['a', 'b', 'c', 'd', 'e', 'f'] as const) assert.ok(Math.abs(m[k] - want[k]) < 1e-9, k);
+  // faceTransform uses them for the mesh method, and falls back to the keypoint chip without them.
+  const box = { x: 0, y: 0, width: 200, height: 200 };
+  const keypoints = [
+    { x: 60, y: 80 },
+    { x: 140, y: 80 },
+    { x: 100, y: 120 },
+    { x: 100, y: 150 },
+  ];
+  const mesh = { method: 'mesh', template: 'dlib', zoom: 1, margin: 1.3, rotate: true } as const;
+  assert.deepEqual(faceTransform(box, keypoints, S, mesh, landmarks), m);
+  assert.deepEqual(
+    faceTransform(box, keypoints, S, mesh),
+    faceTransform(box, keypoints, S, { ...mesh, method: 'landmarks' }),
+  );
+  assert.equal(meshChipTransform(landmarks.slice(1), S), null);
 });

@@ -8,7 +8,7 @@ import { builtinModelPath, builtinDir, builtinRecordPath } from '../../src/model
 import { prepareBuiltinModels } from '../../src/model/export/builtin.js';
 import { OnnxModel } from '../../src/runtime/ort.js';
 
-test('prepare converts once, then keeps verified files; the device path loads faceres [N, 1024] and dlib [N, 128] `features`', async () => {
+test('prepare converts once, then keeps verified files; the device path loads faceres [N, 1024] and dlib [N, 128] `features`, and the face mesh', async () => {
   const cacheDir = await mkdtemp(path.join(tmpdir(), 'facegate-builtin-'));
   try {
     await assert.rejects(builtinModelPath('faceres', { cacheDir }), /facegate models prepare --cache-dir/);
@@ -19,6 +19,7 @@ test('prepare converts once, then keeps verified files; the device path loads fa
         ['blazeface', 'prepared'],
         ['faceres', 'prepared'],
         ['dlib', 'prepared'],
+        ['facemesh', 'prepared'],
       ],
     );
     const file = await builtinModelPath('faceres', { cacheDir });
@@ -26,7 +27,7 @@ test('prepare converts once, then keeps verified files; the device path loads fa
     const second = await prepareBuiltinModels({ cacheDir });
     assert.deepEqual(
       second.map((m) => m.status),
-      ['ready', 'ready', 'ready'],
+      ['ready', 'ready', 'ready', 'ready'],
     );
     assert.equal((await stat(file)).mtimeMs, before, 'a verified file is not written again');
 
@@ -48,6 +49,9 @@ test('prepare converts once, then keeps verified files; the device path loads fa
     } finally {
       await dlib.release();
     }
+    // The face mesh loads through its own check (192×192 float input, 468 × 3 points out).
+    const { FaceMesh } = await import('../../src/detect/mesh.js');
+    await (await FaceMesh.load(await builtinModelPath('facemesh', { cacheDir }))).close();
 
     // A damaged file is refused with the command, and prepare mends it.
     const bytes = await readFile(file);

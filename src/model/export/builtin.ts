@@ -1,6 +1,6 @@
 /**
  * Prepares the built-in models (src/model/builtin.ts) at install time: converts
- * `@vladmandic/human`'s BlazeFace and faceres, and the dlib descriptor from
+ * `@vladmandic/human`'s BlazeFace, faceres and facemesh, and the dlib descriptor from
  * `@vladmandic/face-api`'s weights, to ONNX with our exporter, writes each file
  * atomically with its record, and does nothing for a model whose prepared file still
  * verifies. Run by `facegate models prepare` (and so by `npm install`); never on the device path.
@@ -42,6 +42,9 @@ function convert(name: BuiltinModelName): Uint8Array {
         preprocessing: { scale: 1, offset: 0 },
         metadata,
       });
+    case 'facemesh':
+      // As converted: float 0..1 [N, 192, 192, 3] in, the 468 points among its outputs (src/detect/mesh.ts).
+      return convertGraphModel(readTfjsModel(humanModelJson(name)), { metadata });
     case 'dlib':
       // Weights only in the package: the graph is written out in src/model/export/dlib.ts.
       return exportDlibDescriptor(undefined, metadata);
