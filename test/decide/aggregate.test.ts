@@ -97,3 +97,18 @@ test('decider without pool, or frames of different models, or frames without des
     ['unknown'],
   );
 });
+
+test('decider: a track reported unknown goes on being decided, and a later window names the person', () => {
+  const d = new Decider({ k: 3, n: 5, cooldownMs: 0 });
+  // three frames far off ann (no pooled mean reaches 0.9), then two on her: the mean of five reaches it
+  const off = [Float32Array.of(0.3, 0.95, 0), Float32Array.of(0.3, -0.95, 0), Float32Array.of(0.3, 0, 0.95)];
+  const on = [Float32Array.of(1, 0, 0), Float32Array.of(1, 0, 0)];
+  const out = [...off, ...on].flatMap((f, i) => d.update(i, i * 10, [match(f)]));
+  assert.deepEqual(
+    out.map((x) => [x.kind, x.name, x.frameId]),
+    [
+      ['unknown', null, 2],
+      ['recognized', 'ann', 4],
+    ],
+  );
+});
