@@ -1,9 +1,10 @@
 /**
  * Decide across frames: track faces by box overlap, name a person only when k of the last n
  * frames of a track agree — or (`pool`) when the mean descriptor of the track's last n frames,
- * once it has k, reaches the gallery's aggregate threshold — then hold that person for
- * `cooldownMs`; an unknown face is reported once per track. The track's window is decided by
- * `stepTrack` (src/decide/voting.ts), as `facegate eval --gallery` decides a visit.
+ * once it has k, reaches the gallery's aggregate threshold and k − 1 of those frames name the
+ * person too — then hold that person for `cooldownMs`; an unknown face is reported once per
+ * track. The track's window is decided by `stepTrack` (src/decide/voting.ts), as `facegate
+ * eval --gallery` decides a visit.
  */
 import type { z } from 'zod';
 import type { Decision, Match } from '../shared/messages.js';

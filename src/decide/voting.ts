@@ -85,13 +85,24 @@ export interface Aggregate {
 }
 
 /**
+ * Whether the window's own frames back the aggregate's name: at least k − 1 of the last n
+ * votes name that person at the frame threshold. The mean may stand in for one missing vote,
+ * never for more: a stranger who resembles someone, whose frames mostly fall short of the
+ * frame threshold, is not named by averaging them.
+ */
+export function framesBack(votes: readonly Vote[], label: string, k: number, n: number): boolean {
+  return votes.slice(-n).filter((v) => v.label === label).length >= k - 1;
+}
+
+/**
  * The kiosk's decision over a track's window, shared by the Decider and `facegate eval
- * --gallery`: a name the aggregate gives, once it pools at least k frames, wins (its own,
- * stricter threshold is the caller's); otherwise the k-of-n vote of the single frames decides,
- * so a track whose frames are alike decides as without aggregation.
+ * --gallery`: a name the aggregate gives, once it pools at least k frames and the frames back
+ * it (framesBack), wins (its own, stricter threshold is the caller's); otherwise the k-of-n
+ * vote of the single frames decides, so a track whose frames are alike decides as without
+ * aggregation.
  */
 export function decideWindow(votes: readonly Vote[], k: number, n: number, aggregate?: Aggregate): VoteResult {
-  if (aggregate?.label && aggregate.frames >= k)
+  if (aggregate?.label && aggregate.frames >= k && framesBack(votes, aggregate.label, k, n))
     return {
       kind: 'recognized',
       label: aggregate.label,

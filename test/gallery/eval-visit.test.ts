@@ -18,8 +18,8 @@ const frame = (truth: number, d: Float32Array): ScoredFrame => ({
   scores: personScores(index, d),
   descriptor: d,
 });
-// ann's frames, each off her axis in another direction: every one 0.8; the first two cancel off-axis, so the mean of the three is 2.4/√6.12 ≈ 0.970
-const ann = [v(0.8, 0, 0.6, 0), v(0.8, 0, -0.6, 0), v(0.8, 0, 0, 0.6)].map((d) => frame(0, d));
+// ann's frames, each off her axis in another direction: 0.9, 0.9 and 0.8; the first two cancel off-axis, so the mean of the three is 2.6/√7.12 ≈ 0.974
+const ann = [v(0.9, 0, 0.4359, 0), v(0.9, 0, -0.4359, 0), v(0.8, 0, 0, 0.6)].map((d) => frame(0, d));
 
 test('combinations: every choice of m, in order', () => {
   assert.deepEqual(combinations([1, 2, 3], 2), [
@@ -30,11 +30,13 @@ test('combinations: every choice of m, in order', () => {
   assert.deepEqual(combinations([1, 2], 3), []);
 });
 
-test('a visit: frames under the threshold are refused by the vote, named by the pool at its own threshold', () => {
+test('a visit: two frames of three over the threshold are refused by the vote, named by the pool at its own threshold', () => {
   const settings = { k: 3, n: 5 };
   assert.equal(decideVisit(ann, { threshold: 0.85 }, settings), null);
-  assert.equal(decideVisit(ann, { threshold: 0.85, pool: { index, threshold: 0.9 } }, settings), 0);
+  assert.equal(decideVisit(ann, { threshold: 0.85, pool: { index, threshold: 0.97 } }, settings), 0);
   assert.equal(decideVisit(ann, { threshold: 0.85, pool: { index, threshold: 0.98 } }, settings), null);
+  // no more than one frame over the frame threshold: the mean does not stand in for two votes
+  assert.equal(decideVisit(ann, { threshold: 0.95, pool: { index, threshold: 0.97 } }, settings), null);
   // the vote still names where it can; with ann left out her frames name nobody
   assert.equal(decideVisit(ann, { threshold: 0.75, pool: { index, threshold: 0.98 } }, settings), 0);
   assert.equal(decideVisit(ann, { threshold: 0.75, pool: { index, threshold: 0.9 } }, settings, 0), null);
@@ -48,7 +50,7 @@ test('a visit: frames under the threshold are refused by the vote, named by the 
     /descriptors/,
   );
   const plain = visitRates(ann, { threshold: 0.85 }, settings);
-  const pooled = visitRates(ann, { threshold: 0.85, pool: { index, threshold: 0.9 } }, settings);
+  const pooled = visitRates(ann, { threshold: 0.85, pool: { index, threshold: 0.97 } }, settings);
   const none = { otherVisits: 0, otherFar: 0 };
   assert.deepEqual(plain, { genuineVisits: 1, strangerVisits: 1, frr: 1, far: 0, ...none });
   assert.deepEqual(pooled, { genuineVisits: 1, strangerVisits: 1, frr: 0, far: 0, ...none });
