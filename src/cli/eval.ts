@@ -2,6 +2,7 @@
  * `facegate eval --model DIR --data DIR [--unknown DIR] [--crops] [--json] [--report OUT]`:
  * how often the model names the right person, refuses strangers, and fails.
  */
+import type { VisitRates } from '../gallery/eval.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { FaceAlignment, FaceTemplate } from '../detect/align.js';
 import {
@@ -72,6 +73,11 @@ function probability(v: string): number {
 }
 
 const pct = (x: number): string => `${(100 * x).toFixed(2)} %`;
+/** The strangers' own visits (a folder's photos), where any folder has enough photos for one. */
+const otherVisits = (v: VisitRates): string =>
+  v.otherVisits
+    ? `${pct(v.otherFar)} of ${v.otherVisits} stranger visits`
+    : 'no stranger folder with enough photos for a visit';
 
 export function registerEval(program: Command): void {
   program
@@ -303,10 +309,10 @@ async function galleryAction(o: EvalCliOptions): Promise<void> {
     `faces not found: ${nf.genuine} genuine, ${nf.strangers} strangers, ${nf.enrolment} enrolment photos`,
     `threshold ${r.threshold.toFixed(4)} (${o.threshold === undefined ? `calibrated for ${r.enrolled} people at FAR ${pct(s.targetFar)} from ${r.thresholdTail}` : 'given'})${r.adapt ? `, raised by ${r.adapt.shift.toFixed(4)} (gallery.adapt${r.adapt.level === null ? '' : `, at level ${r.adapt.level}`}, ${r.adapt.scores} cross scores)` : ''}`,
     `per frame: far ${r.strangerProbes ? pct(r.frame.far) : 'n/a (no --unknown)'} (${pct(r.leaveOneOutFar)} with each enrolled person in turn left out), frr ${pct(r.frame.frr)} (${pct(r.frrIncludingNotFound)} counting faces not found), misidentified ${pct(r.frame.misidentified)}`,
-    `per visit (${s.visit.k} of ${s.visit.n} frames): far ${pct(r.visit.far)} of ${r.visit.strangerVisits} stranger visits, frr ${pct(r.visit.frr)} of ${r.visit.genuineVisits}`,
+    `per visit (${s.visit.k} of ${s.visit.n} frames, decided as a kiosk track): far ${pct(r.visit.far)} of ${r.visit.strangerVisits} left-out visits, ${otherVisits(r.visit)}, frr ${pct(r.visit.frr)} of ${r.visit.genuineVisits}`,
     ...(r.pooled
       ? [
-          `per visit, frames pooled (threshold ${r.pooled.threshold.toFixed(4)} for the mean descriptor, from ${r.pooled.thresholdTail}): far ${pct(r.pooled.visit.far)}, frr ${pct(r.pooled.visit.frr)}`,
+          `per visit, frames pooled (threshold ${r.pooled.threshold.toFixed(4)} for the mean descriptor, from ${r.pooled.thresholdTail}): far ${pct(r.pooled.visit.far)} left out, ${otherVisits(r.pooled.visit)}, frr ${pct(r.pooled.visit.frr)}`,
         ]
       : []),
     `curve: frr ${pct(r.atFar.far01.frr)} at far 1 %, ${pct(r.atFar.far001.frr)} at far 0.1 %` +

@@ -18,7 +18,7 @@ export const deciderOptionsSchema = z
     pool: z
       .boolean()
       .describe(
-        "pool a track's frames: once it has k frames, the mean descriptor of its last n frames may name the person at a stricter threshold of its own, besides the vote (gallery recognition with the default scoring, flip and centroid)",
+        "pool a track's frames: once it has k frames, the mean descriptor of its last n frames may name the person at a stricter threshold of its own, besides the vote, where at least k − 1 of those frames name them too (gallery recognition with the default scoring, flip and centroid)",
       )
       .default(true),
   })

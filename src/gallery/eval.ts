@@ -2,14 +2,15 @@
  * `facegate eval --gallery`: open-set 1:N recognition with a face gallery, as the kiosk does it
  * without a trained head. The protocol (src/recognise/protocol.ts) enrols people from their
  * first photos, probes with their other photos, and shows strangers; the figures are per frame
- * and per visit (a visit: a person's photos shown in turn, decided by the kiosk's k-of-n vote).
+ * and per visit (a visit: a person's photos shown in turn, decided as the kiosk's Decider decides a track).
  *
- * Pure scoring lives here (`scoreGallery`, `visitOutcomes`); descriptors come from
+ * Pure scoring lives here (`decideVisit`, `visitRates`); descriptors come from
  * src/recognise/descriptors.ts (cached on disk).
  */
+import { dirname } from 'node:path';
 import { meanDescriptor } from '../decide/aggregate.js';
 import { galleryShift, POOL_QUANTILE_LEVELS, upperQuantiles, type AdaptiveShift, type PoolQuantiles } from './adapt.js';
-import { decideWindow, type Vote } from '../decide/voting.js';
+import { decideTrack, type TrackFace } from '../decide/voting.js';
 import { builtinSpec, marginFor, type BuiltinDescriptorSpec } from './descriptor.js';
 import type { FaceAlignment } from '../detect/align.js';
 import { DETECTOR_LONG_SIDE } from '../detect/blazeface.js';
@@ -57,6 +58,8 @@ export interface ScoredFrame {
   readonly scores: Float32Array;
   /** The descriptor as scored (for pooling a visit's frames). */
   readonly descriptor?: Float32Array;
+  /** A stranger's folder: the stranger photos of one folder make visits (visitRates). */
+  readonly group?: string;
 }
 
 export interface VisitSettings {
@@ -92,59 +95,46 @@ export function bestOf(
   return { who, score: marginScore(score, second, weight) };
 }
 
-/** A visit's pooled frames scored: the best person for the mean descriptor of the window ending at each frame. */
-export interface PooledFrame {
-  readonly who: number;
-  readonly score: number;
+/** How a visit's frames are scored: the frame threshold, the gallery.norm weight, and the pooled mean's gallery and threshold. */
+export interface VisitScoring {
+  readonly threshold: number;
+  readonly weight?: number | null;
+  /** decide.pool: the gallery the mean descriptor is searched in, and its threshold; absent: the vote alone. */
+  readonly pool?: { readonly index: GalleryIndex; readonly threshold: number };
 }
 
 /**
- * A visit decided as the kiosk decides (decideWindow): the frames in turn; the first decision
- * counts. With `pooled` (one per frame) and its threshold, the window's mean descriptor may
- * name the person once it pools k frames. Returns the person recognised (index), null for
- * "unknown" or no decision by the end.
+ * A visit decided as the kiosk decides a track (decideTrack, src/decide/voting.ts, the code
+ * the Decider runs): the frames in turn, "unknown" reported and the track still decided, the
+ * first name given counts. `exclude` leaves one person out of the gallery (they play a
+ * stranger). Returns the person named (index), null when no window names anyone.
  */
 export function decideVisit(
-  frames: readonly { who: number; score: number }[],
-  threshold: number,
-  v: VisitSettings,
-  pooled?: { readonly frames: readonly PooledFrame[]; readonly threshold: number },
-): number | null {
-  const votes: Vote[] = [];
-  for (const [j, f] of frames.entries()) {
-    votes.push({ label: f.score >= threshold ? String(f.who) : null, score: f.score });
-    const p = pooled?.frames[j];
-    const r = decideWindow(
-      votes,
-      v.k,
-      v.n,
-      p && {
-        label: p.score >= pooled.threshold ? String(p.who) : null,
-        score: p.score,
-        margin: NaN,
-        frames: Math.min(j + 1, v.n),
-      },
-    );
-    if (r.kind === 'recognized') return Number(r.label);
-    if (r.kind === 'unknown') return null;
-  }
-  return null;
-}
-
-/** The best person (optionally ignoring one) for the mean descriptor of the window of n frames ending at each frame. */
-export function pooledFrames(
   visit: readonly ScoredFrame[],
-  index: GalleryIndex,
-  n: number,
+  s: VisitScoring,
+  v: VisitSettings,
   exclude = -1,
-): PooledFrame[] {
-  return visit.map((_, j) => {
-    const window = visit.slice(Math.max(0, j + 1 - n), j + 1).map((f) => {
-      if (!f.descriptor) throw new RangeError('pooling frames needs their descriptors');
-      return f.descriptor;
-    });
-    return bestOf(personScores(index, meanDescriptor(window)), exclude);
+): number | null {
+  const { pool } = s;
+  const faces = visit.map((f): TrackFace => {
+    const b = bestOf(f.scores, exclude, s.weight ?? null);
+    const vote = { label: b.score >= s.threshold ? String(b.who) : null, score: b.score, faceSize: NaN };
+    if (!pool) return { vote };
+    if (!f.descriptor) throw new RangeError('pooling frames needs their descriptors');
+    return {
+      vote,
+      pool: {
+        descriptor: f.descriptor,
+        source: 'eval',
+        score: (mean) => {
+          const m = bestOf(personScores(pool.index, mean), exclude);
+          return { label: m.score >= pool.threshold ? String(m.who) : null, score: m.score, margin: NaN };
+        },
+      },
+    };
   });
+  const named = decideTrack(faces, { k: v.k, n: v.n, pool: pool !== undefined });
+  return named === null ? null : Number(named);
 }
 
 /** Splits a person's probes (in file order) into visits of n frames; a shorter rest is a visit when it has ≥ k frames. */
@@ -164,43 +154,51 @@ export interface VisitRates {
   readonly frr: number;
   /** Stranger visits (an enrolled person left out of the gallery) ending in a name. */
   readonly far: number;
+  /** Visits of the strangers' photos (each folder's, in visits of n frames, ≥ k), against the whole gallery. */
+  readonly otherVisits: number;
+  /** Those ending in a name. */
+  readonly otherFar: number;
 }
 
 /**
  * Per-visit rates: each enrolled person's probes, in visits of n frames, are genuine visits;
  * the same visits scored with that person left out of the gallery are stranger visits (real
- * strangers with several photos each, none of them in any calibration).
+ * strangers with several photos each, none of them in any calibration); and the strangers'
+ * photos of one folder (`group`) make visits of their own. Each visit is decided as the
+ * kiosk decides one track (decideVisit).
  */
-export function visitRates(
-  frames: readonly ScoredFrame[],
-  threshold: number,
-  v: VisitSettings,
-  pool?: { readonly index: GalleryIndex; readonly threshold: number },
-  weight: number | null = null,
-): VisitRates {
+export function visitRates(frames: readonly ScoredFrame[], s: VisitScoring, v: VisitSettings): VisitRates {
   const byPerson = new Map<number, ScoredFrame[]>();
-  for (const f of frames) if (f.truth >= 0) byPerson.set(f.truth, [...(byPerson.get(f.truth) ?? []), f]);
+  const byGroup = new Map<string, ScoredFrame[]>();
+  for (const f of frames)
+    if (f.truth >= 0) byPerson.set(f.truth, [...(byPerson.get(f.truth) ?? []), f]);
+    else if (f.group !== undefined) byGroup.set(f.group, [...(byGroup.get(f.group) ?? []), f]);
   let genuine = 0;
   let fr = 0;
   let strangers = 0;
   let fa = 0;
-  const pooled = (visit: readonly ScoredFrame[], exclude: number) =>
-    pool && { frames: pooledFrames(visit, pool.index, v.n, exclude), threshold: pool.threshold };
   for (const [who, list] of byPerson) {
     for (const visit of visitsOf(list, v)) {
       genuine++;
-      const own = visit.map((f) => bestOf(f.scores, -1, weight));
-      if (decideVisit(own, threshold, v, pooled(visit, -1)) !== who) fr++;
+      if (decideVisit(visit, s, v) !== who) fr++;
       strangers++;
-      const others = visit.map((f) => bestOf(f.scores, who, weight));
-      if (decideVisit(others, threshold, v, pooled(visit, who)) !== null) fa++;
+      if (decideVisit(visit, s, v, who) !== null) fa++;
     }
   }
+  let other = 0;
+  let otherFa = 0;
+  for (const list of byGroup.values())
+    for (const visit of visitsOf(list, v)) {
+      other++;
+      if (decideVisit(visit, s, v) !== null) otherFa++;
+    }
   return {
     genuineVisits: genuine,
     strangerVisits: strangers,
     frr: genuine ? fr / genuine : 0,
     far: strangers ? fa / strangers : 0,
+    otherVisits: other,
+    otherFar: other ? otherFa / other : 0,
   };
 }
 
@@ -401,7 +399,7 @@ export async function evaluateGallery(o: GalleryEvalOptions): Promise<GalleryEva
   for (const f of p.strangers) {
     const v = vec(f);
     if (!v) notFoundStrangers++;
-    else frames.push({ truth: -1, scores: personScores(index, v), descriptor: v });
+    else frames.push({ truth: -1, scores: personScores(index, v), descriptor: v, group: dirname(f) });
   }
   let impostorTail: GalleryEvalResult['impostorTail'] = null;
   let aggregateTail: GalleryEvalResult['impostorTail'] = null;
@@ -444,7 +442,7 @@ export async function evaluateGallery(o: GalleryEvalOptions): Promise<GalleryEva
   let pooled: GalleryEvalResult['pooled'] = null;
   if (poolTail) {
     const t = aggregateThreshold(index.people, poolTail.tail, o.targetFar) + shift;
-    const visit = visitRates(frames, threshold, o.visit, { index, threshold: t }, weight);
+    const visit = visitRates(frames, { threshold, weight, pool: { index, threshold: t } }, o.visit);
     pooled = { threshold: t, thresholdTail: poolTail.tailSource, visit };
   }
   const probes = scoredProbes(frames, weight);
@@ -480,7 +478,7 @@ export async function evaluateGallery(o: GalleryEvalOptions): Promise<GalleryEva
     frame,
     leaveOneOutFar: leaveOneOutFar(frames, threshold, weight),
     frrIncludingNotFound: genuineTotal ? (genuineTotal - correct) / genuineTotal : 0,
-    visit: visitRates(frames, threshold, o.visit, undefined, weight),
+    visit: visitRates(frames, { threshold, weight }, o.visit),
     pooled,
     atFar: { far001: frrAtFar(probes, impostors, 0.001), far01: frrAtFar(probes, impostors, 0.01) },
     eer: equalErrorRate(curve),
@@ -689,11 +687,16 @@ export function galleryResultJson(r: GalleryEvalResult): Record<string, unknown>
     frame: rates(r.frame),
     leave_one_out_far: r4(r.leaveOneOutFar),
     frr_including_not_found: r4(r.frrIncludingNotFound),
-    visit: { ...r.visit, far: r4(r.visit.far), frr: r4(r.visit.frr) },
+    visit: { ...r.visit, far: r4(r.visit.far), frr: r4(r.visit.frr), otherFar: r4(r.visit.otherFar) },
     pooled: r.pooled && {
       threshold: r4(r.pooled.threshold),
       threshold_tail: r.pooled.thresholdTail,
-      visit: { ...r.pooled.visit, far: r4(r.pooled.visit.far), frr: r4(r.pooled.visit.frr) },
+      visit: {
+        ...r.pooled.visit,
+        far: r4(r.pooled.visit.far),
+        frr: r4(r.pooled.visit.frr),
+        otherFar: r4(r.pooled.visit.otherFar),
+      },
     },
     at_far_0_1_percent: rates(r.atFar.far001),
     at_far_1_percent: rates(r.atFar.far01),

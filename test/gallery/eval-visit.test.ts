@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { combinations, decideVisit, pooledFrames, visitRates, type ScoredFrame } from '../../src/gallery/eval.js';
+import { combinations, decideVisit, visitRates, type ScoredFrame } from '../../src/gallery/eval.js';
 import { aggregateThreshold, buildIndex, personScores, thresholdForGallery } from '../../src/gallery/match.js';
 import { poolable } from '../../src/gallery/recognise.js';
 
@@ -18,8 +18,8 @@ const frame = (truth: number, d: Float32Array): ScoredFrame => ({
   scores: personScores(index, d),
   descriptor: d,
 });
-// ann's frames, each off her axis in another direction: every one 0.8; the first two cancel off-axis, so the mean of the three is 2.4/√6.12 ≈ 0.970
-const ann = [v(0.8, 0, 0.6, 0), v(0.8, 0, -0.6, 0), v(0.8, 0, 0, 0.6)].map((d) => frame(0, d));
+// ann's frames, each off her axis in another direction: 0.9, 0.9 and 0.8; the first two cancel off-axis, so the mean of the three is 2.6/√7.12 ≈ 0.974
+const ann = [v(0.9, 0, 0.4359, 0), v(0.9, 0, -0.4359, 0), v(0.8, 0, 0, 0.6)].map((d) => frame(0, d));
 
 test('combinations: every choice of m, in order', () => {
   assert.deepEqual(combinations([1, 2, 3], 2), [
@@ -30,34 +30,58 @@ test('combinations: every choice of m, in order', () => {
   assert.deepEqual(combinations([1, 2], 3), []);
 });
 
-test('pooled frames: the mean of the window ending at each frame, scored (one person left out plays a stranger)', () => {
-  const p = pooledFrames(ann, index, 5);
-  assert.deepEqual(
-    p.map((x) => [x.who, Math.round(x.score * 1000) / 1000]),
-    [
-      [0, 0.8],
-      [0, 1],
-      [0, 0.97],
-    ],
+test('a visit: two frames of three over the threshold are refused by the vote, named by the pool at its own threshold', () => {
+  const settings = { k: 3, n: 5 };
+  assert.equal(decideVisit(ann, { threshold: 0.85 }, settings), null);
+  assert.equal(decideVisit(ann, { threshold: 0.85, pool: { index, threshold: 0.97 } }, settings), 0);
+  assert.equal(decideVisit(ann, { threshold: 0.85, pool: { index, threshold: 0.98 } }, settings), null);
+  // no more than one frame over the frame threshold: the mean does not stand in for two votes
+  assert.equal(decideVisit(ann, { threshold: 0.95, pool: { index, threshold: 0.97 } }, settings), null);
+  // the vote still names where it can; with ann left out her frames name nobody
+  assert.equal(decideVisit(ann, { threshold: 0.75, pool: { index, threshold: 0.98 } }, settings), 0);
+  assert.equal(decideVisit(ann, { threshold: 0.75, pool: { index, threshold: 0.9 } }, settings, 0), null);
+  assert.throws(
+    () =>
+      decideVisit(
+        [{ truth: 0, scores: new Float32Array(2) }],
+        { threshold: 0.85, pool: { index, threshold: 0.9 } },
+        settings,
+      ),
+    /descriptors/,
   );
-  // a window of 2: the third mean pools frames 2 and 3 only
-  assert.equal(Math.round(pooledFrames(ann, index, 2)[2]!.score * 1000) / 1000, 0.883);
-  assert.equal(pooledFrames(ann, index, 5, 0)[2]!.who, 1);
-  assert.throws(() => pooledFrames([{ truth: 0, scores: new Float32Array(2) }], index, 5), /descriptors/);
+  const plain = visitRates(ann, { threshold: 0.85 }, settings);
+  const pooled = visitRates(ann, { threshold: 0.85, pool: { index, threshold: 0.97 } }, settings);
+  const none = { otherVisits: 0, otherFar: 0 };
+  assert.deepEqual(plain, { genuineVisits: 1, strangerVisits: 1, frr: 1, far: 0, ...none });
+  assert.deepEqual(pooled, { genuineVisits: 1, strangerVisits: 1, frr: 0, far: 0, ...none });
 });
 
-test('a visit: frames under the threshold are refused by the vote, named by the pool at its own threshold', () => {
+test('a visit goes on after "unknown", as a kiosk track does: a later window may name someone', () => {
   const settings = { k: 3, n: 5 };
-  const best = ann.map((f) => ({ who: 0, score: f.scores[0]! }));
-  assert.equal(decideVisit(best, 0.85, settings), null);
-  assert.equal(decideVisit(best, 0.85, settings, { frames: pooledFrames(ann, index, 5), threshold: 0.9 }), 0);
-  assert.equal(decideVisit(best, 0.85, settings, { frames: pooledFrames(ann, index, 5), threshold: 0.98 }), null);
-  // the vote still names where it can
-  assert.equal(decideVisit(best, 0.75, settings, { frames: pooledFrames(ann, index, 5), threshold: 0.98 }), 0);
-  const plain = visitRates(ann, 0.85, settings);
-  const pooled = visitRates(ann, 0.85, settings, { index, threshold: 0.9 });
-  assert.deepEqual(plain, { genuineVisits: 1, strangerVisits: 1, frr: 1, far: 0 });
-  assert.deepEqual(pooled, { genuineVisits: 1, strangerVisits: 1, frr: 0, far: 0 });
+  // three frames far off ann's axis (0.6 each: the vote says unknown at the third), then two on it
+  const off = [v(0.6, 0, 0.8, 0), v(0.6, 0, -0.8, 0), v(0.6, 0, 0, 0.8)].map((d) => frame(0, d));
+  const on = [v(1, 0, 0, 0), v(1, 0, 0, 0)].map((d) => frame(0, d));
+  // the vote alone: unknown after three frames, and 3 of the last 5 never agree
+  assert.equal(decideVisit([...off, ...on], { threshold: 0.85 }, settings), null);
+  // pooled at 0.97: the mean of the first three scores 1.8/√3.88 ≈ 0.91, of four 2.8/√8.48 ≈ 0.96, of five 3.8/√15.08 ≈ 0.98
+  const pool = { index, threshold: 0.97 };
+  assert.equal(decideVisit([...off, ...on], { threshold: 0.85, pool }, settings), 0);
+  assert.equal(decideVisit([...off, on[0]!], { threshold: 0.85, pool }, settings), null);
+  // and a third frame on the axis: the vote names her too, after its "unknown"
+  assert.equal(decideVisit([...off, ...on, on[0]!], { threshold: 0.85 }, settings), 0);
+});
+
+test('strangers of one folder make visits of their own, decided against the whole gallery', () => {
+  const settings = { k: 3, n: 5 };
+  const stranger = (d: Float32Array, group: string): ScoredFrame => ({ ...frame(-1, d), group });
+  const near = [v(0.9, 0.1, 0.4, 0), v(0.9, 0.1, -0.4, 0), v(0.9, 0.1, 0, 0.4)];
+  const frames = [...near.map((d) => stranger(d, 'x')), stranger(v(0, 0, 1, 0), 'y')];
+  // one visit (folder y has too few photos), named ann by the vote at 0.85
+  assert.deepEqual(
+    [visitRates(frames, { threshold: 0.85 }, settings)].map((r) => [r.otherVisits, r.otherFar]),
+    [[1, 1]],
+  );
+  assert.equal(visitRates(frames, { threshold: 0.95 }, settings).otherFar, 0);
 });
 
 test('aggregate threshold: the gallery threshold at a tenth of the target FAR, from the aggregate tail', () => {
