@@ -17,7 +17,9 @@
  *
  * gallery.adapt (on unless `--no-adapt`): every threshold raised by how far the gallery's own
  * cross scores sit above the impostor pool's (src/gallery/adapt.ts); the shift and the time to
- * compute it (once per gallery change at the kiosk) are printed.
+ * compute it from scratch are printed; then, per size, the time to bring it up to date after one
+ * enrolment (the size's last person) from scratch (galleryShift) and incrementally
+ * (CrossScoreCache, as the kiosk does), each the median of 5, with their ratio.
  *
  * `--norm margin`: gallery.norm margin (the best cosine plus its weighted lead over the runner-up,
  * with its calibrated threshold where the calibration covers the gallery size).
@@ -48,9 +50,11 @@ import {
   tailFor,
   variantName,
   type GalleryEntry,
+  type GalleryIndex,
+  type PoolQuantiles,
   type ScoringRule,
 } from '../src/gallery/match.js';
-import { galleryShift } from '../src/gallery/adapt.js';
+import { CrossScoreCache, galleryShift } from '../src/gallery/adapt.js';
 import { descriptorOf, describeFiles, loadDescriptorModel } from '../src/recognise/descriptors.js';
 import { listImages } from '../src/shared/image.js';
 import { mulberry32, permutation } from '../src/train/rng.js';
@@ -120,6 +124,7 @@ async function main(): Promise<void> {
     '| people | of them with 2 templates | genuine probes | score | threshold | of it adapt shift | FAR | FRR | search per probe | adapt shift computed in |',
   );
   console.log('| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+  const updates: string[] = [];
   for (const n of sizes) {
     const gallery = chosen.slice(0, n);
     const entries: GalleryEntry[] = gallery.map((p) => ({
@@ -155,11 +160,45 @@ async function main(): Promise<void> {
     });
     let fa = 0;
     for (let i = genuine.length; i < results.length; i++) if (decisionScore(results[i]!, weight) >= threshold) fa++;
+    if (quantiles) updates.push(enrolmentUpdate(entries, index, quantiles));
     const twoTemplates = gallery.filter((p) => p.files.length < enrol).length;
     console.log(
       `| ${index.people} | ${twoTemplates} | ${genuine.length} | ${weight === null ? 'cosine' : `margin (w ${weight})`} | ${threshold.toFixed(4)} | ${shift.toFixed(4)} | ${pct(fa / strangerVecs.length)} | ${pct(1 - correct / Math.max(1, genuine.length))} | ${perProbeMs.toFixed(3)} ms | ${quantiles ? `${adaptMs.toFixed(0)} ms` : '–'} |`,
     );
   }
+  if (updates.length) {
+    console.log('\ngallery.adapt after one enrolment (median of 5):');
+    console.log('| people | from scratch (galleryShift) | incremental (CrossScoreCache) | ratio | cache held |');
+    console.log('| ---: | ---: | ---: | ---: | ---: |');
+    for (const row of updates) console.log(row);
+  }
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/**
+ * The shift brought up to date after the last of `entries` enrolled: from scratch, and by a cache
+ * that held the gallery without them (the index is the snapshot's, built either way, not timed).
+ */
+function enrolmentUpdate(entries: GalleryEntry[], index: GalleryIndex, pool: PoolQuantiles): string {
+  const before = entries.slice(0, -1);
+  const beforeIndex = buildIndex(before, { rule });
+  const cache = new CrossScoreCache();
+  const full: number[] = [];
+  const inc: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    cache.update(before, pool, { rule }, beforeIndex); // the gallery without them (a removal after the first round)
+    let t0 = process.hrtime.bigint();
+    const got = cache.update(entries, pool, { rule }, index);
+    inc.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    t0 = process.hrtime.bigint();
+    const want = galleryShift(entries, pool, { rule }, index);
+    full.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    if (got.shift !== want.shift || got.level !== want.level || got.scores !== want.scores)
+      throw new Error(`the incremental shift differs from galleryShift: ${JSON.stringify({ got, want })}`);
+  }
+  const [f, c] = [median(full), median(inc)];
+  return `| ${index.people} | ${f.toFixed(1)} ms | ${c.toFixed(2)} ms | ${(f / c).toFixed(1)}× | ${(cache.bytes / 2 ** 20).toFixed(1)} MiB |`;
 }
 
 await main();

@@ -15,7 +15,7 @@ import { moduleLogger } from '../shared/logger.js';
 import { alignFace } from '../detect/align.js';
 import { assessFace, EnrolmentRefused, type RefusalCode } from './checks.js';
 import type { GalleryConfig } from './config.js';
-import { galleryShift } from './adapt.js';
+import { CrossScoreCache, type AdaptiveShift } from './adapt.js';
 import { cropFor, type FaceDescriptor } from './descriptor.js';
 import {
   aggregateThreshold,
@@ -122,6 +122,8 @@ export class FaceGallery implements GalleryService {
   private readonly log: Logger = moduleLogger('gallery');
   /** The search index per descriptor id (the running model's, and the next one's while a model switch loads). */
   private readonly cached = new Map<string, GallerySnapshot>();
+  /** gallery.adapt's cross scores per descriptor id, updated for the people who changed (CrossScoreCache). */
+  private readonly crossScores = new Map<string, CrossScoreCache>();
   /** The store version each descriptor's templates were last completed at (refresh). */
   private readonly completedAt = new Map<string, number>();
   /** The descriptor enrolment uses: the running model's (useDescriptor). */
@@ -200,10 +202,12 @@ export class FaceGallery implements GalleryService {
       .map((p) => ({ personId: p.id, templates: byPerson.get(p.id) ?? [] }));
     const index = buildIndex(entries, { rule: d.rule });
     // gallery.adapt: the enrolled people are each other's strangers (src/gallery/adapt.ts).
-    const adapted =
-      this.deps.config.adapt && d.poolQuantiles
-        ? galleryShift(entries, d.poolQuantiles, { rule: d.rule }, index)
-        : null;
+    let adapted: AdaptiveShift | null = null;
+    if (this.deps.config.adapt && d.poolQuantiles) {
+      const cross = this.crossScores.get(descriptorId) ?? new CrossScoreCache();
+      this.crossScores.set(descriptorId, cross);
+      adapted = cross.update(entries, d.poolQuantiles, { rule: d.rule }, index);
+    }
     const shift = adapted?.shift ?? 0;
     const decision = this.decisionFor(entries.length, tail, d.margin ?? null);
     const snap: GallerySnapshot = {

@@ -113,3 +113,31 @@ test('gallery.adapt false: no shift, the thresholds as fitted', () => {
     close();
   }
 });
+
+test('gallery.adapt: after each enrolment, added photo and removal the snapshot shift is exactly galleryShift of the stored gallery', () => {
+  const people = alikePeople();
+  const { svc, store, close } = kiosk(true);
+  const stored = (): GalleryEntry[] =>
+    store.people().map((p) => ({ personId: p.id, templates: store.templates(p.id).map((t) => t.vector) }));
+  const check = (what: string): void => {
+    const want = galleryShift(stored(), pool, { rule: 'centroid' }).shift;
+    assert.equal(svc.snapshot().shift, want, what);
+  };
+  try {
+    for (const e of people.slice(0, 12)) {
+      enrol(store, e);
+      check(`after enrolling ${e.personId}`);
+    }
+    // more photos of someone enrolled
+    enrol(store, { personId: people[3]!.personId, templates: people[15]!.templates.slice(0, 1) });
+    check('after a photo added');
+    for (const name of [people[0]!.personId, people[7]!.personId]) {
+      store.remove(store.person(name)!.id);
+      check(`after removing ${name}`);
+    }
+    enrol(store, people[18]!);
+    check('after enrolling again');
+  } finally {
+    close();
+  }
+});

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   adaptiveShift,
+  CrossScoreCache,
   crossScores,
   galleryShift,
   upperQuantiles,
@@ -97,4 +98,56 @@ test('galleryShift: people photographed alike (cross scores above the pool) shif
     templates: [Float32Array.from({ length: dims }, () => rng() - 0.5)],
   }));
   assert.equal(galleryShift(apart, DLIB_FLIP_CENTROID_POOL_QUANTILES, { rule: 'centroid' }).shift, 0);
+});
+
+test('CrossScoreCache: through random enrolments, changes and removals, equal to galleryShift after every step', () => {
+  const dims = 32;
+  // Cross scores around 0.5–0.9 against this pool, so the levels read real scores and the shift moves.
+  const pool: PoolQuantiles = { levels: [0.1, 0.03, 0.01, 0.003], scores: [0.6, 0.65, 0.7, 0.75] };
+  for (const scoring of [{ rule: 'centroid' }, { rule: 'best' }, { rule: 'top-k', k: 2 }] as const) {
+    const rng = mulberry32(13);
+    const common = Float32Array.from({ length: dims }, () => rng() - 0.5);
+    const strength = (): number => 1 + 2 * rng(); // some people closer to the common face than others
+    const face = (s: number): Float32Array => {
+      const own = Float32Array.from({ length: dims }, () => rng() - 0.5);
+      return Float32Array.from({ length: dims }, (_, i) => s * common[i]! + own[i]!);
+    };
+    const templatesOf = (f: Float32Array): Float32Array[] =>
+      Array.from({ length: 1 + Math.floor(rng() * 4) }, () => Float32Array.from(f, (x) => x + 0.3 * (rng() - 0.5)));
+    let gallery: GalleryEntry[] = [];
+    let next = 0;
+    const cache = new CrossScoreCache();
+    let moved = 0;
+    for (let step = 0; step < 120; step++) {
+      const r = rng();
+      if (gallery.length < 3 || r < 0.45) {
+        // enrol someone new, at a random place in the list
+        const e = { personId: `p${next++}`, templates: templatesOf(face(strength())) };
+        gallery.splice(Math.floor(rng() * (gallery.length + 1)), 0, e);
+      } else if (r < 0.7) {
+        gallery.splice(Math.floor(rng() * gallery.length), 1);
+      } else if (r < 0.85) {
+        // a person's templates added to, or replaced
+        const i = Math.floor(rng() * gallery.length);
+        const e = gallery[i]!;
+        const more = templatesOf(e.templates[0] ?? face(strength()));
+        gallery[i] = { personId: e.personId, templates: rng() < 0.5 ? [...e.templates, ...more] : more };
+      } else if (r < 0.9) {
+        gallery.push({ personId: `p${next++}`, templates: [] }); // no templates yet: not scored
+      } else {
+        // two changes at once, and the same templates as fresh copies (the store reads new arrays)
+        gallery = gallery.map((e) => ({ personId: e.personId, templates: e.templates.map((t) => t.slice()) }));
+        gallery.splice(Math.floor(rng() * gallery.length), 1);
+        gallery.push({ personId: `p${next++}`, templates: templatesOf(face(strength())) });
+      }
+      const want = galleryShift(gallery, pool, scoring);
+      const got = cache.update(gallery, pool, scoring);
+      assert.deepEqual(got, want, `${scoring.rule}, step ${step}`);
+      if (want.shift > 0) moved++;
+    }
+    assert.ok(moved > 20, `${scoring.rule}: the shift moved at ${moved} steps`);
+    // a different pool floor starts again
+    const other: PoolQuantiles = { levels: [0.1], scores: [0.5] };
+    assert.deepEqual(cache.update(gallery, other, scoring), galleryShift(gallery, other, scoring));
+  }
 });
