@@ -141,6 +141,14 @@ export class FaceGallery implements GalleryService {
   useDescriptor(d: FaceDescriptor): void {
     if (d.id !== this.descriptor.id) this.log.info({ descriptor: d.id }, 'gallery descriptor switched');
     this.descriptor = d;
+    // The other descriptors' search indexes and cross scores go (a rollback rebuilds them).
+    for (const id of this.cached.keys()) if (id !== d.id) this.cached.delete(id);
+    for (const id of this.crossScores.keys()) if (id !== d.id) this.crossScores.delete(id);
+  }
+
+  /** The descriptor ids whose search index or cross scores are held in memory. */
+  heldDescriptors(): string[] {
+    return [...new Set([...this.cached.keys(), ...this.crossScores.keys()])].sort();
   }
 
   private record(p: StoredPerson): PersonRecord {

@@ -141,3 +141,39 @@ test('gallery.adapt: after each enrolment, added photo and removal the snapshot 
     close();
   }
 });
+
+test('a descriptor switch drops the other descriptors’ snapshots and cross scores; a rollback rebuilds them alike', () => {
+  const people = alikePeople();
+  const { svc, store, close } = kiosk(true);
+  const fake = { id: 'fake', rule: 'centroid', impostorTail: tail, poolQuantiles: pool, margin: null } as const;
+  const next = { ...fake, id: 'next' };
+  try {
+    for (const e of people.slice(0, 10)) {
+      enrol(store, e);
+      const id = store.person(e.personId)!.id;
+      store.addTemplates(
+        id,
+        'next',
+        e.templates.map((vector) => ({ vector: vector.map((x) => -x), source: 'test', quality: {} })),
+      );
+    }
+    const before = svc.snapshot();
+    assert.deepEqual(svc.heldDescriptors(), ['fake']);
+    // the next model's gallery loads while the running one still recognises
+    const loaded = svc.snapshot(next);
+    assert.deepEqual(svc.heldDescriptors(), ['fake', 'next']);
+    svc.useDescriptor(next as unknown as FaceDescriptor);
+    assert.deepEqual(svc.heldDescriptors(), ['next']);
+    assert.equal(svc.snapshot(next), loaded, 'the new descriptor’s snapshot is kept');
+    // rollback
+    svc.useDescriptor(fake as unknown as FaceDescriptor);
+    assert.deepEqual(svc.heldDescriptors(), []);
+    const rebuilt = svc.snapshot();
+    assert.notEqual(rebuilt, before);
+    assert.equal(rebuilt.shift, before.shift);
+    assert.equal(rebuilt.threshold, before.threshold);
+    assert.deepEqual(svc.heldDescriptors(), ['fake']);
+  } finally {
+    close();
+  }
+});
