@@ -687,11 +687,19 @@ export function galleryResultJson(r: GalleryEvalResult): Record<string, unknown>
     frame: rates(r.frame),
     leave_one_out_far: r4(r.leaveOneOutFar),
     frr_including_not_found: r4(r.frrIncludingNotFound),
-    visit: { ...r.visit, far: r4(r.visit.far), frr: r4(r.visit.frr), otherFar: r4(r.visit.otherFar) },
+    // the visit's window (settings.visit) and its rates in one object
+    visit: {
+      ...r.settings.visit,
+      ...r.visit,
+      far: r4(r.visit.far),
+      frr: r4(r.visit.frr),
+      otherFar: r4(r.visit.otherFar),
+    },
     pooled: r.pooled && {
       threshold: r4(r.pooled.threshold),
       threshold_tail: r.pooled.thresholdTail,
       visit: {
+        ...r.settings.visit,
         ...r.pooled.visit,
         far: r4(r.pooled.visit.far),
         frr: r4(r.pooled.visit.frr),

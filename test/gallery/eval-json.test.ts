@@ -82,10 +82,13 @@ test('eval --gallery --json: the keys (snapshot of the shape, every optional par
   assert.equal(r.visit.otherVisits, 1);
   assert.equal(r.visit.otherFar, 1);
   const json = galleryResultJson(r);
+  // each visit object names its window (k of n) beside its rates
   assert.deepEqual(Object.keys(json.visit as object).sort(), [
     'far',
     'frr',
     'genuineVisits',
+    'k',
+    'n',
     'otherFar',
     'otherVisits',
     'strangerVisits',
